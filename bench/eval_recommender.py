@@ -1,0 +1,120 @@
+"""Evaluate the loyalty recommender against common baselines on a transactions CSV.
+
+Run by hand; prints a table. Example (UCI Online Retail, the default mapping):
+
+    .venv/bin/python bench/eval_recommender.py ../shared/data/online_retail.csv.gz
+
+Any other CSV works with a column mapping, e.g.
+
+    .venv/bin/python bench/eval_recommender.py orders.csv --user-col member \\
+        --item-col sku --basket-col order_id --time-col paid_at --qty-col none \\
+        --price-col none --cancel-prefix none --exclude-items none
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import Optional
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench.reco_baselines import BuyAgain, ImplicitALS, ItemKNN, Method, Popularity  # noqa: E402
+from bench.reco_data import (  # noqa: E402
+    DEFAULT_EXCLUDE_ITEMS,
+    CleanRules,
+    ColumnMap,
+    leave_last_basket_out,
+    load_transactions,
+    time_split,
+)
+from bench.reco_harness import MODES, evaluate, format_table  # noqa: E402
+
+DEFAULT_DATA = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "online_retail.csv.gz"
+)
+
+
+def _none(value: Optional[str]) -> Optional[str]:
+    return None if value is None or value.lower() in ("", "none") else value
+
+
+def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("csv", nargs="?", default=DEFAULT_DATA, help="transactions CSV (.csv or .csv.gz)")
+    p.add_argument("--user-col", default="CustomerID")
+    p.add_argument("--item-col", default="StockCode")
+    p.add_argument("--basket-col", default="InvoiceNo")
+    p.add_argument("--time-col", default="InvoiceDate")
+    p.add_argument("--qty-col", default="Quantity", help="'none' if there is no quantity column")
+    p.add_argument("--price-col", default="UnitPrice", help="'none' if there is no price column")
+    p.add_argument("--cancel-prefix", default="C", help="basket ids starting with it are cancellations; 'none' to keep all")
+    p.add_argument("--exclude-items", default=DEFAULT_EXCLUDE_ITEMS, help="regex of non-product item codes; 'none' to keep all")
+    p.add_argument("--split", choices=("loo", "time", "both"), default="both")
+    p.add_argument("--days", type=int, default=30, help="length of the held-out period of the time split")
+    p.add_argument("--mode", choices=(*MODES, "both"), default="both")
+    p.add_argument("--limit-users", type=int, default=None, help="evaluate a random sample of test users")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--methods", default="popularity,buy-again,itemknn,als,ours",
+                   help="comma-separated subset of popularity,buy-again,itemknn,als,ours")
+    p.add_argument("--threads", type=int, default=2, help="threads for ALS")
+    return p.parse_args(argv)
+
+
+def _ours() -> Method:
+    from bench.reco_ours import OursMethod  # imported late so baselines run on their own
+
+    return OursMethod()
+
+
+def build_methods(names: list[str], threads: int) -> list[Method]:
+    """The methods to compare, in table order."""
+    known = {
+        "popularity": Popularity,
+        "buy-again": BuyAgain,
+        "itemknn": ItemKNN,
+        "als": lambda: ImplicitALS(threads=threads),
+        "ours": _ours,
+    }
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise SystemExit(f"unknown method(s) {unknown}; choose from {sorted(known)}")
+    return [known[n]() for n in names]  # type: ignore[operator]
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = parse_args(argv)
+    columns = ColumnMap(
+        user=args.user_col, item=args.item_col, basket=args.basket_col, time=args.time_col,
+        qty=_none(args.qty_col), price=_none(args.price_col),
+    )
+    rules = CleanRules(cancel_prefix=_none(args.cancel_prefix), exclude_items=_none(args.exclude_items))
+    t0 = time.perf_counter()
+    try:
+        data, report = load_transactions(args.csv, columns, rules)
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"data: {args.csv}")
+    print(f"rows {report.rows}, kept {report.kept}, dropped {report.dropped}")
+    print(f"users {data.n_users}, items {data.n_items}, basket lines {data.user.size}, "
+          f"baskets {int(data.basket.max()) + 1} (loaded in {time.perf_counter() - t0:.1f}s)")
+    splits = []
+    if args.split in ("loo", "both"):
+        splits.append(leave_last_basket_out(data))
+    if args.split in ("time", "both"):
+        splits.append(time_split(data, args.days))
+    modes = MODES if args.mode == "both" else (args.mode,)
+    names = [m.strip() for m in args.methods.split(",") if m.strip()]
+    methods = build_methods(names, args.threads)
+    rows = evaluate(methods, splits, modes, args.limit_users, args.seed,
+                    log=lambda msg: print(msg, file=sys.stderr))
+    print()
+    print(format_table(rows, ours=methods[names.index("ours")].name if "ours" in names else None))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

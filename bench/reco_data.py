@@ -1,0 +1,294 @@
+"""Load a transactions CSV, clean it as a retailer would, and cut evaluation splits.
+
+Any CSV works given a column mapping; the defaults fit UCI Online Retail.
+Everything is turned into dense integer indices early so that the methods
+under test only ever see NumPy arrays.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import re
+from dataclasses import dataclass, field
+from typing import Iterator, Optional
+
+import numpy as np
+
+# Codes in UCI Online Retail that are not goods: postage, carriage, fees,
+# manual adjustments, discounts, samples, bank charges, gift vouchers.
+DEFAULT_EXCLUDE_ITEMS = (
+    r"^(POST|DOT|C2|M|D|S|B|CRUK|PADS|AMAZONFEE|BANK CHARGES|ADJUST\d*|gift_\d+_\d+)$"
+)
+DAY = 86_400
+
+
+@dataclass(frozen=True)
+class ColumnMap:
+    """Which CSV column holds what; quantity and price are optional."""
+
+    user: str = "CustomerID"
+    item: str = "StockCode"
+    basket: str = "InvoiceNo"
+    time: str = "InvoiceDate"
+    qty: Optional[str] = "Quantity"
+    price: Optional[str] = "UnitPrice"
+
+
+@dataclass(frozen=True)
+class CleanRules:
+    """What a retailer drops before learning from orders."""
+
+    cancel_prefix: Optional[str] = "C"
+    exclude_items: Optional[str] = DEFAULT_EXCLUDE_ITEMS
+
+
+@dataclass
+class CleanReport:
+    """How many raw rows went where; printed above the results table."""
+
+    rows: int = 0
+    kept: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+
+    def drop(self, reason: str) -> None:
+        self.dropped[reason] = self.dropped.get(reason, 0) + 1
+
+
+@dataclass(frozen=True)
+class Transactions:
+    """One line per (basket, item), indices dense and baskets ordered by time.
+
+    ``basket`` indices grow with basket time, so "earlier basket" is a plain
+    integer comparison.
+    """
+
+    user_labels: np.ndarray
+    item_labels: np.ndarray
+    user: np.ndarray  # int32 per line
+    item: np.ndarray  # int32 per line
+    basket: np.ndarray  # int32 per line
+    time: np.ndarray  # int64 seconds per line (its basket's time)
+    qty: np.ndarray  # float64 per line
+
+    @property
+    def n_users(self) -> int:
+        return int(self.user_labels.size)
+
+    @property
+    def n_items(self) -> int:
+        return int(self.item_labels.size)
+
+    def subset(self, mask: np.ndarray) -> "Transactions":
+        """The same index spaces restricted to the selected lines."""
+        return Transactions(
+            self.user_labels,
+            self.item_labels,
+            self.user[mask],
+            self.item[mask],
+            self.basket[mask],
+            self.time[mask],
+            self.qty[mask],
+        )
+
+
+def _open_text(path: str) -> io.TextIOBase:
+    if path.endswith(".gz"):
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
+    return open(path, encoding="utf-8", newline="")
+
+
+def _column_index(header: list[str], name: Optional[str], what: str) -> Optional[int]:
+    if name is None:
+        return None
+    try:
+        return header.index(name)
+    except ValueError:
+        raise ValueError(
+            f"column {name!r} for {what} not in the CSV header; columns are: {', '.join(header)}"
+        ) from None
+
+
+def _parse_times(raw: list[str]) -> np.ndarray:
+    """ISO timestamps, or numbers taken as Unix seconds; a clear error otherwise."""
+    try:
+        return np.array(raw, dtype="datetime64[s]").astype(np.int64)
+    except ValueError:
+        pass
+    try:
+        return np.array(raw, dtype=np.float64).astype(np.int64)
+    except ValueError:
+        for row, value in enumerate(raw, start=2):
+            try:
+                np.datetime64(value)
+            except ValueError:
+                raise ValueError(f"unreadable time {value!r} in data row near line {row}") from None
+        raise
+
+
+def _rows(path: str) -> Iterator[list[str]]:
+    with _open_text(path) as handle:
+        yield from csv.reader(handle)
+
+
+def load_transactions(
+    path: str, columns: ColumnMap = ColumnMap(), rules: CleanRules = CleanRules()
+) -> tuple[Transactions, CleanReport]:
+    """Read, clean and index a transactions CSV (plain or .gz)."""
+    rows = _rows(path)
+    try:
+        header = next(rows)
+    except StopIteration:
+        raise ValueError(f"{path} is empty") from None
+    header = [h.strip().lstrip("\ufeff") for h in header]
+    iu = _column_index(header, columns.user, "user")
+    ii = _column_index(header, columns.item, "item")
+    ib = _column_index(header, columns.basket, "basket")
+    it = _column_index(header, columns.time, "time")
+    iq = _column_index(header, columns.qty, "quantity")
+    ip = _column_index(header, columns.price, "price")
+    exclude = re.compile(rules.exclude_items) if rules.exclude_items else None
+    width = len(header)
+
+    report = CleanReport()
+    users: list[str] = []
+    items: list[str] = []
+    baskets: list[str] = []
+    times: list[str] = []
+    qtys: list[float] = []
+    for row in rows:
+        report.rows += 1
+        if len(row) < width:
+            report.drop("short row")
+            continue
+        user = row[iu].strip()  # type: ignore[index]
+        if user.endswith(".0"):  # pandas-exported float ids: 17850.0 -> 17850
+            user = user[:-2]
+        if not user or user.lower() == "nan":
+            report.drop("unknown customer")
+            continue
+        basket = row[ib].strip()  # type: ignore[index]
+        if rules.cancel_prefix and basket.startswith(rules.cancel_prefix):
+            report.drop("cancellation")
+            continue
+        item = row[ii].strip()  # type: ignore[index]
+        if not item:
+            report.drop("no item")
+            continue
+        if exclude is not None and exclude.match(item):
+            report.drop("fee/postage code")
+            continue
+        qty = 1.0
+        if iq is not None:
+            try:
+                qty = float(row[iq])
+            except ValueError:
+                report.drop("bad quantity")
+                continue
+            if not qty > 0:
+                report.drop("quantity <= 0")
+                continue
+        if ip is not None:
+            try:
+                price = float(row[ip])
+            except ValueError:
+                report.drop("bad price")
+                continue
+            if not price > 0:
+                report.drop("price <= 0")
+                continue
+        users.append(user)
+        items.append(item)
+        baskets.append(basket)
+        times.append(row[it].strip())  # type: ignore[index]
+        qtys.append(qty)
+    if not users:
+        raise ValueError(f"no usable rows in {path} after cleaning ({report.dropped})")
+    report.kept = len(users)
+    return _index(users, items, baskets, _parse_times(times), np.array(qtys)), report
+
+
+def _index(
+    users: list[str], items: list[str], baskets: list[str], times: np.ndarray, qtys: np.ndarray
+) -> Transactions:
+    """Dense indices; one line per (basket, item); baskets numbered by time."""
+    user_labels, user = np.unique(np.array(users, dtype=object), return_inverse=True)
+    item_labels, item = np.unique(np.array(items, dtype=object), return_inverse=True)
+    # A basket id is only unique within its user in some exports, so key on both.
+    bkey = np.char.add(np.char.add(np.array(users, dtype=str), "\x1f"), np.array(baskets, dtype=str))
+    _, braw = np.unique(bkey, return_inverse=True)
+    n_b = int(braw.max()) + 1
+    btime = np.full(n_b, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(btime, braw, times)
+    order = np.lexsort((np.arange(n_b), btime))  # time, then first-seen order
+    rank = np.empty(n_b, dtype=np.int64)
+    rank[order] = np.arange(n_b)
+    basket = rank[braw]
+    # Merge duplicate (basket, item) lines, summing quantity.
+    key = basket * item_labels.size + item
+    ukey, first, inv = np.unique(key, return_index=True, return_inverse=True)
+    qty = np.bincount(inv, weights=qtys)
+    b = (ukey // item_labels.size).astype(np.int32)
+    return Transactions(
+        user_labels=user_labels,
+        item_labels=item_labels,
+        user=user[first].astype(np.int32),
+        item=(ukey % item_labels.size).astype(np.int32),
+        basket=b,
+        time=btime[order][b],
+        qty=qty,
+    )
+
+
+@dataclass(frozen=True)
+class Split:
+    """Training lines plus, per test user, the held-out items and the request time."""
+
+    name: str
+    train: Transactions
+    test_users: np.ndarray
+    test_items: list[np.ndarray]
+    now: np.ndarray
+
+
+def leave_last_basket_out(data: Transactions) -> Split:
+    """Hold out each customer's last basket, for customers with at least 2 baskets."""
+    n_b = int(data.basket.max()) + 1
+    b_user = np.full(n_b, -1, dtype=np.int64)
+    b_user[data.basket] = data.user
+    present = np.flatnonzero(b_user >= 0)
+    last = np.full(data.n_users, -1, dtype=np.int64)
+    count = np.bincount(b_user[present], minlength=data.n_users)
+    np.maximum.at(last, b_user[present], present)  # basket index grows with time
+    test_basket = np.where(count >= 2, last, -1)
+    held = test_basket[data.user] == data.basket
+    users = np.flatnonzero(test_basket >= 0)
+    return _make_split("leave-last-basket-out", data, held, users)
+
+
+def time_split(data: Transactions, days: int = 30) -> Split:
+    """Train on everything before the last ``days`` days; test customers seen in both parts."""
+    cutoff = int(data.time.max()) - days * DAY
+    held = data.time > cutoff
+    known = np.zeros(data.n_users, dtype=bool)
+    known[data.user[~held]] = True
+    tested = np.zeros(data.n_users, dtype=bool)
+    tested[data.user[held]] = True
+    users = np.flatnonzero(known & tested)
+    split = _make_split(f"time split (last {days} days)", data, held, users)
+    return Split(split.name, split.train, split.test_users, split.test_items,
+                 np.full(users.size, cutoff, dtype=np.int64))
+
+
+def _make_split(name: str, data: Transactions, held: np.ndarray, users: np.ndarray) -> Split:
+    test = data.subset(held)
+    order = np.argsort(test.user, kind="stable")
+    bounds = np.searchsorted(test.user[order], np.arange(data.n_users + 1))
+    items: list[np.ndarray] = []
+    now = np.empty(users.size, dtype=np.int64)
+    for n, u in enumerate(users):
+        sel = order[bounds[u] : bounds[u + 1]]
+        items.append(np.unique(test.item[sel]))
+        now[n] = test.time[sel].min()
+    return Split(name, data.subset(~held), users.astype(np.int64), items, now)

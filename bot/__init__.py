@@ -1,0 +1,1 @@
+"""Everything the conversation needs around Rasa: channels, web chat, console, NLU parts."""

@@ -1,0 +1,1 @@
+"""Rasa input channels (Sanic blueprints) for WeChat and the web chat."""

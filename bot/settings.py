@@ -1,0 +1,179 @@
+"""Bot-level settings, read from environment variables in one place.
+
+Each group of settings is a frozen dataclass with a loader that takes an
+environment mapping (``os.environ`` by default) and optional overrides, so
+tests and ``credentials.yml`` can set values without touching the process
+environment. Every variable is documented in ``.env.example``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from dataclasses import dataclass, field, fields
+from types import MappingProxyType
+from typing import Any, Callable, Mapping, TypeVar
+
+T = TypeVar("T")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+# ---------------------------------------------------------------- parsing helpers
+
+
+def _parse(env: Mapping[str, str], name: str, default: T, cast: Callable[[str], T]) -> T:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return cast(raw.strip())
+    except ValueError as exc:
+        raise SettingsError(f"{name}={raw!r} is not valid: {exc}") from None
+
+
+def parse_mapping(raw: str) -> dict[str, str]:
+    """Parse ``"KEY=value,KEY2=value2"`` into a dict (blank items are ignored)."""
+    result: dict[str, str] = {}
+    for item in raw.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ValueError(f"expected KEY=value, got {item!r}")
+        result[key.strip()] = value.strip()
+    return result
+
+
+# ---------------------------------------------------------------- WeChat
+
+WECHAT_API_BASE_URL = "https://api.weixin.qq.com/cgi-bin/"
+
+# Menu CLICK keys and the intents they stand for; the menu is created with these keys.
+DEFAULT_MENU_INTENTS: Mapping[str, str] = MappingProxyType({"MENU_POINTS": "ask_points"})
+
+
+@dataclass(frozen=True)
+class WeChatSettings:
+    """Everything the WeChat official-account channel needs.
+
+    Build with :func:`load_wechat_settings`, or directly in tests.
+    """
+
+    token: str
+    app_id: str
+    app_secret: str
+    # EncodingAESKey (43 characters); None means plain mode only.
+    aes_key: str | None = None
+    api_base_url: str = WECHAT_API_BASE_URL
+    # Seconds to wait for the assistant before answering ``success`` (WeChat
+    # gives up after 5 s and retries, so stay well below that).
+    passive_wait: float = 4.0
+    # Callbacks whose timestamp is further than this from our clock are refused.
+    max_clock_skew: int = 300
+    http_timeout: float = 3.0
+    # Shared storage for dedup, access token and per-shopper state; None = memory.
+    redis_url: str | None = None
+    dedup_ttl: int = 600
+    max_text_bytes: int = 2048
+    menu_intents: Mapping[str, str] = field(default=DEFAULT_MENU_INTENTS)
+    # Customer-service message quotas: a shopper's message opens a window of
+    # 5 messages in 48 h; a follow, scan or menu click one of 3 in 1 minute.
+    cs_quota_message: int = 5
+    cs_window_message: int = 48 * 3600
+    cs_quota_event: int = 3
+    cs_window_event: int = 60
+    # How long numbered choices stay answerable by their number.
+    choice_ttl: int = 1800
+    # Refresh the access token this many seconds before WeChat expires it.
+    token_refresh_margin: int = 300
+
+    def __post_init__(self) -> None:
+        if not self.token:
+            raise SettingsError("WECHAT_TOKEN is required (the token set in the WeChat admin)")
+        if self.aes_key is not None:
+            aes_key_bytes(self.aes_key)  # raises SettingsError when malformed
+        if self.passive_wait <= 0:
+            raise SettingsError("WECHAT_PASSIVE_WAIT must be positive")
+        if self.max_text_bytes < 64:
+            raise SettingsError("WECHAT_MAX_TEXT_BYTES must be at least 64")
+        if not self.api_base_url.endswith("/"):
+            object.__setattr__(self, "api_base_url", self.api_base_url + "/")
+        object.__setattr__(self, "menu_intents", MappingProxyType(dict(self.menu_intents)))
+
+    @property
+    def can_send(self) -> bool:
+        """Whether the customer-service API can be called (app id and secret known)."""
+        return bool(self.app_id and self.app_secret)
+
+
+def aes_key_bytes(encoding_aes_key: str) -> bytes:
+    """Decode a 43-character EncodingAESKey into its 32 key bytes."""
+    if len(encoding_aes_key) != 43:
+        raise SettingsError("WECHAT_AES_KEY must be the 43-character EncodingAESKey")
+    try:
+        key = base64.b64decode(encoding_aes_key + "=", validate=True)
+    except binascii.Error:
+        raise SettingsError("WECHAT_AES_KEY is not valid base64") from None
+    if len(key) != 32:
+        raise SettingsError("WECHAT_AES_KEY must decode to 32 bytes")
+    return key
+
+
+def load_wechat_settings(
+    env: Mapping[str, str] | None = None, **overrides: Any
+) -> WeChatSettings:
+    """Read WeChat settings from environment variables; ``overrides`` win.
+
+    Overrides with the value ``None`` are ignored so that optional keys of
+    ``credentials.yml`` can be passed through unchanged.
+    """
+    e = os.environ if env is None else env
+    values: dict[str, Any] = {
+        "token": e.get("WECHAT_TOKEN", ""),
+        "app_id": e.get("WECHAT_APP_ID", ""),
+        "app_secret": e.get("WECHAT_APP_SECRET", ""),
+        "aes_key": e.get("WECHAT_AES_KEY") or None,
+        "api_base_url": e.get("WECHAT_API_BASE_URL") or WECHAT_API_BASE_URL,
+        "passive_wait": _parse(e, "WECHAT_PASSIVE_WAIT", 4.0, float),
+        "max_clock_skew": _parse(e, "WECHAT_MAX_CLOCK_SKEW", 300, int),
+        "http_timeout": _parse(e, "WECHAT_HTTP_TIMEOUT", 3.0, float),
+        "redis_url": e.get("WECHAT_REDIS_URL") or None,
+        "dedup_ttl": _parse(e, "WECHAT_DEDUP_TTL", 600, int),
+        "max_text_bytes": _parse(e, "WECHAT_MAX_TEXT_BYTES", 2048, int),
+        "menu_intents": _parse(e, "WECHAT_MENU_INTENTS", dict(DEFAULT_MENU_INTENTS), parse_mapping),
+        "cs_quota_message": _parse(e, "WECHAT_CS_QUOTA_MESSAGE", 5, int),
+        "cs_window_message": _parse(e, "WECHAT_CS_WINDOW_MESSAGE", 48 * 3600, int),
+        "cs_quota_event": _parse(e, "WECHAT_CS_QUOTA_EVENT", 3, int),
+        "cs_window_event": _parse(e, "WECHAT_CS_WINDOW_EVENT", 60, int),
+        "choice_ttl": _parse(e, "WECHAT_CHOICE_TTL", 1800, int),
+        "token_refresh_margin": _parse(e, "WECHAT_TOKEN_REFRESH_MARGIN", 300, int),
+    }
+    known = {f.name for f in fields(WeChatSettings)}
+    unknown = set(overrides) - known
+    if unknown:
+        raise SettingsError(f"unknown WeChat setting(s): {', '.join(sorted(unknown))}")
+    for name, value in overrides.items():
+        if value is not None:
+            values[name] = _coerce(name, value, values[name])
+    return WeChatSettings(**values)
+
+
+def _coerce(name: str, value: Any, current: Any) -> Any:
+    """Bring a credentials.yml value (often a string) to the type of the setting."""
+    if isinstance(current, bool) or not isinstance(value, str):
+        return value
+    try:
+        if isinstance(current, int):
+            return int(value)
+        if isinstance(current, float):
+            return float(value)
+        if isinstance(current, dict):
+            return parse_mapping(value)
+    except ValueError as exc:
+        raise SettingsError(f"{name}={value!r} is not valid: {exc}") from None
+    return value

@@ -1,0 +1,252 @@
+"""A local stand-in for WeChat's API server, for tests and development.
+
+It speaks the endpoints the bot uses, with WeChat's JSON shapes and error
+codes: ``token``, ``message/custom/send``, ``qrcode/create`` and ``menu/*``.
+Control endpoints under ``/_fake/`` let tests inspect sent messages and make
+the next calls fail, expire tokens or slow down.
+
+Run: ``python -m bot.wechat.fake_server --port 8089`` and set
+``WECHAT_API_BASE_URL=http://127.0.0.1:8089/cgi-bin/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import logging
+import os
+import secrets
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from sanic import Sanic, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+logger = logging.getLogger(__name__)
+
+MAX_TEXT_BYTES = 2048
+
+
+@dataclass
+class FakeWeChatState:
+    """Everything the fake server remembers; tests read it through ``/_fake/``."""
+
+    app_id: str
+    app_secret: str
+    token_ttl: int = 7200
+    cs_quota: int = 5  # customer-service messages per openid until reset
+    tokens: dict[str, float] = field(default_factory=dict)  # token -> expires_at
+    token_fetches: int = 0
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    sent_per_openid: dict[str, int] = field(default_factory=dict)
+    failures: list[dict[str, Any]] = field(default_factory=list)  # queued errors
+    delay: float = 0.0
+    menu: dict[str, Any] | None = None
+    qrcodes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tickets: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+
+def _err(code: int, msg: str) -> HTTPResponse:
+    return response.json({"errcode": code, "errmsg": msg})
+
+
+def create_fake_wechat_app(
+    app_id: str = "wxfake0000000001",
+    app_secret: str = "fake-secret",
+    *,
+    token_ttl: int = 7200,
+    cs_quota: int = 5,
+    name: str | None = None,
+) -> Sanic:
+    """A Sanic app imitating ``https://api.weixin.qq.com/``; state in ``app.ctx.fake``."""
+    app = Sanic(name or f"fake_wechat_{uuid.uuid4().hex[:8]}")
+    state = FakeWeChatState(app_id, app_secret, token_ttl=token_ttl, cs_quota=cs_quota)
+    app.ctx.fake = state
+
+    def check_token(request: Request) -> HTTPResponse | None:
+        token = request.args.get("access_token")
+        if not token or token not in state.tokens:
+            return _err(40001, "invalid credential, access_token is invalid or not latest")
+        if state.tokens[token] <= time.time():
+            return _err(42001, "access_token expired")
+        return None
+
+    async def injected(path: str, openid: str | None = None) -> HTTPResponse | None:
+        if state.delay:
+            await asyncio.sleep(state.delay)
+        for failure in state.failures:
+            if failure["path"] == path and failure.get("openid") in (None, openid):
+                failure["times"] -= 1
+                if failure["times"] <= 0:
+                    state.failures.remove(failure)
+                return _err(int(failure["errcode"]), failure.get("errmsg", "injected failure"))
+        return None
+
+    @app.get("/cgi-bin/token")
+    async def token(request: Request) -> HTTPResponse:
+        args = {k: v[0] for k, v in request.args.items()}
+        if args.get("grant_type") != "client_credential":
+            return _err(40002, "invalid grant_type")
+        if args.get("appid") != state.app_id:
+            return _err(40013, "invalid appid")
+        if args.get("secret") != state.app_secret:
+            return _err(40125, "invalid appsecret")
+        failure = await injected("token")
+        if failure:
+            return failure
+        state.token_fetches += 1
+        value = secrets.token_urlsafe(48)
+        state.tokens[value] = time.time() + state.token_ttl
+        return response.json({"access_token": value, "expires_in": state.token_ttl})
+
+    @app.post("/cgi-bin/message/custom/send")
+    async def custom_send(request: Request) -> HTTPResponse:
+        bad = check_token(request)
+        if bad:
+            return bad
+        try:
+            data = json.loads(request.body or b"")
+        except ValueError:
+            return _err(47001, "data format error")
+        openid = data.get("touser")
+        if not openid:
+            return _err(40003, "invalid openid")
+        failure = await injected("message/custom/send", openid)
+        if failure:
+            return failure
+        if data.get("msgtype") == "text":
+            content = (data.get("text") or {}).get("content", "")
+            if not content:
+                return _err(44003, "empty news data")
+            if len(content.encode("utf-8")) > MAX_TEXT_BYTES:
+                return _err(45002, "content size out of limit")
+        if state.sent_per_openid.get(openid, 0) >= state.cs_quota:
+            return _err(45047, "out of response count limit")
+        state.sent_per_openid[openid] = state.sent_per_openid.get(openid, 0) + 1
+        state.messages.append({**data, "received_at": time.time()})
+        logger.info("fake wechat: customer-service message to %s: %s", openid, json.dumps(data, ensure_ascii=False))
+        return _err(0, "ok")
+
+    @app.post("/cgi-bin/qrcode/create")
+    async def qrcode_create(request: Request) -> HTTPResponse:
+        bad = check_token(request)
+        if bad:
+            return bad
+        failure = await injected("qrcode/create")
+        if failure:
+            return failure
+        data = json.loads(request.body or b"{}")
+        action = data.get("action_name")
+        scene = (data.get("action_info") or {}).get("scene") or {}
+        if action not in ("QR_SCENE", "QR_STR_SCENE", "QR_LIMIT_SCENE", "QR_LIMIT_STR_SCENE"):
+            return _err(40053, "invalid action info")
+        if not (scene.get("scene_str") or scene.get("scene_id")):
+            return _err(40053, "invalid action info")
+        ticket = f"fake-ticket-{next(state.tickets)}"
+        result: dict[str, Any] = {"ticket": ticket, "url": f"http://weixin.qq.com/q/{ticket}"}
+        if action in ("QR_SCENE", "QR_STR_SCENE"):
+            result["expire_seconds"] = int(data.get("expire_seconds", 60))
+        state.qrcodes[ticket] = {"action_name": action, "scene": scene}
+        return response.json(result)
+
+    @app.post("/cgi-bin/menu/create")
+    async def menu_create(request: Request) -> HTTPResponse:
+        bad = check_token(request)
+        if bad:
+            return bad
+        data = json.loads(request.body or b"{}")
+        if not isinstance(data.get("button"), list) or not data["button"]:
+            return _err(40016, "invalid button size")
+        state.menu = data
+        return _err(0, "ok")
+
+    @app.get("/cgi-bin/menu/get")
+    async def menu_get(request: Request) -> HTTPResponse:
+        bad = check_token(request)
+        if bad:
+            return bad
+        if state.menu is None:
+            return _err(46003, "menu no exist")
+        return response.json({"menu": state.menu})
+
+    @app.get("/cgi-bin/menu/delete")
+    async def menu_delete(request: Request) -> HTTPResponse:
+        bad = check_token(request)
+        if bad:
+            return bad
+        state.menu = None
+        return _err(0, "ok")
+
+    # ---------------------------------------------------------- control
+
+    @app.get("/_fake/messages")
+    async def fake_messages(request: Request) -> HTTPResponse:
+        touser = request.args.get("touser")
+        found = [m for m in state.messages if touser in (None, m.get("touser"))]
+        return response.json({"messages": found})
+
+    @app.get("/_fake/stats")
+    async def fake_stats(_: Request) -> HTTPResponse:
+        return response.json(
+            {"token_fetches": state.token_fetches, "messages": len(state.messages), "menu": state.menu,
+             "qrcodes": state.qrcodes}
+        )
+
+    @app.post("/_fake/fail")
+    async def fake_fail(request: Request) -> HTTPResponse:
+        """Queue an error: {"path": "message/custom/send", "errcode": 45047, "times": 1, "openid": null}."""
+        spec = request.json or {}
+        state.failures.append({"times": 1, **spec})
+        return response.json({"queued": len(state.failures)})
+
+    @app.post("/_fake/delay")
+    async def fake_delay(request: Request) -> HTTPResponse:
+        state.delay = float((request.json or {}).get("seconds", 0))
+        return response.json({"delay": state.delay})
+
+    @app.post("/_fake/expire_tokens")
+    async def fake_expire(_: Request) -> HTTPResponse:
+        for token in state.tokens:
+            state.tokens[token] = 0.0
+        return response.json({"expired": len(state.tokens)})
+
+    @app.post("/_fake/interaction")
+    async def fake_interaction(request: Request) -> HTTPResponse:
+        """A shopper interacted: their customer-service quota starts again."""
+        openid = (request.json or {}).get("openid") or request.args.get("openid")
+        state.sent_per_openid.pop(openid, None)
+        return response.json({"reset": openid})
+
+    @app.post("/_fake/reset")
+    async def fake_reset(_: Request) -> HTTPResponse:
+        state.messages.clear()
+        state.sent_per_openid.clear()
+        state.failures.clear()
+        state.delay = 0.0
+        return response.json({"reset": True})
+
+    return app
+
+
+def main() -> None:
+    """Command line: serve the fake API on a loopback port."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8089)
+    parser.add_argument("--app-id", default=os.environ.get("WECHAT_APP_ID") or "wxfake0000000001")
+    parser.add_argument("--secret", default=os.environ.get("WECHAT_APP_SECRET") or "fake-secret")
+    parser.add_argument("--cs-quota", type=int, default=5, help="messages per openid until /_fake/interaction")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    app = create_fake_wechat_app(args.app_id, args.secret, cs_quota=args.cs_quota, name="fake_wechat")
+    print(f"fake WeChat API on http://{args.host}:{args.port}/cgi-bin/ (app id {args.app_id})")
+    app.run(host=args.host, port=args.port, access_log=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""Turn a parsed WeChat callback into what the channel should do with it.
+
+Text goes to the assistant as typed; store QR scans and follows become a
+``store_visit`` intent carrying the store code; menu clicks become the intent
+configured for their key; media the assistant cannot read get a fixed polite
+reply; other events are acknowledged and dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping
+
+from wechatpy import events, messages
+from wechatpy.messages import BaseMessage
+
+from bot.wechat import texts
+
+logger = logging.getLogger(__name__)
+
+# Scene strings we accept as store codes; anything else is not ours to trust.
+_STORE_CODE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+Action = Literal["bot", "reply", "ignore"]
+Window = Literal["message", "event"]
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One callback, classified.
+
+    ``action`` is "bot" (send ``text`` to the assistant), "reply" (answer
+    ``text`` directly) or "ignore". ``window`` is the customer-service window
+    the shopper's interaction opens, if any. ``typed`` marks free text typed by
+    the shopper, as opposed to text the channel composed.
+    """
+
+    action: Action
+    openid: str
+    account: str
+    label: str
+    text: str = ""
+    window: Window | None = None
+    typed: bool = False
+    store_code: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def intent_message(intent: str, entities: Mapping[str, Any] | None = None) -> str:
+    """Rasa's direct-intent syntax: ``/intent{"entity": value}``."""
+    if not entities:
+        return "/" + intent
+    return "/" + intent + json.dumps(dict(entities), ensure_ascii=False, separators=(",", ":"))
+
+
+def neutralise(text: str) -> str:
+    """Stop typed text from posing as a direct intent (``/restart``, ``/store_visit{...}``).
+
+    Rasa treats a leading slash as "this is the intent"; a shopper must not be
+    able to attribute themselves to a store or restart a paused conversation.
+    """
+    text = text.strip()
+    return "／" + text[1:] if text.startswith("/") else text
+
+
+def store_code_of(scene: str | None) -> str | None:
+    """The store code in a QR scene string, or None when absent or malformed."""
+    if not scene:
+        return None
+    if _STORE_CODE.match(scene):
+        return scene
+    logger.warning("wechat qr scene ignored: not a store code (len=%d)", len(scene))
+    return None
+
+
+def classify(message: BaseMessage, menu_intents: Mapping[str, str]) -> Inbound:
+    """Decide what to do with one parsed callback."""
+    base = {"openid": message.source, "account": message.target}
+
+    if isinstance(message, messages.TextMessage):
+        content = (message.content or "").strip()
+        if not content:
+            return Inbound("ignore", label="text", window="message", **base)
+        return Inbound(
+            "bot", label="text", text=content, window="message", typed=True,
+            metadata=_metadata(None, None), **base,
+        )
+
+    if isinstance(message, (events.SubscribeScanEvent, events.ScanEvent, events.SubscribeEvent)):
+        first_follow = not isinstance(message, events.ScanEvent)
+        label = "scan" if not first_follow else "subscribe"
+        code = store_code_of(getattr(message, "scene_id", None))
+        entities: dict[str, Any] = {"first_follow": first_follow}
+        if code:
+            entities = {"store_code": code, **entities}
+        return Inbound(
+            "bot", label=label, text=intent_message("store_visit", entities), window="event",
+            store_code=code, metadata=_metadata(code, label), **base,
+        )
+
+    if isinstance(message, events.ClickEvent):
+        intent = menu_intents.get(message.key or "")
+        if intent is None:
+            logger.warning("wechat menu key not mapped to an intent: %r", message.key)
+            return Inbound("reply", label="click", text=texts.UNKNOWN_MENU_ITEM, window="event", **base)
+        return Inbound(
+            "bot", label="click", text=intent_message(intent), window="event",
+            metadata=_metadata(None, "click"), **base,
+        )
+
+    raw_type = str(message._data.get("MsgType", "")).lower()
+    if isinstance(message, events.BaseEvent) or raw_type == "event":
+        # unsubscribe, view, location reports, job notifications: nothing to say.
+        return Inbound("ignore", label=str(message._data.get("Event", "event")).lower(), **base)
+
+    # Voice, image, location, video, link and unknown message types.
+    return Inbound("reply", label=message.type or "unknown", text=texts.UNSUPPORTED_MESSAGE,
+                   window="message", **base)
+
+
+def _metadata(store_code: str | None, event: str | None) -> dict[str, Any]:
+    return {"channel": "wechat", "store_code": store_code, "wechat_event": event}

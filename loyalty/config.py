@@ -1,0 +1,122 @@
+"""Configuration of the loyalty core, read from environment variables in one place."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+@dataclass(frozen=True)
+class TierDef:
+    """One member tier and its benefits."""
+
+    code: str
+    name_zh: str
+    name_en: str
+    threshold: int  # growth value (yuan spent in the rolling window) needed
+    multiplier: float  # points multiplier on purchases
+    birthday_coupon: str | None = None  # campaign code granted on the birthday
+    priority_service: bool = False  # 专属客服
+
+
+DEFAULT_TIERS: tuple[TierDef, ...] = (
+    TierDef("normal", "普通会员", "Member", 0, 1.0, None, False),
+    TierDef("silver", "银卡会员", "Silver", 2000, 1.2, "BIRTHDAY-SILVER", False),
+    TierDef("gold", "金卡会员", "Gold", 6000, 1.5, "BIRTHDAY-GOLD", True),
+    TierDef("platinum", "铂金会员", "Platinum", 15000, 2.0, "BIRTHDAY-PLATINUM", True),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of the core. Build with :func:`settings` (cached) or directly in tests."""
+
+    database_url: str = "sqlite:///var/loyalty.db"
+    points_per_yuan: float = 1.0
+    # "days": a lot expires N days after it was earned; "year_end_next": at the
+    # end of the next calendar year (Asia/Shanghai), a common Chinese practice.
+    expiry_mode: str = "days"
+    expiry_days: int = 365
+    expiring_soon_days: int = 30
+    tiers: tuple[TierDef, ...] = DEFAULT_TIERS
+    tier_window_days: int = 365
+    # Downgrades happen only at a review boundary: every N months from January.
+    tier_period_months: int = 12
+    referral_trigger: str = "join"  # or "first_order"
+    referrer_points: int = 200
+    referee_points: int = 100
+    welcome_campaign: str | None = "WELCOME"
+    privacy_notice_version: str = "2026-01"
+    # Adjustments above this many points need a supervisor (handoff console).
+    adjust_limit: int = 500
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def tier(self, code: str) -> TierDef:
+        """The tier definition for ``code`` (the lowest tier if unknown)."""
+        for t in self.tiers:
+            if t.code == code:
+                return t
+        return self.tiers[0]
+
+
+def _tiers_from_env(raw: str | None) -> tuple[TierDef, ...]:
+    if not raw:
+        return DEFAULT_TIERS
+    items = json.loads(raw)
+    tiers = tuple(TierDef(**item) for item in items)
+    if not tiers or tiers[0].threshold != 0:
+        raise ValueError("LOYALTY_TIERS must start with a tier of threshold 0")
+    if any(a.threshold >= b.threshold for a, b in zip(tiers, tiers[1:])):
+        raise ValueError("LOYALTY_TIERS thresholds must increase")
+    return tiers
+
+
+def from_env(env: dict[str, str] | None = None) -> Settings:
+    """Read settings from environment variables (see .env.example)."""
+    e = os.environ if env is None else env
+    expiry_mode = e.get("LOYALTY_EXPIRY_MODE", "days")
+    if expiry_mode not in ("days", "year_end_next"):
+        raise ValueError("LOYALTY_EXPIRY_MODE must be 'days' or 'year_end_next'")
+    trigger = e.get("LOYALTY_REFERRAL_TRIGGER", "join")
+    if trigger not in ("join", "first_order"):
+        raise ValueError("LOYALTY_REFERRAL_TRIGGER must be 'join' or 'first_order'")
+    return Settings(
+        database_url=e.get("LOYALTY_DATABASE_URL", "sqlite:///var/loyalty.db"),
+        points_per_yuan=float(e.get("LOYALTY_POINTS_PER_YUAN", "1")),
+        expiry_mode=expiry_mode,
+        expiry_days=int(e.get("LOYALTY_EXPIRY_DAYS", "365")),
+        expiring_soon_days=int(e.get("LOYALTY_EXPIRING_SOON_DAYS", "30")),
+        tiers=_tiers_from_env(e.get("LOYALTY_TIERS")),
+        tier_window_days=int(e.get("LOYALTY_TIER_WINDOW_DAYS", "365")),
+        tier_period_months=int(e.get("LOYALTY_TIER_PERIOD_MONTHS", "12")),
+        referral_trigger=trigger,
+        referrer_points=int(e.get("LOYALTY_REFERRER_POINTS", "200")),
+        referee_points=int(e.get("LOYALTY_REFEREE_POINTS", "100")),
+        welcome_campaign=e.get("LOYALTY_WELCOME_CAMPAIGN", "WELCOME") or None,
+        privacy_notice_version=e.get("LOYALTY_PRIVACY_NOTICE_VERSION", "2026-01"),
+        adjust_limit=int(e.get("LOYALTY_ADJUST_LIMIT", "500")),
+    )
+
+
+_override: Settings | None = None
+
+
+@lru_cache(maxsize=1)
+def _cached() -> Settings:
+    return from_env()
+
+
+def settings() -> Settings:
+    """The settings in force: an override set by :func:`use` or the environment's."""
+    return _override if _override is not None else _cached()
+
+
+def use(s: Settings | None) -> None:
+    """Replace the settings in force (tests, the CLI); ``None`` goes back to the environment."""
+    global _override
+    _override = s

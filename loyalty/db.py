@@ -1,0 +1,171 @@
+"""Engines, sessions and the transaction runner every caller uses.
+
+SQLite is the embedded default: WAL, a busy timeout, foreign keys, and
+``BEGIN IMMEDIATE`` for writing transactions so that concurrent writers queue
+for the lock instead of failing on a read-to-write upgrade. PostgreSQL runs in
+READ COMMITTED; services take row locks and use guarded updates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, create_engine
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import QueuePool
+from sqlalchemy.types import DateTime, TypeDecorator
+
+from loyalty.config import settings
+from loyalty.errors import Unavailable
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware datetimes in Python, naive UTC in the database (same on SQLite and PostgreSQL)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+def utcnow() -> datetime:
+    """The current time, aware, in UTC."""
+    return datetime.now(timezone.utc)
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event decide how transactions start.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        mode = "DEFERRED" if conn.get_execution_options().get("readonly") else "IMMEDIATE"
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
+    """An engine for ``url`` (default: the configured database) with the right setup."""
+    url = url or settings().database_url
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        engine = create_engine(
+            url,
+            future=True,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            poolclass=QueuePool,
+            pool_size=kwargs.pop("pool_size", 20),
+            max_overflow=kwargs.pop("max_overflow", 20),
+            **kwargs,
+        )
+        _sqlite_setup(engine)
+        return engine
+    return create_engine(
+        url,
+        future=True,
+        pool_pre_ping=True,
+        pool_size=kwargs.pop("pool_size", 10),
+        max_overflow=kwargs.pop("max_overflow", 30),
+        **kwargs,
+    )
+
+
+_engine: Engine | None = None
+_factory: sessionmaker | None = None
+_ro_factory: sessionmaker | None = None
+
+
+def configure(engine: Engine | None = None) -> Engine:
+    """Set the engine every :func:`run` uses (default: from settings). Returns it."""
+    global _engine, _factory, _ro_factory
+    if _engine is not None and _engine is not engine:
+        _engine.dispose()
+    _engine = engine or make_engine()
+    _factory = sessionmaker(bind=_engine, future=True, expire_on_commit=False)
+    _ro_factory = sessionmaker(
+        bind=_engine.execution_options(readonly=True), future=True, expire_on_commit=False
+    )
+    return _engine
+
+
+def engine() -> Engine:
+    """The configured engine, configuring from settings on first use."""
+    if _engine is None:
+        configure()
+    assert _engine is not None
+    return _engine
+
+
+def session(readonly: bool = False) -> Session:
+    """A new session on the configured engine (use as a context manager)."""
+    engine()
+    factory = _ro_factory if readonly else _factory
+    assert factory is not None
+    return factory()
+
+
+def _retryable(exc: DBAPIError) -> bool:
+    if isinstance(exc, IntegrityError):
+        # A concurrent twin inserted the same idempotency key first: re-running
+        # finds its row and returns the first result.
+        return True
+    code = getattr(exc.orig, "pgcode", None)
+    if code in ("40001", "40P01"):  # serialization failure, deadlock
+        return True
+    return isinstance(exc, OperationalError) and "locked" in str(exc.orig).lower()
+
+
+def run(fn: Callable[..., T], *args: Any, readonly: bool = False, attempts: int = 5, **kwargs: Any) -> T:
+    """Run ``fn(session, *args, **kwargs)`` in one transaction, committing on success.
+
+    Concurrency conflicts are retried with a short jittered back-off; a domain
+    error rolls everything back and propagates; a database that cannot be
+    reached becomes :class:`Unavailable`.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            with session(readonly) as s, s.begin():
+                return fn(s, *args, **kwargs)
+        except DBAPIError as exc:
+            if _retryable(exc) and attempt < attempts:
+                time.sleep(random.uniform(0.001, 0.02) * attempt)
+                continue
+            if isinstance(exc, OperationalError) or exc.connection_invalidated:
+                log.error("database unavailable: %s", type(exc.orig).__name__)
+                raise Unavailable("The database is unavailable, nothing was written.") from exc
+            raise
+    raise AssertionError("unreachable")
+
+
+async def arun(fn: Callable[..., T], *args: Any, readonly: bool = False, **kwargs: Any) -> T:
+    """:func:`run` from async code, in a worker thread so the event loop never blocks."""
+    return await asyncio.to_thread(run, fn, *args, readonly=readonly, **kwargs)

@@ -1,0 +1,409 @@
+"""Coupon campaigns: list what may be claimed, claim, exchange points, redeem at the till.
+
+Stock and per-member limits are guarded updates (``issued < total_stock``,
+``count < per_member_limit``); a claim is idempotent per (member, request
+key); a code is redeemed once by a guarded ``active -> redeemed`` update.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from loyalty.config import settings
+from loyalty.errors import Conflict, InvalidInput, NotFound, Refused
+from loyalty.models import Coupon, CouponCampaign, CouponHolding, Member, MemberSegment, Store
+from loyalty.services import points, tiers
+from loyalty.services.common import audit, days, fen_to_yuan, local_date, lock_member, now_or, random_code
+
+KINDS = ("threshold", "percent", "gift")
+AUDIENCES = ("public", "welcome", "birthday", "referral", "goodwill")
+
+
+@dataclass(frozen=True)
+class CampaignView:
+    """A campaign as the shopper and the bot see it."""
+
+    id: int
+    code: str
+    name_zh: str
+    name_en: str
+    kind: str
+    threshold: str  # yuan
+    discount: str  # yuan
+    percent_off: int
+    gift_sku: str | None
+    points_cost: int
+    left: int | None  # stock left; None: unlimited
+    claim_end: datetime | None
+
+
+@dataclass(frozen=True)
+class Offer:
+    """A campaign a member could claim now, or why not (``reason`` is a stable code)."""
+
+    campaign: CampaignView
+    claimable: bool
+    reason: str | None  # out_of_stock | limit_reached | tier_too_low | not_in_segment | insufficient_points
+
+
+@dataclass(frozen=True)
+class CouponView:
+    """One of the member's coupons."""
+
+    code: str
+    campaign: CampaignView
+    status: str  # active | redeemed | expired | void
+    valid_from: datetime
+    valid_until: datetime
+    last_day: Any  # date: the last local day it can be used
+    claimed_at: datetime
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The result of a claim or an exchange."""
+
+    coupon: CouponView
+    points_spent: int
+    balance: int | None
+    replayed: bool  # True when the same request key had already claimed
+
+
+@dataclass(frozen=True)
+class Redemption:
+    """A coupon used at the till."""
+
+    code: str
+    campaign_code: str
+    kind: str
+    discount: str  # yuan taken off the order ("0.00" for a gift)
+    gift_sku: str | None
+    order_ref: str
+    redeemed_at: datetime
+
+
+def view(c: CouponCampaign) -> CampaignView:
+    left = None if c.total_stock is None else c.total_stock - c.issued
+    return CampaignView(
+        c.id, c.code, c.name_zh, c.name_en, c.kind, fen_to_yuan(c.threshold_fen),
+        fen_to_yuan(c.discount_fen), c.percent_off, c.gift_sku, c.points_cost, left, c.claim_end,
+    )
+
+
+def _coupon_view(cp: Coupon, now: datetime) -> CouponView:
+    state = cp.status
+    if state == "active" and cp.valid_until <= now:
+        state = "expired"
+    return CouponView(
+        cp.code, view(cp.campaign), state, cp.valid_from, cp.valid_until,
+        local_date(cp.valid_until) - days(1), cp.claimed_at,
+    )
+
+
+def create_campaign(s: Session, *, actor: str = "system", **f: Any) -> CampaignView:
+    """Create a campaign after checking that its fields make sense."""
+    code = str(f.get("code") or "").strip().upper()
+    if not code or len(code) > 40:
+        raise InvalidInput("A campaign needs a code of at most 40 characters.", code="invalid_campaign")
+    kind = f.get("kind")
+    if kind not in KINDS:
+        raise InvalidInput(f"kind must be one of {', '.join(KINDS)}", code="invalid_campaign")
+    audience = f.get("audience", "public")
+    if audience not in AUDIENCES:
+        raise InvalidInput(f"audience must be one of {', '.join(AUDIENCES)}", code="invalid_campaign")
+    if not f.get("name_zh") or not f.get("name_en"):
+        raise InvalidInput("A campaign needs a Chinese and an English name.", code="invalid_campaign")
+    if kind == "threshold" and not (0 < f.get("discount_fen", 0) <= f.get("threshold_fen", 0) or
+                                    (f.get("threshold_fen", 0) == 0 and f.get("discount_fen", 0) > 0)):
+        raise InvalidInput("满减 needs a discount above 0 and not above the threshold.", code="invalid_campaign")
+    if kind == "percent" and not 0 < f.get("percent_off", 0) < 100:
+        raise InvalidInput("折扣 needs percent_off between 1 and 99.", code="invalid_campaign")
+    if kind == "gift" and not f.get("gift_sku"):
+        raise InvalidInput("兑换 needs a gift SKU.", code="invalid_campaign")
+    stock = f.get("total_stock")
+    if stock is not None and stock < 0:
+        raise InvalidInput("Stock cannot be negative.", code="invalid_campaign")
+    if f.get("per_member_limit", 1) < 0 or f.get("points_cost", 0) < 0:
+        raise InvalidInput("Limits and costs cannot be negative.", code="invalid_campaign")
+    if not f.get("valid_days") and not f.get("valid_until"):
+        raise InvalidInput("Give valid_days or valid_until.", code="invalid_campaign")
+    if f.get("min_tier") and f["min_tier"] not in [t.code for t in settings().tiers]:
+        raise InvalidInput("Unknown tier.", code="invalid_campaign")
+    if s.execute(select(CouponCampaign.id).where(CouponCampaign.code == code)).first():
+        raise Refused("A campaign with this code exists.", code="campaign_exists")
+    allowed = {c.name for c in CouponCampaign.__table__.columns} - {"id", "issued", "created_at"}
+    unknown = set(f) - allowed
+    if unknown:
+        raise InvalidInput(f"Unknown fields: {', '.join(sorted(unknown))}", code="invalid_campaign")
+    c = CouponCampaign(**{**f, "code": code, "issued": 0})
+    s.add(c)
+    s.flush()
+    audit(s, actor, "campaign_create", None, campaign=code)
+    return view(c)
+
+
+def campaign_by_code(s: Session, code: str) -> CouponCampaign:
+    c = s.execute(select(CouponCampaign).where(CouponCampaign.code == code.strip().upper())).scalar_one_or_none()
+    if c is None:
+        raise NotFound("No such campaign.", code="unknown_campaign")
+    return c
+
+
+def _segment(s: Session, member_id: int) -> str | None:
+    return s.execute(select(MemberSegment.segment).where(MemberSegment.member_id == member_id)).scalar()
+
+
+def _held(s: Session, member_id: int, campaign_id: int) -> int:
+    q = select(CouponHolding.count).where(
+        CouponHolding.member_id == member_id, CouponHolding.campaign_id == campaign_id
+    )
+    return s.execute(q).scalar() or 0
+
+
+def _why_not(s: Session, member: Member, c: CouponCampaign, now: datetime) -> str | None:
+    if not c.active or (c.claim_start and now < c.claim_start) or (c.claim_end and now >= c.claim_end):
+        return "not_open"
+    if c.valid_until and c.valid_until <= now:
+        return "not_open"
+    if c.min_tier and tiers.rank(member.tier) < tiers.rank(c.min_tier):
+        return "tier_too_low"
+    if c.target_segment and _segment(s, member.id) != c.target_segment:
+        return "not_in_segment"
+    if c.total_stock is not None and c.issued >= c.total_stock:
+        return "out_of_stock"
+    if c.per_member_limit and _held(s, member.id, c.id) >= c.per_member_limit:
+        return "limit_reached"
+    if c.points_cost and member.points_balance < c.points_cost:
+        return "insufficient_points"
+    return None
+
+
+def offers(s: Session, member_id: int, now: datetime | None = None) -> list[Offer]:
+    """Public campaigns open now, each with whether the member may claim it and why not."""
+    at = now_or(now)
+    member = s.get(Member, member_id)
+    if member is None:
+        raise NotFound("No such member.", code="member_not_found")
+    q = (
+        select(CouponCampaign)
+        .where(CouponCampaign.active.is_(True), CouponCampaign.audience == "public")
+        .order_by(CouponCampaign.points_cost, CouponCampaign.id)
+    )
+    out = []
+    for c in s.execute(q).scalars():
+        reason = _why_not(s, member, c, at)
+        if reason != "not_open":
+            out.append(Offer(view(c), reason is None, reason))
+    return out
+
+
+MESSAGES = {
+    "not_open": "This campaign is not open for claiming.",
+    "tier_too_low": "This coupon is for a higher tier.",
+    "not_in_segment": "This coupon is for other members.",
+    "out_of_stock": "This coupon is all gone.",
+    "limit_reached": "You already have as many of this coupon as allowed.",
+    "insufficient_points": "Not enough points for this coupon.",
+}
+
+
+def _holding_guard(s: Session, member_id: int, c: CouponCampaign) -> None:
+    """Count one more coupon for the member, refusing past the per-member limit."""
+    dialect = s.get_bind().dialect.name
+    ins = (pg_insert if dialect == "postgresql" else sqlite_insert)(CouponHolding).values(
+        member_id=member_id, campaign_id=c.id, count=0
+    )
+    s.execute(ins.on_conflict_do_nothing(index_elements=["member_id", "campaign_id"]))
+    stmt = update(CouponHolding).where(
+        CouponHolding.member_id == member_id, CouponHolding.campaign_id == c.id
+    )
+    if c.per_member_limit:
+        stmt = stmt.where(CouponHolding.count < c.per_member_limit)
+    res = s.execute(stmt.values(count=CouponHolding.count + 1).execution_options(synchronize_session=False))
+    if res.rowcount != 1:
+        raise Refused(MESSAGES["limit_reached"], code="limit_reached")
+
+
+def _stock_guard(s: Session, c: CouponCampaign) -> None:
+    stmt = update(CouponCampaign).where(CouponCampaign.id == c.id)
+    if c.total_stock is not None:
+        stmt = stmt.where(CouponCampaign.issued < CouponCampaign.total_stock)
+    res = s.execute(stmt.values(issued=CouponCampaign.issued + 1).execution_options(synchronize_session=False))
+    if res.rowcount != 1:
+        raise Refused(MESSAGES["out_of_stock"], code="out_of_stock")
+    s.expire(c, ["issued"])
+
+
+def _issue(
+    s: Session, member: Member, c: CouponCampaign, key: str, at: datetime, *, granted: bool
+) -> Claim:
+    existing = s.execute(
+        select(Coupon).where(Coupon.member_id == member.id, Coupon.request_key == key)
+    ).scalar_one_or_none()
+    if existing is not None:
+        if existing.campaign_id != c.id:
+            raise Conflict("This request key claimed another coupon.")
+        return Claim(_coupon_view(existing, at), existing.points_spent, member.points_balance, True)
+    reason = _why_not(s, member, c, at)
+    if granted and reason in ("not_open", "tier_too_low", "not_in_segment", "insufficient_points"):
+        # A gift from the shop ignores the public claim rules but never stock or validity.
+        reason = "not_open" if (not c.active or (c.valid_until and c.valid_until <= at)) else None
+    if reason is not None:
+        raise Refused(MESSAGES[reason], code=reason)
+    _holding_guard(s, member.id, c)
+    _stock_guard(s, c)
+    spent = 0
+    balance: int | None = None
+    if c.points_cost and not granted:
+        mv = points.debit(
+            s, member.id, c.points_cost, kind="spend", at=at,
+            key=f"coupon:{member.id}:{key}", reason=f"coupon {c.code}",
+        )
+        spent, balance = c.points_cost, mv.balance
+    valid_from = max(at, c.valid_from) if c.valid_from else at
+    valid_until = c.valid_until or at + days(c.valid_days or 30)
+    if c.valid_days and c.valid_until:
+        valid_until = min(c.valid_until, at + days(c.valid_days))
+    cp = Coupon(
+        code=random_code(12), campaign_id=c.id, member_id=member.id, request_key=key,
+        status="active", claimed_at=at, valid_from=valid_from, valid_until=valid_until, points_spent=spent,
+    )
+    s.add(cp)
+    s.flush()
+    return Claim(_coupon_view(cp, at), spent, balance, False)
+
+
+def claim(
+    s: Session, member_id: int, campaign: str | int, *, key: str, now: datetime | None = None
+) -> Claim:
+    """Claim one coupon of a public campaign, exactly once per ``key``.
+
+    A campaign with a points cost is an exchange: points and stock change
+    together or not at all.
+    """
+    if not key or len(key) > 100:
+        raise InvalidInput("A claim needs a request key of at most 100 characters.", code="invalid_key")
+    at = now_or(now)
+    member = lock_member(s, member_id)
+    c = s.get(CouponCampaign, campaign) if isinstance(campaign, int) else campaign_by_code(s, campaign)
+    if c is None:
+        raise NotFound("No such campaign.", code="unknown_campaign")
+    if c.audience != "public":
+        raise Refused(MESSAGES["not_open"], code="not_open")
+    return _issue(s, member, c, f"claim:{key}", at, granted=False)
+
+
+def grant(
+    s: Session,
+    member_id: int,
+    campaign_code: str,
+    *,
+    key: str,
+    actor: str = "system",
+    now: datetime | None = None,
+) -> Claim:
+    """Give a member a coupon (welcome, birthday, referral, goodwill): no points, no claim window."""
+    at = now_or(now)
+    member = lock_member(s, member_id)
+    c = campaign_by_code(s, campaign_code)
+    result = _issue(s, member, c, f"grant:{key}", at, granted=True)
+    if not result.replayed and actor != "system":
+        audit(s, actor, "coupon_grant", member_id, campaign=c.code, coupon=result.coupon.code)
+    return result
+
+
+def member_coupons(
+    s: Session, member_id: int, *, include_used: bool = False, now: datetime | None = None
+) -> list[CouponView]:
+    """The member's coupons, soonest expiry first (usable ones only unless ``include_used``)."""
+    at = now_or(now)
+    q = select(Coupon).where(Coupon.member_id == member_id)
+    if not include_used:
+        q = q.where(Coupon.status == "active", Coupon.valid_until > at)
+    q = q.order_by(Coupon.valid_until, Coupon.id)
+    return [_coupon_view(cp, at) for cp in s.execute(q).scalars()]
+
+
+def _redemption(cp: Coupon, order_amount_fen: int) -> Redemption:
+    c = cp.campaign
+    if c.kind == "threshold":
+        off = min(c.discount_fen, order_amount_fen)
+    elif c.kind == "percent":
+        off = order_amount_fen * c.percent_off // 100
+    else:
+        off = 0
+    assert cp.redeemed_at is not None and cp.redeemed_ref is not None
+    return Redemption(cp.code, c.code, c.kind, fen_to_yuan(off), c.gift_sku, cp.redeemed_ref, cp.redeemed_at)
+
+
+def redeem(
+    s: Session,
+    code: str,
+    *,
+    order_ref: str,
+    order_amount_fen: int,
+    store_code: str | None = None,
+    now: datetime | None = None,
+) -> Redemption:
+    """Use a coupon at the till, exactly once. Replaying the same order gets the same answer."""
+    at = now_or(now)
+    code = (code or "").strip().upper()
+    order_ref = (order_ref or "").strip()
+    if not code or len(code) > 20:
+        raise InvalidInput("A coupon code is needed.", code="invalid_code")
+    if not order_ref or len(order_ref) > 100:
+        raise InvalidInput("An order reference is needed.", code="invalid_order_ref")
+    if order_amount_fen < 0:
+        raise InvalidInput("The order amount cannot be negative.", code="invalid_amount")
+    cp = s.execute(select(Coupon).where(Coupon.code == code)).scalar_one_or_none()
+    if cp is None:
+        raise NotFound("No such coupon.", code="unknown_coupon")
+    if cp.status == "redeemed":
+        if cp.redeemed_ref == order_ref:
+            return _redemption(cp, order_amount_fen)
+        raise Refused("This coupon was already used.", code="already_redeemed")
+    if cp.status != "active":
+        raise Refused("This coupon is no longer valid.", code="coupon_void")
+    if at < cp.valid_from:
+        raise Refused("This coupon is not valid yet.", code="not_yet_valid")
+    if at >= cp.valid_until:
+        raise Refused("This coupon has expired.", code="coupon_expired")
+    c = cp.campaign
+    if c.kind == "threshold" and order_amount_fen < c.threshold_fen:
+        raise Refused(
+            f"This coupon needs an order of at least {fen_to_yuan(c.threshold_fen)} yuan.",
+            code="threshold_not_met", threshold=fen_to_yuan(c.threshold_fen),
+        )
+    store_id = None
+    if store_code:
+        store_id = s.execute(select(Store.id).where(Store.code == store_code)).scalar()
+        if store_id is None:
+            raise InvalidInput("Unknown store.", code="unknown_store")
+    res = s.execute(
+        update(Coupon)
+        .where(Coupon.id == cp.id, Coupon.status == "active")
+        .values(status="redeemed", redeemed_at=at, redeemed_ref=order_ref, redeemed_store_id=store_id)
+        .execution_options(synchronize_session=False)
+    )
+    if res.rowcount != 1:
+        raise Refused("This coupon was already used.", code="already_redeemed")
+    s.refresh(cp)
+    return _redemption(cp, order_amount_fen)
+
+
+def void_member_coupons(s: Session, member_id: int) -> int:
+    """Void every active coupon of a member (account closed); returns how many."""
+    res = s.execute(
+        update(Coupon)
+        .where(Coupon.member_id == member_id, Coupon.status == "active")
+        .values(status="void")
+        .execution_options(synchronize_session=False)
+    )
+    return res.rowcount

@@ -1,0 +1,379 @@
+"""The points ledger: earn, spend, expire, claw back, adjust.
+
+Invariant, kept by every function here: ``Member.points_balance`` = sum of
+the member's ledger deltas = sum of ``remaining`` over the member's lots.
+Decrements are guarded updates (``WHERE points_balance >= n``) on a member
+row the caller has locked, and a CHECK constraint backs them up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
+
+from loyalty.config import Settings, settings
+from loyalty.errors import Conflict, InvalidInput, Refused
+from loyalty.models import LedgerEntry, Member, PointsLot
+from loyalty.services.common import audit, days, local_date, local_midnight, lock_member, now_or
+
+
+@dataclass(frozen=True)
+class LedgerLine:
+    """One ledger entry as a member sees it."""
+
+    id: int
+    kind: str
+    delta: int
+    balance_after: int
+    at: datetime
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class PointsSummary:
+    """A member's balance, what expires next and the latest entries."""
+
+    balance: int
+    expiring_soon: int  # points expiring within settings.expiring_soon_days
+    next_expiry: date | None  # last valid day (Asia/Shanghai) of the next lot to expire
+    next_expiry_points: int
+    recent: tuple[LedgerLine, ...]
+
+
+@dataclass(frozen=True)
+class Movement:
+    """The result of a change of points."""
+
+    entry_id: int
+    delta: int
+    balance: int
+    shortfall: int = 0
+
+
+def expiry_for(earned_at: datetime, st: Settings | None = None) -> datetime:
+    """When points earned at ``earned_at`` expire (an Asia/Shanghai midnight).
+
+    "days": valid through the N-th local day after earning, gone at the next
+    midnight. "year_end_next": valid through 31 December of the next year.
+    """
+    st = st or settings()
+    d = local_date(earned_at)
+    if st.expiry_mode == "year_end_next":
+        return local_midnight(date(d.year + 2, 1, 1))
+    return local_midnight(d + days(st.expiry_days + 1))
+
+
+def _line(e: LedgerEntry) -> LedgerLine:
+    return LedgerLine(e.id, e.kind, e.delta, e.balance_after, e.created_at, e.reason)
+
+
+def _movement(e: LedgerEntry) -> Movement:
+    return Movement(e.id, e.delta, e.balance_after, e.shortfall)
+
+
+def _by_key(s: Session, key: str | None) -> LedgerEntry | None:
+    if key is None:
+        return None
+    return s.execute(select(LedgerEntry).where(LedgerEntry.idem_key == key)).scalar_one_or_none()
+
+
+def _change_balance(s: Session, member_id: int, delta: int) -> int:
+    """Apply ``delta`` to the running balance, refusing to go below zero; returns the new balance."""
+    stmt = update(Member).where(Member.id == member_id)
+    if delta < 0:
+        stmt = stmt.where(Member.points_balance >= -delta)
+    res = s.execute(
+        stmt.values(points_balance=Member.points_balance + delta).execution_options(synchronize_session=False)
+    )
+    if res.rowcount != 1:
+        raise Refused("Not enough points.", code="insufficient_points", needed=-delta)
+    balance = s.execute(select(Member.points_balance).where(Member.id == member_id)).scalar_one()
+    # Keep an already loaded Member object truthful for the rest of the transaction.
+    loaded = s.identity_map.get(identity_key(Member, member_id))
+    if loaded is not None:
+        s.expire(loaded, ["points_balance"])
+    return balance
+
+
+def _append(
+    s: Session,
+    member_id: int,
+    kind: str,
+    delta: int,
+    balance_after: int,
+    at: datetime,
+    *,
+    growth: int = 0,
+    shortfall: int = 0,
+    order_id: int | None = None,
+    key: str | None = None,
+    reason: str | None = None,
+    actor: str | None = None,
+) -> LedgerEntry:
+    entry = LedgerEntry(
+        member_id=member_id,
+        kind=kind,
+        delta=delta,
+        balance_after=balance_after,
+        growth=growth,
+        shortfall=shortfall,
+        order_id=order_id,
+        idem_key=key,
+        reason=reason,
+        actor=actor,
+        created_at=at,
+    )
+    s.add(entry)
+    s.flush()
+    return entry
+
+
+def credit(
+    s: Session,
+    member_id: int,
+    points: int,
+    *,
+    kind: str,
+    at: datetime,
+    growth: int = 0,
+    order_id: int | None = None,
+    key: str | None = None,
+    reason: str | None = None,
+    actor: str | None = None,
+) -> Movement:
+    """Add ``points`` as a new lot (member already locked by the caller)."""
+    if points < 0:
+        raise InvalidInput("points must not be negative", code="invalid_points")
+    existing = _by_key(s, key)
+    if existing is not None:
+        return _movement(existing)
+    balance = _change_balance(s, member_id, points) if points else _current(s, member_id)
+    entry = _append(
+        s, member_id, kind, points, balance, at,
+        growth=growth, order_id=order_id, key=key, reason=reason, actor=actor,
+    )
+    if points:
+        s.add(
+            PointsLot(
+                member_id=member_id, entry_id=entry.id, order_id=order_id,
+                amount=points, remaining=points, earned_at=at, expires_at=expiry_for(at),
+            )
+        )
+        s.flush()
+    return _movement(entry)
+
+
+def _current(s: Session, member_id: int) -> int:
+    return s.execute(select(Member.points_balance).where(Member.id == member_id)).scalar_one()
+
+
+def _take_from_lots(s: Session, member_id: int, points: int, first_order_id: int | None = None) -> int:
+    """Take up to ``points`` from live lots, earliest-expiring first; returns what was taken."""
+    q = (
+        select(PointsLot)
+        .where(PointsLot.member_id == member_id, PointsLot.remaining > 0)
+        .order_by(PointsLot.expires_at, PointsLot.id)
+        .with_for_update()
+    )
+    lots = list(s.execute(q).scalars())
+    if first_order_id is not None:
+        # A return takes back from the order's own lot before anything else.
+        lots.sort(key=lambda lot: lot.order_id != first_order_id)
+    left = points
+    for lot in lots:
+        if left == 0:
+            break
+        take = min(lot.remaining, left)
+        lot.remaining -= take
+        left -= take
+    s.flush()
+    return points - left
+
+
+def debit(
+    s: Session,
+    member_id: int,
+    points: int,
+    *,
+    kind: str,
+    at: datetime,
+    key: str | None = None,
+    reason: str | None = None,
+    actor: str | None = None,
+) -> Movement:
+    """Take ``points`` from the member's lots, all or nothing (member locked by the caller)."""
+    if points <= 0:
+        raise InvalidInput("points must be positive", code="invalid_points")
+    existing = _by_key(s, key)
+    if existing is not None:
+        if existing.delta != -points:
+            raise Conflict("This request key was used for another amount.")
+        return _movement(existing)
+    expire_member(s, member_id, at)
+    balance = _change_balance(s, member_id, -points)
+    taken = _take_from_lots(s, member_id, points)
+    if taken != points:  # the invariant broke: stop before anything is written
+        raise RuntimeError(f"lots of member {member_id} hold less than the balance")
+    return _movement(_append(s, member_id, kind, -points, balance, at, key=key, reason=reason, actor=actor))
+
+
+def spend(
+    s: Session, member_id: int, points: int, *, key: str, reason: str, now: datetime | None = None
+) -> Movement:
+    """Spend points (on a gift, a coupon), exactly once per ``key``."""
+    lock_member(s, member_id)
+    return debit(s, member_id, points, kind="spend", at=now_or(now), key=f"spend:{key}", reason=reason)
+
+
+def adjust(
+    s: Session,
+    member_id: int,
+    delta: int,
+    *,
+    reason: str,
+    actor: str,
+    key: str | None = None,
+    now: datetime | None = None,
+) -> Movement:
+    """A manual correction by staff, with a reason and an actor, audited."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput("An adjustment needs a reason.", code="reason_required")
+    if not actor:
+        raise InvalidInput("An adjustment needs an actor.", code="actor_required")
+    if delta == 0 or abs(delta) > 1_000_000:
+        raise InvalidInput("Adjust by a non-zero amount up to 1,000,000.", code="invalid_points")
+    at = now_or(now)
+    lock_member(s, member_id)
+    k = f"adjust:{key}" if key else None
+    if delta > 0:
+        mv = credit(s, member_id, delta, kind="adjust", at=at, key=k, reason=reason, actor=actor)
+    else:
+        mv = debit(s, member_id, -delta, kind="adjust", at=at, key=k, reason=reason, actor=actor)
+    audit(s, actor, "points_adjust", member_id, note=reason, delta=delta, entry_id=mv.entry_id)
+    return mv
+
+
+def clawback(
+    s: Session,
+    member_id: int,
+    points: int,
+    *,
+    order_id: int,
+    at: datetime,
+    growth: int = 0,
+    key: str | None = None,
+) -> Movement:
+    """Take back points a returned order earned, never below zero; the rest is recorded as shortfall."""
+    existing = _by_key(s, key)
+    if existing is not None:
+        return _movement(existing)
+    expire_member(s, member_id, at)
+    taken = _take_from_lots(s, member_id, points, first_order_id=order_id) if points else 0
+    balance = _change_balance(s, member_id, -taken) if taken else _current(s, member_id)
+    entry = _append(
+        s, member_id, "clawback", -taken, balance, at,
+        growth=growth, shortfall=points - taken, order_id=order_id, key=key, reason="return",
+    )
+    return _movement(entry)
+
+
+def expire_member(s: Session, member_id: int, now: datetime) -> int:
+    """Expire the member's lots that are due; returns the points expired. Idempotent."""
+    due = list(
+        s.execute(
+            select(PointsLot)
+            .where(
+                PointsLot.member_id == member_id,
+                PointsLot.remaining > 0,
+                PointsLot.expires_at <= now,
+            )
+            .order_by(PointsLot.expires_at, PointsLot.id)
+            .with_for_update()
+        ).scalars()
+    )
+    total = 0
+    for lot in due:
+        n = lot.remaining
+        lot.remaining = 0
+        s.flush()
+        balance = _change_balance(s, member_id, -n)
+        _append(
+            s, member_id, "expire", -n, balance, lot.expires_at,
+            key=f"expire:{lot.id}", reason=f"lot {lot.id}",
+        )
+        total += n
+    return total
+
+
+def expire_due_for(s: Session, member_id: int, now: datetime | None = None) -> int:
+    """The expiry job's unit of work: lock one member and expire what is due."""
+    lock_member(s, member_id, allow_closed=True)
+    return expire_member(s, member_id, now_or(now))
+
+
+def members_with_due_lots(s: Session, now: datetime | None = None) -> list[int]:
+    """Ids of members having lots that are due to expire."""
+    q = (
+        select(PointsLot.member_id)
+        .where(PointsLot.remaining > 0, PointsLot.expires_at <= now_or(now))
+        .distinct()
+        .order_by(PointsLot.member_id)
+    )
+    return list(s.execute(q).scalars())
+
+
+def live_balance(s: Session, member_id: int, now: datetime | None = None) -> int:
+    """Sum of the member's lots that have not expired at ``now``."""
+    q = select(func.coalesce(func.sum(PointsLot.remaining), 0)).where(
+        PointsLot.member_id == member_id,
+        PointsLot.remaining > 0,
+        PointsLot.expires_at > now_or(now),
+    )
+    return int(s.execute(q).scalar_one())
+
+
+def summary(s: Session, member_id: int, *, recent: int = 5, now: datetime | None = None) -> PointsSummary:
+    """Balance (live lots), the next expiry, points expiring soon and the last entries."""
+    at = now_or(now)
+    st = settings()
+    lots = s.execute(
+        select(PointsLot.expires_at, func.sum(PointsLot.remaining))
+        .where(PointsLot.member_id == member_id, PointsLot.remaining > 0, PointsLot.expires_at > at)
+        .group_by(PointsLot.expires_at)
+        .order_by(PointsLot.expires_at)
+    ).all()
+    balance = sum(int(n) for _, n in lots)
+    soon_limit = at + days(st.expiring_soon_days)
+    soon = sum(int(n) for exp, n in lots if exp <= soon_limit)
+    next_exp, next_pts = (lots[0][0], int(lots[0][1])) if lots else (None, 0)
+    entries = s.execute(
+        select(LedgerEntry)
+        .where(LedgerEntry.member_id == member_id)
+        .order_by(LedgerEntry.id.desc())
+        .limit(recent)
+    ).scalars()
+    return PointsSummary(
+        balance=balance,
+        expiring_soon=soon,
+        # The lot is gone at midnight, so the last day it can be used is the day before.
+        next_expiry=local_date(next_exp) - days(1) if next_exp else None,
+        next_expiry_points=next_pts,
+        recent=tuple(_line(e) for e in entries),
+    )
+
+
+def ledger_total(s: Session, member_id: int) -> int:
+    """Sum of every ledger delta of a member (for checks and the books)."""
+    q = select(func.coalesce(func.sum(LedgerEntry.delta), 0)).where(LedgerEntry.member_id == member_id)
+    return int(s.execute(q).scalar_one())
+
+
+def lots_total(s: Session, member_id: int) -> int:
+    """Sum of ``remaining`` over every lot of a member, expired or not."""
+    q = select(func.coalesce(func.sum(PointsLot.remaining), 0)).where(PointsLot.member_id == member_id)
+    return int(s.execute(q).scalar_one())
