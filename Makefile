@@ -1,0 +1,65 @@
+# The single entry point for people and CI.  `make run` and `make test` set
+# everything up on a fresh machine: virtual environment, packages, database,
+# demo data and the trained Rasa model.
+
+PYTHON_SYS ?= python3.10
+VENV       := .venv
+PY         := $(VENV)/bin/python
+PIP        := $(VENV)/bin/pip
+RASA       := $(VENV)/bin/rasa
+MODEL      := models/loyalty.tar.gz
+RASA_SRC   := config.yml $(wildcard domain.yml domain/*.yml) $(shell find data -name '*.yml' 2>/dev/null)
+export LOYALTY_DATABASE_URL ?= sqlite:///var/loyalty.db
+export PYTHONDONTWRITEBYTECODE := 1
+# Rasa's telemetry would try to reach the internet.
+export RASA_TELEMETRY_ENABLED := false
+
+.PHONY: run test install dev lint train shell db seed clean constraints bench
+
+run: install $(MODEL) db ## start the assistant, the action server, the loyalty API, web chat and console
+	$(PY) -m bot.launcher
+
+test: dev $(MODEL) ## every test: unit, database (SQLite and PostgreSQL), conversation, browser
+	$(RASA) data validate --fail-on-warnings --quiet
+	$(PY) -m pytest -q tests
+	$(RASA) test core --model $(MODEL) --stories tests/stories --fail-on-prediction-errors --out results/core
+
+$(VENV)/.installed: requirements.txt constraints.txt
+	test -x $(PY) || $(PYTHON_SYS) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip wheel
+	$(PIP) install -q -r requirements.txt -c constraints.txt
+	touch $@
+
+$(VENV)/.dev-installed: $(VENV)/.installed requirements-dev.txt
+	$(PIP) install -q -r requirements-dev.txt -c constraints.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+dev: $(VENV)/.dev-installed
+
+$(MODEL): $(VENV)/.installed $(RASA_SRC)
+	$(RASA) train --fixed-model-name loyalty --out models
+	touch $@
+
+train: $(MODEL)
+
+db: install ## migrate the database and seed the demo data on first start
+	$(PY) -m loyalty db upgrade
+	$(PY) -m loyalty seed --if-empty
+
+shell: install $(MODEL) db ## talk to the bot in the terminal (the action server starts alongside)
+	$(PY) -m bot.launcher --shell
+
+lint: dev
+	$(VENV)/bin/ruff check loyalty bot actions tests bench
+	$(VENV)/bin/mypy loyalty
+
+bench: dev
+	@echo "Benchmarks are run one by one, e.g.: $(PY) -m bench.core_ops"
+
+constraints:
+	$(PIP) freeze | grep -v '^-e' | sed '1i # Tested versions of every package; installs use -c constraints.txt.' > constraints.txt
+
+clean:
+	rm -rf var results models .pytest_cache

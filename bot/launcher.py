@@ -1,0 +1,110 @@
+"""Start everything `make run` promises: action server, loyalty API, Rasa with the channels.
+
+``python -m bot.launcher`` starts the three processes, waits until each
+answers, prints where to open the web chat and the agent console, and stops
+them all on Ctrl-C. ``--shell`` talks to the bot in this terminal instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def _wait(url: str, proc: subprocess.Popen[bytes], name: str, timeout: float = 240) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{name} exited with code {proc.returncode}; see the lines above.")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status < 500:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"{name} did not answer at {url} within {timeout:.0f} s")
+
+
+def commands(args: argparse.Namespace) -> list[tuple[str, list[str], str | None]]:
+    """(name, command, health URL) of each process to start."""
+    py = sys.executable
+    endpoints = os.environ.get("RASA_ENDPOINTS", "endpoints.yml")
+    rasa = [
+        str(BIN / "rasa"), "run", "--model", args.model, "--endpoints", endpoints,
+        "--credentials", "credentials.yml", "--port", str(args.port), "--interface", args.host,
+    ]
+    if args.shell:
+        rasa = [str(BIN / "rasa"), "shell", "--model", args.model, "--endpoints", endpoints]
+    return [
+        ("action server", [py, "-m", "rasa_sdk", "--actions", "actions", "--port", str(args.actions_port)],
+         f"http://127.0.0.1:{args.actions_port}/health"),
+        ("loyalty API", [py, "-m", "loyalty", "serve", "--host", args.host, "--port", str(args.api_port)],
+         f"http://127.0.0.1:{args.api_port}/api/v1/health"),
+        ("assistant", rasa, None if args.shell else f"http://127.0.0.1:{args.port}/"),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bot.launcher", description=__doc__)
+    p.add_argument("--shell", action="store_true", help="chat in the terminal instead of starting the channels")
+    p.add_argument("--model", default="models/loyalty.tar.gz")
+    p.add_argument("--host", default=os.environ.get("BOT_HOST", "127.0.0.1"))
+    p.add_argument("--port", type=int, default=int(os.environ.get("BOT_PORT", "5005")))
+    p.add_argument("--actions-port", type=int, default=int(os.environ.get("ACTIONS_PORT", "5055")))
+    p.add_argument("--api-port", type=int, default=int(os.environ.get("LOYALTY_API_PORT", "8081")))
+    args = p.parse_args(argv)
+    os.chdir(ROOT)
+    os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def stop(*_: object) -> None:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))
+    try:
+        for name, cmd, health in commands(args):
+            print(f"starting {name} …", flush=True)
+            proc = subprocess.Popen(cmd)
+            procs.append(proc)
+            if health:
+                _wait(health, proc, name)
+        if args.shell:
+            return procs[-1].wait()
+        base = f"http://{args.host}:{args.port}"
+        print(
+            "\nReady.\n"
+            f"  Web chat:       {base}/webhooks/webchat/   (try ?store=SH001 or ?lang=en)\n"
+            f"  Agent console:  {base}/webhooks/console/\n"
+            f"  WeChat webhook: {base}/webhooks/wechat/webhook\n"
+            f"  Loyalty API:    http://{args.host}:{args.api_port}/api/v1/health\n"
+            "Press Ctrl-C to stop.",
+            flush=True,
+        )
+        while all(proc.poll() is None for proc in procs):
+            time.sleep(1)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
