@@ -11,9 +11,10 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -124,9 +125,7 @@ def aes_key_bytes(encoding_aes_key: str) -> bytes:
     return key
 
 
-def load_wechat_settings(
-    env: Mapping[str, str] | None = None, **overrides: Any
-) -> WeChatSettings:
+def load_wechat_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> WeChatSettings:
     """Read WeChat settings from environment variables; ``overrides`` win.
 
     Overrides with the value ``None`` are ignored so that optional keys of

@@ -17,29 +17,28 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Awaitable, Callable, Optional
+from typing import Any
 
-from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+from rasa.core.channels.channel import InputChannel, OutputChannel
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 from wechatpy import parse_message
+from wechatpy.messages import BaseMessage
 
 from bot.settings import WeChatSettings, load_wechat_settings
-from bot.wechat import texts
 from bot.wechat.client import WeChatApi
 from bot.wechat.dedup import CallbackDedup, dedup_key
 from bot.wechat.delivery import Delivery, mask
 from bot.wechat.inbound import Inbound, classify, neutralise
 from bot.wechat.kv import KeyValueStore, open_store
-from bot.wechat.outbound import PushOutput, TurnCollector
+from bot.wechat.outbound import PushOutput
 from bot.wechat.security import CallbackAuth, CallbackRejected, CallbackSecurity
 from bot.wechat.shoppers import ShopperState
-from bot.wechat.xml import pack_texts, render_text_reply
+from bot.wechat.turns import OnNewMessage, TurnRunner
+from bot.wechat.xml import render_text_reply
 
 logger = logging.getLogger(__name__)
-
-OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
 
 MAX_BODY_BYTES = 256 * 1024  # WeChat callbacks are a few hundred bytes
 
@@ -55,7 +54,7 @@ class WeChatInput(InputChannel):
         return "wechat"
 
     @classmethod
-    def from_credentials(cls, credentials: Optional[dict[str, Any]]) -> "WeChatInput":
+    def from_credentials(cls, credentials: dict[str, Any] | None) -> WeChatInput:
         """Build from ``credentials.yml``; missing keys fall back to WECHAT_* env vars."""
         overrides = {_CREDENTIAL_ALIASES.get(k, k): v for k, v in (credentials or {}).items()}
         return cls(load_wechat_settings(**overrides))
@@ -74,7 +73,7 @@ class WeChatInput(InputChannel):
         self.state = ShopperState(self.store, settings)
         self.api = api or (WeChatApi(settings) if settings.can_send else None)
         self.delivery = Delivery(self.api, self.state, settings.max_text_bytes)
-        self._background: set[asyncio.Task[None]] = set()
+        self.turns = TurnRunner(settings, self.state, self.delivery)
 
     def get_output_channel(self) -> OutputChannel:
         """Pushes messages with the customer-service API (handoff, reminders)."""
@@ -105,6 +104,12 @@ class WeChatInput(InputChannel):
         async def finish_deliveries(*_: Any) -> None:
             await self.drain(timeout=15)
 
+        @bp.listener("after_server_stop")
+        async def release_resources(*_: Any) -> None:
+            if self.api is not None:
+                self.api.close()
+            await self.store.close()
+
         return bp
 
     # ------------------------------------------------------------ callbacks
@@ -127,93 +132,86 @@ class WeChatInput(InputChannel):
             logger.warning("wechat callback unreadable", exc_info=True)
             return response.text("bad message", status=400)
 
-        if not await self.dedup.claim(dedup_key(message)):
+        # The work runs shielded: if WeChat hangs up (Sanic then cancels this
+        # handler), the turn still completes and its answer goes by
+        # customer-service message instead of being lost with the connection.
+        delivered: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        work = asyncio.ensure_future(self._process(message, auth, on_new_message, delivered))
+        try:
+            reply = await asyncio.shield(work)
+        except BaseException:
+            _settle(delivered, False)
+            raise
+        _settle(delivered, True)
+        logger.info(
+            "wechat callback openid=%s status=%d ms=%d",
+            mask(message.source),
+            reply.status,
+            (time.monotonic() - started) * 1000,
+        )
+        return reply
+
+    async def _process(
+        self,
+        message: BaseMessage,
+        auth: CallbackAuth,
+        on_new_message: OnNewMessage,
+        delivered: asyncio.Future[bool],
+    ) -> HTTPResponse:
+        key = dedup_key(message)
+        try:
+            first = await self.dedup.claim(key)
+        except Exception:
+            # Without dedup a retry could run an action twice: refuse, and let
+            # WeChat's own retries try again once the store is back.
+            logger.exception("wechat dedup store unavailable; callback refused for now")
+            return response.text("dedup store unavailable", status=503)
+        if not first:
             logger.info("wechat retry ignored openid=%s", mask(message.source))
             return _success()
 
         try:
             inbound = classify(message, self.settings.menu_intents)
-            reply = await self._respond(inbound, on_new_message)
+            text = await self._prepare(inbound)
         except Exception:
-            # Claimed already, so a retry would be dropped: answer and log loudly.
-            logger.exception("wechat callback failed openid=%s", mask(message.source))
-            return _success()
-        logger.info(
-            "wechat callback openid=%s kind=%s aes=%s passive=%s ms=%d",
-            mask(inbound.openid), inbound.label, auth.encrypted, reply is not None,
-            (time.monotonic() - started) * 1000,
+            # Nothing has run yet: give the claim back so WeChat's retry is processed.
+            logger.exception("wechat callback not processed openid=%s", mask(message.source))
+            await self._release(key)
+            return response.text("try again", status=503)
+
+        if inbound.action == "reply":
+            reply: str | None = inbound.text
+        elif text is None:
+            reply = None
+        else:
+            reply = await self.turns.converse(inbound, text, on_new_message, delivered)
+        logger.debug(
+            "wechat callback kind=%s aes=%s passive=%s", inbound.label, auth.encrypted, reply is not None
         )
         if reply is None:
             return _success()
-        return self._passive(inbound, reply, auth)
+        xml = render_text_reply(inbound.openid, inbound.account, reply)
+        return response.text(self.security.seal_reply(xml, auth), content_type="application/xml")
 
-    async def _respond(self, inbound: Inbound, on_new_message: OnNewMessage) -> str | None:
-        """The passive reply text, or None to answer ``success``."""
+    async def _prepare(self, inbound: Inbound) -> str | None:
+        """Record the interaction; the text for the assistant, or None if it is not asked."""
         if inbound.window:
             await self.state.open_window(inbound.openid, inbound.window)
-        if inbound.action == "ignore":
+        if inbound.action != "bot":
             return None
-        if inbound.action == "reply":
-            return inbound.text
-        text = inbound.text
         if inbound.typed:
-            text = await self.state.resolve_choice(inbound.openid, text) or neutralise(text)
-        return await self._converse(inbound, text, on_new_message)
+            return await self.state.resolve_choice(inbound.openid, inbound.text) or neutralise(inbound.text)
+        return inbound.text
 
-    async def _converse(self, inbound: Inbound, text: str, on_new_message: OnNewMessage) -> str | None:
-        collector = TurnCollector()
-        message = UserMessage(
-            text, collector, inbound.openid, input_channel=self.name(), metadata=dict(inbound.metadata)
-        )
-        turn = asyncio.create_task(self._run_turn(on_new_message, message, collector))
-        # asyncio.wait leaves the turn running when the wait times out.
-        await asyncio.wait({turn}, timeout=self.settings.passive_wait)
-        chunks = pack_texts(collector.take_new(), self.settings.max_text_bytes)
-        passive, rest = (chunks[0], chunks[1:]) if chunks else (None, [])
-        if turn.done() and not rest:
-            await self.state.save_choices(inbound.openid, collector.choices)
-        else:
-            self._spawn(self._finish_turn(turn, collector, inbound.openid, rest))
-        return passive
-
-    async def _run_turn(self, on_new_message: OnNewMessage, message: UserMessage, collector: TurnCollector) -> None:
+    async def _release(self, key: str) -> None:
         try:
-            await on_new_message(message)
+            await self.dedup.release(key)
         except Exception:
-            logger.exception("assistant failed on a wechat message openid=%s", mask(message.sender_id))
-            collector.texts.append(texts.SOMETHING_WENT_WRONG)
-
-    async def _finish_turn(
-        self, turn: asyncio.Task[None], collector: TurnCollector, openid: str, rest: list[str]
-    ) -> None:
-        """Deliver what the passive reply could not carry, once the turn is over.
-
-        Waiting for the whole turn packs late and leftover texts together, which
-        spends fewer of the few customer-service messages WeChat allows.
-        """
-        started = time.monotonic()
-        await turn
-        await self.state.save_choices(openid, collector.choices)
-        sent = await self.delivery.send(openid, rest + collector.take_new())
-        logger.info(
-            "wechat cs delivery openid=%s sent=%d waited_ms=%d",
-            mask(openid), sent, (time.monotonic() - started) * 1000,
-        )
-
-    def _spawn(self, coro: Awaitable[None]) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)
-        self._background.add(task)  # keep a reference, or the task may be collected
-        task.add_done_callback(self._background.discard)
-        task.add_done_callback(_log_crash)
+            logger.exception("wechat dedup release failed; WeChat's retry will be dropped")
 
     async def drain(self, timeout: float | None = None) -> None:
-        """Wait for pending customer-service deliveries (shutdown, tests)."""
-        if self._background:
-            await asyncio.wait(set(self._background), timeout=timeout)
-
-    def _passive(self, inbound: Inbound, text: str, auth: CallbackAuth) -> HTTPResponse:
-        xml = render_text_reply(inbound.openid, inbound.account, text)
-        return response.text(self.security.seal_reply(xml, auth), content_type="application/xml")
+        """Wait for turns still finishing in the background (shutdown, tests)."""
+        await self.turns.drain(timeout)
 
 
 def _args(request: Request) -> dict[str, str]:
@@ -225,6 +223,6 @@ def _success() -> HTTPResponse:
     return response.text("success")
 
 
-def _log_crash(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        logger.error("wechat background delivery crashed", exc_info=task.exception())
+def _settle(future: asyncio.Future[bool], value: bool) -> None:
+    if not future.done():
+        future.set_result(value)

@@ -13,9 +13,11 @@ import asyncio
 import functools
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
+from urllib.parse import quote
 
 import requests
 from wechatpy import WeChatClient
@@ -33,9 +35,7 @@ class _AppClient(WeChatClient):  # type: ignore[misc]
     """wechatpy client whose base URL is configurable and whose token is shared."""
 
     def __init__(self, settings: WeChatSettings, tokens: AccessTokenManager) -> None:
-        super().__init__(
-            settings.app_id, settings.app_secret, timeout=settings.http_timeout, auto_retry=True
-        )
+        super().__init__(settings.app_id, settings.app_secret, timeout=settings.http_timeout, auto_retry=True)
         self.API_BASE_URL = settings.api_base_url
         self._tokens = tokens
         self._last = threading.local()  # the token each thread used last
@@ -66,7 +66,7 @@ class QrTicket:
     @property
     def image_url(self) -> str:
         """WeChat's own rendering of the code."""
-        return "https://mp.weixin.qq.com/cgi-bin/showqrcode?ticket=" + requests.utils.quote(self.ticket)
+        return "https://mp.weixin.qq.com/cgi-bin/showqrcode?ticket=" + quote(self.ticket)
 
 
 class WeChatApi:
@@ -98,7 +98,7 @@ class WeChatApi:
         future = loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
         try:
             return await asyncio.wait_for(future, timeout=self._deadline)
-        except asyncio.TimeoutError:
+        except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
             raise WeChatApiError(None, "timed out") from None
         except WeChatClientException as exc:
             code = int(exc.errcode) if exc.errcode is not None else None

@@ -36,6 +36,10 @@ class CallbackDedup:
         """True the first time ``key`` is seen within the TTL, False for a retry."""
         return await self._store.add("dedup:" + key, "1", self._ttl)
 
+    async def release(self, key: str) -> None:
+        """Forget ``key`` so that a retry is processed (only if nothing ran yet)."""
+        await self._store.delete("dedup:" + key)
+
     async def close(self) -> None:
         """Release the underlying store."""
         await self._store.close()

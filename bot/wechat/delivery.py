@@ -50,16 +50,21 @@ class Delivery:
         if self._api is None:
             logger.warning(
                 "wechat cs send skipped openid=%s messages=%d: WECHAT_APP_ID/WECHAT_APP_SECRET not set",
-                mask(openid), len(chunks),
+                mask(openid),
+                len(chunks),
             )
             return 0
         sent = 0
         for chunk in chunks:
             if not await self._state.take_quota(openid):
-                logger.warning("wechat cs quota reached openid=%s dropped=%d", mask(openid), len(chunks) - sent)
+                logger.warning(
+                    "wechat cs quota reached openid=%s dropped=%d", mask(openid), len(chunks) - sent
+                )
                 break
             if not await self._send_one(openid, chunk):
-                logger.warning("wechat cs delivery stopped openid=%s dropped=%d", mask(openid), len(chunks) - sent)
+                logger.warning(
+                    "wechat cs delivery stopped openid=%s dropped=%d", mask(openid), len(chunks) - sent
+                )
                 break
             sent += 1
         return sent
@@ -77,7 +82,9 @@ class Delivery:
                 if exc.errcode == errors.CS_QUOTA_EXCEEDED:
                     await self._state.exhaust(openid)
                 if reason:
-                    logger.warning("wechat cs refused openid=%s errcode=%s: %s", mask(openid), exc.errcode, reason)
+                    logger.warning(
+                        "wechat cs refused openid=%s errcode=%s: %s", mask(openid), exc.errcode, reason
+                    )
                 else:
                     logger.error("wechat cs send failed openid=%s %s", mask(openid), exc)
                 return False

@@ -48,7 +48,7 @@ class FakeWeChatState:
     delay: float = 0.0
     menu: dict[str, Any] | None = None
     qrcodes: dict[str, dict[str, Any]] = field(default_factory=dict)
-    tickets: itertools.count = field(default_factory=lambda: itertools.count(1))
+    tickets: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
 
 def _err(code: int, msg: str) -> HTTPResponse:
@@ -129,7 +129,9 @@ def create_fake_wechat_app(
             return _err(45047, "out of response count limit")
         state.sent_per_openid[openid] = state.sent_per_openid.get(openid, 0) + 1
         state.messages.append({**data, "received_at": time.time()})
-        logger.info("fake wechat: customer-service message to %s: %s", openid, json.dumps(data, ensure_ascii=False))
+        logger.info(
+            "fake wechat: customer-service message to %s: %s", openid, json.dumps(data, ensure_ascii=False)
+        )
         return _err(0, "ok")
 
     @app.post("/cgi-bin/qrcode/create")
@@ -193,8 +195,12 @@ def create_fake_wechat_app(
     @app.get("/_fake/stats")
     async def fake_stats(_: Request) -> HTTPResponse:
         return response.json(
-            {"token_fetches": state.token_fetches, "messages": len(state.messages), "menu": state.menu,
-             "qrcodes": state.qrcodes}
+            {
+                "token_fetches": state.token_fetches,
+                "messages": len(state.messages),
+                "menu": state.menu,
+                "qrcodes": state.qrcodes,
+            }
         )
 
     @app.post("/_fake/fail")
@@ -240,7 +246,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8089)
     parser.add_argument("--app-id", default=os.environ.get("WECHAT_APP_ID") or "wxfake0000000001")
     parser.add_argument("--secret", default=os.environ.get("WECHAT_APP_SECRET") or "fake-secret")
-    parser.add_argument("--cs-quota", type=int, default=5, help="messages per openid until /_fake/interaction")
+    parser.add_argument(
+        "--cs-quota", type=int, default=5, help="messages per openid until /_fake/interaction"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     app = create_fake_wechat_app(args.app_id, args.secret, cs_quota=args.cs_quota, name="fake_wechat")

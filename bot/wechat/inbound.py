@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 from wechatpy import events, messages
 from wechatpy.messages import BaseMessage
@@ -85,8 +86,13 @@ def classify(message: BaseMessage, menu_intents: Mapping[str, str]) -> Inbound:
         if not content:
             return Inbound("ignore", label="text", window="message", **base)
         return Inbound(
-            "bot", label="text", text=content, window="message", typed=True,
-            metadata=_metadata(None, None), **base,
+            "bot",
+            label="text",
+            text=content,
+            window="message",
+            typed=True,
+            metadata=_metadata(None, None),
+            **base,
         )
 
     if isinstance(message, (events.SubscribeScanEvent, events.ScanEvent, events.SubscribeEvent)):
@@ -97,8 +103,13 @@ def classify(message: BaseMessage, menu_intents: Mapping[str, str]) -> Inbound:
         if code:
             entities = {"store_code": code, **entities}
         return Inbound(
-            "bot", label=label, text=intent_message("store_visit", entities), window="event",
-            store_code=code, metadata=_metadata(code, label), **base,
+            "bot",
+            label=label,
+            text=intent_message("store_visit", entities),
+            window="event",
+            store_code=code,
+            metadata=_metadata(code, label),
+            **base,
         )
 
     if isinstance(message, events.ClickEvent):
@@ -107,8 +118,12 @@ def classify(message: BaseMessage, menu_intents: Mapping[str, str]) -> Inbound:
             logger.warning("wechat menu key not mapped to an intent: %r", message.key)
             return Inbound("reply", label="click", text=texts.UNKNOWN_MENU_ITEM, window="event", **base)
         return Inbound(
-            "bot", label="click", text=intent_message(intent), window="event",
-            metadata=_metadata(None, "click"), **base,
+            "bot",
+            label="click",
+            text=intent_message(intent),
+            window="event",
+            metadata=_metadata(None, "click"),
+            **base,
         )
 
     raw_type = str(message._data.get("MsgType", "")).lower()
@@ -117,8 +132,9 @@ def classify(message: BaseMessage, menu_intents: Mapping[str, str]) -> Inbound:
         return Inbound("ignore", label=str(message._data.get("Event", "event")).lower(), **base)
 
     # Voice, image, location, video, link and unknown message types.
-    return Inbound("reply", label=message.type or "unknown", text=texts.UNSUPPORTED_MESSAGE,
-                   window="message", **base)
+    return Inbound(
+        "reply", label=message.type or "unknown", text=texts.UNSUPPORTED_MESSAGE, window="message", **base
+    )
 
 
 def _metadata(store_code: str | None, event: str | None) -> dict[str, Any]:

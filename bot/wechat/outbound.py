@@ -8,7 +8,8 @@ shown as that text.
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from rasa.core.channels.channel import OutputChannel
 
@@ -73,14 +74,10 @@ class _WeChatText(OutputChannel):
         self, recipient_id: str, elements: Iterable[dict[str, Any]], **kwargs: Any
     ) -> None:
         for element in elements:
-            heading = " - ".join(
-                str(element[k]) for k in ("title", "subtitle") if element.get(k)
-            )
+            heading = " - ".join(str(element[k]) for k in ("title", "subtitle") if element.get(k))
             await self.send_text_with_buttons(recipient_id, heading, element.get("buttons") or [])
 
-    async def send_custom_json(
-        self, recipient_id: str, json_message: dict[str, Any], **kwargs: Any
-    ) -> None:
+    async def send_custom_json(self, recipient_id: str, json_message: dict[str, Any], **kwargs: Any) -> None:
         text = json_message.get("text") if isinstance(json_message, dict) else None
         if isinstance(text, str) and text.strip():
             await self._emit(recipient_id, text)
@@ -102,7 +99,7 @@ class TurnCollector(_WeChatText):
 
     def take_new(self) -> list[str]:
         """Texts collected since the last call."""
-        new = self.texts[self._taken:]
+        new = self.texts[self._taken :]
         self._taken = len(self.texts)
         return new
 

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import struct
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
+from xml.parsers.expat import ExpatError
 
 import xmltodict
 from wechatpy.crypto import PrpCrypto
+from wechatpy.exceptions import InvalidAppIdException
 
 from bot.settings import WeChatSettings, aes_key_bytes
 from bot.wechat.xml import cdata
@@ -90,13 +93,14 @@ class CallbackSecurity:
             raise CallbackRejected(400, "AES callback but WECHAT_AES_KEY is not set")
         try:
             encrypt = xmltodict.parse(body)["xml"]["Encrypt"]
-        except Exception:  # any parse failure of untrusted input is a bad request
+        except (ExpatError, KeyError, TypeError):
             raise CallbackRejected(400, "no Encrypt element") from None
         self._check_sig((self._token, timestamp, nonce, encrypt), args.get("msg_signature", ""))
         self._check_time(timestamp)
         try:
             plain = PrpCrypto(self._key).decrypt(encrypt, self._app_id)
-        except Exception:  # wrong app id, padding or base64: all mean "not for us"
+        except (InvalidAppIdException, ValueError, IndexError, struct.error):
+            # Wrong app id, padding, length or base64: all mean "not for us".
             raise CallbackRejected(400, "cannot decrypt") from None
         return plain, CallbackAuth(True, nonce, timestamp)
 

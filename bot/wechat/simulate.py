@@ -61,14 +61,16 @@ class WeChatSide:
         parts += [f"<{name}>{cdata(value)}</{name}>" for name, value in fields.items()]
         return "<xml>" + "".join(parts) + "</xml>"
 
-    def text(self, openid: str, content: str, *, msg_id: int | None = None,
-             create_time: int | None = None) -> str:
+    def text(
+        self, openid: str, content: str, *, msg_id: int | None = None, create_time: int | None = None
+    ) -> str:
         """A text message callback."""
         fields = {"Content": content, "MsgId": str(msg_id or new_msg_id())}
         return self._xml(openid, "text", fields, create_time)
 
-    def event(self, openid: str, event: str, key: str | None = None, *,
-              create_time: int | None = None) -> str:
+    def event(
+        self, openid: str, event: str, key: str | None = None, *, create_time: int | None = None
+    ) -> str:
         """An event callback (``subscribe``, ``SCAN``, ``CLICK``, ``unsubscribe``…)."""
         fields = {"Event": event}
         if key is not None:
@@ -97,8 +99,15 @@ class WeChatSide:
 
     # ---------------------------------------------------------- signing
 
-    def sign(self, xml: str, *, aes: bool = False, timestamp: int | None = None,
-             nonce: str | None = None, token: str | None = None) -> tuple[dict[str, str], bytes]:
+    def sign(
+        self,
+        xml: str,
+        *,
+        aes: bool = False,
+        timestamp: int | None = None,
+        nonce: str | None = None,
+        token: str | None = None,
+    ) -> tuple[dict[str, str], bytes]:
         """Query parameters and body of the POST WeChat would send."""
         ts = str(int(time.time()) if timestamp is None else timestamp)
         nonce = nonce or str(secrets.randbelow(10**10))
@@ -118,8 +127,12 @@ class WeChatSide:
         """Query parameters of WeChat's GET URL verification."""
         ts = str(int(time.time()) if timestamp is None else timestamp)
         nonce = str(secrets.randbelow(10**10))
-        return {"signature": signature(self.token, ts, nonce), "timestamp": ts, "nonce": nonce,
-                "echostr": echostr}
+        return {
+            "signature": signature(self.token, ts, nonce),
+            "timestamp": ts,
+            "nonce": nonce,
+            "echostr": echostr,
+        }
 
     # ---------------------------------------------------------- replies
 

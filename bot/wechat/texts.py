@@ -11,6 +11,5 @@ UNKNOWN_MENU_ITEM = (
 )
 
 SOMETHING_WENT_WRONG = (
-    "抱歉，系统开小差了，请稍后再试。\n"
-    "Sorry, something went wrong on our side. Please try again in a moment."
+    "抱歉，系统开小差了，请稍后再试。\nSorry, something went wrong on our side. Please try again in a moment."
 )

@@ -165,5 +165,7 @@ class AccessTokenManager:
             raise WeChatApiError(int(data["errcode"]), str(data.get("errmsg", "")))
         token = CachedToken(str(data["access_token"]), time.time() + int(data.get("expires_in", 7200)))
         self._store.save(self.app_id, token)
-        logger.info("wechat access token refreshed app_id=%s expires_in=%s", self.app_id, data.get("expires_in"))
+        logger.info(
+            "wechat access token refreshed app_id=%s expires_in=%s", self.app_id, data.get("expires_in")
+        )
         return token.value

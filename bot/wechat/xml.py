@@ -23,9 +23,7 @@ def cdata(text: str) -> str:
     return "<![CDATA[" + clean_text(text).replace("]]>", "]]]]><![CDATA[>") + "]]>"
 
 
-def render_text_reply(
-    to_user: str, from_user: str, content: str, create_time: int | None = None
-) -> str:
+def render_text_reply(to_user: str, from_user: str, content: str, create_time: int | None = None) -> str:
     """The passive-reply XML for one text message."""
     created = int(time.time()) if create_time is None else create_time
     return (
