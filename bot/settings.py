@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 T = TypeVar("T")
 
@@ -176,3 +177,38 @@ def _coerce(name: str, value: Any, current: Any) -> Any:
     except ValueError as exc:
         raise SettingsError(f"{name}={value!r} is not valid: {exc}") from None
     return value
+
+
+# ---------------------------------------------------------------- web chat
+
+DEFAULT_WEBCHAT_PUBLIC_URL = "http://127.0.0.1:5005"
+
+
+@dataclass(frozen=True)
+class WebChatSettings:
+    """Where shoppers reach the web chat from outside (store QR codes link there)."""
+
+    # Base URL of the Rasa server as shoppers see it, without a trailing slash.
+    public_url: str = DEFAULT_WEBCHAT_PUBLIC_URL
+
+    def __post_init__(self) -> None:
+        url = self.public_url.strip().rstrip("/")
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+            raise SettingsError(
+                f"WEBCHAT_PUBLIC_URL={self.public_url!r} must be an http(s) base URL "
+                "without query or fragment, e.g. https://shop.example.com"
+            )
+        object.__setattr__(self, "public_url", url)
+
+
+def load_webchat_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> WebChatSettings:
+    """Read web chat settings from environment variables; non-None ``overrides`` win."""
+    e = os.environ if env is None else env
+    values: dict[str, Any] = {"public_url": e.get("WEBCHAT_PUBLIC_URL") or DEFAULT_WEBCHAT_PUBLIC_URL}
+    known = {f.name for f in fields(WebChatSettings)}
+    unknown = set(overrides) - known
+    if unknown:
+        raise SettingsError(f"unknown web chat setting(s): {', '.join(sorted(unknown))}")
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return WebChatSettings(**values)
