@@ -35,13 +35,25 @@ def _wait(url: str, proc: subprocess.Popen[bytes], name: str, timeout: float = 2
     raise SystemExit(f"{name} did not answer at {url} within {timeout:.0f} s")
 
 
+def credentials() -> str:
+    """credentials.yml, less the WeChat channel when WeChat is not configured (WECHAT_TOKEN unset)."""
+    if os.environ.get("WECHAT_TOKEN"):
+        return "credentials.yml"
+    path = ROOT / "var" / "credentials.yml"
+    path.parent.mkdir(exist_ok=True)
+    lines = (ROOT / "credentials.yml").read_text().splitlines()
+    path.write_text("\n".join(line for line in lines if not line.startswith("bot.channels.wechat")) + "\n")
+    print("WeChat is not configured (WECHAT_TOKEN unset): starting the web chat only.", flush=True)
+    return str(path)
+
+
 def commands(args: argparse.Namespace) -> list[tuple[str, list[str], str | None]]:
     """(name, command, health URL) of each process to start."""
     py = sys.executable
     endpoints = os.environ.get("RASA_ENDPOINTS", "endpoints.yml")
     rasa = [
         str(BIN / "rasa"), "run", "--model", args.model, "--endpoints", endpoints,
-        "--credentials", "credentials.yml", "--port", str(args.port), "--interface", args.host,
+        "--credentials", credentials(), "--port", str(args.port), "--interface", args.host,
     ]
     if args.shell:
         rasa = [str(BIN / "rasa"), "shell", "--model", args.model, "--endpoints", endpoints]

@@ -190,6 +190,12 @@ class WebChatSettings:
 
     # Base URL of the Rasa server as shoppers see it, without a trailing slash.
     public_url: str = DEFAULT_WEBCHAT_PUBLIC_URL
+    # Signs visitor ids; unset, a random secret is kept in var/webchat.secret (development).
+    secret: str | None = None
+    # Redis for pushes between several Rasa processes; None = one process.
+    redis_url: str | None = None
+    # Where development state (the generated secret) lives.
+    var_dir: str = "var"
 
     def __post_init__(self) -> None:
         url = self.public_url.strip().rstrip("/")
@@ -205,7 +211,12 @@ class WebChatSettings:
 def load_webchat_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> WebChatSettings:
     """Read web chat settings from environment variables; non-None ``overrides`` win."""
     e = os.environ if env is None else env
-    values: dict[str, Any] = {"public_url": e.get("WEBCHAT_PUBLIC_URL") or DEFAULT_WEBCHAT_PUBLIC_URL}
+    values: dict[str, Any] = {
+        "public_url": e.get("WEBCHAT_PUBLIC_URL") or DEFAULT_WEBCHAT_PUBLIC_URL,
+        "secret": e.get("WEBCHAT_SECRET") or None,
+        "redis_url": e.get("WEBCHAT_REDIS_URL") or None,
+        "var_dir": e.get("LOYALTY_VAR_DIR") or "var",
+    }
     known = {f.name for f in fields(WebChatSettings)}
     unknown = set(overrides) - known
     if unknown:

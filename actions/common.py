@@ -1,0 +1,138 @@
+"""What every action needs: the shopper's language and member, core calls, list fragments."""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from loyalty import db
+from loyalty.config import settings
+from loyalty.errors import LoyaltyError, Unavailable
+from loyalty.services import members
+from loyalty.services.members import MemberCard
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Rasa input channel names → the core's channel names for member identities.
+CHANNELS = {"wechat": "wechat", "webchat": "webchat"}
+
+
+def lang(tracker: Tracker) -> str:
+    """"en" or "zh" (the default), from the ``language`` slot."""
+    return "en" if tracker.get_slot("language") == "en" else "zh"
+
+
+def pick(tracker: Tracker, zh: str, en: str) -> str:
+    """The Chinese or the English name of a thing, for the shopper's language."""
+    return en if lang(tracker) == "en" else zh
+
+
+def identity(tracker: Tracker) -> tuple[str, str]:
+    """(channel, address) of the shopper: the core keys member identities by these."""
+    channel = CHANNELS.get(tracker.get_latest_input_channel() or "", "")
+    if not channel:
+        channel = "webchat" if tracker.sender_id.startswith("web-") else "rest"
+    return channel, tracker.sender_id
+
+
+def render(domain: DomainDict, tracker: Tracker, response: str, /, **variables: Any) -> str:
+    """One response of the domain as text in the shopper's language (for list lines)."""
+    variations = domain.get("responses", {}).get(response) or []
+    want_en = lang(tracker) == "en"
+    chosen = None
+    for v in variations:
+        conditions = v.get("condition") or []
+        is_en = any(c.get("name") == "language" and c.get("value") == "en" for c in conditions)
+        if is_en == want_en:
+            chosen = v
+            break
+    if chosen is None and variations:
+        chosen = variations[0]
+    text = (chosen or {}).get("text", response)
+    try:
+        return str(text).format(**variables)
+    except (KeyError, IndexError, ValueError):
+        log.warning("response %s is missing a variable", response)
+        return str(text)
+
+
+def join_list(tracker: Tracker, items: list[str]) -> str:
+    return (", " if lang(tracker) == "en" else "、").join(items)
+
+
+async def core(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Call one core operation off the event loop, in its own transaction."""
+    return await db.arun(fn, *args, **kwargs)
+
+
+async def current_member(tracker: Tracker) -> MemberCard | None:
+    """The active member behind this conversation, or None."""
+    channel, address = identity(tracker)
+    return await db.arun(members.by_identity, channel, address, readonly=True)
+
+
+def message_key(tracker: Tracker) -> str:
+    """An idempotency key for what the latest user message decided (a retry replays it)."""
+    mid = tracker.latest_message.get("message_id") or str(len(tracker.events))
+    return f"{tracker.sender_id}:{mid}"
+
+
+def unavailable(dispatcher: CollectingDispatcher) -> None:
+    dispatcher.utter_message(response="utter_service_unavailable")
+
+
+def tier_name(tracker: Tracker, code: str) -> str:
+    t = settings().tier(code)
+    return pick(tracker, t.name_zh, t.name_en)
+
+
+__all__ = [
+    "LoyaltyError",
+    "MemberAction",
+    "Unavailable",
+    "core",
+    "current_member",
+    "identity",
+    "join_list",
+    "lang",
+    "message_key",
+    "pick",
+    "render",
+    "tier_name",
+    "unavailable",
+]
+
+
+class MemberAction(Action, ABC):  # type: ignore[misc]
+    """An action for members: finds the member, turns a database outage into an apology."""
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        try:
+            member = await current_member(tracker)
+            if member is None:
+                dispatcher.utter_message(response="utter_offer_join")
+                return [SlotSet("is_member", False), *self.neutral(tracker)]
+            return await self.act(dispatcher, tracker, domain, member)
+        except Unavailable:
+            unavailable(dispatcher)
+            return self.neutral(tracker)
+
+    @abstractmethod
+    async def act(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict, member: MemberCard
+    ) -> list[EventType]:
+        """Do the action's job for ``member``."""
+
+    def neutral(self, tracker: Tracker) -> list[EventType]:
+        """Events that leave the conversation clean when the action could not do its job."""
+        return []

@@ -1,0 +1,293 @@
+"""The web chat channel: a page served by the bot and a websocket per visitor.
+
+Protocol (JSON text frames):
+  client → {"type": "hello", "last_ts": 0.0}        after every (re)connect; 0 replays the history
+  client → {"type": "message", "id": "<uuid>", "text": "…", "payload": "/intent{…}"?}
+  server → {"type": "bot", "ts": 1700000000.1, "text": "…", "buttons": [...], "agent": "…"?}
+  server → {"type": "user", "ts": …, "text": "…"}   (history replay only)
+  server → {"type": "ack", "id": "<uuid>"}  |  {"type": "error", "code": "…"}
+
+The Rasa tracker is the outbox: on ``hello`` the server replays every bot
+turn newer than ``last_ts``, so a dropped connection loses nothing. A
+message id seen before is acknowledged and not processed again, so a resend
+after a drop counts once. Visitors get an id signed with ``WEBCHAT_SECRET``:
+nobody can speak as another shopper without that shopper's token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import uuid
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+from rasa.shared.core.events import BotUttered, UserUttered
+from sanic import Blueprint, response
+from sanic.request import Request
+
+from bot.channels.hub import hub
+from bot.qr import qr_blueprint
+from bot.settings import WebChatSettings, load_webchat_settings
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).resolve().parent.parent / "webchat" / "static"
+MAX_TEXT = 1000  # characters a shopper may send at once
+MAX_FRAME = 16 * 1024  # bytes; a larger frame closes the socket before any parsing
+MAX_BODY = 8 * 1024  # bytes for the REST fallback
+REPLAY_LIMIT = 100  # messages of history sent to a page that opens
+
+
+def _secret(cfg: WebChatSettings) -> bytes:
+    """WEBCHAT_SECRET, or a random secret kept in var/ for development."""
+    if cfg.secret:
+        return cfg.secret.encode()
+    path = Path(cfg.var_dir) / "webchat.secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip().encode()
+
+
+def sign(visitor: str, secret: bytes) -> str:
+    return hmac.new(secret, visitor.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def verify(visitor: str, token: str, secret: bytes) -> bool:
+    return bool(visitor) and hmac.compare_digest(sign(visitor, secret), token or "")
+
+
+def sender_id(visitor: str) -> str:
+    """The Rasa conversation id of a web chat visitor."""
+    return f"web-{visitor}"
+
+
+def visitor_of(sender: str) -> str | None:
+    return sender[4:] if sender.startswith("web-") else None
+
+
+def bot_payload(message: dict[str, Any]) -> dict[str, Any]:
+    """What the page needs of one bot message."""
+    out: dict[str, Any] = {"type": "bot", "ts": message.get("timestamp"), "text": message.get("text") or ""}
+    if message.get("buttons"):
+        out["buttons"] = [{"title": b.get("title", ""), "payload": b.get("payload", "")} for b in message["buttons"]]
+    if message.get("quick_replies"):
+        out["buttons"] = [{"title": b.get("title", ""), "payload": b.get("payload", "")} for b in message["quick_replies"]]
+    if message.get("image"):
+        out["image"] = message["image"]
+    if message.get("agent"):
+        out["agent"] = message["agent"]
+    return out
+
+
+class WebchatOutput(OutputChannel):
+    """Pushes each bot message to the visitor's open sockets, with its tracker timestamp."""
+
+    @classmethod
+    def name(cls) -> str:
+        return "webchat"
+
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+
+    async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
+        payload = bot_payload(message)
+        self.messages.append(payload)
+        visitor = visitor_of(recipient_id)
+        if visitor is not None:
+            await hub.push(visitor, payload)
+
+    async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
+        await self.send_response(recipient_id, {"text": text})
+
+
+class _Seen:
+    """Recently processed message ids (bounded), besides those found in the tracker."""
+
+    def __init__(self, size: int = 10000) -> None:
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._size = size
+
+    def add(self, key: str) -> bool:
+        """Record ``key``; False if it was already there."""
+        if key in self._ids:
+            return False
+        self._ids[key] = None
+        if len(self._ids) > self._size:
+            self._ids.popitem(last=False)
+        return True
+
+
+class WebchatInput(InputChannel):
+    """Rasa input channel serving the page, the session endpoint and the websocket."""
+
+    @classmethod
+    def name(cls) -> str:
+        return "webchat"
+
+    @classmethod
+    def from_credentials(cls, credentials: dict[str, Any] | None) -> "WebchatInput":
+        creds = credentials or {}
+        return cls(allow_rest=bool(creds.get("allow_rest", False)))
+
+    def __init__(self, allow_rest: bool = False, settings: WebChatSettings | None = None) -> None:
+        self.settings = settings or load_webchat_settings()
+        self.allow_rest = allow_rest
+        self.secret = _secret(self.settings)
+        self.seen = _Seen()
+
+    async def _already_handled(self, request: Request, sender: str, message_id: str) -> bool:
+        if not self.seen.add(f"{sender}:{message_id}"):
+            return True
+        agent = getattr(request.app.ctx, "agent", None)
+        if agent is None or agent.tracker_store is None:
+            return False
+        tracker = await agent.tracker_store.retrieve(sender)
+        if tracker is None:
+            return False
+        return any(isinstance(e, UserUttered) and e.message_id == message_id for e in tracker.events)
+
+    async def _replay(self, request: Request, ws: Any, sender: str, last_ts: float) -> None:
+        agent = getattr(request.app.ctx, "agent", None)
+        if agent is None or agent.tracker_store is None:
+            return
+        tracker = await agent.tracker_store.retrieve(sender)
+        if tracker is None:
+            return
+        frames = []
+        for e in tracker.events:
+            if e.timestamp <= last_ts:
+                continue
+            if isinstance(e, BotUttered):
+                frames.append(bot_payload(e.message()))
+            elif last_ts == 0 and isinstance(e, UserUttered) and e.text and not e.text.startswith("/"):
+                # A fresh page shows the shopper's side too; a reconnecting page already has it.
+                frames.append({"type": "user", "ts": e.timestamp, "text": e.text})
+        for frame in frames[-REPLAY_LIMIT:]:
+            await ws.send(json.dumps(frame, ensure_ascii=False))
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> list[Blueprint]:  # type: ignore[override]
+        """The page, the session and socket endpoints, and the stores' QR codes (Rasa mounts both)."""
+        bp = Blueprint("webchat_webhook", __name__)
+        bp.static("/static", str(STATIC), name="webchat_static")
+        channel = self
+
+        @bp.listener("before_server_start")
+        async def _limits(app: Any, _loop: Any) -> None:
+            app.config.WEBSOCKET_MAX_SIZE = MAX_FRAME
+            if channel.settings.redis_url:
+                await hub.start_redis(channel.settings.redis_url)
+
+        @bp.route("/", methods=["GET"])
+        async def page(request: Request) -> response.HTTPResponse:
+            return await response.file(str(STATIC / "index.html"), headers={"Cache-Control": "no-cache"})
+
+        @bp.route("/session", methods=["POST"])
+        async def session(request: Request) -> response.HTTPResponse:
+            """A new visitor id and its token, or a check of stored ones."""
+            body = request.json if request.body and len(request.body) < MAX_BODY else None
+            if isinstance(body, dict) and verify(str(body.get("visitor", "")), str(body.get("token", "")), channel.secret):
+                return response.json({"visitor": body["visitor"], "token": body["token"]})
+            visitor = uuid.uuid4().hex
+            return response.json({"visitor": visitor, "token": sign(visitor, channel.secret)})
+
+        async def handle(request: Request, visitor: str, data: dict[str, Any], metadata: dict[str, Any]) -> dict[str, Any]:
+            text = data.get("payload") or data.get("text")
+            message_id = str(data.get("id") or "")[:64] or uuid.uuid4().hex
+            if not isinstance(text, str) or not text.strip():
+                return {"type": "error", "code": "empty"}
+            if len(text) > MAX_TEXT:
+                return {"type": "error", "code": "too_long", "max": MAX_TEXT}
+            sender = sender_id(visitor)
+            if await channel._already_handled(request, sender, message_id):
+                return {"type": "ack", "id": message_id, "duplicate": True}
+            out = WebchatOutput()
+            await on_new_message(
+                UserMessage(
+                    text.strip(), out, sender, input_channel=channel.name(),
+                    message_id=message_id, metadata={**metadata, "channel": "webchat", "visitor": visitor},
+                )
+            )
+            return {"type": "ack", "id": message_id, "messages": out.messages}
+
+        @bp.websocket("/ws")
+        async def socket(request: Request, ws: Any) -> None:
+            visitor = request.args.get("visitor", "")
+            if not verify(visitor, request.args.get("token", ""), channel.secret):
+                await ws.send(json.dumps({"type": "error", "code": "unauthorized"}))
+                await ws.close()
+                return
+            metadata = {k: request.args.get(k) for k in ("store", "lang") if request.args.get(k)}
+            hub.register(visitor, ws)
+            tasks: set[asyncio.Task[None]] = set()
+            try:
+                while True:
+                    raw = await ws.recv()
+                    if raw is None:
+                        continue
+                    try:
+                        data = json.loads(raw)
+                        assert isinstance(data, dict)
+                    except (ValueError, AssertionError):
+                        await ws.send(json.dumps({"type": "error", "code": "bad_frame"}))
+                        continue
+                    if data.get("type") == "hello":
+                        await channel._replay(request, ws, sender_id(visitor), float(data.get("last_ts") or 0))
+                    elif data.get("type") == "message":
+                        # Handle in the background so a slow turn never blocks the socket reader.
+                        async def run(d: dict[str, Any] = data) -> None:
+                            reply = await handle(request, visitor, d, metadata)
+                            reply.pop("messages", None)  # already pushed one by one
+                            await ws.send(json.dumps(reply))
+
+                        task = asyncio.create_task(run())
+                        tasks.add(task)
+                        task.add_done_callback(tasks.discard)
+            except Exception as exc:  # closed by the client or the network
+                log.debug("web chat socket closed: %s", type(exc).__name__)
+            finally:
+                hub.unregister(visitor, ws)
+
+        @bp.route("/send", methods=["POST"], stream=True)
+        async def send(request: Request) -> response.HTTPResponse:
+            """A token-protected REST entry returning the bot's replies; off unless allow_rest.
+
+            The body is streamed so an oversized one is refused before it is read or parsed.
+            """
+            if not channel.allow_rest:
+                return response.json({"error": "disabled"}, status=404)
+            too_large = response.json({"error": "too_large", "max_bytes": MAX_BODY}, status=413)
+            try:
+                declared = int(request.headers.get("content-length") or 0)
+            except ValueError:
+                return response.json({"error": "bad_length"}, status=400)
+            if declared > MAX_BODY:
+                return too_large
+            body = b""
+            while True:
+                chunk = await request.stream.read()
+                if chunk is None:
+                    break
+                body += chunk
+                if len(body) > MAX_BODY:
+                    return too_large
+            try:
+                data = json.loads(body or b"")
+                assert isinstance(data, dict)
+            except (ValueError, AssertionError):
+                return response.json({"error": "bad_json"}, status=400)
+            visitor = str(data.get("visitor", ""))
+            if not verify(visitor, str(data.get("token", "")), channel.secret):
+                return response.json({"error": "unauthorized"}, status=401)
+            reply = await handle(request, visitor, data, {})
+            status = 400 if reply["type"] == "error" else 200
+            return response.json(reply, status=status)
+
+        return [bp, qr_blueprint()]
