@@ -48,7 +48,8 @@ def yuan_to_fen(value: Any, field: str = "amount") -> int:
         d = Decimal(str(value).strip())
     except (InvalidOperation, ValueError):
         raise InvalidInput(f"{field} is not a number", code="invalid_amount", field=field) from None
-    if not d.is_finite() or d < 0 or d != d.quantize(Decimal("0.01")) or d > Decimal("100000000"):
+    # The bounds come first: quantize() itself fails on huge exponents such as "1e30".
+    if not d.is_finite() or d < 0 or d > Decimal("100000000") or d != d.quantize(Decimal("0.01")):
         raise InvalidInput(
             f"{field} must be a non-negative amount with at most 2 decimals",
             code="invalid_amount",
@@ -69,8 +70,15 @@ def lock_member(s: Session, member_id: int, *, allow_closed: bool = False) -> Me
     lock first, so their writes never interleave (PostgreSQL row lock;
     SQLite serialises writers with BEGIN IMMEDIATE anyway).
     """
+    if not isinstance(member_id, int) or isinstance(member_id, bool):
+        raise NotFound("No such member.", code="member_not_found")
+    # populate_existing: a Member read earlier in this transaction (before we waited for
+    # the lock) must be overwritten with what the previous lock holder committed.
     member = s.execute(
-        select(Member).where(Member.id == member_id).with_for_update()
+        select(Member)
+        .where(Member.id == member_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     ).scalar_one_or_none()
     if member is None:
         raise NotFound("No such member.", code="member_not_found")
@@ -88,6 +96,8 @@ def audit(
     **detail: Any,
 ) -> None:
     """Append one audit entry (never personal data in ``detail``)."""
+    if not isinstance(actor, str) or not actor.strip() or len(actor) > 64:
+        raise InvalidInput("Say who acts, in at most 64 characters.", code="invalid_actor")
     s.add(AuditEntry(actor=actor, action=action, member_id=member_id, detail=detail, note=note, at=utcnow()))
 
 

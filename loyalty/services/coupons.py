@@ -8,7 +8,7 @@ key); a code is redeemed once by a guarded ``active -> redeemed`` update.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -20,7 +20,9 @@ from loyalty.config import settings
 from loyalty.errors import Conflict, InvalidInput, NotFound, Refused
 from loyalty.models import Coupon, CouponCampaign, CouponHolding, Member, MemberSegment, Store
 from loyalty.services import points, tiers
-from loyalty.services.common import audit, days, fen_to_yuan, local_date, lock_member, now_or, random_code
+from loyalty.services.common import (
+    audit, days, fen_to_yuan, local_date, local_midnight, lock_member, now_or, random_code,
+)
 
 KINDS = ("threshold", "percent", "gift")
 AUDIENCES = ("public", "welcome", "birthday", "referral", "goodwill")
@@ -103,15 +105,52 @@ def _coupon_view(cp: Coupon, now: datetime) -> CouponView:
         state = "expired"
     return CouponView(
         cp.code, view(cp.campaign), state, cp.valid_from, cp.valid_until,
-        local_date(cp.valid_until) - days(1), cp.claimed_at,
+        # The last local day with any valid moment (valid_until itself is excluded).
+        local_date(cp.valid_until - timedelta(microseconds=1)), cp.claimed_at,
     )
+
+
+_INT_FIELDS = ("threshold_fen", "discount_fen", "percent_off", "total_stock", "per_member_limit",
+               "valid_days", "points_cost")
+_TIME_FIELDS = ("claim_start", "claim_end", "valid_from", "valid_until")
+_TEXT_FIELDS = {"name_zh": 100, "name_en": 100, "gift_sku": 64, "min_tier": 20, "target_segment": 30}
+
+
+def _check_campaign_fields(f: dict[str, Any]) -> None:
+    """Types and ranges of the fields, so that junk never reaches the database."""
+    bad = InvalidInput  # every complaint below is about the staff's input
+    allowed = {c.name for c in CouponCampaign.__table__.columns} - {"id", "issued", "created_at"}
+    unknown = set(f) - allowed
+    if unknown:
+        raise bad(f"Unknown fields: {', '.join(sorted(unknown))}", code="invalid_campaign")
+    for name in _INT_FIELDS:
+        v = f.get(name)
+        if v is None and name in ("total_stock", "valid_days"):
+            continue
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= 10**9):
+            raise bad(f"{name} must be a whole number, not negative.", code="invalid_campaign", field=name)
+    for name in _TIME_FIELDS:
+        v = f.get(name)
+        if v is not None and (not isinstance(v, datetime) or v.tzinfo is None):
+            raise bad(f"{name} must be a time with a zone.", code="invalid_campaign", field=name)
+    for name, limit in _TEXT_FIELDS.items():
+        v = f.get(name)
+        if v is not None and (not isinstance(v, str) or len(v) > limit):
+            raise bad(f"{name} must be text of at most {limit} characters.", code="invalid_campaign", field=name)
+    if "active" in f and not isinstance(f["active"], bool):
+        raise bad("active must be true or false.", code="invalid_campaign", field="active")
+    for start, end in (("claim_start", "claim_end"), ("valid_from", "valid_until")):
+        if f.get(start) and f.get(end) and f[start] >= f[end]:
+            raise bad(f"{start} must come before {end}.", code="invalid_campaign", field=end)
 
 
 def create_campaign(s: Session, *, actor: str = "system", **f: Any) -> CampaignView:
     """Create a campaign after checking that its fields make sense."""
-    code = str(f.get("code") or "").strip().upper()
+    raw_code = f.get("code")
+    code = raw_code.strip().upper() if isinstance(raw_code, str) else ""
     if not code or len(code) > 40:
         raise InvalidInput("A campaign needs a code of at most 40 characters.", code="invalid_campaign")
+    _check_campaign_fields(f)
     kind = f.get("kind")
     if kind not in KINDS:
         raise InvalidInput(f"kind must be one of {', '.join(KINDS)}", code="invalid_campaign")
@@ -120,28 +159,20 @@ def create_campaign(s: Session, *, actor: str = "system", **f: Any) -> CampaignV
         raise InvalidInput(f"audience must be one of {', '.join(AUDIENCES)}", code="invalid_campaign")
     if not f.get("name_zh") or not f.get("name_en"):
         raise InvalidInput("A campaign needs a Chinese and an English name.", code="invalid_campaign")
-    if kind == "threshold" and not (0 < f.get("discount_fen", 0) <= f.get("threshold_fen", 0) or
-                                    (f.get("threshold_fen", 0) == 0 and f.get("discount_fen", 0) > 0)):
+    discount, threshold = f.get("discount_fen", 0), f.get("threshold_fen", 0)
+    # 满减 without a threshold (threshold 0) is a plain voucher.
+    if kind == "threshold" and not (discount > 0 and (threshold == 0 or discount <= threshold)):
         raise InvalidInput("满减 needs a discount above 0 and not above the threshold.", code="invalid_campaign")
     if kind == "percent" and not 0 < f.get("percent_off", 0) < 100:
         raise InvalidInput("折扣 needs percent_off between 1 and 99.", code="invalid_campaign")
     if kind == "gift" and not f.get("gift_sku"):
         raise InvalidInput("兑换 needs a gift SKU.", code="invalid_campaign")
-    stock = f.get("total_stock")
-    if stock is not None and stock < 0:
-        raise InvalidInput("Stock cannot be negative.", code="invalid_campaign")
-    if f.get("per_member_limit", 1) < 0 or f.get("points_cost", 0) < 0:
-        raise InvalidInput("Limits and costs cannot be negative.", code="invalid_campaign")
     if not f.get("valid_days") and not f.get("valid_until"):
         raise InvalidInput("Give valid_days or valid_until.", code="invalid_campaign")
     if f.get("min_tier") and f["min_tier"] not in [t.code for t in settings().tiers]:
         raise InvalidInput("Unknown tier.", code="invalid_campaign")
     if s.execute(select(CouponCampaign.id).where(CouponCampaign.code == code)).first():
         raise Refused("A campaign with this code exists.", code="campaign_exists")
-    allowed = {c.name for c in CouponCampaign.__table__.columns} - {"id", "issued", "created_at"}
-    unknown = set(f) - allowed
-    if unknown:
-        raise InvalidInput(f"Unknown fields: {', '.join(sorted(unknown))}", code="invalid_campaign")
     c = CouponCampaign(**{**f, "code": code, "issued": 0})
     s.add(c)
     s.flush()
@@ -150,6 +181,9 @@ def create_campaign(s: Session, *, actor: str = "system", **f: Any) -> CampaignV
 
 
 def campaign_by_code(s: Session, code: str) -> CouponCampaign:
+    """A campaign by its code (case-insensitive), or NotFound ``unknown_campaign``."""
+    if not isinstance(code, str):
+        raise NotFound("No such campaign.", code="unknown_campaign")
     c = s.execute(select(CouponCampaign).where(CouponCampaign.code == code.strip().upper())).scalar_one_or_none()
     if c is None:
         raise NotFound("No such campaign.", code="unknown_campaign")
@@ -180,7 +214,8 @@ def _why_not(s: Session, member: Member, c: CouponCampaign, now: datetime) -> st
         return "out_of_stock"
     if c.per_member_limit and _held(s, member.id, c.id) >= c.per_member_limit:
         return "limit_reached"
-    if c.points_cost and member.points_balance < c.points_cost:
+    # Live points: lots past their expiry do not count even before the expiry job ran.
+    if c.points_cost and points.live_balance(s, member.id, now) < c.points_cost:
         return "insufficient_points"
     return None
 
@@ -214,7 +249,7 @@ MESSAGES = {
 }
 
 
-def _holding_guard(s: Session, member_id: int, c: CouponCampaign) -> None:
+def _holding_guard(s: Session, member_id: int, c: CouponCampaign, *, enforce_limit: bool = True) -> None:
     """Count one more coupon for the member, refusing past the per-member limit."""
     dialect = s.get_bind().dialect.name
     ins = (pg_insert if dialect == "postgresql" else sqlite_insert)(CouponHolding).values(
@@ -224,7 +259,7 @@ def _holding_guard(s: Session, member_id: int, c: CouponCampaign) -> None:
     stmt = update(CouponHolding).where(
         CouponHolding.member_id == member_id, CouponHolding.campaign_id == c.id
     )
-    if c.per_member_limit:
+    if c.per_member_limit and enforce_limit:
         stmt = stmt.where(CouponHolding.count < c.per_member_limit)
     res = s.execute(stmt.values(count=CouponHolding.count + 1).execution_options(synchronize_session=False))
     if res.rowcount != 1:
@@ -252,32 +287,42 @@ def _issue(
             raise Conflict("This request key claimed another coupon.")
         return Claim(_coupon_view(existing, at), existing.points_spent, member.points_balance, True)
     reason = _why_not(s, member, c, at)
-    if granted and reason in ("not_open", "tier_too_low", "not_in_segment", "insufficient_points"):
-        # A gift from the shop ignores the public claim rules but never stock or validity.
+    if granted and reason in ("not_open", "tier_too_low", "not_in_segment", "insufficient_points",
+                              "limit_reached"):
+        # A gift from the shop ignores the public claim rules (its key makes it once) but
+        # never stock or validity.
         reason = "not_open" if (not c.active or (c.valid_until and c.valid_until <= at)) else None
     if reason is not None:
         raise Refused(MESSAGES[reason], code=reason)
-    _holding_guard(s, member.id, c)
+    _holding_guard(s, member.id, c, enforce_limit=not granted)
     _stock_guard(s, c)
-    spent = 0
-    balance: int | None = None
-    if c.points_cost and not granted:
-        mv = points.debit(
-            s, member.id, c.points_cost, kind="spend", at=at,
-            key=f"coupon:{member.id}:{key}", reason=f"coupon {c.code}",
-        )
-        spent, balance = c.points_cost, mv.balance
+    spent = c.points_cost if c.points_cost and not granted else 0
     valid_from = max(at, c.valid_from) if c.valid_from else at
-    valid_until = c.valid_until or at + days(c.valid_days or 30)
-    if c.valid_days and c.valid_until:
-        valid_until = min(c.valid_until, at + days(c.valid_days))
+    valid_until = _valid_until(c, valid_from)
     cp = Coupon(
         code=random_code(12), campaign_id=c.id, member_id=member.id, request_key=key,
         status="active", claimed_at=at, valid_from=valid_from, valid_until=valid_until, points_spent=spent,
     )
     s.add(cp)
     s.flush()
+    balance: int | None = None
+    if spent:
+        # Keyed by the coupon: short and unique (a key built from the member and request
+        # key could outgrow the ledger's key column). A refusal rolls the coupon back too.
+        mv = points.debit(s, member.id, spent, kind="spend", at=at, key=f"coupon:{cp.id}",
+                          reason=f"coupon {c.code}")
+        balance = mv.balance
     return Claim(_coupon_view(cp, at), spent, balance, False)
+
+
+def _valid_until(c: CouponCampaign, at: datetime) -> datetime:
+    """A coupon of ``valid_days`` lasts that long from ``at``, then to the end of that local day."""
+    end = None
+    if c.valid_days:
+        end = local_midnight(local_date(at + days(c.valid_days)) + days(1))
+    if c.valid_until is not None:
+        end = c.valid_until if end is None else min(end, c.valid_until)
+    return end if end is not None else local_midnight(local_date(at + days(30)) + days(1))
 
 
 def claim(
@@ -288,7 +333,7 @@ def claim(
     A campaign with a points cost is an exchange: points and stock change
     together or not at all.
     """
-    if not key or len(key) > 100:
+    if not isinstance(key, str) or not key.strip() or len(key) > 100:
         raise InvalidInput("A claim needs a request key of at most 100 characters.", code="invalid_key")
     at = now_or(now)
     member = lock_member(s, member_id)
@@ -309,7 +354,12 @@ def grant(
     actor: str = "system",
     now: datetime | None = None,
 ) -> Claim:
-    """Give a member a coupon (welcome, birthday, referral, goodwill): no points, no claim window."""
+    """Give a member a coupon (welcome, birthday, referral, goodwill): no points, no claim window.
+
+    Once per ``key``; the per-member limit does not apply (the birthday coupon comes every year).
+    """
+    if not isinstance(key, str) or not key.strip() or len(key) > 100:
+        raise InvalidInput("A grant needs a request key of at most 100 characters.", code="invalid_key")
     at = now_or(now)
     member = lock_member(s, member_id)
     c = campaign_by_code(s, campaign_code)
@@ -354,14 +404,14 @@ def redeem(
 ) -> Redemption:
     """Use a coupon at the till, exactly once. Replaying the same order gets the same answer."""
     at = now_or(now)
-    code = (code or "").strip().upper()
-    order_ref = (order_ref or "").strip()
+    code = code.strip().upper() if isinstance(code, str) else ""
+    order_ref = order_ref.strip() if isinstance(order_ref, str) else ""
     if not code or len(code) > 20:
         raise InvalidInput("A coupon code is needed.", code="invalid_code")
     if not order_ref or len(order_ref) > 100:
         raise InvalidInput("An order reference is needed.", code="invalid_order_ref")
-    if order_amount_fen < 0:
-        raise InvalidInput("The order amount cannot be negative.", code="invalid_amount")
+    if not isinstance(order_amount_fen, int) or isinstance(order_amount_fen, bool) or order_amount_fen < 0:
+        raise InvalidInput("The order amount must be whole fen, not negative.", code="invalid_amount")
     cp = s.execute(select(Coupon).where(Coupon.code == code)).scalar_one_or_none()
     if cp is None:
         raise NotFound("No such coupon.", code="unknown_coupon")
@@ -383,7 +433,7 @@ def redeem(
         )
     store_id = None
     if store_code:
-        store_id = s.execute(select(Store.id).where(Store.code == store_code)).scalar()
+        store_id = s.execute(select(Store.id).where(Store.code == store_code.strip().upper())).scalar()
         if store_id is None:
             raise InvalidInput("Unknown store.", code="unknown_store")
     res = s.execute(
@@ -392,9 +442,10 @@ def redeem(
         .values(status="redeemed", redeemed_at=at, redeemed_ref=order_ref, redeemed_store_id=store_id)
         .execution_options(synchronize_session=False)
     )
-    if res.rowcount != 1:
-        raise Refused("This coupon was already used.", code="already_redeemed")
     s.refresh(cp)
+    if res.rowcount != 1 and not (cp.status == "redeemed" and cp.redeemed_ref == order_ref):
+        # A concurrent twin of the same order won the race: that is a replay, not a refusal.
+        raise Refused("This coupon was already used.", code="already_redeemed")
     return _redemption(cp, order_amount_fen)
 
 

@@ -42,6 +42,8 @@ def grant_birthday(s: Session, member_id: int, today: date) -> str | None:
     if not campaign:
         return None
     try:
-        return coupons.grant(s, member_id, campaign, key=f"birthday:{today.year}").coupon.code
+        # A savepoint: a grant refused half-way (stock gone) must leave no counter behind.
+        with s.begin_nested():
+            return coupons.grant(s, member_id, campaign, key=f"birthday:{today.year}").coupon.code
     except (NotFound, Refused):
         return None

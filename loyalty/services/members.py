@@ -14,7 +14,7 @@ from loyalty.config import settings
 from loyalty.errors import InvalidInput, NotFound, Refused
 from loyalty.models import ChannelIdentity, Member, Store
 from loyalty.services import coupons, points, referrals
-from loyalty.services.common import audit, lock_member, now_or, random_code
+from loyalty.services.common import audit, local_date, lock_member, now_or, random_code
 
 PHONE_RE = re.compile(r"^1[3-9]\d{9}$")
 CHANNELS = ("wechat", "webchat", "pos", "online", "console", "cli", "rest")
@@ -81,10 +81,17 @@ def _clean_name(name: str | None) -> str | None:
     return name
 
 
-def _check_birthday(b: date | None, today: date) -> date | None:
+def _check_birthday(b: date | str | None, today: date) -> date | None:
+    """A real past date; an ISO string ("1990-05-01") is accepted too."""
     if b is None:
         return None
-    if not isinstance(b, date) or b > today or b.year < 1900:
+    if isinstance(b, str):
+        try:
+            b = date.fromisoformat(b.strip())
+        except ValueError:
+            raise InvalidInput("That birthday does not look right.", code="invalid_birthday") from None
+    # A datetime is a date subclass but cannot be compared with one: refuse it clearly.
+    if not isinstance(b, date) or isinstance(b, datetime) or b > today or b.year < 1900:
         raise InvalidInput("That birthday does not look right.", code="invalid_birthday")
     return b
 
@@ -95,8 +102,9 @@ def card(s: Session, member_id: int) -> MemberCard:
     if m is None or m.status != "active":
         raise NotFound("No such member.", code="member_not_found")
     t = settings().tier(m.tier)
+    # Live lots, like points.summary: a lot past its expiry is gone even before the job runs.
     return MemberCard(
-        m.id, m.name, mask_phone(m.phone), m.tier, t.name_zh, t.name_en, m.points_balance,
+        m.id, m.name, mask_phone(m.phone), m.tier, t.name_zh, t.name_en, points.live_balance(s, m.id),
         m.referral_code, m.store.code if m.store else None, m.created_at, m.marketing_opt_in,
     )
 
@@ -120,8 +128,7 @@ def by_phone(s: Session, phone: str) -> MemberCard | None:
 
 def bind_identity(s: Session, member_id: int, channel: str, external_id: str) -> None:
     """Link one more channel address to a member (after the caller verified the person)."""
-    if channel not in CHANNELS or not external_id or len(external_id) > 128:
-        raise InvalidInput("Unknown channel or empty address.", code="invalid_identity")
+    _check_identity(channel, external_id)
     lock_member(s, member_id)
     owner = s.execute(
         select(ChannelIdentity.member_id).where(
@@ -134,6 +141,12 @@ def bind_identity(s: Session, member_id: int, channel: str, external_id: str) ->
         raise Refused("This chat is linked to another member.", code="identity_taken")
     s.add(ChannelIdentity(member_id=member_id, channel=channel, external_id=external_id))
     s.flush()
+
+
+def _check_identity(channel: object, external_id: object) -> None:
+    if (channel not in CHANNELS or not isinstance(external_id, str) or not external_id.strip()
+            or len(external_id) > 128):
+        raise InvalidInput("Unknown channel or empty address.", code="invalid_identity")
 
 
 def _new_referral_code(s: Session) -> str:
@@ -151,7 +164,7 @@ def signup(
     consent: bool,
     consent_version: str | None = None,
     name: str | None = None,
-    birthday: date | None = None,
+    birthday: date | str | None = None,
     store_code: str | None = None,
     referral_code: str | None = None,
     channel: str | None = None,
@@ -169,21 +182,25 @@ def signup(
         raise Refused("Joining needs your consent to the privacy notice.", code="consent_required")
     number = normalize_phone(phone)
     clean_name = _clean_name(name)
-    bday = _check_birthday(birthday, at.date())
-    if channel is not None and (channel not in CHANNELS or not external_id):
-        raise InvalidInput("Unknown channel or empty address.", code="invalid_identity")
+    bday = _check_birthday(birthday, local_date(at))
+    if channel is not None:
+        _check_identity(channel, external_id)
+    if consent_version is not None and not (isinstance(consent_version, str) and 0 < len(consent_version) <= 20):
+        raise InvalidInput("Unknown privacy notice version.", code="invalid_consent_version")
     store_id = None
     if store_code:
-        store_id = s.execute(select(Store.id).where(Store.code == store_code.strip().upper())).scalar()
+        if isinstance(store_code, str):
+            store_id = s.execute(select(Store.id).where(Store.code == store_code.strip().upper())).scalar()
         if store_id is None:
             raise InvalidInput("Unknown store.", code="unknown_store")
     referrer_id = None
     if referral_code:
-        referrer_id = s.execute(
-            select(Member.id).where(
-                Member.referral_code == referral_code.strip().upper(), Member.status == "active"
-            )
-        ).scalar()
+        if isinstance(referral_code, str):
+            referrer_id = s.execute(
+                select(Member.id).where(
+                    Member.referral_code == referral_code.strip().upper(), Member.status == "active"
+                )
+            ).scalar()
         if referrer_id is None:
             raise InvalidInput("Unknown referral code.", code="unknown_referral_code")
     if s.execute(select(Member.id).where(Member.phone == number)).first():
@@ -211,7 +228,9 @@ def signup(
     welcome = None
     if st.welcome_campaign:
         try:
-            welcome = coupons.grant(s, m.id, st.welcome_campaign, key="welcome", now=at).coupon.code
+            # A savepoint: a grant refused half-way (stock gone) must leave no counter behind.
+            with s.begin_nested():
+                welcome = coupons.grant(s, m.id, st.welcome_campaign, key="welcome", now=at).coupon.code
         except (NotFound, Refused):
             welcome = None  # no welcome campaign configured, or its stock is gone
     rewarded = False

@@ -166,8 +166,15 @@ def points_for(amount_fen: int, multiplier: float) -> int:
     return int((Decimal(amount_fen) / 100 * rate).to_integral_value(ROUND_FLOOR))
 
 
+def _check_source(source: Any) -> None:
+    if not isinstance(source, str) or not source.strip() or len(source) > 32:
+        raise InvalidInput("The source (till or shop) must be named, in at most 32 characters.",
+                           code="invalid_source", field="source")
+
+
 def record_order(s: Session, source: str, payload: Any, now: datetime | None = None) -> dict[str, Any]:
     """Record a purchase and earn its points (if a member bought); idempotent per (source, id)."""
+    _check_source(source)
     at = now_or(now)
     o = parse(payload, at)
     digest = payload_hash(payload)
@@ -195,6 +202,8 @@ def record_order(s: Session, source: str, payload: Any, now: datetime | None = N
     if member is not None and member.status == "active":
         tier = settings().tier(member.tier)
         earned = points_for(o.amount_fen, tier.multiplier)
+        # Expire what is due first, so that the balance the till shows is the live one.
+        points.expire_member(s, member.id, at)
         points.credit(
             s, member.id, earned, kind="earn", at=o.placed_at, growth=o.amount_fen // 100,
             order_id=order.id, key=f"order:{order.id}", reason=f"order {o.external_id}",
@@ -230,6 +239,7 @@ def record_return(s: Session, source: str, payload: Any, now: datetime | None = 
     Partial returns take back points in proportion; all returns of an order
     together never take back more than it earned nor more than it cost.
     """
+    _check_source(source)
     at = now_or(now)
     o = parse(payload, at, is_return=True)
     digest = payload_hash(payload)
@@ -242,17 +252,22 @@ def record_return(s: Session, source: str, payload: Any, now: datetime | None = 
             Order.external_id == o.original_external_id,
             Order.kind == "order",
         )
+        # Lock the order: concurrent returns of it are checked against its amount one at a
+        # time, even when no member (whose lock would serialise them) bought it.
+        .with_for_update()
     ).scalar_one_or_none()
     if orig is None:
         raise NotFound("The original order is unknown.", code="unknown_order", field="original_external_id")
     if orig.member_id is not None:
         lock_member(s, orig.member_id, allow_closed=True)
-        prior = _replay(s, source, o.external_id, digest)
-        if prior is not None:
-            return prior
-    returned_before = s.execute(
+    # A twin request may have committed while we waited for the locks.
+    prior = _replay(s, source, o.external_id, digest)
+    if prior is not None:
+        return prior
+    # int(): PostgreSQL sums BIGINT columns as NUMERIC (Decimal), which JSON cannot hold.
+    returned_before = int(s.execute(
         select(func.coalesce(func.sum(Order.amount_fen), 0)).where(Order.original_id == orig.id)
-    ).scalar_one()
+    ).scalar_one())
     if returned_before + o.amount_fen > orig.amount_fen:
         raise InvalidInput(
             "The returns would exceed the order amount.", code="return_exceeds_order",
@@ -270,9 +285,9 @@ def record_return(s: Session, source: str, payload: Any, now: datetime | None = 
     result: dict[str, Any] = {"return_id": ret.id, "external_id": o.external_id, "member_id": orig.member_id,
                               "points_clawed_back": 0, "shortfall": 0, "balance": None}
     if orig.member_id is not None and orig.points:
-        clawed_before = s.execute(
+        clawed_before = int(s.execute(
             select(func.coalesce(func.sum(Order.points), 0)).where(Order.original_id == orig.id)
-        ).scalar_one()
+        ).scalar_one())
         target = orig.points * (returned_before + o.amount_fen) // orig.amount_fen if orig.amount_fen else 0
         due = max(0, target - clawed_before)
         growth_target = (returned_before + o.amount_fen) // 100

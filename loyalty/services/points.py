@@ -67,6 +67,11 @@ def expiry_for(earned_at: datetime, st: Settings | None = None) -> datetime:
     return local_midnight(d + days(st.expiry_days + 1))
 
 
+def _whole(points: object) -> bool:
+    # bool is an int in Python, and "10" or 1.5 must not reach arithmetic or the database.
+    return isinstance(points, int) and not isinstance(points, bool)
+
+
 def _line(e: LedgerEntry) -> LedgerLine:
     return LedgerLine(e.id, e.kind, e.delta, e.balance_after, e.created_at, e.reason)
 
@@ -75,10 +80,14 @@ def _movement(e: LedgerEntry) -> Movement:
     return Movement(e.id, e.delta, e.balance_after, e.shortfall)
 
 
-def _by_key(s: Session, key: str | None) -> LedgerEntry | None:
+def _by_key(s: Session, key: str | None, member_id: int) -> LedgerEntry | None:
+    """The entry an idempotency key already made, if any (keys are unique across members)."""
     if key is None:
         return None
-    return s.execute(select(LedgerEntry).where(LedgerEntry.idem_key == key)).scalar_one_or_none()
+    entry = s.execute(select(LedgerEntry).where(LedgerEntry.idem_key == key)).scalar_one_or_none()
+    if entry is not None and entry.member_id != member_id:
+        raise Conflict("This request key belongs to another member.")
+    return entry
 
 
 def _change_balance(s: Session, member_id: int, delta: int) -> int:
@@ -146,10 +155,12 @@ def credit(
     actor: str | None = None,
 ) -> Movement:
     """Add ``points`` as a new lot (member already locked by the caller)."""
-    if points < 0:
-        raise InvalidInput("points must not be negative", code="invalid_points")
-    existing = _by_key(s, key)
+    if not _whole(points) or points < 0:
+        raise InvalidInput("points must be a whole number, not negative", code="invalid_points")
+    existing = _by_key(s, key, member_id)
     if existing is not None:
+        if existing.delta != points:
+            raise Conflict("This request key was used for another amount.")
         return _movement(existing)
     balance = _change_balance(s, member_id, points) if points else _current(s, member_id)
     entry = _append(
@@ -206,9 +217,9 @@ def debit(
     actor: str | None = None,
 ) -> Movement:
     """Take ``points`` from the member's lots, all or nothing (member locked by the caller)."""
-    if points <= 0:
-        raise InvalidInput("points must be positive", code="invalid_points")
-    existing = _by_key(s, key)
+    if not _whole(points) or points <= 0:
+        raise InvalidInput("points must be a positive whole number", code="invalid_points")
+    existing = _by_key(s, key, member_id)
     if existing is not None:
         if existing.delta != -points:
             raise Conflict("This request key was used for another amount.")
@@ -225,8 +236,24 @@ def spend(
     s: Session, member_id: int, points: int, *, key: str, reason: str, now: datetime | None = None
 ) -> Movement:
     """Spend points (on a gift, a coupon), exactly once per ``key``."""
+    if not isinstance(key, str) or not key.strip() or len(key) > 100:
+        raise InvalidInput("A spend needs a request key of at most 100 characters.", code="invalid_key")
+    if not _whole(points) or points <= 0:
+        raise InvalidInput("points must be a positive whole number", code="invalid_points")
+    reason = _check_reason(reason)
     lock_member(s, member_id)
-    return debit(s, member_id, points, kind="spend", at=now_or(now), key=f"spend:{key}", reason=reason)
+    # The caller's key is the member's own: two members may both send "gift-1".
+    return debit(s, member_id, points, kind="spend", at=now_or(now), key=f"spend:{member_id}:{key}",
+                 reason=reason)
+
+
+def _check_reason(reason: object) -> str:
+    text = reason.strip() if isinstance(reason, str) else ""
+    if not text:
+        raise InvalidInput("A reason is needed.", code="reason_required")
+    if len(text) > 200:
+        raise InvalidInput("Give a reason of at most 200 characters.", code="invalid_reason")
+    return text
 
 
 def adjust(
@@ -239,17 +266,28 @@ def adjust(
     key: str | None = None,
     now: datetime | None = None,
 ) -> Movement:
-    """A manual correction by staff, with a reason and an actor, audited."""
-    reason = (reason or "").strip()
-    if not reason:
-        raise InvalidInput("An adjustment needs a reason.", code="reason_required")
+    """A manual correction by staff, with a reason and an actor, audited.
+
+    With a ``key`` it happens once: a replay returns the first movement and is
+    not audited again; the same key with another delta is a :class:`Conflict`.
+    """
+    reason = _check_reason(reason)
     if not actor:
         raise InvalidInput("An adjustment needs an actor.", code="actor_required")
-    if delta == 0 or abs(delta) > 1_000_000:
-        raise InvalidInput("Adjust by a non-zero amount up to 1,000,000.", code="invalid_points")
+    if not isinstance(actor, str) or len(actor) > 64:
+        raise InvalidInput("An actor of at most 64 characters.", code="invalid_actor")
+    if not _whole(delta) or delta == 0 or abs(delta) > 1_000_000:
+        raise InvalidInput("Adjust by a non-zero whole number up to 1,000,000.", code="invalid_points")
+    if key is not None and (not isinstance(key, str) or not key.strip() or len(key) > 100):
+        raise InvalidInput("A request key of at most 100 characters.", code="invalid_key")
     at = now_or(now)
     lock_member(s, member_id)
-    k = f"adjust:{key}" if key else None
+    k = f"adjust:{member_id}:{key}" if key else None
+    existing = _by_key(s, k, member_id)
+    if existing is not None:
+        if existing.delta != delta:
+            raise Conflict("This request key was used for another amount.")
+        return _movement(existing)
     if delta > 0:
         mv = credit(s, member_id, delta, kind="adjust", at=at, key=k, reason=reason, actor=actor)
     else:
@@ -269,7 +307,7 @@ def clawback(
     key: str | None = None,
 ) -> Movement:
     """Take back points a returned order earned, never below zero; the rest is recorded as shortfall."""
-    existing = _by_key(s, key)
+    existing = _by_key(s, key, member_id)
     if existing is not None:
         return _movement(existing)
     expire_member(s, member_id, at)

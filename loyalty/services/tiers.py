@@ -61,44 +61,56 @@ def growth_in_window(s: Session, member_id: int, as_of: datetime, st: Settings |
     return max(0, int(s.execute(q).scalar_one()))
 
 
+def _period_starts(st: Settings) -> list[int]:
+    """The months that open a review period: every N months from January, each year anew."""
+    return list(range(1, 13, st.tier_period_months))
+
+
 def boundaries(start: datetime, end: datetime, st: Settings | None = None) -> list[datetime]:
     """Review boundaries (Asia/Shanghai midnights) in ``(start, end]``."""
     st = st or settings()
-    step = st.tier_period_months
     out = []
-    d0 = local_date(start)
-    year, month = d0.year, 1
+    year = local_date(start).year
     while True:
-        b = local_midnight(date(year, month, 1))
-        if b > end:
-            return out
-        if b > start:
-            out.append(b)
-        month += step
-        while month > 12:
-            month -= 12
-            year += 1
+        for month in _period_starts(st):
+            b = local_midnight(date(year, month, 1))
+            if b > end:
+                return out
+            if b > start:
+                out.append(b)
+        year += 1
 
 
 def last_boundary(as_of: datetime, st: Settings | None = None) -> datetime:
     """The most recent review boundary at or before ``as_of``."""
     st = st or settings()
     d = local_date(as_of)
-    month = 1 + ((d.month - 1) // st.tier_period_months) * st.tier_period_months
+    month = max(m for m in _period_starts(st) if m <= d.month)
     return local_midnight(date(d.year, month, 1))
 
 
 def next_boundary(as_of: datetime, st: Settings | None = None) -> datetime:
     """The first review boundary after ``as_of``."""
     st = st or settings()
-    d = local_date(last_boundary(as_of, st))
-    months = d.month - 1 + st.tier_period_months
-    return local_midnight(date(d.year + months // 12, months % 12 + 1, 1))
+    d = local_date(as_of)
+    later = [m for m in _period_starts(st) if m > d.month]
+    return local_midnight(date(d.year, later[0], 1) if later else date(d.year + 1, 1, 1))
 
 
 def _change(s: Session, member: Member, to: str, reason: str, growth: int, at: datetime) -> None:
     s.add(TierChange(member_id=member.id, from_tier=member.tier, to_tier=to, reason=reason, growth=growth, changed_at=at))
     member.tier = to
+
+
+def _window_upto(s: Session, member_id: int, as_of: datetime, upto_id: int, st: Settings) -> int:
+    """Growth of the window ending at ``as_of`` counting only entries up to ``upto_id``."""
+    q = select(func.coalesce(func.sum(LedgerEntry.growth), 0)).where(
+        LedgerEntry.member_id == member_id,
+        LedgerEntry.id <= upto_id,
+        LedgerEntry.created_at > as_of - days(st.tier_window_days),
+        LedgerEntry.created_at <= as_of,
+    )
+    return max(0, int(s.execute(q).scalar_one()))
 
 
 def upgrade_if_due(s: Session, member: Member, at: datetime) -> bool:
@@ -114,14 +126,31 @@ def upgrade_if_due(s: Session, member: Member, at: datetime) -> bool:
 def review_member(s: Session, member_id: int, as_of: datetime | None = None) -> str:
     """Apply every review boundary the member has not been reviewed at; returns the tier."""
     at = now_or(as_of)
+    st = settings()
     member = lock_member(s, member_id)
     since = member.tier_reviewed_at or member.created_at
-    for b in boundaries(since, at):
-        growth = growth_in_window(s, member.id, b)
-        target = tier_for(growth).code
+    marks = boundaries(since, at, st)
+    for b in marks:
+        growth = growth_in_window(s, member.id, b, st)
+        target = tier_for(growth, st).code
         if target != member.tier:
             _change(s, member, target, "review", growth, b)
         member.tier_reviewed_at = b
+    if marks:
+        # A review that runs late must not undo an upgrade earned after its boundary:
+        # replay those upgrades, each with the window it saw when it was earned.
+        later = s.execute(
+            select(LedgerEntry.id, LedgerEntry.created_at).where(
+                LedgerEntry.member_id == member.id,
+                LedgerEntry.growth > 0,
+                LedgerEntry.created_at > marks[-1],
+            ).order_by(LedgerEntry.id)
+        ).all()
+        for entry_id, earned_at in later:
+            growth = _window_upto(s, member.id, earned_at, entry_id, st)
+            target = tier_for(growth, st)
+            if rank(target.code, st) > rank(member.tier, st):
+                _change(s, member, target.code, "upgrade", growth, earned_at)
     return member.tier
 
 
@@ -162,41 +191,47 @@ def replay(
     reviewed_until: datetime | None,
     st: Settings | None = None,
 ) -> str:
-    """Rebuild a tier from ledger growth entries ``(at, growth)`` alone.
+    """Rebuild a tier from ledger growth entries ``(at, growth)`` alone, given in ledger order.
 
-    Applies upgrades at each entry and reviews at each boundary up to
-    ``reviewed_until``, exactly as the live system does; used to check the
-    stored tier and to rebuild it after a configuration change.
+    Applies an upgrade at each entry (with the window of the entries so far)
+    and a review at each boundary up to ``reviewed_until``, exactly as the
+    live system does when orders arrive in time; used to check the stored
+    tier and to rebuild it after a configuration change.
     """
     st = st or settings()
-    events = sorted(entries)
     window = st.tier_window_days
-    marks: list[tuple[datetime, int, int]] = [(at, 0, g) for at, g in events]
-    if reviewed_until is not None:
-        marks += [(b, 1, 0) for b in boundaries(joined_at, reviewed_until, st)]
-    marks.sort(key=lambda m: (m[0], m[1]))
+    reviews = boundaries(joined_at, reviewed_until, st) if reviewed_until is not None else []
+    seen: list[tuple[datetime, int]] = []
     tier = st.tiers[0].code
 
     def window_sum(at: datetime) -> int:
-        return max(0, sum(g for t, g in events if at - days(window) < t <= at))
+        return max(0, sum(g for t, g in seen if at - days(window) < t <= at))
 
-    for at, is_review, g in marks:
-        if is_review:
-            tier = tier_for(window_sum(at), st).code
-        elif g > 0:
+    def review(b: datetime) -> str:
+        return tier_for(window_sum(b), st).code
+
+    for at, g in entries:
+        # A review at b counts entries up to and including b, and precedes later ones.
+        while reviews and reviews[0] < at:
+            tier = review(reviews.pop(0))
+        seen.append((at, g))
+        if g > 0:
             target = tier_for(window_sum(at), st)
             if rank(target.code, st) > rank(tier, st):
                 tier = target.code
+    for b in reviews:
+        tier = review(b)
     return tier
 
 
 def rebuild(s: Session, member_id: int) -> str:
     """The tier the member's ledger implies (does not change anything)."""
     member = s.get(Member, member_id)
-    assert member is not None
+    if member is None:
+        raise NotFound("No such member.", code="member_not_found")
     rows = s.execute(
-        select(LedgerEntry.created_at, LedgerEntry.growth).where(
-            LedgerEntry.member_id == member_id, LedgerEntry.growth != 0
-        )
+        select(LedgerEntry.created_at, LedgerEntry.growth)
+        .where(LedgerEntry.member_id == member_id, LedgerEntry.growth != 0)
+        .order_by(LedgerEntry.id)
     ).all()
     return replay([(r[0], int(r[1])) for r in rows], member.created_at, member.tier_reviewed_at)
