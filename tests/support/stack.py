@@ -71,7 +71,7 @@ class Stack:
         body = json.dumps({
             "visitor": visitor, "token": token if token is not None else sign(visitor, SECRET.encode()),
             "text": text, "id": message_id or uuid.uuid4().hex,
-        }).encode()
+        }, ensure_ascii=False).encode()
         req = urllib.request.Request(
             f"{self.base}/webhooks/webchat/send", data=body, headers={"Content-Type": "application/json"}
         )
