@@ -118,7 +118,10 @@
         flush();
         if (!state.started || (store && state.store !== store)) {
           state.started = true; state.store = store || state.store; save();
-          var visit = store ? '/store_visit{"store_code":"' + store + '","first_follow":false}' : "/greet";
+          // The page's language rides along so the very first answer is in it.
+          var visit = store
+            ? '/store_visit{"store_code":"' + store + '","first_follow":false,"language":"' + lang + '"}'
+            : '/greet{"language":"' + lang + '"}';
           outbox.push({ type: "message", id: uid(), text: "", payload: visit, el: null });
           flush();
         }
