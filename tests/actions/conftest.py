@@ -106,3 +106,9 @@ def shop(sqlite_engine: Any) -> dict[str, Any]:
     db.run(orders.record_order, "pos", {"external_id": "O-1", "placed_at": NOW.isoformat(), "amount": "150.00",
                                         "member_id": m.card.id})
     return {"member_id": m.card.id, "referral_code": m.card.referral_code}
+
+
+@pytest.fixture(autouse=True)
+def _no_trained_recommender(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Actions see no recommendation model unless a test trains one (never a developer's var/models)."""
+    monkeypatch.setenv("LOYALTY_MODEL_DIR", str(tmp_path / "reco-models"))
