@@ -93,13 +93,12 @@ class ItemKNN:
     def fit(self, train: Transactions) -> None:
         counts = basket_counts(train)
         x = (counts > 0).astype(np.float64).tocsc()
-        co = (x.T @ x).tocsr()
-        norms = np.sqrt(co.diagonal())
-        co.setdiag(0.0)
-        co.eliminate_zeros()
-        coo = co.tocoo()
+        coo = (x.T @ x).tocoo()
+        norms = np.sqrt(np.asarray(x.sum(axis=0)).ravel())
+        # The diagonal (an item is its own best neighbour) stays: it lets kNN re-suggest
+        # what the user bought, which makes it a fair competitor in "all" mode.
         sim = coo.data / (norms[coo.row] * norms[coo.col])
-        self._sim = _keep_top(sp.csr_matrix((sim, (coo.row, coo.col)), shape=co.shape), self.neighbours)
+        self._sim = _keep_top(sp.csr_matrix((sim, (coo.row, coo.col)), shape=coo.shape), self.neighbours)
         self._x = x.tocsr()
         self._pop = _popularity_tiebreak(counts) * 1e-6  # only orders items with no CF score
 
@@ -148,8 +147,11 @@ class ImplicitALS:
 
         self._items = basket_counts(train).astype(np.float32)
         self._items.data = np.log1p(self._items.data)  # damp heavy re-buyers
+        from threadpoolctl import threadpool_limits
+
         self._model = AlternatingLeastSquares(**self.params)
-        self._model.fit(self._items, show_progress=False)
+        with threadpool_limits(1, "blas"):  # implicit's advice: its own threads, not BLAS's
+            self._model.fit(self._items, show_progress=False)
 
     def recommend(self, user: int, k: int, exclude: Optional[np.ndarray], now: int) -> np.ndarray:
         ids, _ = self._model.recommend(

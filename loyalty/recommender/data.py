@@ -83,6 +83,18 @@ class HistoryStore:
         self.indptr = np.searchsorted(np.asarray(user)[order], np.arange(n_users + 1))
         self._extra: dict[int, UserHistory] = {}
 
+    @classmethod
+    def from_arrays(cls, n_users: int, item: np.ndarray, time: np.ndarray, basket: np.ndarray,
+                    indptr: np.ndarray) -> "HistoryStore":
+        """Rebuild a store from its saved CSR arrays (already sorted)."""
+        if indptr.size != n_users + 1 or not item.size == time.size == basket.size == int(indptr[-1]):
+            raise ValueError("history arrays do not fit together")
+        store = cls.__new__(cls)
+        store.n_users = n_users
+        store.item, store.time, store.basket, store.indptr = item, time, basket, indptr
+        store._extra = {}
+        return store
+
     def get(self, user: int) -> UserHistory:
         """The user's full history (training part and anything added since)."""
         extra = self._extra.get(user)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
 from loyalty.recommender.data import DAY, UserHistory
 from loyalty.recommender.stats import ItemStats
@@ -19,15 +20,29 @@ FEATURES = (
     "order_share",  # share of the user's orders containing it
     "recent_share",  # same, orders weighted by a short half-life
     "steady_share",  # same, long half-life
-    "log_days_since",  # log(1 + days since the user last bought it)
-    "repeat_logit",  # how often buyers of this item buy it again (logit)
-    "log_cf_user",  # similarity to the user's decayed purchase profile
-    "log_cf_next",  # what follows the user's recent orders
-    "log_trend",  # recent popularity
+    "log_days_since",  # bought x log(1 + days since the user last bought it)
+    "repeat_logit",  # bought x how often buyers of this item buy it again (logit)
+    "log_cf_user",  # cosine similarity to the user's decayed purchase profile
+    "log_cf_next",  # what tends to follow the user's recent orders
+    "log_recent_30",  # purchase events in the 30 days before now
     "log_buyers",  # all-time distinct buyers
     "log_user_orders",  # bought x log(1 + the user's orders): trust in a long own history
+    "log_cf_ease",  # EASE regression score of the user's decayed profile
+    "user_repeat",  # bought x the share of the user's purchases that were re-buys
+    "bought_recent",  # bought x log_recent_30
+    "rank_share",  # share of the user's orders containing it, the latest orders weigh most
+    "gap_ratio",  # bought x log(1 + days since last purchase / the item's typical gap)
+    "log_recent_7",  # purchase events in the 7 days before now
+    "in_last_order",  # the item was in the user's latest order
+    "log_cf_knn",  # what the most similar customers buy (TIFU-kNN style)
 )
 N_FEATURES = len(FEATURES)
+# Features whose pairwise products the main ranker uses when Config.interactions is on.
+INTERACTING = tuple(FEATURES.index(f) for f in (
+    "log_orders", "order_share", "recent_share", "log_days_since", "repeat_logit", "log_recent_30",
+    "log_cf_ease", "user_repeat", "rank_share", "gap_ratio", "log_cf_knn",
+))
+_EPS = 1e-4
 
 
 @dataclass(frozen=True)
@@ -37,6 +52,8 @@ class FeatureConfig:
     short_half_life_days: float = 30.0
     long_half_life_days: float = 180.0
     profile_half_life_days: float = 90.0
+    rank_decay: float = 0.8
+    user_neighbours: int = 300
     cf_candidates: int = 100
     trend_candidates: int = 50
 
@@ -59,63 +76,87 @@ def _top(values: np.ndarray, n: int) -> np.ndarray:
     return idx[values[idx] > 0]
 
 
-def candidates(hist: UserHistory, now: float, stats: ItemStats, trend_top: np.ndarray,
-               cfg: FeatureConfig) -> Candidates:
+def _spread(sim: sp.csr_matrix, rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Weighted sum of the given rows of an item-item matrix: one score per item."""
+    return np.asarray(sim[rows].T @ weights).ravel()
+
+
+def candidates(hist: UserHistory, user: int, now: float, stats: ItemStats, cfg: FeatureConfig
+               ) -> Candidates:
     """Bought items, the best collaborative and trending items, and a feature row for each."""
-    n_items = stats.buyers.size
     uniq, inv = np.unique(hist.item, return_inverse=True)
     age = np.maximum(now - hist.time, 0.0) / DAY
-    d_short = np.exp2(-age / cfg.short_half_life_days)
-    d_long = np.exp2(-age / cfg.long_half_life_days)
-    d_prof = np.exp2(-age / cfg.profile_half_life_days)
     orders = np.bincount(inv, minlength=uniq.size).astype(np.float64)
-    rec = np.bincount(inv, weights=d_short, minlength=uniq.size)
-    steady = np.bincount(inv, weights=d_long, minlength=uniq.size)
-    prof = np.bincount(inv, weights=d_prof, minlength=uniq.size)
+    rec = np.bincount(inv, weights=np.exp2(-age / cfg.short_half_life_days), minlength=uniq.size)
+    steady = np.bincount(inv, weights=np.exp2(-age / cfg.long_half_life_days), minlength=uniq.size)
+    prof = np.bincount(inv, weights=np.exp2(-age / cfg.profile_half_life_days), minlength=uniq.size)
     last = np.zeros(uniq.size)
     np.maximum.at(last, inv, hist.time)
 
     # Order-level totals turn counts into shares comparable across users.
-    _, first = np.unique(hist.basket, return_index=True)
+    _, first, b_inv = np.unique(hist.basket, return_index=True, return_inverse=True)
     b_age = age[first]
     n_orders = float(first.size)
     tot_short = np.exp2(-b_age / cfg.short_half_life_days).sum()
     tot_long = np.exp2(-b_age / cfg.long_half_life_days).sum()
+    b_rank = np.argsort(np.argsort(b_age, kind="stable"), kind="stable")  # 0 = latest order
+    rank_w = cfg.rank_decay ** b_rank.astype(np.float64)
+    rank_share = np.bincount(inv, weights=rank_w[b_inv], minlength=uniq.size) / max(rank_w.sum(), _EPS)
+    in_last = np.bincount(inv, weights=(b_rank[b_inv] == 0).astype(np.float64), minlength=uniq.size)
+    # Re-buys: lines whose item the user had bought in an earlier order.
+    user_repeat = 1.0 - uniq.size / inv.size if inv.size else 0.0
 
-    cf_user = np.zeros(n_items)
-    cf_next = np.zeros(n_items)
+    n_items = stats.buyers.size
+    cf_user = cf_next = cf_ease = cf_knn = np.zeros(n_items)
     if uniq.size:
         w = prof / prof.sum()
-        cf_user = np.asarray(stats.co_user[uniq].T @ w).ravel()
         wr = rec / rec.sum() if rec.sum() > 0 else w
-        cf_next = np.asarray(stats.co_next[uniq].T @ wr).ravel()
+        cf_user = _spread(stats.co_user, uniq, w)
+        cf_next = _spread(stats.co_next, uniq, wr)
+        cf_ease = _spread(stats.ease, uniq, w)
+        cf_knn = stats.neighbour_scores(uniq, rank_share, user, cfg.user_neighbours)
+    recent_30 = stats.recent_counts(now, 30.0)
 
     items = np.unique(np.concatenate([
         uniq,
         _top(cf_user, cfg.cf_candidates),
         _top(cf_next, cfg.cf_candidates),
-        trend_top[: cfg.trend_candidates],
+        _top(cf_ease, cfg.cf_candidates),
+        _top(cf_knn, cfg.cf_candidates),
+        _top(recent_30, cfg.trend_candidates),
     ])).astype(np.int64)
-    pos = np.searchsorted(uniq, items)
-    pos_c = np.minimum(pos, max(uniq.size - 1, 0))
-    bought = (uniq.size > 0) & (uniq[pos_c] == items) if uniq.size else np.zeros(items.size, bool)
+    if uniq.size:
+        pos = np.minimum(np.searchsorted(uniq, items), uniq.size - 1)
+        bought = uniq[pos] == items
+    else:
+        pos = np.zeros(items.size, dtype=np.int64)
+        bought = np.zeros(items.size, dtype=bool)
     b = bought.astype(np.float64)
 
     def own(values: np.ndarray) -> np.ndarray:
-        return np.where(bought, values[pos_c], 0.0) if uniq.size else np.zeros(items.size)
+        return np.where(bought, values[pos], 0.0) if uniq.size else np.zeros(items.size)
 
-    rr = np.clip(stats.repeat_rate[items], 1e-4, 1.0 - 1e-4)
+    rr = np.clip(stats.repeat_rate[items], _EPS, 1.0 - _EPS)
+    days_since = np.maximum(now - own(last), 0.0) / DAY
     x = np.empty((items.size, N_FEATURES))
     x[:, 0] = b
     x[:, 1] = np.log1p(own(orders))
     x[:, 2] = own(orders) / max(n_orders, 1.0)
-    x[:, 3] = own(rec) / max(tot_short, 1e-9)
-    x[:, 4] = own(steady) / max(tot_long, 1e-9)
-    x[:, 5] = b * np.log1p(np.maximum(now - own(last), 0.0) / DAY)
+    x[:, 3] = own(rec) / max(tot_short, _EPS)
+    x[:, 4] = own(steady) / max(tot_long, _EPS)
+    x[:, 5] = b * np.log1p(days_since)
     x[:, 6] = b * np.log(rr / (1.0 - rr))
-    x[:, 7] = np.log(cf_user[items] + 1e-4)
-    x[:, 8] = np.log(cf_next[items] + 1e-4)
-    x[:, 9] = np.log1p(stats.trend[items])
+    x[:, 7] = np.log(cf_user[items] + _EPS)
+    x[:, 8] = np.log(cf_next[items] + _EPS)
+    x[:, 9] = np.log1p(recent_30[items])
     x[:, 10] = np.log1p(stats.buyers[items])
     x[:, 11] = b * np.log1p(n_orders)
+    x[:, 12] = np.log(cf_ease[items] + _EPS)
+    x[:, 13] = b * user_repeat
+    x[:, 14] = b * x[:, 9]
+    x[:, 15] = own(rank_share)
+    x[:, 16] = b * np.log1p(days_since / stats.gap_days[items])
+    x[:, 17] = np.log1p(stats.recent_counts(now, 7.0, items))
+    x[:, 18] = own(in_last)
+    x[:, 19] = np.log(cf_knn[items] + _EPS)
     return Candidates(items, bought, x, uniq, prof)

@@ -7,11 +7,15 @@ counted, so a large order line counts as one purchase event.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
+import scipy.linalg
 import scipy.sparse as sp
 
 from loyalty.recommender.data import DAY
+
+KEY_SPAN = 1 << 36  # seconds; keeps (item, time) keys unique for times before year 4000
 
 
 @dataclass
@@ -20,10 +24,52 @@ class ItemStats:
 
     buyers: np.ndarray  # distinct buyers per item
     repeat_rate: np.ndarray  # smoothed share of buyers who bought the item in 2+ orders
-    trend: np.ndarray  # buyer events, decayed towards the end of the training data
+    event_key: np.ndarray  # sorted item * KEY_SPAN + second of each purchase event
+    gap_days: np.ndarray  # typical days between two purchases of the item by one customer
     co_user: sp.csr_matrix  # item -> item, bought by the same customers (cosine, shrunk)
     co_next: sp.csr_matrix  # item -> item, bought in the customer's next order
+    ease: sp.csr_matrix  # item -> item, EASE regression weights (strongest kept)
+    user_vectors: sp.csr_matrix  # users x items, rank-decayed order shares (see features)
+    user_unit: sp.csr_matrix  # the same rows scaled to unit length, for cosine search
     end_time: float
+
+    def neighbour_scores(self, items: np.ndarray, values: np.ndarray, user: int, k: int) -> np.ndarray:
+        """What the k customers most like this one buy (their vectors, similarity-weighted).
+
+        The user's own training row is skipped: it would be its own best match.
+        """
+        n_items = self.buyers.size
+        norm = float(np.sqrt((values**2).sum()))
+        if norm == 0.0 or self.user_unit.shape[0] == 0:
+            return np.zeros(n_items)
+        probe = np.zeros(n_items)
+        probe[items] = values / norm
+        sims = self.user_unit @ probe
+        if 0 <= user < sims.size:
+            sims[user] = 0.0
+        if k < sims.size:
+            top = np.argpartition(-sims, k)[:k]
+        else:
+            top = np.arange(sims.size)
+        top = top[sims[top] > 0]
+        if top.size == 0:
+            return np.zeros(n_items)
+        w = sims[top]
+        return np.asarray(self.user_vectors[top].T @ w).ravel() / w.sum()
+
+    def recent_counts(self, now: float, days: float, items: Optional[np.ndarray] = None) -> np.ndarray:
+        """Purchase events per item in the ``days`` before ``now`` (capped at the end of training).
+
+        Reading the window at the request time keeps "trending" honest when
+        the moment asked about lies inside the training period (evaluation).
+        """
+        n = self.buyers.size
+        items = np.arange(n, dtype=np.int64) if items is None else items.astype(np.int64)
+        hi = int(min(now, self.end_time + 1.0))
+        lo = int(hi - days * DAY)
+        base = items * KEY_SPAN
+        return (np.searchsorted(self.event_key, base + hi)
+                - np.searchsorted(self.event_key, base + lo)).astype(np.float64)
 
 
 def dedupe(user: np.ndarray, item: np.ndarray, time: np.ndarray, basket: np.ndarray
@@ -63,6 +109,30 @@ def _cosine(x: sp.csr_matrix, shrink: float, neighbours: int) -> sp.csr_matrix:
     return keep_top(sp.csr_matrix((sim, (r, c)), shape=co.shape), neighbours)
 
 
+def _ease(binary: sp.csr_matrix, reg: float, neighbours: int, max_items: int) -> sp.csr_matrix:
+    """EASE (Steck, 2019): closed-form item-to-item regression with a zero diagonal.
+
+    It solves a dense items x items system, so it is skipped (all zeros) for
+    catalogues above ``max_items``; the other similarities still work there.
+    """
+    n = binary.shape[1]
+    if n == 0 or n > max_items:
+        return sp.csr_matrix((n, n))
+    gram = (binary.T @ binary).toarray()
+    gram[np.diag_indices(n)] += reg
+    p = scipy.linalg.inv(gram, overwrite_a=True, check_finite=False)
+    b = p / (-np.diag(p))[None, :]
+    b[np.diag_indices(n)] = 0.0
+    # Keep each row's strongest positive weights; negative ones would only push items down.
+    k = min(neighbours, n)
+    top = np.argpartition(-b, k - 1, axis=1)[:, :k]
+    vals = np.take_along_axis(b, top, axis=1)
+    rows = np.repeat(np.arange(n), k)
+    m = sp.csr_matrix((np.maximum(vals, 0.0).ravel(), (rows, top.ravel())), shape=(n, n))
+    m.eliminate_zeros()
+    return m
+
+
 def _next_order(u: np.ndarray, i: np.ndarray, b: np.ndarray, n_items: int, neighbours: int
                 ) -> sp.csr_matrix:
     """P(item j in the next order | item i in this order), from consecutive orders of a customer."""
@@ -88,8 +158,41 @@ def _next_order(u: np.ndarray, i: np.ndarray, b: np.ndarray, n_items: int, neigh
     return keep_top(trans.tocsr(), neighbours)
 
 
+def _pair_index(ui: sp.csr_matrix, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+    """Position in ``ui.data`` of each line's (user, item) pair."""
+    ui.sort_indices()
+    # Row-major keys are sorted in CSR order, so one global search finds every pair.
+    rows = np.repeat(np.arange(ui.shape[0], dtype=np.int64), np.diff(ui.indptr))
+    key = rows * ui.shape[1] + ui.indices
+    return np.searchsorted(key, u.astype(np.int64) * ui.shape[1] + i)
+
+
+def _user_vectors(u: np.ndarray, i: np.ndarray, b: np.ndarray, n_users: int, n_items: int,
+                  rank_decay: float) -> sp.csr_matrix:
+    """Per user, the share of their orders containing each item, recent orders weighing more.
+
+    Must match ``rank_share`` in :mod:`loyalty.recommender.features`.
+    """
+    if u.size == 0:
+        return sp.csr_matrix((n_users, n_items))
+    new_basket = np.ones(u.size, dtype=bool)
+    new_basket[1:] = (u[1:] != u[:-1]) | (b[1:] != b[:-1])
+    bid = np.cumsum(new_basket) - 1
+    last_bid = np.zeros(n_users, dtype=np.int64)
+    np.maximum.at(last_bid, u, bid)
+    first_bid = np.full(n_users, np.iinfo(np.int64).max)
+    np.minimum.at(first_bid, u, bid)
+    w = rank_decay ** (last_bid[u] - bid).astype(np.float64)
+    n_orders = (last_bid - first_bid + 1).astype(np.float64)
+    total = np.where(n_orders > 0, (1.0 - rank_decay ** np.maximum(n_orders, 0)) / (1.0 - rank_decay), 1.0)
+    m = sp.csr_matrix((w / total[u], (u, i)), shape=(n_users, n_items))
+    m.sum_duplicates()
+    return m
+
+
 def item_stats(u: np.ndarray, i: np.ndarray, t: np.ndarray, b: np.ndarray, n_users: int,
-               n_items: int, *, trend_half_life_days: float, shrink: float, neighbours: int,
+               n_items: int, *, shrink: float, neighbours: int, rank_decay: float,
+               ease_reg: float = 200.0, ease_max_items: int = 15_000,
                repeat_prior: float = 5.0) -> ItemStats:
     """Compute item statistics from deduplicated lines (see :func:`dedupe`)."""
     end = float(t.max()) if t.size else 0.0
@@ -101,13 +204,29 @@ def item_stats(u: np.ndarray, i: np.ndarray, t: np.ndarray, b: np.ndarray, n_use
     repeaters = np.bincount(ui.indices[ui.data >= 2], minlength=n_items).astype(np.float64)
     base = repeaters.sum() / max(buyers.sum(), 1.0)
     repeat_rate = (repeaters + repeat_prior * base) / (buyers + repeat_prior)
-    decay = np.exp2(-(end - t) / (trend_half_life_days * DAY))
-    trend = np.bincount(i, weights=decay, minlength=n_items)
+    # Mean gap between first and last purchase per re-buying (user, item), pooled per item.
+    first = np.full(ui.nnz, np.inf)
+    last = np.full(ui.nnz, -np.inf)
+    pair = _pair_index(ui, u, i)
+    np.minimum.at(first, pair, t)
+    np.maximum.at(last, pair, t)
+    span = np.where(ui.data >= 2, (last - first) / DAY, 0.0)
+    gaps = np.bincount(ui.indices, weights=span, minlength=n_items)
+    intervals = np.bincount(ui.indices, weights=np.maximum(ui.data - 1, 0), minlength=n_items)
+    base_gap = gaps.sum() / max(intervals.sum(), 1.0)
+    gap_days = (gaps + repeat_prior * base_gap) / (intervals + repeat_prior)
+    event_key = np.sort(i.astype(np.int64) * KEY_SPAN + t.astype(np.int64))
+    vectors = _user_vectors(u, i, b, n_users, n_items, rank_decay)
+    norms = np.sqrt(np.asarray(vectors.multiply(vectors).sum(axis=1)).ravel())
     return ItemStats(
         buyers=buyers,
         repeat_rate=repeat_rate,
-        trend=trend,
+        event_key=event_key,
+        gap_days=np.maximum(gap_days, 1.0),
         co_user=_cosine(binary, shrink, neighbours),
         co_next=_next_order(u, i, b, n_items, neighbours),
+        ease=_ease(binary, ease_reg, neighbours, ease_max_items),
+        user_vectors=vectors,
+        user_unit=sp.diags(1.0 / np.where(norms > 0, norms, 1.0)) @ vectors,
         end_time=end,
     )

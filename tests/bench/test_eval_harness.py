@@ -1,0 +1,139 @@
+"""The evaluation harness on a tiny dataset whose metric values are worked out by hand."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench import eval_recommender
+from bench.reco_baselines import BuyAgain, Popularity
+from bench.reco_data import ColumnMap, CleanRules, leave_last_basket_out, load_transactions, time_split
+from bench.reco_harness import evaluate, format_table
+from bench.reco_metrics import user_metrics
+
+HEADER = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
+# Items AA..DD, written A..D below.
+# u1: {A,B} day 1, {A} day 2, {A,C} day 40 (last); u2: {B} day 3, {B,D} day 41; u3: {A,B,C} day 5.
+# Plus rows a retailer drops: no customer, a cancellation, postage, zero price, negative quantity.
+ROWS = """\
+1,AA,a,1,2024-01-01 10:00:00,1.0,1.0,UK
+1,BB,b,2,2024-01-01 10:00:00,1.0,1.0,UK
+1,BB,b,1,2024-01-01 10:00:00,1.0,1.0,UK
+2,AA,a,1,2024-01-02 10:00:00,1.0,1.0,UK
+3,AA,a,1,2024-02-09 10:00:00,1.0,1.0,UK
+3,CC,c,1,2024-02-09 10:00:00,1.0,1.0,UK
+4,BB,b,1,2024-01-03 10:00:00,1.0,2.0,UK
+5,BB,b,1,2024-02-10 10:00:00,1.0,2.0,UK
+5,DD,d,1,2024-02-10 10:00:00,1.0,2.0,UK
+6,AA,a,1,2024-01-05 10:00:00,1.0,3.0,UK
+6,BB,b,1,2024-01-05 10:00:00,1.0,3.0,UK
+6,CC,c,1,2024-01-05 10:00:00,1.0,3.0,UK
+7,AA,a,1,2024-01-06 10:00:00,1.0,,UK
+C8,AA,a,-1,2024-01-07 10:00:00,1.0,1.0,UK
+9,POST,postage,1,2024-01-08 10:00:00,5.0,2.0,UK
+10,AA,a,1,2024-01-09 10:00:00,0.0,2.0,UK
+11,BB,b,-2,2024-01-09 10:00:00,1.0,2.0,UK
+"""
+D2, D3, D4, D5 = (1 / math.log2(n) for n in (2, 3, 4, 5))
+
+
+@pytest.fixture
+def csv_path(tmp_path: Path) -> str:
+    path = tmp_path / "tx.csv"
+    path.write_text(HEADER + ROWS, encoding="utf-8")
+    return str(path)
+
+
+def by_label(data, user: str, items: np.ndarray) -> set[str]:
+    return {str(data.item_labels[i]) for i in items}
+
+
+def test_metrics_of_one_list() -> None:
+    hit, ndcg, r10, r20 = user_metrics(np.array([5, 1, 7, 9]), np.array([1, 42]))
+    assert (hit, r10, r20) == (1.0, 0.5, 0.5)
+    assert ndcg == pytest.approx(D3 / (D2 + D3))
+    assert user_metrics(np.array([3, 4]), np.array([1])) == (0.0, 0.0, 0.0, 0.0)
+    # Recall@20 sees hits past rank 10.
+    ranked = np.arange(30)
+    assert user_metrics(ranked, np.array([15]))[2:] == (0.0, 1.0)
+    with pytest.raises(ValueError):
+        user_metrics(ranked, np.array([], dtype=np.int64))
+
+
+def test_cleaning_drops_what_a_retailer_drops(csv_path: str) -> None:
+    data, report = load_transactions(csv_path)
+    assert report.rows == 17 and report.kept == 12
+    assert report.dropped == {"unknown customer": 1, "cancellation": 1, "fee/postage code": 1,
+                              "price <= 0": 1, "quantity <= 0": 1}
+    assert list(data.user_labels) == ["1", "2", "3"]
+    assert list(data.item_labels) == ["AA", "BB", "CC", "DD"]
+    assert data.user.size == 11  # the two B lines of basket 1 merged
+    assert data.qty[(data.basket == 0) & (data.item == 1)].tolist() == [3.0]
+
+
+def test_splits_hold_out_the_right_items(csv_path: str) -> None:
+    data, _ = load_transactions(csv_path)
+    loo = leave_last_basket_out(data)
+    assert [data.user_labels[u] for u in loo.test_users] == ["1", "2"]  # user 3 has one basket
+    assert [by_label(data, "", t) for t in loo.test_items] == [{"AA", "CC"}, {"BB", "DD"}]
+    assert loo.train.user.size == 7
+    ts = time_split(data, days=30)
+    assert [by_label(data, "", t) for t in ts.test_items] == [{"AA", "CC"}, {"BB", "DD"}]
+    assert np.all(ts.now == data.time.max() - 30 * 86_400)
+    short = time_split(data, days=1)  # only user 2's last basket is held out
+    assert [data.user_labels[u] for u in short.test_users] == ["2"]
+
+
+def test_known_metric_values_for_popularity_and_buy_again(csv_path: str) -> None:
+    data, _ = load_transactions(csv_path)
+    rows = evaluate([Popularity(), BuyAgain()], [leave_last_basket_out(data)])
+    got = {(r.method, r.mode): r.scores for r in rows}
+    ideal2 = D2 + D3
+    # Popularity ranks B (3 buyers), A (2), C (1), D (0).
+    # u1 wants {A, C} at ranks 2, 3; u2 wants {B, D} at ranks 1, 4.
+    pop = got[("popularity", "all")]
+    assert pop.users == 2 and pop.hit10 == 1.0 and pop.recall10 == 1.0
+    assert pop.ndcg10 == pytest.approx(((D3 + D4) / ideal2 + (D2 + D5) / ideal2) / 2)
+    # "new": u1 (bought A, B) wants C, sees [C, D]; u2 (bought B) wants D, sees [A, C, D].
+    assert got[("popularity", "new")].ndcg10 == pytest.approx((1.0 + D4) / 2)
+    # Buy-again: u1 bought A twice, B once -> [A, B, C, D]; u2 -> [B, A, C, D].
+    again = got[("buy-again", "all")]
+    assert again.ndcg10 == pytest.approx(((D2 + D4) / ideal2 + (D2 + D5) / ideal2) / 2)
+    table = format_table(rows, ours="buy-again")
+    assert "popularity" in table and "buy-again / best other" in table and "mode: new" in table
+
+
+def test_cli_takes_any_csv_with_a_column_mapping(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lines = ["member,sku,order,paid_at"]
+    for user in range(12):
+        for n in range(3):
+            day = 1 + user + 9 * n
+            skus = ["x1", "x2"] if user % 2 else ["y1", "y2"]
+            lines += [f"m{user},{sku},o{user}-{n},2024-03-{day:02d}T09:00:00" for sku in skus + [f"z{n}"]]
+    path = tmp_path / "orders.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    code = eval_recommender.main([
+        str(path), "--user-col", "member", "--item-col", "sku", "--basket-col", "order",
+        "--time-col", "paid_at", "--qty-col", "none", "--price-col", "none",
+        "--cancel-prefix", "none", "--exclude-items", "none", "--days", "5",
+        "--methods", "popularity,buy-again,ours",
+    ])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "users 12, items 7" in out
+    assert out.count("loyalty (ours)") >= 4 and "time split (last 5 days)" in out
+
+
+def test_cli_names_a_missing_column(csv_path: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert eval_recommender.main([csv_path, "--user-col", "Customer"]) == 2
+    assert "column 'Customer' for user not in the CSV header" in capsys.readouterr().err
+
+
+def test_unreadable_times_are_reported(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("u,i,b,t\n1,a,x,2024-01-01\n1,b,y,yesterday\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="yesterday"):
+        load_transactions(str(path), ColumnMap("u", "i", "b", "t", None, None), CleanRules(None, None))
