@@ -54,6 +54,21 @@ class Settings:
     privacy_notice_version: str = "2026-01"
     # Adjustments above this many points need a supervisor (handoff console).
     adjust_limit: int = 500
+    # Human takeover (loyalty/handoff): when agents work, in local time of service_tz.
+    # Hours: "HH:MM-HH:MM" ranges, comma separated ("24:00" ends a day); days: ISO
+    # weekdays 1 (Monday) to 7 as "1-5" or "1,3,5"; closed dates: "YYYY-MM-DD,…".
+    service_hours: str = "09:00-21:00"
+    service_days: str = "1-7"
+    service_closed_dates: str = ""
+    service_tz: str = "Asia/Shanghai"
+    # Expected minutes per conversation ahead in the queue before there is history to measure.
+    handoff_wait_minutes: int = 3
+    # Recommender model files (versioned; the newest is served).
+    model_dir: str = "var/models"
+    # Lifecycle stages by days since the last order: new (joined recently), active, dormant, churned.
+    lifecycle_new_days: int = 30
+    lifecycle_active_days: int = 90
+    lifecycle_churn_days: int = 180
     extra: dict[str, str] = field(default_factory=dict)
 
     def tier(self, code: str) -> TierDef:
@@ -85,8 +100,22 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
     trigger = e.get("LOYALTY_REFERRAL_TRIGGER", "join")
     if trigger not in ("join", "first_order"):
         raise ValueError("LOYALTY_REFERRAL_TRIGGER must be 'join' or 'first_order'")
+    hours = dict(
+        service_hours=e.get("LOYALTY_SERVICE_HOURS", "09:00-21:00"),
+        service_days=e.get("LOYALTY_SERVICE_DAYS", "1-7"),
+        service_closed_dates=e.get("LOYALTY_SERVICE_CLOSED_DATES", ""),
+        service_tz=e.get("LOYALTY_SERVICE_TZ", "Asia/Shanghai"),
+    )
+    # Fail at start-up on a typo rather than at the first handoff.
+    from loyalty.handoff.hours import ServiceHours
+
+    ServiceHours.parse(**hours)
     return Settings(
         database_url=e.get("LOYALTY_DATABASE_URL", "sqlite:///var/loyalty.db"),
+        model_dir=e.get("LOYALTY_MODEL_DIR", "var/models"),
+        lifecycle_new_days=int(e.get("LOYALTY_LIFECYCLE_NEW_DAYS", "30")),
+        lifecycle_active_days=int(e.get("LOYALTY_LIFECYCLE_ACTIVE_DAYS", "90")),
+        lifecycle_churn_days=int(e.get("LOYALTY_LIFECYCLE_CHURN_DAYS", "180")),
         points_per_yuan=float(e.get("LOYALTY_POINTS_PER_YUAN", "1")),
         expiry_mode=expiry_mode,
         expiry_days=int(e.get("LOYALTY_EXPIRY_DAYS", "365")),
@@ -100,6 +129,8 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         welcome_campaign=e.get("LOYALTY_WELCOME_CAMPAIGN", "WELCOME") or None,
         privacy_notice_version=e.get("LOYALTY_PRIVACY_NOTICE_VERSION", "2026-01"),
         adjust_limit=int(e.get("LOYALTY_ADJUST_LIMIT", "500")),
+        handoff_wait_minutes=int(e.get("LOYALTY_HANDOFF_WAIT_MINUTES", "3")),
+        **hours,
     )
 
 

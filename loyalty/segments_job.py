@@ -53,13 +53,12 @@ class SegmentView:
 
 
 def rules_from_settings() -> Rules:
-    """Day thresholds from the settings when they define them, else the defaults."""
+    """Lifecycle day thresholds from the settings."""
     st = config.settings()
-    d = Rules()
     return Rules(
-        new_days=int(getattr(st, "lifecycle_new_days", d.new_days)),
-        active_days=int(getattr(st, "lifecycle_active_days", d.active_days)),
-        churn_days=int(getattr(st, "lifecycle_churn_days", d.churn_days)),
+        new_days=st.lifecycle_new_days,
+        active_days=st.lifecycle_active_days,
+        churn_days=st.lifecycle_churn_days,
     )
 
 

@@ -34,11 +34,10 @@ SPARE = 5  # extra picks asked of the model, in case some sold out since the sto
 
 
 def model_dir() -> str:
-    """Where model files live: LOYALTY_MODEL_DIR via loyalty.config when it has it, else var/models."""
+    """Where model files live (LOYALTY_MODEL_DIR, default var/models)."""
     from loyalty import config
 
-    return str(getattr(config.settings(), "model_dir", None) or os.environ.get("LOYALTY_MODEL_DIR")
-               or DEFAULT_DIR)
+    return config.settings().model_dir
 
 
 @dataclass(frozen=True)

@@ -109,6 +109,8 @@ def shop(sqlite_engine: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(autouse=True)
-def _no_trained_recommender(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _no_trained_recommender(tmp_path: Path) -> None:
     """Actions see no recommendation model unless a test trains one (never a developer's var/models)."""
-    monkeypatch.setenv("LOYALTY_MODEL_DIR", str(tmp_path / "reco-models"))
+    from loyalty import config
+
+    config.use(config.Settings(model_dir=str(tmp_path / "reco-models")))

@@ -2,7 +2,9 @@
 
 Both run on free loopback ports against a temporary SQLite loyalty database
 and tracker store, with the trained model in ``models/``. Tests talk to the
-bot through the web chat channel's token-protected REST entry.
+bot through the web chat channel's token-protected REST entry. The agent
+console is mounted too (``Stack.console``), fed by its event broker, as in
+production.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from tests.support.servers import free_port
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = ROOT / "models" / "loyalty.tar.gz"
 SECRET = "conversation-tests"
+CONSOLE_SECRET = "conversation-tests-console-secret"
 
 
 def require_model() -> None:
@@ -51,6 +54,21 @@ def _wait(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 3
 
 
 @dataclass
+class _Launch:
+    """How one process of the stack is started (kept so it can be restarted)."""
+
+    cmd: list[str]
+    cwd: Path
+    env: dict[str, str]
+    log: Path
+    health: str
+
+    def start(self) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(self.cmd, cwd=self.cwd, env=self.env, stdout=self.log.open("ab"),
+                                stderr=subprocess.STDOUT)
+
+
+@dataclass
 class Stack:
     """A running assistant; ``say`` sends one message as a web chat visitor."""
 
@@ -59,10 +77,31 @@ class Stack:
     port: int
     actions_port: int
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    launches: dict[str, _Launch] = field(default_factory=dict)
+
+    def restart(self, name: str, env_extra: dict[str, str] | None = None) -> None:
+        """Stop one process ("actions" or "rasa") and start it again, as a crash or a deploy would."""
+        launch = self.launches[name]
+        index = list(self.launches).index(name)
+        old = self.procs[index]
+        old.terminate()
+        try:
+            old.wait(20)
+        except subprocess.TimeoutExpired:
+            old.kill()
+        if env_extra:
+            launch.env = {**launch.env, **env_extra}
+        self.procs[index] = launch.start()
+        _wait(launch.health, self.procs[index], launch.log)
 
     @property
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def console(self) -> str:
+        """The agent console's base URL (its page is this plus "/")."""
+        return f"{self.base}/webhooks/console"
 
     def visitor(self) -> str:
         return uuid.uuid4().hex
@@ -101,39 +140,65 @@ class Stack:
                 p.kill()
 
 
-def start_stack(workdir: Path, database_url: str) -> Stack:
-    """Start the action server and Rasa (with the web chat channel) on free ports."""
-    require_model()
+def start_stack(
+    workdir: Path,
+    database_url: str,
+    *,
+    console: bool = True,
+    assistant: Path | None = None,
+    env_extra: dict[str, str] | None = None,
+) -> Stack:
+    """Start the action server and Rasa (with the web chat channel and the console) on free ports.
+
+    ``assistant``: a folder with another ``models/loyalty.tar.gz`` and ``actions/``
+    to run instead of this checkout's (e.g. a trial of domain changes); the
+    code of ``bot`` and ``loyalty`` still comes from here.
+    """
+    model = (assistant / "models" / "loyalty.tar.gz") if assistant else MODEL
+    if assistant is None:
+        require_model()
+    elif not model.exists():
+        pytest.skip(f"no trained model at {model}")
     stack = Stack(workdir, database_url, free_port(), free_port())
+    broker = "event_broker:\n  type: bot.console.broker.ConsoleBroker\n" if console else ""
     (workdir / "endpoints.yml").write_text(
         f'action_endpoint:\n  url: "http://127.0.0.1:{stack.actions_port}/webhook"\n'
-        f'tracker_store:\n  type: SQL\n  dialect: "sqlite"\n  db: "{workdir / "tracker.db"}"\n'
+        f'tracker_store:\n  type: SQL\n  dialect: "sqlite"\n  db: "{workdir / "tracker.db"}"\n' + broker
     )
-    (workdir / "credentials.yml").write_text("bot.channels.webchat.WebchatInput:\n  allow_rest: true\n")
+    channels = "bot.channels.webchat.WebchatInput:\n  allow_rest: true\n"
+    if console:
+        channels += "bot.console.channel.ConsoleInput:\n  poll_seconds: 1\n"
+    (workdir / "credentials.yml").write_text(channels)
     env = {
         **os.environ,
         "LOYALTY_DATABASE_URL": database_url,
         "WEBCHAT_SECRET": SECRET,
+        "CONSOLE_SECRET": CONSOLE_SECRET,
         "LOYALTY_VAR_DIR": str(workdir),
+        "LOYALTY_MODEL_DIR": str(workdir / "reco-models"),
         "RASA_TELEMETRY_ENABLED": "false",
-        "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": os.pathsep.join(str(p) for p in (assistant, ROOT) if p),
+        **(env_extra or {}),
     }
     bin_dir = Path(sys.executable).parent
-    logs = workdir / "actions.log", workdir / "rasa.log"
-    actions = subprocess.Popen(
-        [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(stack.actions_port)],
-        cwd=ROOT, env=env, stdout=logs[0].open("wb"), stderr=subprocess.STDOUT,
-    )
-    stack.procs.append(actions)
-    rasa = subprocess.Popen(
-        [str(bin_dir / "rasa"), "run", "--model", str(MODEL), "--endpoints", str(workdir / "endpoints.yml"),
-         "--credentials", str(workdir / "credentials.yml"), "--port", str(stack.port), "--interface", "127.0.0.1"],
-        cwd=ROOT, env=env, stdout=logs[1].open("wb"), stderr=subprocess.STDOUT,
-    )
-    stack.procs.append(rasa)
+    stack.launches = {
+        "actions": _Launch(
+            [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(stack.actions_port)],
+            assistant or ROOT, env, workdir / "actions.log", f"http://127.0.0.1:{stack.actions_port}/health",
+        ),
+        "rasa": _Launch(
+            [str(bin_dir / "rasa"), "run", "--model", str(model), "--endpoints", str(workdir / "endpoints.yml"),
+             "--credentials", str(workdir / "credentials.yml"), "--port", str(stack.port),
+             "--interface", "127.0.0.1"],
+            ROOT, env, workdir / "rasa.log", f"{stack.base}/",
+        ),
+    }
     try:
-        _wait(f"http://127.0.0.1:{stack.actions_port}/health", actions, logs[0])
-        _wait(f"{stack.base}/", rasa, logs[1])
+        procs = [stack.launches[name].start() for name in ("actions", "rasa")]
+        stack.procs.extend(procs)
+        for name, proc in zip(("actions", "rasa"), procs, strict=False):
+            launch = stack.launches[name]
+            _wait(launch.health, proc, launch.log)
     except Exception:
         stack.stop()
         raise
