@@ -44,9 +44,11 @@ $(MODEL): $(VENV)/.installed $(RASA_SRC)
 
 train: $(MODEL)
 
-db: install ## migrate the database and seed the demo data on first start
+db: install ## migrate the database; on first start seed demo data, train the recommender, compute segments
 	$(PY) -m loyalty db upgrade
 	$(PY) -m loyalty seed --if-empty
+	@ls var/models/recommender-*.npz >/dev/null 2>&1 || { \
+	  $(PY) -m loyalty recommender train && $(PY) -m loyalty segments recompute; }
 
 shell: install $(MODEL) db ## talk to the bot in the terminal (the action server starts alongside)
 	$(PY) -m bot.launcher --shell

@@ -390,6 +390,25 @@ def cmd_tiers_review(a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_recommender_train(a: argparse.Namespace) -> int:
+    from loyalty.recommender import service as recommender
+
+    result = db.run(recommender.train_and_save, a.out, progress=True, readonly=True)
+    print(f"trained recommender {result.version} on {result.members} members, {result.products} products, "
+          f"{result.orders} orders in {result.seconds:.1f} s -> {result.path}")
+    return EXIT_OK
+
+
+def cmd_segments_recompute(a: argparse.Namespace) -> int:
+    from loyalty import segments_job
+
+    run = db.run(segments_job.recompute_all, now=a.now or db.utcnow())
+    print(f"segments of {run.members} members recomputed as of {_local(run.as_of)}")
+    for title, counts in (("segment", run.by_segment), ("lifecycle", run.by_lifecycle)):
+        print(f"  by {title}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])))
+    return EXIT_OK
+
+
 def cmd_gifts_birthday(a: argparse.Namespace) -> int:
     today = a.date or local_date(db.utcnow())
     due = db.run(gifts.birthday_members, today, readonly=True)
@@ -600,6 +619,59 @@ def cmd_serve(a: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------
+# agent (console accounts for the human takeover)
+# ---------------------------------------------------------------------------
+
+
+def _new_password(a: argparse.Namespace) -> str:
+    """The password from stdin (--password-stdin) or typed twice at a prompt; never from argv."""
+    if a.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        import getpass
+
+        if not sys.stdin.isatty():
+            raise UsageError("no terminal to ask the password on: pipe it with --password-stdin")
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            raise UsageError("the two passwords differ")
+    return password
+
+
+def cmd_agent_create(a: argparse.Namespace) -> int:
+    auth = _optional_module("loyalty.handoff.auth", "agent")
+    password = _new_password(a)
+    view = db.run(auth.create_agent, a.username, password, role=a.role, display_name=a.name, actor=a.actor)
+    print(f"{view.role} {view.username!r} created; they log in at /webhooks/console/")
+    return EXIT_OK
+
+
+def cmd_agent_password(a: argparse.Namespace) -> int:
+    auth = _optional_module("loyalty.handoff.auth", "agent")
+    view = db.run(auth.set_password, a.username, _new_password(a), actor=a.actor)
+    print(f"password of {view.username!r} reset; their open sessions ended")
+    return EXIT_OK
+
+
+def cmd_agent_deactivate(a: argparse.Namespace) -> int:
+    auth = _optional_module("loyalty.handoff.auth", "agent")
+    view = db.run(auth.set_active, a.username, False, actor=a.actor)
+    print(f"{view.username!r} can no longer log in")
+    return EXIT_OK
+
+
+def cmd_agent_list(a: argparse.Namespace) -> int:
+    auth = _optional_module("loyalty.handoff.auth", "agent")
+    rows = [(v.username, v.display_name, v.role, "active" if v.active else "deactivated")
+            for v in db.run(auth.agents, active_only=False, readonly=True)]
+    if not rows:
+        print("no agents yet: python -m loyalty agent create NAME --role supervisor")
+    else:
+        _table(("username", "name", "role", "state"), rows)
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------
 # Parser and entry point
 # ---------------------------------------------------------------------------
 
@@ -675,6 +747,16 @@ def build_parser() -> argparse.ArgumentParser:
     rv.add_argument("--now", type=_when, help="review as of this time (default now)")
     rv.set_defaults(func=cmd_tiers_review)
 
+    rg = group("recommender", "product recommendations")
+    rt = rg.add_parser("train", help="retrain on every order and save a new versioned model file")
+    rt.add_argument("--out", help="folder for model files (default LOYALTY_MODEL_DIR)")
+    rt.set_defaults(func=cmd_recommender_train)
+
+    sg = group("segments", "RFM segments and lifecycle stages")
+    sr = sg.add_parser("recompute", help="score every member and store segment, lifecycle and tags")
+    sr.add_argument("--now", type=_when, help="as of this time (default now)")
+    sr.set_defaults(func=cmd_segments_recompute)
+
     gg = group("gifts", "gifts")
     bd = gg.add_parser("birthday", help="give today's birthday coupons (once a year per member)",
                        description="Coupons given are valid from the moment the job runs.")
@@ -699,6 +781,24 @@ def build_parser() -> argparse.ArgumentParser:
         k.add_argument("--actor", type=_text(64), default="cli", help="who does it, for the audit log")
         k.set_defaults(func=fn)
     kg.add_parser("list", help="list the API clients").set_defaults(func=cmd_apikey_list)
+
+    ag = group("agent", "agent console accounts (human takeover)")
+    ac = ag.add_parser("create", help="create an agent or supervisor (password asked, never on the command line)")
+    ac.add_argument("username", type=_text(32))
+    ac.add_argument("--role", choices=("agent", "supervisor"), default="agent")
+    ac.add_argument("--name", type=_text(50), help="name shown to shoppers and colleagues (default the username)")
+    ac.set_defaults(func=cmd_agent_create)
+    ap = ag.add_parser("password", help="reset an agent's password and end their sessions")
+    ap.add_argument("username", type=_text(32))
+    ap.set_defaults(func=cmd_agent_password)
+    for sp in (ac, ap):
+        sp.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    ad = ag.add_parser("deactivate", help="stop an agent from logging in")
+    ad.add_argument("username", type=_text(32))
+    ad.set_defaults(func=cmd_agent_deactivate)
+    for sp in (ac, ap, ad):
+        sp.add_argument("--actor", type=_text(64), default="cli", help="who does it, for the audit log")
+    ag.add_parser("list", help="list the agents").set_defaults(func=cmd_agent_list)
 
     sv = sub.add_parser("serve", help="run the HTTP API for tills and the web shop")
     sv.add_argument("--host", default="127.0.0.1")

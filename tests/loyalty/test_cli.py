@@ -401,3 +401,18 @@ def test_serve_hands_host_and_port_to_the_api(monkeypatch: pytest.MonkeyPatch, c
     assert calls == [("127.0.0.1", 9123, 2)]
     code, _, err = run(capsys, "serve", "--port", "70000")
     assert code == 2 and "--port" in err and len(calls) == 1
+
+
+def test_recommender_train_and_segments_recompute(sqlite_engine, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from loyalty.models import MemberSegment
+
+    run(capsys, "seed", "--members", "30", "--days", "120", "--until", "2026-03-01", "--seed", "5")
+    code, out, _ = run(capsys, "recommender", "train", "--out", str(tmp_path / "m"))
+    assert code == 0 and "trained recommender" in out
+    assert list((tmp_path / "m").glob("recommender-*.npz"))
+    code, out, _ = run(capsys, "segments", "recompute", "--now", "2026-03-01T12:00:00+08:00")
+    assert code == 0 and "segments of" in out
+    assert count(MemberSegment) == count(Member) - db.run(
+        lambda s: s.execute(select(func.count()).select_from(Member).where(Member.status != "active")).scalar_one(),
+        readonly=True,
+    )
