@@ -143,6 +143,10 @@ class WebchatInput(InputChannel):
         self.secret = _secret(self.settings)
         self.seen = _Seen()
 
+    def get_output_channel(self) -> OutputChannel:
+        """Pushes to the visitor's open pages (agent replies, hand-back, trigger_intent)."""
+        return WebchatOutput()
+
     async def _already_handled(self, request: Request, sender: str, message_id: str) -> bool:
         if not self.seen.add(f"{sender}:{message_id}"):
             return True

@@ -7,6 +7,7 @@ from sqlalchemy import pool
 from sqlalchemy.engine import create_engine
 
 from loyalty.models import Base
+import loyalty.handoff.models  # noqa: F401  (registers the handoff tables on Base.metadata)
 
 config = context.config
 target_metadata = Base.metadata

@@ -1,0 +1,368 @@
+"""The console's HTTP and websocket routes: login, queue, conversation, and the agent's acts.
+
+Every route but the page shell, its static files and ``POST /api/login``
+needs a valid session cookie (401 otherwise). Writes also need the
+``X-Console: 1`` header, which a cross-site form cannot send (403), and the
+cookie is ``SameSite=Strict``. The websocket checks the cookie and that the
+Origin is this host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import unicodedata
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from bot.console import conversation, runtime, sessions, texts, views
+from bot.console.live import live
+from bot.console.settings import ConsoleSettings, secret_bytes
+from loyalty import db
+from loyalty.config import settings as core_settings
+from loyalty.errors import InvalidInput, LoyaltyError, Refused, Unavailable
+from loyalty.handoff import auth, goodwill, service
+from loyalty.handoff.auth import AgentView
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).resolve().parent / "static"
+MAX_BODY = 16 * 1024
+MAX_REPLY = 1000
+Handler = Callable[..., Awaitable[HTTPResponse]]
+
+
+def _error(code: str, status: int, **extra: Any) -> HTTPResponse:
+    return response.json({"error": code, **extra}, status=status)
+
+
+def _body(request: Request) -> dict[str, Any]:
+    if request.body and len(request.body) > MAX_BODY:
+        raise InvalidInput("The request is too large.", code="too_large")
+    try:
+        data = json.loads(request.body or b"{}")
+    except ValueError:
+        raise InvalidInput("The body is not JSON.", code="bad_json") from None
+    if not isinstance(data, dict):
+        raise InvalidInput("The body is a JSON object.", code="bad_json")
+    return data
+
+
+def _clean(text: object, max_len: int) -> str:
+    """A message as typed, minus control characters other than line breaks."""
+    if not isinstance(text, str):
+        raise InvalidInput("Text is needed.", code="empty")
+    cleaned = "".join(ch for ch in text if ch in "\n\t" or not unicodedata.category(ch).startswith("C")).strip()
+    if not cleaned:
+        raise InvalidInput("Text is needed.", code="empty")
+    if len(cleaned) > max_len:
+        raise InvalidInput(f"At most {max_len} characters.", code="too_long", max=max_len)
+    return cleaned
+
+
+def _same_origin(request: Request) -> bool:
+    origin = request.headers.get("origin")
+    if not origin:
+        return True  # not a browser, or a same-origin GET that sends none
+    return urlsplit(origin).netloc == request.headers.get("host", "")
+
+
+def build(cfg: ConsoleSettings) -> Blueprint:
+    """The console blueprint (Rasa mounts it at /webhooks/console/)."""
+    bp = Blueprint("console_webhook", __name__)
+    bp.static("/static", str(STATIC), name="console_static")
+    secret = secret_bytes(cfg)
+
+    async def who(request: Request) -> AgentView | None:
+        sess = sessions.read(request.cookies.get(sessions.COOKIE), secret)
+        if sess is None:
+            return None
+        return await db.arun(auth.session_agent, sess.agent_id, sess.version, readonly=True)
+
+    def authed(write: bool = False) -> Callable[[Handler], Handler]:
+        def wrap(fn: Handler) -> Handler:
+            @functools.wraps(fn)
+            async def inner(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse:
+                try:
+                    agent = await who(request)
+                    if agent is None:
+                        return _error("unauthorized", 401)
+                    if write and (request.headers.get("x-console") != "1" or not _same_origin(request)):
+                        return _error("forbidden", 403)
+                    return await fn(request, agent, *args, **kwargs)
+                except LoyaltyError as exc:
+                    return response.json(exc.as_dict(), status=exc.http_status)
+                except conversation.ConsoleUnavailable:
+                    return _error("assistant_unavailable", 503)
+
+            return inner
+
+        return wrap
+
+    async def viewable(hid: int, agent: AgentView) -> dict[str, Any]:
+        d = await views.details(hid)
+        if not views.may_view(d["_view"], agent):
+            raise Refused("This conversation is with another agent.", code="not_yours")
+        return d
+
+    # ------------------------------------------------------------ lifecycle
+
+    @bp.listener("after_server_start")
+    async def _start(app: Any, _loop: Any) -> None:
+        runtime.attach(app)
+        live.set_snapshot(views.snapshot)
+        if cfg.redis_url:
+            await live.start_redis(cfg.redis_url)
+        app.ctx.console_poller = asyncio.get_running_loop().create_task(_poll())
+
+    @bp.listener("before_server_stop")
+    async def _stop(app: Any, _loop: Any) -> None:
+        poller = getattr(app.ctx, "console_poller", None)
+        if poller is not None:
+            poller.cancel()
+        await live.stop()
+        runtime.detach(app)
+
+    async def _poll() -> None:
+        """Push the queue when it changed where no event reached this process (CLI, other processes)."""
+        seen: Any = None
+
+        def signature(s: Any) -> tuple[Any, ...]:
+            return tuple((h.id, h.status, h.agent_id) for h in service.queue(s) + service.active(s))
+
+        while True:
+            await asyncio.sleep(cfg.poll_seconds)
+            try:
+                now = await db.arun(signature, readonly=True)
+            except Exception:
+                log.warning("console queue poll failed", exc_info=True)
+                continue
+            if seen is not None and now != seen:
+                live.queue_changed()
+            seen = now
+
+    # ------------------------------------------------------------ page and session
+
+    @bp.route("/", methods=["GET"])
+    async def page(request: Request) -> HTTPResponse:
+        """The single-page console (a login form until a session exists; it holds no data)."""
+        if not request.path.endswith("/"):
+            return response.redirect(request.path + "/")  # its relative links need the slash
+        return await response.file(str(STATIC / "index.html"), headers={
+            "Cache-Control": "no-cache", "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin",
+            "Content-Security-Policy": "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; "
+                                       "frame-ancestors 'none'",
+        })
+
+    @bp.route("/api/login", methods=["POST"])
+    async def login(request: Request) -> HTTPResponse:
+        if request.headers.get("x-console") != "1" or not _same_origin(request):
+            return _error("forbidden", 403)
+        try:
+            data = _body(request)
+        except InvalidInput as exc:
+            return response.json(exc.as_dict(), status=400)
+        try:
+            # argon2 is CPU-bound: keep it off the event loop.
+            result = await asyncio.to_thread(auth.login, data.get("username"), data.get("password"))
+        except Unavailable as exc:
+            return response.json(exc.as_dict(), status=503)
+        if result.agent is None:
+            if result.error == "locked":
+                return _error("locked", 429, retry_after=result.retry_after)
+            return _error("bad_credentials", 401)
+        resp = response.json({"agent": _me(result.agent)})
+        _set_cookie(resp, result.agent)
+        return resp
+
+    def _set_cookie(resp: HTTPResponse, a: AgentView) -> None:
+        resp.cookies[sessions.COOKIE] = sessions.issue(a.id, a.session_version, cfg.session_hours, secret)
+        c = resp.cookies[sessions.COOKIE]
+        c["httponly"] = True
+        c["samesite"] = "Strict"  # never sent on a cross-site request
+        c["path"] = "/webhooks/console"
+        c["max-age"] = cfg.session_hours * 3600
+        if cfg.cookie_secure:
+            c["secure"] = True
+
+    def _me(a: AgentView) -> dict[str, Any]:
+        hours = service.service_hours()
+        return {"id": a.id, "username": a.username, "name": a.display_name, "role": a.role,
+                "adjust_limit": core_settings().adjust_limit, "service_hours": hours.describe()}
+
+    @bp.route("/api/logout", methods=["POST"])
+    @authed(write=True)
+    async def logout(request: Request, agent: AgentView) -> HTTPResponse:
+        # Bumping the version voids this cookie everywhere it was copied, not just in this browser.
+        await db.arun(auth.end_sessions, agent.id)
+        resp = response.json({"ok": True})
+        del resp.cookies[sessions.COOKIE]
+        return resp
+
+    @bp.route("/api/me", methods=["GET"])
+    @authed()
+    async def me(request: Request, agent: AgentView) -> HTTPResponse:
+        return response.json(_me(agent))
+
+    @bp.route("/api/password", methods=["POST"])
+    @authed(write=True)
+    async def password(request: Request, agent: AgentView) -> HTTPResponse:
+        data = _body(request)
+        a = await db.arun(auth.change_password, agent.id, data.get("old"), data.get("new"))
+        resp = response.json({"ok": True})
+        _set_cookie(resp, a)  # the new version voided every other session, this one gets a fresh cookie
+        return resp
+
+    # ------------------------------------------------------------ reading
+
+    @bp.route("/api/queue", methods=["GET"])
+    @authed()
+    async def queue(request: Request, agent: AgentView) -> HTTPResponse:
+        return response.json(await views.snapshot())
+
+    @bp.route("/api/agents", methods=["GET"])
+    @authed()
+    async def agents(request: Request, agent: AgentView) -> HTTPResponse:
+        online = live.online()
+        rows = await db.arun(auth.agents, readonly=True)
+        return response.json({"agents": [
+            {"id": a.id, "username": a.username, "name": a.display_name, "role": a.role, "online": a.id in online}
+            for a in rows
+        ]})
+
+    @bp.route("/api/handoffs/<hid:int>", methods=["GET"])
+    @authed()
+    async def handoff(request: Request, agent: AgentView, hid: int) -> HTTPResponse:
+        d = await viewable(hid, agent)
+        h: service.HandoffView = d.pop("_view")
+        sender = d.pop("sender_id")
+        app = request.app
+        items, tracker = await conversation.transcript(app, sender)
+        d["transcript"] = items
+        d["channel"] = await conversation.channel_status(app, h.channel, sender, tracker)
+        return response.json(d)
+
+    # ------------------------------------------------------------ acting
+
+    async def _announce(app: Any, h: service.HandoffView, agent: AgentView) -> conversation.Sent | None:
+        if not cfg.announce_agent:
+            return None
+        return await conversation.say(app, h.id, h.sender_id, h.channel, texts.agent_joined(h.language,
+                                      agent.display_name), agent_name=agent.display_name,
+                                      agent_username=agent.username)
+
+    @bp.route("/api/handoffs/<hid:int>/take", methods=["POST"])
+    @authed(write=True)
+    async def take(request: Request, agent: AgentView, hid: int) -> HTTPResponse:
+        h = await db.arun(service.take, hid, agent.id)
+        live.queue_changed()
+        sent = await _announce(request.app, h, agent)
+        if sent is not None and sent.ok:
+            await live.broadcast({"type": "message", "handoff": h.id, "from": "agent", "agent": agent.display_name,
+                                  "text": texts.agent_joined(h.language, agent.display_name), "ts": sent.ts})
+        return response.json({"handoff": views.entry(h, None), "announced": bool(sent and sent.ok),
+                              "delivery": None if sent is None else sent.code})
+
+    @bp.route("/api/handoffs/<hid:int>/reply", methods=["POST"])
+    @authed(write=True)
+    async def reply(request: Request, agent: AgentView, hid: int) -> HTTPResponse:
+        text = _clean(_body(request).get("text"), MAX_REPLY)
+        h = await db.arun(service.check_assignee, hid, agent.id)
+        sent = await conversation.say(request.app, h.id, h.sender_id, h.channel, text,
+                                      agent_name=agent.display_name, agent_username=agent.username)
+        body = {"ok": sent.ok, "ts": sent.ts, "quota_left": sent.quota_left, "window_ends": sent.window_ends}
+        if not sent.ok:
+            # Kept as an internal note so the words are not lost with the refusal.
+            await db.arun(service.add_note, h.id, agent_id=agent.id, kind="system",
+                          text=f"undelivered ({sent.code}): {text}")
+            return response.json({**body, "error": sent.code}, status=409)
+        await live.broadcast({"type": "message", "handoff": h.id, "from": "agent", "agent": agent.display_name,
+                              "text": text, "ts": sent.ts})
+        return response.json(body)
+
+    @bp.route("/api/handoffs/<hid:int>/coupon", methods=["POST"])
+    @authed(write=True)
+    async def coupon(request: Request, agent: AgentView, hid: int) -> HTTPResponse:
+        data = _body(request)
+        claim = await db.arun(goodwill.grant_coupon, hid, agent_id=agent.id, campaign=data.get("campaign"),
+                              key=data.get("key"))
+        c = claim.coupon
+        return response.json({"code": c.code, "campaign": c.campaign.code, "name_zh": c.campaign.name_zh,
+                              "name_en": c.campaign.name_en, "last_day": c.last_day.isoformat(),
+                              "replayed": claim.replayed})
+
+    @bp.route("/api/handoffs/<hid:int>/points", methods=["POST"])
+    @authed(write=True)
+    async def adjust(request: Request, agent: AgentView, hid: int) -> HTTPResponse:
+        data = _body(request)
+        mv = await db.arun(goodwill.adjust_points, hid, agent_id=agent.id, delta=data.get("delta"),
+                           reason=data.get("reason"), key=data.get("key"))
+        return response.json({"delta": mv.delta, "balance": mv.balance})
+
+    @bp.route("/api/handoffs/<hid:int>/note", methods=["POST"])
+    @authed(write=True)
+    async def note(request: Request, agent: AgentView, hid: int) -> HTTPResponse:
+        await viewable(hid, agent)
+        n = await db.arun(service.add_note, hid, agent_id=agent.id, text=_body(request).get("text"))
+        return response.json({"id": n.id, "kind": n.kind, "text": n.text, "agent": n.agent_username,
+                              "at": n.created_at.isoformat()})
+
+    @bp.route("/api/handoffs/<hid:int>/transfer", methods=["POST"])
+    @authed(write=True)
+    async def transfer(request: Request, agent: AgentView, hid: int) -> HTTPResponse:
+        target = _body(request).get("to")
+        rows = await db.arun(auth.agents, readonly=True)
+        found = next((a for a in rows if a.username == str(target or "").strip().lower()), None)
+        if found is None:
+            return _error("agent_not_found", 404)
+        h = await db.arun(service.transfer, hid, agent_id=agent.id, to_agent_id=found.id)
+        live.queue_changed()
+        await live.broadcast({"type": "transferred", "handoff": h.id, "to": found.id, "by": agent.display_name})
+        return response.json({"handoff": views.entry(h, None)})
+
+    @bp.route("/api/handoffs/<hid:int>/close", methods=["POST"])
+    @authed(write=True)
+    async def close(request: Request, agent: AgentView, hid: int) -> HTTPResponse:
+        conversation.rasa_agent(request.app)  # refuse before closing if the assistant cannot take over
+        h = await db.arun(service.close, hid, agent_id=agent.id)
+        # The database says closed first: if this process dies now, the broker resumes the
+        # conversation at the shopper's next message (see broker._maybe_stuck).
+        await conversation.hand_back(request.app, h.sender_id, h.channel)
+        live.queue_changed()
+        await live.broadcast({"type": "ended", "handoff": h.id, "by": agent.username})
+        return response.json({"handoff": views.entry(h, None)})
+
+    # ------------------------------------------------------------ live updates
+
+    @bp.websocket("/ws")
+    async def socket(request: Request, ws: Any) -> None:
+        agent = await who(request)
+        if agent is None or not _same_origin(request):
+            await ws.send(json.dumps({"type": "error", "code": "unauthorized"}))
+            await ws.close()
+            return
+        live.register(ws, agent.id, agent.role)
+        try:
+            await ws.send(json.dumps(await views.snapshot(), ensure_ascii=False, default=str))
+            while True:
+                msg = await ws.recv()
+                if msg is None:
+                    continue
+                # The page only pings; a session ended meanwhile (logout elsewhere) closes the socket.
+                if await who(request) is None:
+                    await ws.send(json.dumps({"type": "error", "code": "unauthorized"}))
+                    break
+                await ws.send(json.dumps({"type": "pong"}))
+        except Exception as exc:  # closed by the browser or the network
+            log.debug("console socket closed: %s", type(exc).__name__)
+        finally:
+            live.unregister(ws)
+
+    return bp
