@@ -7,16 +7,26 @@ from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from loyalty.config import SHANGHAI
 from loyalty.db import utcnow
 from loyalty.errors import InvalidInput, NotFound, Refused
-from loyalty.models import AuditEntry, Member
+from loyalty.models import AuditEntry, Member, Store
 
 # No 0/O, 1/I/L: codes are read aloud at the till and typed on phones.
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+
+# populate_existing: a Member read earlier in this transaction (before we waited for
+# the lock) must be overwritten with what the previous lock holder committed.
+_LOCK_MEMBER = (
+    select(Member)
+    .where(Member.id == bindparam("member_id"))
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
+_STORE_ID = select(Store.id).where(Store.code == bindparam("code"))
 
 
 def now_or(now: datetime | None) -> datetime:
@@ -72,18 +82,12 @@ def lock_member(s: Session, member_id: int, *, allow_closed: bool = False) -> Me
     """
     if not isinstance(member_id, int) or isinstance(member_id, bool):
         raise NotFound("No such member.", code="member_not_found")
-    # populate_existing: a Member read earlier in this transaction (before we waited for
-    # the lock) must be overwritten with what the previous lock holder committed.
-    member = s.execute(
-        select(Member)
-        .where(Member.id == member_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one_or_none()
+    member = s.execute(_LOCK_MEMBER, {"member_id": member_id}).scalar_one_or_none()
     if member is None:
         raise NotFound("No such member.", code="member_not_found")
     if member.status != "active" and not allow_closed:
         raise Refused("This account is closed.", code="member_closed")
+    note_balance(s, member.id, member.points_balance)
     return member
 
 
@@ -103,3 +107,41 @@ def audit(
 
 def days(n: int) -> timedelta:
     return timedelta(days=n)
+
+
+def txn_cache(s: Session, name: str, *, innermost: bool = False) -> dict[Any, Any]:
+    """A dict that lives as long as the session's current transaction (or, with
+    ``innermost``, its innermost savepoint): a rollback or a commit leaves it behind."""
+    txn = (s.get_nested_transaction() if innermost else None) or s.get_transaction()
+    slot = s.info.get(name)
+    if slot is None or slot[0] is not txn:
+        slot = s.info[name] = (txn, {})
+    return slot[1]
+
+
+def note_balance(s: Session, member_id: int, balance: int) -> None:
+    """Remember a member's balance, read or written under the member's row lock.
+
+    Nobody else can change the row before this transaction ends, so a balance
+    change can compute the new value instead of reading it back. The note
+    belongs to the innermost savepoint: once that ends (released, rolled back)
+    the next change reads the row again.
+    """
+    txn_cache(s, "loyalty.balances", innermost=True)[member_id] = balance
+
+
+def known_balance(s: Session, member_id: int) -> int | None:
+    """The balance :func:`note_balance` kept in this very savepoint or transaction, if any."""
+    return txn_cache(s, "loyalty.balances", innermost=True).get(member_id)
+
+
+def store_id_by_code(s: Session, code: str) -> int | None:
+    """The id of the store with ``code`` (case-insensitive); found ids are kept for the transaction."""
+    key = code.strip().upper()
+    cache = txn_cache(s, "loyalty.store_ids")
+    sid = cache.get(key)
+    if sid is None:
+        sid = s.execute(_STORE_ID, {"code": key}).scalar()
+        if sid is not None:
+            cache[key] = sid
+    return sid

@@ -8,20 +8,28 @@ key); a code is redeemed once by a guarded ``active -> redeemed`` update.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
+from functools import cached_property
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from loyalty.config import settings
 from loyalty.errors import Conflict, InvalidInput, NotFound, Refused
-from loyalty.models import Coupon, CouponCampaign, CouponHolding, Member, MemberSegment, Store
+from loyalty.models import Coupon, CouponCampaign, CouponHolding, Member, MemberSegment
 from loyalty.services import points, tiers
 from loyalty.services.common import (
-    audit, days, fen_to_yuan, local_date, local_midnight, lock_member, now_or, random_code,
+    audit,
+    days,
+    fen_to_yuan,
+    local_date,
+    local_midnight,
+    lock_member,
+    now_or,
+    random_code,
+    store_id_by_code,
 )
 
 KINDS = ("threshold", "percent", "gift")
@@ -91,6 +99,52 @@ class Redemption:
     redeemed_at: datetime
 
 
+# Statements of the claim and redeem paths, built once (building costs more than running).
+# The guarded updates and the holding insert run on the session's connection, below the ORM's
+# execution layer: they load nothing, and no pending object changes what they touch.
+_CAMPAIGN_BY_CODE = select(CouponCampaign).where(CouponCampaign.code == bindparam("code"))
+_PUBLIC_CAMPAIGNS = (
+    select(CouponCampaign)
+    .where(CouponCampaign.active.is_(True), CouponCampaign.audience == "public")
+    .order_by(CouponCampaign.points_cost, CouponCampaign.id)
+)
+_SEGMENT = select(MemberSegment.segment).where(MemberSegment.member_id == bindparam("member_id"))
+_HOLDINGS = select(CouponHolding.campaign_id, CouponHolding.count).where(
+    CouponHolding.member_id == bindparam("member_id")
+)
+_BY_REQUEST_KEY = select(Coupon).where(
+    Coupon.member_id == bindparam("member_id"), Coupon.request_key == bindparam("key")
+)
+_NEW_COUPON = insert(Coupon)
+_NEW_HOLDING = insert(CouponHolding)
+_COUNT_UP = (
+    update(CouponHolding)
+    .where(CouponHolding.member_id == bindparam("holder"), CouponHolding.campaign_id == bindparam("campaign"))
+    .values(count=CouponHolding.count + 1)
+    .execution_options(synchronize_session=False)
+)
+_COUNT_UP_WITHIN_LIMIT = _COUNT_UP.where(CouponHolding.count < bindparam("limit"))
+_ISSUE_ONE = (
+    update(CouponCampaign)
+    .where(CouponCampaign.id == bindparam("campaign_id"))
+    .values(issued=CouponCampaign.issued + 1)
+    .execution_options(synchronize_session=False)
+)
+_ISSUE_ONE_IN_STOCK = _ISSUE_ONE.where(CouponCampaign.issued < CouponCampaign.total_stock)
+_BY_CODE = select(Coupon).options(joinedload(Coupon.campaign)).where(Coupon.code == bindparam("code"))
+_REDEEM = (
+    update(Coupon)
+    .where(Coupon.id == bindparam("coupon_id"), Coupon.status == "active")
+    .values(
+        status="redeemed",
+        redeemed_at=bindparam("at", type_=Coupon.__table__.c.redeemed_at.type),
+        redeemed_ref=bindparam("ref", type_=Coupon.__table__.c.redeemed_ref.type),
+        redeemed_store_id=bindparam("store_id", type_=Coupon.__table__.c.redeemed_store_id.type),
+    )
+    .execution_options(synchronize_session=False)
+)
+
+
 def view(c: CouponCampaign) -> CampaignView:
     left = None if c.total_stock is None else c.total_stock - c.issued
     return CampaignView(
@@ -100,13 +154,18 @@ def view(c: CouponCampaign) -> CampaignView:
 
 
 def _coupon_view(cp: Coupon, now: datetime) -> CouponView:
-    state = cp.status
-    if state == "active" and cp.valid_until <= now:
-        state = "expired"
+    return _view_of(cp.code, cp.campaign, cp.status, cp.valid_from, cp.valid_until, cp.claimed_at, now)
+
+
+def _view_of(
+    code: str, c: CouponCampaign, status: str, valid_from: datetime, valid_until: datetime,
+    claimed_at: datetime, now: datetime,
+) -> CouponView:
+    state = "expired" if status == "active" and valid_until <= now else status
     return CouponView(
-        cp.code, view(cp.campaign), state, cp.valid_from, cp.valid_until,
+        code, view(c), state, valid_from, valid_until,
         # The last local day with any valid moment (valid_until itself is excluded).
-        local_date(cp.valid_until - timedelta(microseconds=1)), cp.claimed_at,
+        local_date(valid_until - timedelta(microseconds=1)), claimed_at,
     )
 
 
@@ -184,38 +243,47 @@ def campaign_by_code(s: Session, code: str) -> CouponCampaign:
     """A campaign by its code (case-insensitive), or NotFound ``unknown_campaign``."""
     if not isinstance(code, str):
         raise NotFound("No such campaign.", code="unknown_campaign")
-    c = s.execute(select(CouponCampaign).where(CouponCampaign.code == code.strip().upper())).scalar_one_or_none()
+    c = s.execute(_CAMPAIGN_BY_CODE, {"code": code.strip().upper()}).scalar_one_or_none()
     if c is None:
         raise NotFound("No such campaign.", code="unknown_campaign")
     return c
 
 
-def _segment(s: Session, member_id: int) -> str | None:
-    return s.execute(select(MemberSegment.segment).where(MemberSegment.member_id == member_id)).scalar()
+class _Facts:
+    """What the claim rules ask about one member, each read once and only if asked."""
+
+    def __init__(self, s: Session, member_id: int, now: datetime) -> None:
+        self.s, self.member_id, self.now = s, member_id, now
+
+    @cached_property
+    def segment(self) -> str | None:
+        return self.s.execute(_SEGMENT, {"member_id": self.member_id}).scalar()
+
+    @cached_property
+    def held(self) -> dict[int, int]:
+        """Coupons held per campaign id (one query for every campaign)."""
+        return dict(self.s.execute(_HOLDINGS, {"member_id": self.member_id}).all())
+
+    @cached_property
+    def live_points(self) -> int:
+        # Live points: lots past their expiry do not count even before the expiry job ran.
+        return points.live_balance(self.s, self.member_id, self.now)
 
 
-def _held(s: Session, member_id: int, campaign_id: int) -> int:
-    q = select(CouponHolding.count).where(
-        CouponHolding.member_id == member_id, CouponHolding.campaign_id == campaign_id
-    )
-    return s.execute(q).scalar() or 0
-
-
-def _why_not(s: Session, member: Member, c: CouponCampaign, now: datetime) -> str | None:
+def _why_not(member: Member, c: CouponCampaign, now: datetime, facts: _Facts) -> str | None:
     if not c.active or (c.claim_start and now < c.claim_start) or (c.claim_end and now >= c.claim_end):
         return "not_open"
     if c.valid_until and c.valid_until <= now:
         return "not_open"
     if c.min_tier and tiers.rank(member.tier) < tiers.rank(c.min_tier):
         return "tier_too_low"
-    if c.target_segment and _segment(s, member.id) != c.target_segment:
+    if c.target_segment and facts.segment != c.target_segment:
         return "not_in_segment"
     if c.total_stock is not None and c.issued >= c.total_stock:
         return "out_of_stock"
-    if c.per_member_limit and _held(s, member.id, c.id) >= c.per_member_limit:
+    if c.per_member_limit and facts.held.get(c.id, 0) >= c.per_member_limit:
         return "limit_reached"
-    # Live points: lots past their expiry do not count even before the expiry job ran.
-    if c.points_cost and points.live_balance(s, member.id, now) < c.points_cost:
+    if c.points_cost and facts.live_points < c.points_cost:
         return "insufficient_points"
     return None
 
@@ -226,14 +294,10 @@ def offers(s: Session, member_id: int, now: datetime | None = None) -> list[Offe
     member = s.get(Member, member_id)
     if member is None:
         raise NotFound("No such member.", code="member_not_found")
-    q = (
-        select(CouponCampaign)
-        .where(CouponCampaign.active.is_(True), CouponCampaign.audience == "public")
-        .order_by(CouponCampaign.points_cost, CouponCampaign.id)
-    )
+    facts = _Facts(s, member_id, at)
     out = []
-    for c in s.execute(q).scalars():
-        reason = _why_not(s, member, c, at)
+    for c in s.execute(_PUBLIC_CAMPAIGNS).scalars():
+        reason = _why_not(member, c, at, facts)
         if reason != "not_open":
             out.append(Offer(view(c), reason is None, reason))
     return out
@@ -249,29 +313,27 @@ MESSAGES = {
 }
 
 
-def _holding_guard(s: Session, member_id: int, c: CouponCampaign, *, enforce_limit: bool = True) -> None:
-    """Count one more coupon for the member, refusing past the per-member limit."""
-    dialect = s.get_bind().dialect.name
-    ins = (pg_insert if dialect == "postgresql" else sqlite_insert)(CouponHolding).values(
-        member_id=member_id, campaign_id=c.id, count=0
-    )
-    s.execute(ins.on_conflict_do_nothing(index_elements=["member_id", "campaign_id"]))
-    stmt = update(CouponHolding).where(
-        CouponHolding.member_id == member_id, CouponHolding.campaign_id == c.id
-    )
-    if c.per_member_limit and enforce_limit:
-        stmt = stmt.where(CouponHolding.count < c.per_member_limit)
-    res = s.execute(stmt.values(count=CouponHolding.count + 1).execution_options(synchronize_session=False))
-    if res.rowcount != 1:
+def _holding_guard(s: Session, facts: _Facts, c: CouponCampaign, *, enforce_limit: bool = True) -> None:
+    """Count one more coupon for the member, refusing past the per-member limit.
+
+    The member is locked (claim and grant take the lock first), so the holding
+    row the facts saw, or did not see, is still so: the first coupon inserts
+    it (a limit is at least 1), later ones count up under a guard. Were the
+    lock ever missing, the unique (member, campaign) constraint refuses a
+    second row and :func:`loyalty.db.run` runs the claim again.
+    """
+    if c.id not in facts.held:
+        s.connection().execute(_NEW_HOLDING, {"member_id": facts.member_id, "campaign_id": c.id, "count": 1})
+        return
+    limited = bool(c.per_member_limit and enforce_limit)
+    params = {"holder": facts.member_id, "campaign": c.id, "limit": c.per_member_limit}
+    if s.connection().execute(_COUNT_UP_WITHIN_LIMIT if limited else _COUNT_UP, params).rowcount != 1:
         raise Refused(MESSAGES["limit_reached"], code="limit_reached")
 
 
 def _stock_guard(s: Session, c: CouponCampaign) -> None:
-    stmt = update(CouponCampaign).where(CouponCampaign.id == c.id)
-    if c.total_stock is not None:
-        stmt = stmt.where(CouponCampaign.issued < CouponCampaign.total_stock)
-    res = s.execute(stmt.values(issued=CouponCampaign.issued + 1).execution_options(synchronize_session=False))
-    if res.rowcount != 1:
+    stmt = _ISSUE_ONE if c.total_stock is None else _ISSUE_ONE_IN_STOCK
+    if s.execute(stmt, {"campaign_id": c.id}).rowcount != 1:
         raise Refused(MESSAGES["out_of_stock"], code="out_of_stock")
     s.expire(c, ["issued"])
 
@@ -279,14 +341,13 @@ def _stock_guard(s: Session, c: CouponCampaign) -> None:
 def _issue(
     s: Session, member: Member, c: CouponCampaign, key: str, at: datetime, *, granted: bool
 ) -> Claim:
-    existing = s.execute(
-        select(Coupon).where(Coupon.member_id == member.id, Coupon.request_key == key)
-    ).scalar_one_or_none()
+    existing = s.execute(_BY_REQUEST_KEY, {"member_id": member.id, "key": key}).scalar_one_or_none()
     if existing is not None:
         if existing.campaign_id != c.id:
             raise Conflict("This request key claimed another coupon.")
         return Claim(_coupon_view(existing, at), existing.points_spent, member.points_balance, True)
-    reason = _why_not(s, member, c, at)
+    facts = _Facts(s, member.id, at)
+    reason = _why_not(member, c, at, facts)
     if granted and reason in ("not_open", "tier_too_low", "not_in_segment", "insufficient_points",
                               "limit_reached"):
         # A gift from the shop ignores the public claim rules (its key makes it once) but
@@ -294,25 +355,26 @@ def _issue(
         reason = "not_open" if (not c.active or (c.valid_until and c.valid_until <= at)) else None
     if reason is not None:
         raise Refused(MESSAGES[reason], code=reason)
-    _holding_guard(s, member.id, c, enforce_limit=not granted)
+    _holding_guard(s, facts, c, enforce_limit=not granted)
     _stock_guard(s, c)
     spent = c.points_cost if c.points_cost and not granted else 0
     valid_from = max(at, c.valid_from) if c.valid_from else at
     valid_until = _valid_until(c, valid_from)
-    cp = Coupon(
-        code=random_code(12), campaign_id=c.id, member_id=member.id, request_key=key,
-        status="active", claimed_at=at, valid_from=valid_from, valid_until=valid_until, points_spent=spent,
-    )
-    s.add(cp)
-    s.flush()
+    code = random_code(12)
+    # A Core insert: the answer is made from these values, no object is needed.
+    coupon_id = s.connection().execute(_NEW_COUPON, dict(
+        code=code, campaign_id=c.id, member_id=member.id, request_key=key, status="active", claimed_at=at,
+        valid_from=valid_from, valid_until=valid_until, points_spent=spent, redeemed_at=None, redeemed_ref=None,
+        redeemed_store_id=None,
+    )).inserted_primary_key[0]
     balance: int | None = None
     if spent:
         # Keyed by the coupon: short and unique (a key built from the member and request
         # key could outgrow the ledger's key column). A refusal rolls the coupon back too.
-        mv = points.debit(s, member.id, spent, kind="spend", at=at, key=f"coupon:{cp.id}",
+        mv = points.debit(s, member.id, spent, kind="spend", at=at, key=f"coupon:{coupon_id}",
                           reason=f"coupon {c.code}")
         balance = mv.balance
-    return Claim(_coupon_view(cp, at), spent, balance, False)
+    return Claim(_view_of(code, c, "active", valid_from, valid_until, at, at), spent, balance, False)
 
 
 def _valid_until(c: CouponCampaign, at: datetime) -> datetime:
@@ -374,7 +436,8 @@ def member_coupons(
 ) -> list[CouponView]:
     """The member's coupons, soonest expiry first (usable ones only unless ``include_used``)."""
     at = now_or(now)
-    q = select(Coupon).where(Coupon.member_id == member_id)
+    # The campaigns in the same query: every view needs its campaign.
+    q = select(Coupon).options(joinedload(Coupon.campaign)).where(Coupon.member_id == member_id)
     if not include_used:
         q = q.where(Coupon.status == "active", Coupon.valid_until > at)
     q = q.order_by(Coupon.valid_until, Coupon.id)
@@ -412,7 +475,8 @@ def redeem(
         raise InvalidInput("An order reference is needed.", code="invalid_order_ref")
     if not isinstance(order_amount_fen, int) or isinstance(order_amount_fen, bool) or order_amount_fen < 0:
         raise InvalidInput("The order amount must be whole fen, not negative.", code="invalid_amount")
-    cp = s.execute(select(Coupon).where(Coupon.code == code)).scalar_one_or_none()
+    # The campaign in the same query: the answer needs it, and it is one round trip less.
+    cp = s.execute(_BY_CODE, {"code": code}).scalar_one_or_none()
     if cp is None:
         raise NotFound("No such coupon.", code="unknown_coupon")
     if cp.status == "redeemed":
@@ -431,21 +495,25 @@ def redeem(
             f"This coupon needs an order of at least {fen_to_yuan(c.threshold_fen)} yuan.",
             code="threshold_not_met", threshold=fen_to_yuan(c.threshold_fen),
         )
-    store_id = None
+    sid = None
     if store_code:
-        store_id = s.execute(select(Store.id).where(Store.code == store_code.strip().upper())).scalar()
-        if store_id is None:
+        sid = store_id_by_code(s, store_code) if isinstance(store_code, str) else None
+        if sid is None:
             raise InvalidInput("Unknown store.", code="unknown_store")
-    res = s.execute(
-        update(Coupon)
-        .where(Coupon.id == cp.id, Coupon.status == "active")
-        .values(status="redeemed", redeemed_at=at, redeemed_ref=order_ref, redeemed_store_id=store_id)
-        .execution_options(synchronize_session=False)
-    )
+    # In UTC, as the row gives it back.
+    done = dict(status="redeemed", redeemed_at=at.astimezone(timezone.utc), redeemed_ref=order_ref,
+                redeemed_store_id=sid)
+    params = {"coupon_id": cp.id, "at": done["redeemed_at"], "ref": order_ref, "store_id": sid}
+    res = s.connection().execute(_REDEEM, params)
+    if res.rowcount == 1:
+        # Our update won: the row holds exactly these values, so the object can say so unread.
+        for name, value in done.items():
+            set_committed_value(cp, name, value)
+        return _redemption(cp, order_amount_fen)
     s.refresh(cp)
-    if res.rowcount != 1 and not (cp.status == "redeemed" and cp.redeemed_ref == order_ref):
-        # A concurrent twin of the same order won the race: that is a replay, not a refusal.
+    if not (cp.status == "redeemed" and cp.redeemed_ref == order_ref):
         raise Refused("This coupon was already used.", code="already_redeemed")
+    # A concurrent twin of the same order won the race: that is a replay, not a refusal.
     return _redemption(cp, order_amount_fen)
 
 

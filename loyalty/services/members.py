@@ -7,17 +7,31 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from loyalty.config import settings
 from loyalty.errors import InvalidInput, NotFound, Refused
-from loyalty.models import ChannelIdentity, Member, Store
+from loyalty.models import ChannelIdentity, Member
 from loyalty.services import coupons, points, referrals
-from loyalty.services.common import audit, local_date, lock_member, now_or, random_code
+from loyalty.services.common import audit, local_date, lock_member, now_or, random_code, store_id_by_code
 
 PHONE_RE = re.compile(r"^1[3-9]\d{9}$")
 CHANNELS = ("wechat", "webchat", "pos", "online", "console", "cli", "rest")
+
+# The look-ups of signup and of the bot's first question, built once.
+_BY_PHONE = select(Member.id).where(Member.phone == bindparam("phone"))
+_BY_REFERRAL_CODE = select(Member.id).where(Member.referral_code == bindparam("code"))
+_ACTIVE_BY_REFERRAL_CODE = _BY_REFERRAL_CODE.where(Member.status == "active")
+_IDENTITY_OWNER = select(ChannelIdentity.member_id).where(
+    ChannelIdentity.channel == bindparam("channel"), ChannelIdentity.external_id == bindparam("external_id")
+)
+_BY_IDENTITY = (
+    select(Member.id)
+    .join(ChannelIdentity, ChannelIdentity.member_id == Member.id)
+    .where(ChannelIdentity.channel == bindparam("channel"), ChannelIdentity.external_id == bindparam("external_id"))
+    .where(Member.status == "active")
+)
 
 
 @dataclass(frozen=True)
@@ -111,18 +125,12 @@ def card(s: Session, member_id: int) -> MemberCard:
 
 def by_identity(s: Session, channel: str, external_id: str) -> MemberCard | None:
     """The member behind a channel address (a WeChat openid, a web chat visitor), if any."""
-    q = (
-        select(Member.id)
-        .join(ChannelIdentity, ChannelIdentity.member_id == Member.id)
-        .where(ChannelIdentity.channel == channel, ChannelIdentity.external_id == external_id)
-        .where(Member.status == "active")
-    )
-    mid = s.execute(q).scalar()
+    mid = s.execute(_BY_IDENTITY, {"channel": channel, "external_id": external_id}).scalar()
     return card(s, mid) if mid else None
 
 
 def by_phone(s: Session, phone: str) -> MemberCard | None:
-    mid = s.execute(select(Member.id).where(Member.phone == normalize_phone(phone))).scalar()
+    mid = s.execute(_BY_PHONE, {"phone": normalize_phone(phone)}).scalar()
     return card(s, mid) if mid else None
 
 
@@ -130,11 +138,7 @@ def bind_identity(s: Session, member_id: int, channel: str, external_id: str) ->
     """Link one more channel address to a member (after the caller verified the person)."""
     _check_identity(channel, external_id)
     lock_member(s, member_id)
-    owner = s.execute(
-        select(ChannelIdentity.member_id).where(
-            ChannelIdentity.channel == channel, ChannelIdentity.external_id == external_id
-        )
-    ).scalar()
+    owner = s.execute(_IDENTITY_OWNER, {"channel": channel, "external_id": external_id}).scalar()
     if owner == member_id:
         return
     if owner is not None:
@@ -152,7 +156,7 @@ def _check_identity(channel: object, external_id: object) -> None:
 def _new_referral_code(s: Session) -> str:
     for _ in range(20):
         code = random_code(6)
-        if not s.execute(select(Member.id).where(Member.referral_code == code)).first():
+        if not s.execute(_BY_REFERRAL_CODE, {"code": code}).first():
             return code
     raise RuntimeError("could not draw a free referral code")
 
@@ -190,27 +194,19 @@ def signup(
     store_id = None
     if store_code:
         if isinstance(store_code, str):
-            store_id = s.execute(select(Store.id).where(Store.code == store_code.strip().upper())).scalar()
+            store_id = store_id_by_code(s, store_code)
         if store_id is None:
             raise InvalidInput("Unknown store.", code="unknown_store")
     referrer_id = None
     if referral_code:
         if isinstance(referral_code, str):
-            referrer_id = s.execute(
-                select(Member.id).where(
-                    Member.referral_code == referral_code.strip().upper(), Member.status == "active"
-                )
-            ).scalar()
+            referrer_id = s.execute(_ACTIVE_BY_REFERRAL_CODE, {"code": referral_code.strip().upper()}).scalar()
         if referrer_id is None:
             raise InvalidInput("Unknown referral code.", code="unknown_referral_code")
-    if s.execute(select(Member.id).where(Member.phone == number)).first():
+    if s.execute(_BY_PHONE, {"phone": number}).first():
         raise Refused("This phone number is already a member.", code="already_member")
     if channel and external_id:
-        taken = s.execute(
-            select(ChannelIdentity.id).where(
-                ChannelIdentity.channel == channel, ChannelIdentity.external_id == external_id
-            )
-        ).first()
+        taken = s.execute(_IDENTITY_OWNER, {"channel": channel, "external_id": external_id}).first()
         if taken:
             raise Refused("This chat already belongs to a member.", code="already_member")
     m = Member(

@@ -11,14 +11,78 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, case, func, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from loyalty.config import Settings, settings
 from loyalty.errors import Conflict, InvalidInput, Refused
 from loyalty.models import LedgerEntry, Member, PointsLot
-from loyalty.services.common import audit, days, local_date, local_midnight, lock_member, now_or
+from loyalty.services.common import (
+    audit,
+    days,
+    known_balance,
+    local_date,
+    local_midnight,
+    lock_member,
+    note_balance,
+    now_or,
+)
+
+# Statements of the hot paths, built once: building and keying a statement costs more than
+# running it on SQLite. Those that load no objects and need no autoflush (the inserts, the
+# balance, a column the ORM never writes) run on the session's connection, below the ORM's
+# execution layer, which costs as much again.
+_BY_KEY = select(LedgerEntry).where(LedgerEntry.idem_key == bindparam("key"))
+_BALANCE = select(Member.points_balance).where(Member.id == bindparam("member_id"))
+_ADD = (
+    update(Member)
+    .where(Member.id == bindparam("member_id"))
+    .values(points_balance=Member.points_balance + bindparam("delta"))
+    .execution_options(synchronize_session=False)
+)
+# The guard: a decrement only applies while the balance covers it.
+_TAKE = _ADD.where(Member.points_balance >= bindparam("needed"))
+_NEW_ENTRY = insert(LedgerEntry)
+_NEW_LOT = insert(PointsLot)
+_DUE_LOTS = (
+    select(PointsLot)
+    .where(
+        PointsLot.member_id == bindparam("member_id"),
+        PointsLot.remaining > 0,
+        PointsLot.expires_at <= bindparam("now"),
+    )
+    .order_by(PointsLot.expires_at, PointsLot.id)
+    .with_for_update()
+)
+_LIVE_LOTS = (
+    select(PointsLot)
+    .where(PointsLot.member_id == bindparam("member_id"), PointsLot.remaining > 0)
+    .order_by(PointsLot.expires_at, PointsLot.id)
+    .with_for_update()
+)
+# A lot is live while something is left and its expiry is still ahead.
+_LIVE = (
+    PointsLot.member_id == bindparam("member_id"),
+    PointsLot.remaining > 0,
+    PointsLot.expires_at > bindparam("now"),
+)
+_LIVE_BALANCE = select(func.coalesce(func.sum(PointsLot.remaining), 0)).where(*_LIVE)
+_NEXT_EXPIRY = select(func.min(PointsLot.expires_at)).where(*_LIVE).scalar_subquery()
+# One row whatever the number of lots: a long-standing member has thousands of them.
+_LIVE_TOTALS = select(
+    func.coalesce(func.sum(PointsLot.remaining), 0),
+    func.coalesce(func.sum(case((PointsLot.expires_at <= bindparam("soon"), PointsLot.remaining), else_=0)), 0),
+    _NEXT_EXPIRY,
+    func.coalesce(func.sum(case((PointsLot.expires_at == _NEXT_EXPIRY, PointsLot.remaining), else_=0)), 0),
+).where(*_LIVE)
+_RECENT = (
+    select(LedgerEntry.id, LedgerEntry.kind, LedgerEntry.delta, LedgerEntry.balance_after,
+           LedgerEntry.created_at, LedgerEntry.reason)
+    .where(LedgerEntry.member_id == bindparam("member_id"))
+    .order_by(LedgerEntry.id.desc())
+    .limit(bindparam("n"))
+)
 
 
 @dataclass(frozen=True)
@@ -72,10 +136,6 @@ def _whole(points: object) -> bool:
     return isinstance(points, int) and not isinstance(points, bool)
 
 
-def _line(e: LedgerEntry) -> LedgerLine:
-    return LedgerLine(e.id, e.kind, e.delta, e.balance_after, e.created_at, e.reason)
-
-
 def _movement(e: LedgerEntry) -> Movement:
     return Movement(e.id, e.delta, e.balance_after, e.shortfall)
 
@@ -84,7 +144,7 @@ def _by_key(s: Session, key: str | None, member_id: int) -> LedgerEntry | None:
     """The entry an idempotency key already made, if any (keys are unique across members)."""
     if key is None:
         return None
-    entry = s.execute(select(LedgerEntry).where(LedgerEntry.idem_key == key)).scalar_one_or_none()
+    entry = s.execute(_BY_KEY, {"key": key}).scalar_one_or_none()
     if entry is not None and entry.member_id != member_id:
         raise Conflict("This request key belongs to another member.")
     return entry
@@ -92,15 +152,20 @@ def _by_key(s: Session, key: str | None, member_id: int) -> LedgerEntry | None:
 
 def _change_balance(s: Session, member_id: int, delta: int) -> int:
     """Apply ``delta`` to the running balance, refusing to go below zero; returns the new balance."""
-    stmt = update(Member).where(Member.id == member_id)
     if delta < 0:
-        stmt = stmt.where(Member.points_balance >= -delta)
-    res = s.execute(
-        stmt.values(points_balance=Member.points_balance + delta).execution_options(synchronize_session=False)
-    )
+        res = s.connection().execute(_TAKE, {"member_id": member_id, "delta": delta, "needed": -delta})
+    else:
+        res = s.connection().execute(_ADD, {"member_id": member_id, "delta": delta})
     if res.rowcount != 1:
         raise Refused("Not enough points.", code="insufficient_points", needed=-delta)
-    balance = s.execute(select(Member.points_balance).where(Member.id == member_id)).scalar_one()
+    # The row is ours until the transaction ends (its lock, or this very update, holds it), so
+    # a balance known in this transaction plus delta is the new one: no need to read it back.
+    known = known_balance(s, member_id)
+    if known is not None:
+        balance = known + delta
+    else:
+        balance = s.connection().execute(_BALANCE, {"member_id": member_id}).scalar_one()
+    note_balance(s, member_id, balance)
     # Keep an already loaded Member object truthful for the rest of the transaction.
     loaded = s.identity_map.get(identity_key(Member, member_id))
     if loaded is not None:
@@ -122,23 +187,15 @@ def _append(
     key: str | None = None,
     reason: str | None = None,
     actor: str | None = None,
-) -> LedgerEntry:
-    entry = LedgerEntry(
-        member_id=member_id,
-        kind=kind,
-        delta=delta,
-        balance_after=balance_after,
-        growth=growth,
-        shortfall=shortfall,
-        order_id=order_id,
-        idem_key=key,
-        reason=reason,
-        actor=actor,
-        created_at=at,
-    )
-    s.add(entry)
+) -> Movement:
+    # A Core insert skips the unit of work (nobody needs the entry as an object), but it
+    # does not autoflush: rows still pending (an order, a member) must reach the database first.
     s.flush()
-    return entry
+    entry_id = s.connection().execute(_NEW_ENTRY, dict(
+        member_id=member_id, kind=kind, delta=delta, balance_after=balance_after, growth=growth,
+        shortfall=shortfall, order_id=order_id, idem_key=key, reason=reason, actor=actor, created_at=at,
+    )).inserted_primary_key[0]
+    return Movement(entry_id, delta, balance_after, shortfall)
 
 
 def credit(
@@ -162,35 +219,58 @@ def credit(
         if existing.delta != points:
             raise Conflict("This request key was used for another amount.")
         return _movement(existing)
+    return credit_fresh(s, member_id, points, kind=kind, at=at, growth=growth, order_id=order_id, key=key,
+                        reason=reason, actor=actor)
+
+
+def credit_fresh(
+    s: Session,
+    member_id: int,
+    points: int,
+    *,
+    kind: str,
+    at: datetime,
+    growth: int = 0,
+    order_id: int | None = None,
+    key: str | None = None,
+    reason: str | None = None,
+    actor: str | None = None,
+) -> Movement:
+    """:func:`credit` under a key that cannot have been used yet, without looking it up.
+
+    For keys naming a row this transaction just inserted (``order:<new id>``);
+    the unique index on the key still refuses a second entry.
+    """
+    if not _whole(points) or points < 0:
+        raise InvalidInput("points must be a whole number, not negative", code="invalid_points")
     balance = _change_balance(s, member_id, points) if points else _current(s, member_id)
-    entry = _append(
+    mv = _append(
         s, member_id, kind, points, balance, at,
         growth=growth, order_id=order_id, key=key, reason=reason, actor=actor,
     )
     if points:
-        s.add(
-            PointsLot(
-                member_id=member_id, entry_id=entry.id, order_id=order_id,
-                amount=points, remaining=points, earned_at=at, expires_at=expiry_for(at),
-            )
-        )
-        s.flush()
-    return _movement(entry)
+        s.connection().execute(_NEW_LOT, dict(
+            member_id=member_id, entry_id=mv.entry_id, order_id=order_id,
+            amount=points, remaining=points, earned_at=at, expires_at=expiry_for(at),
+        ))
+    return mv
 
 
 def _current(s: Session, member_id: int) -> int:
-    return s.execute(select(Member.points_balance).where(Member.id == member_id)).scalar_one()
+    known = known_balance(s, member_id)
+    if known is not None:
+        return known
+    return s.connection().execute(_BALANCE, {"member_id": member_id}).scalar_one()
+
+
+def current_balance(s: Session, member_id: int) -> int:
+    """The member's running balance as this transaction sees it (no query when already known)."""
+    return _current(s, member_id)
 
 
 def _take_from_lots(s: Session, member_id: int, points: int, first_order_id: int | None = None) -> int:
     """Take up to ``points`` from live lots, earliest-expiring first; returns what was taken."""
-    q = (
-        select(PointsLot)
-        .where(PointsLot.member_id == member_id, PointsLot.remaining > 0)
-        .order_by(PointsLot.expires_at, PointsLot.id)
-        .with_for_update()
-    )
-    lots = list(s.execute(q).scalars())
+    lots = list(s.execute(_LIVE_LOTS, {"member_id": member_id}).scalars())
     if first_order_id is not None:
         # A return takes back from the order's own lot before anything else.
         lots.sort(key=lambda lot: lot.order_id != first_order_id)
@@ -229,7 +309,7 @@ def debit(
     taken = _take_from_lots(s, member_id, points)
     if taken != points:  # the invariant broke: stop before anything is written
         raise RuntimeError(f"lots of member {member_id} hold less than the balance")
-    return _movement(_append(s, member_id, kind, -points, balance, at, key=key, reason=reason, actor=actor))
+    return _append(s, member_id, kind, -points, balance, at, key=key, reason=reason, actor=actor)
 
 
 def spend(
@@ -313,27 +393,15 @@ def clawback(
     expire_member(s, member_id, at)
     taken = _take_from_lots(s, member_id, points, first_order_id=order_id) if points else 0
     balance = _change_balance(s, member_id, -taken) if taken else _current(s, member_id)
-    entry = _append(
+    return _append(
         s, member_id, "clawback", -taken, balance, at,
         growth=growth, shortfall=points - taken, order_id=order_id, key=key, reason="return",
     )
-    return _movement(entry)
 
 
 def expire_member(s: Session, member_id: int, now: datetime) -> int:
     """Expire the member's lots that are due; returns the points expired. Idempotent."""
-    due = list(
-        s.execute(
-            select(PointsLot)
-            .where(
-                PointsLot.member_id == member_id,
-                PointsLot.remaining > 0,
-                PointsLot.expires_at <= now,
-            )
-            .order_by(PointsLot.expires_at, PointsLot.id)
-            .with_for_update()
-        ).scalars()
-    )
+    due = list(s.execute(_DUE_LOTS, {"member_id": member_id, "now": now}).scalars())
     total = 0
     for lot in due:
         n = lot.remaining
@@ -367,41 +435,24 @@ def members_with_due_lots(s: Session, now: datetime | None = None) -> list[int]:
 
 def live_balance(s: Session, member_id: int, now: datetime | None = None) -> int:
     """Sum of the member's lots that have not expired at ``now``."""
-    q = select(func.coalesce(func.sum(PointsLot.remaining), 0)).where(
-        PointsLot.member_id == member_id,
-        PointsLot.remaining > 0,
-        PointsLot.expires_at > now_or(now),
-    )
-    return int(s.execute(q).scalar_one())
+    return int(s.execute(_LIVE_BALANCE, {"member_id": member_id, "now": now_or(now)}).scalar_one())
 
 
 def summary(s: Session, member_id: int, *, recent: int = 5, now: datetime | None = None) -> PointsSummary:
     """Balance (live lots), the next expiry, points expiring soon and the last entries."""
     at = now_or(now)
     st = settings()
-    lots = s.execute(
-        select(PointsLot.expires_at, func.sum(PointsLot.remaining))
-        .where(PointsLot.member_id == member_id, PointsLot.remaining > 0, PointsLot.expires_at > at)
-        .group_by(PointsLot.expires_at)
-        .order_by(PointsLot.expires_at)
-    ).all()
-    balance = sum(int(n) for _, n in lots)
-    soon_limit = at + days(st.expiring_soon_days)
-    soon = sum(int(n) for exp, n in lots if exp <= soon_limit)
-    next_exp, next_pts = (lots[0][0], int(lots[0][1])) if lots else (None, 0)
-    entries = s.execute(
-        select(LedgerEntry)
-        .where(LedgerEntry.member_id == member_id)
-        .order_by(LedgerEntry.id.desc())
-        .limit(recent)
-    ).scalars()
+    params = {"member_id": member_id, "now": at, "soon": at + days(st.expiring_soon_days)}
+    balance, soon, next_exp, next_pts = s.execute(_LIVE_TOTALS, params).one()
+    entries = s.execute(_RECENT, {"member_id": member_id, "n": recent}).all()
+    # int(): PostgreSQL sums BIGINT columns as NUMERIC.
     return PointsSummary(
-        balance=balance,
-        expiring_soon=soon,
+        balance=int(balance),
+        expiring_soon=int(soon),
         # The lot is gone at midnight, so the last day it can be used is the day before.
         next_expiry=local_date(next_exp) - days(1) if next_exp else None,
-        next_expiry_points=next_pts,
-        recent=tuple(_line(e) for e in entries),
+        next_expiry_points=int(next_pts),
+        recent=tuple(LedgerLine(*e) for e in entries),
     )
 
 

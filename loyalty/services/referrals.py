@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from loyalty.config import settings
 from loyalty.errors import InvalidInput, NotFound, Refused
-from loyalty.models import Member, Referral
+from loyalty.models import Member, Order, Referral
 from loyalty.services import points
 from loyalty.services.common import lock_member, now_or
 
@@ -81,6 +81,22 @@ def on_first_order(s: Session, member_id: int, at: datetime) -> bool:
         return False
     _reward(s, ref, at)
     return True
+
+
+def on_order(s: Session, member_id: int, at: datetime) -> bool:
+    """Called after each order of a member: when the trigger is the first order and a referral
+    of this member is pending, reward it if this order was the member's first."""
+    if settings().referral_trigger != "first_order":
+        return False
+    pending = s.execute(
+        select(Referral.id).where(Referral.referee_id == member_id, Referral.status == "pending")
+    ).first()
+    if pending is None:  # the usual case: only then is counting the orders worth it
+        return False
+    first = s.execute(
+        select(func.count()).select_from(Order).where(Order.member_id == member_id, Order.kind == "order")
+    ).scalar_one() == 1
+    return first and on_first_order(s, member_id, at)
 
 
 def info(s: Session, member_id: int) -> ReferralInfo:

@@ -12,13 +12,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from loyalty.config import Settings, TierDef, settings
 from loyalty.errors import NotFound
 from loyalty.models import LedgerEntry, Member, TierChange
 from loyalty.services.common import days, local_date, local_midnight, lock_member, now_or
+
+# Built once: it runs for every order.
+_WINDOW_GROWTH = select(func.coalesce(func.sum(LedgerEntry.growth), 0)).where(
+    LedgerEntry.member_id == bindparam("member_id"),
+    LedgerEntry.created_at > bindparam("start"),
+    LedgerEntry.created_at <= bindparam("end"),
+)
 
 
 @dataclass(frozen=True)
@@ -53,12 +60,8 @@ def tier_for(growth: int, st: Settings | None = None) -> TierDef:
 def growth_in_window(s: Session, member_id: int, as_of: datetime, st: Settings | None = None) -> int:
     """Growth value of the window ending at ``as_of`` (inclusive)."""
     st = st or settings()
-    q = select(func.coalesce(func.sum(LedgerEntry.growth), 0)).where(
-        LedgerEntry.member_id == member_id,
-        LedgerEntry.created_at > as_of - days(st.tier_window_days),
-        LedgerEntry.created_at <= as_of,
-    )
-    return max(0, int(s.execute(q).scalar_one()))
+    params = {"member_id": member_id, "start": as_of - days(st.tier_window_days), "end": as_of}
+    return max(0, int(s.execute(_WINDOW_GROWTH, params).scalar_one()))
 
 
 def _period_starts(st: Settings) -> list[int]:
@@ -98,7 +101,8 @@ def next_boundary(as_of: datetime, st: Settings | None = None) -> datetime:
 
 
 def _change(s: Session, member: Member, to: str, reason: str, growth: int, at: datetime) -> None:
-    s.add(TierChange(member_id=member.id, from_tier=member.tier, to_tier=to, reason=reason, growth=growth, changed_at=at))
+    s.add(TierChange(member_id=member.id, from_tier=member.tier, to_tier=to, reason=reason, growth=growth,
+                     changed_at=at))
     member.tier = to
 
 
@@ -115,9 +119,12 @@ def _window_upto(s: Session, member_id: int, as_of: datetime, upto_id: int, st: 
 
 def upgrade_if_due(s: Session, member: Member, at: datetime) -> bool:
     """Upgrade at once when the window's growth crosses a higher threshold (member locked)."""
-    growth = growth_in_window(s, member.id, at)
-    target = tier_for(growth)
-    if rank(target.code) > rank(member.tier):
+    st = settings()
+    if rank(member.tier, st) == len(st.tiers) - 1:
+        return False  # already at the top: nothing to sum
+    growth = growth_in_window(s, member.id, at, st)
+    target = tier_for(growth, st)
+    if rank(target.code, st) > rank(member.tier, st):
         _change(s, member, target.code, "upgrade", growth, at)
         return True
     return False
