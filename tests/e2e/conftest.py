@@ -40,7 +40,7 @@ def seed_minimal(url: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def _stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     require_model()
     work: Path = tmp_path_factory.mktemp("stack")
     url = f"sqlite:///{work / 'loyalty.db'}"
@@ -48,3 +48,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     s = start_stack(work, url)
     yield s
     s.stop()
+
+
+@pytest.fixture
+def stack(_stack: Stack) -> Iterator[Stack]:
+    """The shared running assistant, with this process's core pointed at its database again
+    (other e2e modules start stacks of their own on other databases)."""
+    engine = db.make_engine(_stack.database_url)
+    db.configure(engine)
+    yield _stack
+    engine.dispose()
