@@ -38,7 +38,7 @@ install: $(VENV)/.installed
 
 dev: $(VENV)/.dev-installed
 
-$(MODEL): $(VENV)/.installed $(RASA_SRC)
+$(MODEL): $(RASA_SRC) | $(VENV)/.installed
 	$(RASA) train --fixed-model-name loyalty --out models
 	touch $@
 

@@ -129,10 +129,21 @@ class WsClient:
 
 
 @pytest.fixture(scope="module")
-def loaded() -> Agent:
-    """The trained model, loaded once for the module (about a minute on this machine)."""
+def loaded() -> Iterator[Agent]:
+    """The trained model, loaded once for the module, with the real action server beside it.
+
+    The action server runs in this process, so its core calls use the database
+    each test configures (the ``sqlite_engine`` fixture).
+    """
     require_model()
-    return Agent.load(str(MODEL))
+    from rasa.utils.endpoints import EndpointConfig
+    from rasa_sdk.endpoint import create_app as create_action_app
+
+    Sanic.test_mode = True
+    actions = LocalServer(create_action_app("actions")).start()
+    agent = Agent.load(str(MODEL), action_endpoint=EndpointConfig(url=f"{actions.url}/webhook"))
+    yield agent
+    actions.stop()
 
 
 @dataclass
