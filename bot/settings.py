@@ -11,13 +11,25 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 T = TypeVar("T")
+
+
+def dev_secret(var_dir: str, name: str) -> bytes:
+    """A random secret created once in ``var_dir/name`` (development only; production sets one)."""
+    path = Path(var_dir) / name
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip().encode()
 
 
 class SettingsError(ValueError):

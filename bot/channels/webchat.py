@@ -21,7 +21,6 @@ import hashlib
 import hmac
 import json
 import logging
-import secrets
 import uuid
 from collections import OrderedDict
 from pathlib import Path
@@ -34,7 +33,7 @@ from sanic.request import Request
 
 from bot.channels.hub import hub
 from bot.qr import qr_blueprint
-from bot.settings import WebChatSettings, load_webchat_settings
+from bot.settings import WebChatSettings, dev_secret, load_webchat_settings
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent.parent / "webchat" / "static"
@@ -46,14 +45,7 @@ REPLAY_LIMIT = 100  # messages of history sent to a page that opens
 
 def _secret(cfg: WebChatSettings) -> bytes:
     """WEBCHAT_SECRET, or a random secret kept in var/ for development."""
-    if cfg.secret:
-        return cfg.secret.encode()
-    path = Path(cfg.var_dir) / "webchat.secret"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_hex(32))
-        path.chmod(0o600)
-    return path.read_text().strip().encode()
+    return cfg.secret.encode() if cfg.secret else dev_secret(cfg.var_dir, "webchat.secret")
 
 
 def sign(visitor: str, secret: bytes) -> str:

@@ -7,13 +7,11 @@ bot/settings.py (frozen dataclass, env mapping, non-None overrides win).
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Any
 
-from bot.settings import SettingsError
+from bot.settings import SettingsError, dev_secret
 
 
 @dataclass(frozen=True)
@@ -87,9 +85,4 @@ def secret_bytes(cfg: ConsoleSettings) -> bytes:
         if len(cfg.secret) < 16:
             raise SettingsError("CONSOLE_SECRET must have at least 16 characters")
         return cfg.secret.encode()
-    path = Path(cfg.var_dir) / "console.secret"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_hex(32))
-        path.chmod(0o600)
-    return path.read_text().strip().encode()
+    return dev_secret(cfg.var_dir, "console.secret")
