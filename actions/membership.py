@@ -22,6 +22,7 @@ from actions.common import (
 )
 from actions.parsing import clean_name, parse_birthday, phone_in
 from loyalty.errors import InvalidInput, LoyaltyError, NotFound, Refused, Unavailable
+from loyalty import segments_job
 from loyalty.db import utcnow
 from loyalty.services import catalogue, coupons, members, referrals
 from loyalty.services.common import local_date
@@ -68,6 +69,13 @@ class ActionMemberCard(MemberAction):
 
     async def act(self, dispatcher, tracker, domain, member):  # type: ignore[no-untyped-def]
         show_card(dispatcher, tracker, member)
+        segment = await core(segments_job.member_segment, member.id, readonly=True)
+        if segment is not None:
+            dispatcher.utter_message(
+                response="utter_member_segment",
+                segment=pick(tracker, segment.segment_zh, segment.segment_en),
+                lifecycle=pick(tracker, segment.lifecycle_zh, segment.lifecycle_en),
+            )
         return []
 
 

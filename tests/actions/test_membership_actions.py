@@ -25,8 +25,21 @@ def test_check_member_remembers_the_question_of_a_non_member(shop):
 
 
 def test_card_masks_the_phone(shop):
-    m = run(ActionMemberCard()).message("utter_member_card")
+    r = run(ActionMemberCard())
+    m = r.message("utter_member_card")
     assert m["phone"] == "138****8000" and m["points"] == 150 and m["name"] == "小王"
+    assert r.responses == ["utter_member_card"]  # no segment before the first segments run
+
+
+def test_card_shows_the_segment_once_computed(shop):
+    from loyalty import segments_job
+
+    db.run(segments_job.recompute_all)
+    view = db.run(segments_job.member_segment, shop["member_id"], readonly=True)
+    zh = run(ActionMemberCard()).message("utter_member_segment")
+    assert zh["segment"] == view.segment_zh and zh["lifecycle"] == view.lifecycle_zh
+    en = run(ActionMemberCard(), slots={"language": "en"}).message("utter_member_segment")
+    assert en["segment"] == view.segment_en
 
 
 def test_store_welcome_names_the_store(shop):
