@@ -198,6 +198,11 @@ def _append(
     return Movement(entry_id, delta, balance_after, shortfall)
 
 
+def _check_credit(points: int) -> None:
+    if not _whole(points) or points < 0:
+        raise InvalidInput("points must be a whole number, not negative", code="invalid_points")
+
+
 def credit(
     s: Session,
     member_id: int,
@@ -212,8 +217,7 @@ def credit(
     actor: str | None = None,
 ) -> Movement:
     """Add ``points`` as a new lot (member already locked by the caller)."""
-    if not _whole(points) or points < 0:
-        raise InvalidInput("points must be a whole number, not negative", code="invalid_points")
+    _check_credit(points)
     existing = _by_key(s, key, member_id)
     if existing is not None:
         if existing.delta != points:
@@ -241,8 +245,7 @@ def credit_fresh(
     For keys naming a row this transaction just inserted (``order:<new id>``);
     the unique index on the key still refuses a second entry.
     """
-    if not _whole(points) or points < 0:
-        raise InvalidInput("points must be a whole number, not negative", code="invalid_points")
+    _check_credit(points)
     balance = _change_balance(s, member_id, points) if points else _current(s, member_id)
     mv = _append(
         s, member_id, kind, points, balance, at,

@@ -9,14 +9,11 @@ on the tracker; everything after that runs through the real routes.
 
 from __future__ import annotations
 
-import asyncio
 import copy
-import json
-import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +21,6 @@ from typing import Any
 
 import pytest
 import requests
-import websockets
 from rasa.core.agent import Agent
 from rasa.core.lock_store import InMemoryLockStore
 from rasa.core.run import configure_app
@@ -50,79 +46,14 @@ from loyalty.models import Member
 from loyalty.services import coupons, members
 from tests.bot.conftest import AES_KEY, APP_ID, APP_SECRET, TOKEN, FakeApi, new_openid
 from tests.loyalty.corekit import join
+from tests.support.console import PW, H, WsClient
+from tests.support.console import agent as agent_account
+from tests.support.console import console_login as login
+from tests.support.console import console_socket as console_ws
 from tests.support.stack import MODEL, require_model
 
-PW = "correct horse battery"
 WEB_SECRET = "console-tests-webchat"
 CONSOLE_SECRET = "console-tests-secret-0123456789"
-H = {"X-Console": "1"}
-
-
-# ---------------------------------------------------------------- websockets from sync tests
-
-
-class WsClient:
-    """A websocket read in a background loop; ``wait`` returns the first frame matching."""
-
-    def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
-        self.frames: queue.Queue[Any] = queue.Queue()
-        self.seen: list[Any] = []
-        self.loop = asyncio.new_event_loop()
-        threading.Thread(target=self.loop.run_forever, daemon=True).start()
-        headers = dict(headers or {})
-        origin = headers.pop("Origin", url.replace("ws://", "http://").split("/webhooks")[0])
-        async def connect() -> Any:  # built inside the loop: the constructor looks for the running loop
-            return await websockets.connect(url, extra_headers=headers, origin=origin)
-
-        self.ws = self._run(connect())
-        asyncio.run_coroutine_threadsafe(self._read(), self.loop)
-
-    def _run(self, coro: Any, timeout: float = 15) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    async def _read(self) -> None:
-        try:
-            async for raw in self.ws:
-                self.frames.put(json.loads(raw))
-        except Exception:
-            pass
-        self.frames.put(None)
-
-    def send(self, data: dict[str, Any]) -> None:
-        self._run(self.ws.send(json.dumps(data)))
-
-    def wait(self, pred: Callable[[dict[str, Any]], bool], timeout: float = 20) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                frame = self.frames.get(timeout=max(0.01, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            if frame is None:
-                raise AssertionError(f"socket closed; frames seen: {self.seen}")
-            self.seen.append(frame)
-            if pred(frame):
-                return frame
-        raise AssertionError(f"no matching frame within {timeout}s; seen: {self.seen}")
-
-    def closed(self, timeout: float = 10) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                frame = self.frames.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            if frame is None:
-                return True
-            self.seen.append(frame)
-        return False
-
-    def close(self) -> None:
-        try:
-            self._run(self.ws.close(), timeout=5)
-        except Exception:
-            pass
-        self.loop.call_soon_threadsafe(self.loop.stop)
 
 
 # ---------------------------------------------------------------- the served assistant
@@ -207,24 +138,6 @@ def served(loaded: Agent, sqlite_engine: Engine, tmp_path: Path, fake_api: FakeA
     s = serve(loaded, tmp_path, fake_api.api_base_url)
     yield s
     s.server.stop()
-
-
-def agent_account(name: str, role: str = "agent", display: str | None = None) -> int:
-    return db.run(auth.create_agent, name, PW, role=role, display_name=display).id
-
-
-def login(s: Served, name: str) -> requests.Session:
-    http = requests.Session()
-    r = http.post(s.console + "/api/login", json={"username": name, "password": PW}, headers=H, timeout=30)
-    assert r.status_code == 200, r.text
-    return http
-
-
-def console_ws(s: Served, http: requests.Session) -> WsClient:
-    cookie = "; ".join(f"{k}={v}" for k, v in http.cookies.items())
-    ws = WsClient(s.console.replace("http://", "ws://") + "/ws", {"Cookie": cookie})
-    ws.wait(lambda f: f.get("type") == "queue")  # the snapshot every console gets first
-    return ws
 
 
 def visitor() -> str:
