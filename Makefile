@@ -8,7 +8,7 @@ PY         := $(VENV)/bin/python
 PIP        := $(VENV)/bin/pip
 RASA       := $(VENV)/bin/rasa
 MODEL      := models/loyalty.tar.gz
-RASA_SRC   := config.yml $(wildcard domain.yml domain/*.yml) $(shell find data -name '*.yml' 2>/dev/null)
+RASA_SRC   := config.yml $(wildcard domain/*.yml) $(shell find data -name '*.yml' 2>/dev/null)
 export LOYALTY_DATABASE_URL ?= sqlite:///var/loyalty.db
 export PYTHONDONTWRITEBYTECODE := 1
 # Rasa's telemetry would try to reach the internet.
@@ -20,7 +20,7 @@ run: install $(MODEL) db ## start the assistant, the action server, the loyalty 
 	$(PY) -m bot.launcher
 
 test: dev $(MODEL) ## every test: unit, database (SQLite and PostgreSQL), conversation, browser
-	$(RASA) data validate --quiet
+	$(RASA) data validate --quiet --domain domain
 	$(PY) -m pytest -q tests
 	$(RASA) test core --model $(MODEL) --stories tests/stories --fail-on-prediction-errors --out results/core
 
@@ -39,7 +39,7 @@ install: $(VENV)/.installed
 dev: $(VENV)/.dev-installed
 
 $(MODEL): $(RASA_SRC) | $(VENV)/.installed
-	$(RASA) train --fixed-model-name loyalty --out models
+	$(RASA) train --domain domain --fixed-model-name loyalty --out models
 	touch $@
 
 train: $(MODEL)

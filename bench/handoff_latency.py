@@ -33,7 +33,7 @@ from typing import Any
 
 import aiohttp
 
-from bot.channels.webchat import sign
+from bot.webchat.channel import sign
 from loyalty import db
 from loyalty.handoff import auth, service
 from tests.e2e.conftest import seed_minimal

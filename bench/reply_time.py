@@ -21,7 +21,7 @@ from pathlib import Path
 
 import websockets
 
-from bot.channels.webchat import sign
+from bot.webchat.channel import sign
 from loyalty import db
 from loyalty.services import members, orders
 from tests.e2e.conftest import seed_minimal

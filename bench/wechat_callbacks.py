@@ -99,10 +99,10 @@ def serve(conf: dict[str, Any], conn: Any) -> None:
 
     from sanic import Sanic
 
-    from bot.channels.wechat import WeChatInput
+    from bot.wechat.channel import WeChatInput
     from bot.settings import load_wechat_settings
-    from bot.wechat.fake_server import create_fake_wechat_app
-    from bot.wechat.local_server import LocalServer
+    from bot.wechat.dev.fake_server import create_fake_wechat_app
+    from bot.wechat.dev.local_server import LocalServer
 
     logging.basicConfig(level=logging.ERROR)
     # Every message opens a fresh quota window in reality; the fake should not cap them.
@@ -199,7 +199,7 @@ async def shopper(
     stats: Stats,
 ) -> None:
     """One shopper: send, wait for the answer (either way), pause, repeat."""
-    from bot.wechat.simulate import WeChatSide, new_msg_id
+    from bot.wechat.dev.simulate import WeChatSide, new_msg_id
 
     side = WeChatSide(TOKEN, APP_ID, AES_KEY)
     openid = f"obench{idx:03d}{uuid.uuid4().hex[:18]}"

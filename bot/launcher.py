@@ -42,7 +42,7 @@ def credentials() -> str:
     path = ROOT / "var" / "credentials.yml"
     path.parent.mkdir(exist_ok=True)
     lines = (ROOT / "credentials.yml").read_text().splitlines()
-    path.write_text("\n".join(line for line in lines if not line.startswith("bot.channels.wechat")) + "\n")
+    path.write_text("\n".join(line for line in lines if not line.startswith("bot.wechat.channel")) + "\n")
     print("WeChat is not configured (WECHAT_TOKEN unset): starting the web chat only.", flush=True)
     return str(path)
 

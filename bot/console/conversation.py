@@ -28,8 +28,8 @@ from rasa.shared.core.events import (
 )
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from bot.channels.wechat import WeChatInput
-from bot.console import wechat_rules
+from bot.wechat.channel import WeChatInput
+from bot.wechat import rules as wechat_rules
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,7 @@
-"""WeChat official-account plumbing used by :mod:`bot.channels.wechat`.
+"""The WeChat official-account channel.
 
-Small modules, each with one job: request security, callback parsing, reply XML,
-the API client and its access token, retry dedup, per-shopper state, and the
-local fake WeChat API server used by tests and development.
+channel: the Rasa input channel; small modules each with one job: request
+security, callback parsing, reply XML, the API client and its access token,
+retry dedup, per-shopper state, delivery and its rules for agents (rules);
+dev/: the local fake WeChat API and the callback player (development only).
 """

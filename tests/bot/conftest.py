@@ -1,7 +1,7 @@
 """Fixtures for the bot tests: the fake WeChat API, a served channel, Redis.
 
 The channel runs in a real Sanic server on a loopback port; WeChat's side is
-played with real signatures and AES encryption (bot.wechat.simulate). The
+played with real signatures and AES encryption (bot.wechat.dev.simulate). The
 assistant is a scripted stand-in that answers through the output channel it
 is given, as Rasa's agent does; end-to-end tests with the trained model live
 elsewhere.
@@ -22,12 +22,12 @@ import requests
 from rasa.core.channels.channel import UserMessage
 from sanic import Sanic
 
-from bot.channels.wechat import WeChatInput
+from bot.wechat.channel import WeChatInput
 from bot.settings import load_wechat_settings
-from bot.wechat.fake_server import create_fake_wechat_app
+from bot.wechat.dev.fake_server import create_fake_wechat_app
 from bot.wechat.kv import KeyValueStore
-from bot.wechat.local_server import LocalServer
-from bot.wechat.simulate import Reply, WeChatSide
+from bot.wechat.dev.local_server import LocalServer
+from bot.wechat.dev.simulate import Reply, WeChatSide
 from tests.support.servers import start_redis
 
 APP_ID = "wx1234567890abcdef"

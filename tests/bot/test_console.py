@@ -31,15 +31,15 @@ from sanic import Sanic
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
 
-from bot.channels.webchat import WebchatInput, sign
-from bot.channels.wechat import WeChatInput
+from bot.webchat.channel import WebchatInput, sign
+from bot.wechat.channel import WeChatInput
 from bot.console.broker import ConsoleBroker
 from bot.console.channel import ConsoleInput
 from bot.console.live import live
 from bot.console.settings import load_console_settings
 from bot.settings import load_webchat_settings, load_wechat_settings
-from bot.wechat.local_server import LocalServer
-from bot.wechat.simulate import WeChatSide
+from bot.wechat.dev.local_server import LocalServer
+from bot.wechat.dev.simulate import WeChatSide
 from loyalty import db
 from loyalty.handoff import auth, service
 from loyalty.models import Member

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from bot import qr
 from bot.settings import SettingsError, WebChatSettings, load_webchat_settings, load_wechat_settings
 from bot.wechat.errors import WeChatApiError
-from bot.wechat.local_server import LocalServer
+from bot.wechat.dev.local_server import LocalServer
 from loyalty.errors import NotFound
 from loyalty.models import Store
 from tests.bot.conftest import APP_ID, APP_SECRET, TOKEN, FakeApi

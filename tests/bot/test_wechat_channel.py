@@ -447,8 +447,8 @@ def test_rasa_mounts_the_channel_from_credentials_yml(tmp_path, monkeypatch, fak
     from rasa.core.run import create_http_input_channels
     from sanic import Sanic
 
-    from bot.wechat.local_server import LocalServer
-    from bot.wechat.simulate import WeChatSide
+    from bot.wechat.dev.local_server import LocalServer
+    from bot.wechat.dev.simulate import WeChatSide
     from tests.bot.conftest import AES_KEY, APP_ID, TOKEN
 
     monkeypatch.setenv("WECHAT_TOKEN", TOKEN)
@@ -456,7 +456,7 @@ def test_rasa_mounts_the_channel_from_credentials_yml(tmp_path, monkeypatch, fak
     monkeypatch.setenv("WECHAT_AES_KEY", AES_KEY)
     credentials = tmp_path / "credentials.yml"
     credentials.write_text(
-        "bot.channels.wechat.WeChatInput:\n"
+        "bot.wechat.channel.WeChatInput:\n"
         "  token: ${WECHAT_TOKEN}\n"
         f"  api_base_url: {fake_api.api_base_url}\n"
     )

@@ -9,7 +9,7 @@ import time
 import pytest
 import requests
 
-from bot.wechat import play
+from bot.wechat.dev import play
 from tests.bot.conftest import AES_KEY, APP_ID, APP_SECRET, TOKEN, ScriptedAssistant, new_openid
 from tests.support.servers import free_port
 
@@ -57,7 +57,7 @@ def test_fake_server_runs_from_the_command_line() -> None:
     cmd = [
         sys.executable,
         "-m",
-        "bot.wechat.fake_server",
+        "bot.wechat.dev.fake_server",
         "--port",
         str(port),
         "--app-id",

@@ -9,7 +9,7 @@ import uuid
 
 import websockets
 
-from bot.channels.webchat import sign
+from bot.webchat.channel import sign
 from tests.support.stack import SECRET, Stack
 
 

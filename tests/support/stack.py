@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from bot.channels.webchat import sign
+from bot.webchat.channel import sign
 from tests.support.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -165,7 +165,7 @@ def start_stack(
         f'action_endpoint:\n  url: "http://127.0.0.1:{stack.actions_port}/webhook"\n'
         f'tracker_store:\n  type: SQL\n  dialect: "sqlite"\n  db: "{workdir / "tracker.db"}"\n' + broker
     )
-    channels = "bot.channels.webchat.WebchatInput:\n  allow_rest: true\n"
+    channels = "bot.webchat.channel.WebchatInput:\n  allow_rest: true\n"
     if console:
         channels += "bot.console.channel.ConsoleInput:\n  poll_seconds: 1\n"
     (workdir / "credentials.yml").write_text(channels)

@@ -31,12 +31,12 @@ from rasa.shared.core.events import BotUttered, UserUttered
 from sanic import Blueprint, response
 from sanic.request import Request
 
-from bot.channels.hub import hub
+from bot.webchat.hub import hub
 from bot.qr import qr_blueprint
 from bot.settings import WebChatSettings, dev_secret, load_webchat_settings
 
 log = logging.getLogger(__name__)
-STATIC = Path(__file__).resolve().parent.parent / "webchat" / "static"
+STATIC = Path(__file__).resolve().parent / "static"
 MAX_TEXT = 1000  # characters a shopper may send at once
 MAX_FRAME = 16 * 1024  # bytes; a larger frame closes the socket before any parsing
 MAX_BODY = 8 * 1024  # bytes for the REST fallback

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.channels.wechat import WeChatInput
+from bot.wechat.channel import WeChatInput
 from bot.wechat.xml import pack_texts
 
 

@@ -2,7 +2,7 @@
 
 Mount with ``credentials.yml``::
 
-    bot.channels.wechat.WeChatInput:
+    bot.wechat.channel.WeChatInput:
       token: ${WECHAT_TOKEN}          # every key may be left out: WECHAT_* env vars fill in
 
 WeChat then calls ``/webhooks/wechat/webhook``. Each callback is verified,

@@ -1,6 +1,6 @@
 """Play WeChat's side of a callback: build, sign and encrypt it; open the reply.
 
-Used by ``python -m bot.wechat.play``, the channel tests and the benchmark, so
+Used by ``python -m bot.wechat.dev.play``, the channel tests and the benchmark, so
 all three exercise exactly what WeChat's servers would send.
 """
 

@@ -2,13 +2,13 @@
 
 Examples::
 
-    python -m bot.wechat.play --openid o123 "我的积分"
-    python -m bot.wechat.play --openid o123 --aes "hello"
-    python -m bot.wechat.play --openid o123 --subscribe SH001
-    python -m bot.wechat.play --openid o123 --scan SH001
-    python -m bot.wechat.play --openid o123 --click MENU_POINTS
-    python -m bot.wechat.play --openid o123 --media image
-    python -m bot.wechat.play --verify
+    python -m bot.wechat.dev.play --openid o123 "我的积分"
+    python -m bot.wechat.dev.play --openid o123 --aes "hello"
+    python -m bot.wechat.dev.play --openid o123 --subscribe SH001
+    python -m bot.wechat.dev.play --openid o123 --scan SH001
+    python -m bot.wechat.dev.play --openid o123 --click MENU_POINTS
+    python -m bot.wechat.dev.play --openid o123 --media image
+    python -m bot.wechat.dev.play --verify
 
 Token, app id and AES key come from WECHAT_TOKEN, WECHAT_APP_ID and
 WECHAT_AES_KEY unless given. With ``--fake-api`` (the local fake API server's
@@ -24,14 +24,14 @@ import time
 
 import requests
 
-from bot.wechat.simulate import WeChatSide, new_msg_id
+from bot.wechat.dev.simulate import WeChatSide, new_msg_id
 
 DEFAULT_URL = "http://localhost:5005/webhooks/wechat/webhook"
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m bot.wechat.play",
+        prog="python -m bot.wechat.dev.play",
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -5,7 +5,7 @@ codes: ``token``, ``message/custom/send``, ``qrcode/create`` and ``menu/*``.
 Control endpoints under ``/_fake/`` let tests inspect sent messages and make
 the next calls fail, expire tokens or slow down.
 
-Run: ``python -m bot.wechat.fake_server --port 8089`` and set
+Run: ``python -m bot.wechat.dev.fake_server --port 8089`` and set
 ``WECHAT_API_BASE_URL=http://127.0.0.1:8089/cgi-bin/``.
 """
 

@@ -1,1 +1,0 @@
-"""Rasa input channels (Sanic blueprints) for WeChat and the web chat."""
