@@ -15,8 +15,8 @@ from rasa_sdk.types import DomainDict
 from loyalty import db
 from loyalty.config import settings
 from loyalty.errors import LoyaltyError, Unavailable
-from loyalty.services import members
-from loyalty.services.members import MemberCard
+from loyalty.members import service as members
+from loyalty.members.service import MemberCard
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

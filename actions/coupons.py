@@ -12,10 +12,10 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import MemberAction, core, message_key, pick, render
+from loyalty.coupons import service as coupons
+from loyalty.coupons.service import CampaignView, Offer
 from loyalty.errors import NotFound, Refused
-from loyalty.services import coupons
-from loyalty.services.coupons import CampaignView, Offer
-from loyalty.services.members import MemberCard
+from loyalty.members.service import MemberCard
 
 MAX_LINES = 6
 REFUSALS = {"out_of_stock", "limit_reached", "tier_too_low", "not_in_segment", "insufficient_points", "not_open"}
@@ -189,7 +189,8 @@ async def show_mine(dispatcher: CollectingDispatcher, tracker: Tracker, domain: 
     return []
 
 
-def _choice(tracker: Tracker) -> str | None:
+def chosen_coupon(tracker: Tracker) -> str | None:
+    """The campaign code the shopper named (the coupon_choice slot), if any."""
     value = tracker.get_slot("coupon_choice")
     if isinstance(value, list):
         value = value[-1] if value else None
@@ -212,7 +213,7 @@ class ActionClaimCoupon(MemberAction):
         return [SlotSet("coupon_choice", None), SlotSet("pending_exchange", None)]
 
     async def act(self, dispatcher, tracker, domain, member):  # type: ignore[no-untyped-def]
-        choice = _choice(tracker)
+        choice = chosen_coupon(tracker)
         if choice is None:
             events = await show_offers(dispatcher, tracker, domain, member)
             return [*events, *self.neutral(tracker)]
@@ -227,7 +228,7 @@ class ActionExchangeCoupon(MemberAction):
         return [SlotSet("coupon_choice", None), SlotSet("pending_exchange", None)]
 
     async def act(self, dispatcher, tracker, domain, member):  # type: ignore[no-untyped-def]
-        choice = _choice(tracker)
+        choice = chosen_coupon(tracker)
         if choice is None:
             events = await show_offers(dispatcher, tracker, domain, member, exchange_only=True)
             return [*events, *self.neutral(tracker)]

@@ -21,12 +21,15 @@ from actions.common import (
     unavailable,
 )
 from actions.parsing import clean_name, parse_birthday, phone_in
-from loyalty.errors import InvalidInput, LoyaltyError, NotFound, Refused, Unavailable
-from loyalty import segments_job
+from loyalty.catalogue import service as catalogue
+from loyalty.common import local_date
+from loyalty.coupons import service as coupons
 from loyalty.db import utcnow
-from loyalty.services import catalogue, coupons, members, referrals
-from loyalty.services.common import local_date
-from loyalty.services.members import MemberCard
+from loyalty.errors import InvalidInput, LoyaltyError, NotFound, Refused, Unavailable
+from loyalty.members import service as members
+from loyalty.members.service import MemberCard
+from loyalty.referrals import service as referrals
+from loyalty.segments import job as segments_job
 
 log = logging.getLogger(__name__)
 SKIP = "__skip__"

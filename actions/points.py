@@ -8,10 +8,11 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import MemberAction, core, join_list, pick, render, tier_name
+from loyalty.common import local_date
 from loyalty.config import settings
-from loyalty.services import points, tiers
-from loyalty.services.common import local_date
-from loyalty.services.members import MemberCard
+from loyalty.members.service import MemberCard
+from loyalty.points import service as points
+from loyalty.tiers import service as tiers
 
 LEDGER_KINDS = ("earn", "spend", "expire", "adjust", "clawback", "referral", "close")
 

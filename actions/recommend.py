@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
@@ -12,8 +10,6 @@ from rasa_sdk.types import DomainDict
 from actions.common import core, current_member, join_list, pick, render, unavailable
 from loyalty.errors import InvalidInput, NotFound, Unavailable
 from loyalty.recommender import service as recommender
-from loyalty.recommender.needs import categories_for
-from loyalty.services import catalogue
 
 SHOWN = 4
 
@@ -28,16 +24,6 @@ def _wanted(tracker: Tracker) -> list[str]:
             words.append(text[start:end] if isinstance(start, int) and isinstance(end, int) else str(e.get("value")))
     return list(dict.fromkeys(w for w in words if w))
 
-
-def _for_guest(s: Any, k: int, request: str) -> list[catalogue.ProductView]:
-    """Best sellers for a shopper who is not a member yet, in the categories asked for."""
-    cats = categories_for(request, set(catalogue.categories(s))) if request else ()
-    if not cats:
-        return catalogue.best_sellers(s, k)
-    out: list[catalogue.ProductView] = []
-    for c in cats:
-        out += [p for p in catalogue.best_sellers(s, k, c) if p not in out]
-    return out[:k]
 
 
 class ActionRecommend(Action):
@@ -61,7 +47,7 @@ class ActionRecommend(Action):
                                         product=pick(tracker, p.name_zh, p.name_en), price=p.price,
                                         reason=pick(tracker, p.reason_zh, p.reason_en)))
             if not lines:
-                guest = await core(_for_guest, SHOWN, request, readonly=True)
+                guest = await core(recommender.for_guest, SHOWN, request or None, readonly=True)
                 reason = render(domain, tracker, "utter_reco_reason_popular")
                 lines = [
                     render(domain, tracker, "utter_product_line", n=n, product=pick(tracker, p.name_zh, p.name_en),

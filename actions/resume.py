@@ -44,7 +44,7 @@ class ActionResumeAfterJoin(Action):
             elif asked == "referral_info":
                 events = await membership.show_referral(dispatcher, member)
             elif asked == "claim_coupon":
-                choice = coupons._choice(tracker)
+                choice = coupons.chosen_coupon(tracker)
                 if choice:
                     events = await coupons.claim_or_confirm(dispatcher, tracker, domain, member, choice, confirm=False)
                 else:

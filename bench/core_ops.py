@@ -44,10 +44,15 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from loyalty import config, db, migrate
+from loyalty.catalogue.models import Product, Store
+from loyalty.coupons import service as coupons
+from loyalty.coupons.models import Coupon
 from loyalty.db import utcnow
-from loyalty.models import Coupon, LedgerEntry, Member, PointsLot, Product, Store
-from loyalty.services import coupons, orders, points
-from loyalty.services.points import expiry_for
+from loyalty.members.models import Member
+from loyalty.orders import service as orders
+from loyalty.points import service as points
+from loyalty.points.models import LedgerEntry, PointsLot
+from loyalty.points.service import expiry_for
 
 CLIENTS = (1, 16)
 MEMBERS = 64  # members the clients share out, so that 16 clients rarely wait for one member's lock

@@ -17,7 +17,6 @@ import argparse
 import os
 import sys
 import time
-from typing import Optional
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -37,11 +36,11 @@ DEFAULT_DATA = os.path.join(
 )
 
 
-def _none(value: Optional[str]) -> Optional[str]:
+def _none(value: str | None) -> str | None:
     return None if value is None or value.lower() in ("", "none") else value
 
 
-def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("csv", nargs="?", default=DEFAULT_DATA, help="transactions CSV (.csv or .csv.gz)")
     p.add_argument("--user-col", default="CustomerID")
@@ -84,7 +83,7 @@ def build_methods(names: list[str], threads: int) -> list[Method]:
     return [known[n]() for n in names]  # type: ignore[operator]
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     columns = ColumnMap(
         user=args.user_col, item=args.item_col, basket=args.basket_col, time=args.time_col,

@@ -22,8 +22,9 @@ import json
 import logging
 import sys
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, NamedTuple
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from the repository root
@@ -128,7 +129,7 @@ def baseline_pairs(examples: dict[str, tuple[str, str]], folds: int, seed: int) 
             LogisticRegression(max_iter=2000, C=10.0),
         )
         model.fit([texts[i] for i in train], [labels[i] for i in train])
-        for i, pred in zip(test, model.predict([texts[i] for i in test])):
+        for i, pred in zip(test, model.predict([texts[i] for i in test]), strict=False):
             out[texts[i]] = pred
     return out
 

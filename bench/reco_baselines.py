@@ -7,7 +7,7 @@ shown (the user's past items in "new" mode).
 
 from __future__ import annotations
 
-from typing import Optional, Protocol
+from typing import Protocol
 
 import numpy as np
 import scipy.sparse as sp
@@ -23,7 +23,7 @@ class Method(Protocol):
     def fit(self, train: Transactions) -> None:
         """Learn from the training lines."""
 
-    def recommend(self, user: int, k: int, exclude: Optional[np.ndarray], now: int) -> np.ndarray:
+    def recommend(self, user: int, k: int, exclude: np.ndarray | None, now: int) -> np.ndarray:
         """Item indices, best first; ``now`` is the request time in Unix seconds."""
 
 
@@ -37,7 +37,7 @@ def basket_counts(train: Transactions) -> sp.csr_matrix:
     return m
 
 
-def top_k(scores: np.ndarray, k: int, exclude: Optional[np.ndarray]) -> np.ndarray:
+def top_k(scores: np.ndarray, k: int, exclude: np.ndarray | None) -> np.ndarray:
     """Indices of the k highest scores, best first, never an excluded index."""
     if exclude is not None and exclude.size:
         scores = scores.copy()
@@ -62,7 +62,7 @@ class Popularity:
     def fit(self, train: Transactions) -> None:
         self._pop = _popularity_tiebreak(basket_counts(train))
 
-    def recommend(self, user: int, k: int, exclude: Optional[np.ndarray], now: int) -> np.ndarray:
+    def recommend(self, user: int, k: int, exclude: np.ndarray | None, now: int) -> np.ndarray:
         return top_k(self._pop, k, exclude)
 
 
@@ -75,7 +75,7 @@ class BuyAgain:
         self._counts = basket_counts(train)
         self._pop = _popularity_tiebreak(self._counts)
 
-    def recommend(self, user: int, k: int, exclude: Optional[np.ndarray], now: int) -> np.ndarray:
+    def recommend(self, user: int, k: int, exclude: np.ndarray | None, now: int) -> np.ndarray:
         scores = self._pop.copy()
         row = self._counts[user]
         scores[row.indices] += row.data  # a count >= 1 always outranks the [0, 1) fill
@@ -102,7 +102,7 @@ class ItemKNN:
         self._x = x.tocsr()
         self._pop = _popularity_tiebreak(counts) * 1e-6  # only orders items with no CF score
 
-    def recommend(self, user: int, k: int, exclude: Optional[np.ndarray], now: int) -> np.ndarray:
+    def recommend(self, user: int, k: int, exclude: np.ndarray | None, now: int) -> np.ndarray:
         row = self._x[user]
         scores = np.asarray(self._sim[row.indices].sum(axis=0)).ravel() + self._pop
         return top_k(scores, k, exclude)
@@ -153,7 +153,7 @@ class ImplicitALS:
         with threadpool_limits(1, "blas"):  # implicit's advice: its own threads, not BLAS's
             self._model.fit(self._items, show_progress=False)
 
-    def recommend(self, user: int, k: int, exclude: Optional[np.ndarray], now: int) -> np.ndarray:
+    def recommend(self, user: int, k: int, exclude: np.ndarray | None, now: int) -> np.ndarray:
         ids, _ = self._model.recommend(
             user, self._items[user], N=k, filter_already_liked_items=False,
             filter_items=exclude if exclude is not None and exclude.size else None,

@@ -11,8 +11,8 @@ import csv
 import gzip
 import io
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator, Optional
 
 import numpy as np
 
@@ -32,16 +32,16 @@ class ColumnMap:
     item: str = "StockCode"
     basket: str = "InvoiceNo"
     time: str = "InvoiceDate"
-    qty: Optional[str] = "Quantity"
-    price: Optional[str] = "UnitPrice"
+    qty: str | None = "Quantity"
+    price: str | None = "UnitPrice"
 
 
 @dataclass(frozen=True)
 class CleanRules:
     """What a retailer drops before learning from orders."""
 
-    cancel_prefix: Optional[str] = "C"
-    exclude_items: Optional[str] = DEFAULT_EXCLUDE_ITEMS
+    cancel_prefix: str | None = "C"
+    exclude_items: str | None = DEFAULT_EXCLUDE_ITEMS
 
 
 @dataclass
@@ -80,7 +80,7 @@ class Transactions:
     def n_items(self) -> int:
         return int(self.item_labels.size)
 
-    def subset(self, mask: np.ndarray) -> "Transactions":
+    def subset(self, mask: np.ndarray) -> Transactions:
         """The same index spaces restricted to the selected lines."""
         return Transactions(
             self.user_labels,
@@ -99,7 +99,7 @@ def _open_text(path: str) -> io.TextIOBase:
     return open(path, encoding="utf-8", newline="")
 
 
-def _column_index(header: list[str], name: Optional[str], what: str) -> Optional[int]:
+def _column_index(header: list[str], name: str | None, what: str) -> int | None:
     if name is None:
         return None
     try:

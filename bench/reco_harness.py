@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -41,7 +41,7 @@ def evaluate(
     methods: Sequence[Method],
     splits: Sequence[Split],
     modes: Sequence[str] = MODES,
-    limit_users: Optional[int] = None,
+    limit_users: int | None = None,
     seed: int = 0,
     log: Callable[[str], None] = lambda _: None,
 ) -> list[Row]:
@@ -90,7 +90,7 @@ def evaluate(
     return rows
 
 
-def format_table(rows: Sequence[Row], ours: Optional[str] = None) -> str:
+def format_table(rows: Sequence[Row], ours: str | None = None) -> str:
     """A plain-text table; with ``ours`` named, a ratio line against the best other method."""
     head = (
         f"{'method':<18} {'users':>6} {'HR@10':>7} {'NDCG@10':>8} {'R@10':>7} {'R@20':>7}"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
 from bench.reco_data import Transactions
@@ -16,14 +14,14 @@ class OursMethod:
 
     name = "loyalty (ours)"
 
-    def __init__(self, config: Optional[Config] = None) -> None:
+    def __init__(self, config: Config | None = None) -> None:
         self.config = config
 
     def fit(self, train: Transactions) -> None:
         data = Interactions(train.user, train.item, train.time.astype(np.float64), train.basket, train.qty)
         self._model = Recommender(self.config).fit(data, train.n_users, train.n_items)
 
-    def recommend(self, user: int, k: int, exclude: Optional[np.ndarray], now: int) -> np.ndarray:
+    def recommend(self, user: int, k: int, exclude: np.ndarray | None, now: int) -> np.ndarray:
         # In "new" mode the harness excludes exactly the user's past items: ask for discovery.
         recs = self._model.recommend(user, k, now=float(now), exclude_bought=exclude is not None,
                                      exclude=exclude)

@@ -15,16 +15,17 @@ import statistics
 import sys
 import tempfile
 import time
-from typing import Callable, Optional
+from collections.abc import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from sqlalchemy import func, select  # noqa: E402
 
 from loyalty import db, migrate  # noqa: E402
-from loyalty.models import Member, Product  # noqa: E402
+from loyalty.catalogue import service as catalogue
+from loyalty.catalogue.models import Product
+from loyalty.members.models import Member  # noqa: E402
 from loyalty.recommender import service  # noqa: E402
-from loyalty.services import catalogue  # noqa: E402
 
 
 def _timed(fn: Callable[[], object], runs: int) -> list[float]:
@@ -40,7 +41,7 @@ def _pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else values[0]
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--database", help="an existing, seeded database URL (default: seed a temporary one)")
     p.add_argument("--members", type=int, default=2000, help="demo members to seed")
@@ -51,7 +52,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     engine = db.make_engine(url)
     db.configure(engine)
     if a.database is None:
-        from loyalty import demo
+        from loyalty.apps import demo
 
         migrate.upgrade(engine)
         t0 = time.perf_counter()

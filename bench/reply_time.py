@@ -23,7 +23,8 @@ import websockets
 
 from bot.webchat.channel import sign
 from loyalty import db
-from loyalty.services import members, orders
+from loyalty.members import service as members
+from loyalty.orders import service as orders
 from tests.e2e.conftest import seed_minimal
 from tests.support.stack import SECRET, Stack, start_stack
 

@@ -99,8 +99,8 @@ def serve(conf: dict[str, Any], conn: Any) -> None:
 
     from sanic import Sanic
 
-    from bot.wechat.channel import WeChatInput
     from bot.settings import load_wechat_settings
+    from bot.wechat.channel import WeChatInput
     from bot.wechat.dev.fake_server import create_fake_wechat_app
     from bot.wechat.dev.local_server import LocalServer
 

@@ -1,6 +1,7 @@
 """Bot-level settings, read from environment variables in one place.
 
-Each group of settings is a frozen dataclass with a loader that takes an
+One module for the whole bot package: WeChat, the web chat and the agent
+console. Each group of settings is a frozen dataclass with a loader that takes an
 environment mapping (``os.environ`` by default) and optional overrides, so
 tests and ``credentials.yml`` can set values without touching the process
 environment. Every variable is documented in ``.env.example``.
@@ -12,14 +13,14 @@ import base64
 import binascii
 import os
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
-T = TypeVar("T")
+from loyalty.config import SettingsError, env_flag, env_value
 
 
 def dev_secret(var_dir: str, name: str) -> bytes:
@@ -32,21 +33,9 @@ def dev_secret(var_dir: str, name: str) -> bytes:
     return path.read_text().strip().encode()
 
 
-class SettingsError(ValueError):
-    """A setting is missing or malformed; the message names the variable."""
+# ---------------------------------------------------------------- helpers
 
-
-# ---------------------------------------------------------------- parsing helpers
-
-
-def _parse(env: Mapping[str, str], name: str, default: T, cast: Callable[[str], T]) -> T:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        return cast(raw.strip())
-    except ValueError as exc:
-        raise SettingsError(f"{name}={raw!r} is not valid: {exc}") from None
+__all__ = ["SettingsError"]  # re-exported: channels and tests catch it from here
 
 
 def parse_mapping(raw: str) -> dict[str, str]:
@@ -151,28 +140,34 @@ def load_wechat_settings(env: Mapping[str, str] | None = None, **overrides: Any)
         "app_secret": e.get("WECHAT_APP_SECRET", ""),
         "aes_key": e.get("WECHAT_AES_KEY") or None,
         "api_base_url": e.get("WECHAT_API_BASE_URL") or WECHAT_API_BASE_URL,
-        "passive_wait": _parse(e, "WECHAT_PASSIVE_WAIT", 4.0, float),
-        "max_clock_skew": _parse(e, "WECHAT_MAX_CLOCK_SKEW", 300, int),
-        "http_timeout": _parse(e, "WECHAT_HTTP_TIMEOUT", 3.0, float),
+        "passive_wait": env_value(e, "WECHAT_PASSIVE_WAIT", 4.0, float),
+        "max_clock_skew": env_value(e, "WECHAT_MAX_CLOCK_SKEW", 300, int),
+        "http_timeout": env_value(e, "WECHAT_HTTP_TIMEOUT", 3.0, float),
         "redis_url": e.get("WECHAT_REDIS_URL") or None,
-        "dedup_ttl": _parse(e, "WECHAT_DEDUP_TTL", 600, int),
-        "max_text_bytes": _parse(e, "WECHAT_MAX_TEXT_BYTES", 2048, int),
-        "menu_intents": _parse(e, "WECHAT_MENU_INTENTS", dict(DEFAULT_MENU_INTENTS), parse_mapping),
-        "cs_quota_message": _parse(e, "WECHAT_CS_QUOTA_MESSAGE", 5, int),
-        "cs_window_message": _parse(e, "WECHAT_CS_WINDOW_MESSAGE", 48 * 3600, int),
-        "cs_quota_event": _parse(e, "WECHAT_CS_QUOTA_EVENT", 3, int),
-        "cs_window_event": _parse(e, "WECHAT_CS_WINDOW_EVENT", 60, int),
-        "choice_ttl": _parse(e, "WECHAT_CHOICE_TTL", 1800, int),
-        "token_refresh_margin": _parse(e, "WECHAT_TOKEN_REFRESH_MARGIN", 300, int),
+        "dedup_ttl": env_value(e, "WECHAT_DEDUP_TTL", 600, int),
+        "max_text_bytes": env_value(e, "WECHAT_MAX_TEXT_BYTES", 2048, int),
+        "menu_intents": env_value(e, "WECHAT_MENU_INTENTS", dict(DEFAULT_MENU_INTENTS), parse_mapping),
+        "cs_quota_message": env_value(e, "WECHAT_CS_QUOTA_MESSAGE", 5, int),
+        "cs_window_message": env_value(e, "WECHAT_CS_WINDOW_MESSAGE", 48 * 3600, int),
+        "cs_quota_event": env_value(e, "WECHAT_CS_QUOTA_EVENT", 3, int),
+        "cs_window_event": env_value(e, "WECHAT_CS_WINDOW_EVENT", 60, int),
+        "choice_ttl": env_value(e, "WECHAT_CHOICE_TTL", 1800, int),
+        "token_refresh_margin": env_value(e, "WECHAT_TOKEN_REFRESH_MARGIN", 300, int),
     }
-    known = {f.name for f in fields(WeChatSettings)}
-    unknown = set(overrides) - known
+    return WeChatSettings(**_with_overrides(WeChatSettings, "WeChat", values, overrides, coerce=True))
+
+
+def _with_overrides(cls: type, label: str, values: dict[str, Any], overrides: Mapping[str, Any],
+                    *, coerce: bool = False) -> dict[str, Any]:
+    """``values`` with the non-None ``overrides`` applied (credentials.yml, tests); unknown names refused."""
+    unknown = set(overrides) - {f.name for f in fields(cls)}
     if unknown:
-        raise SettingsError(f"unknown WeChat setting(s): {', '.join(sorted(unknown))}")
+        raise SettingsError(f"unknown {label} setting(s): {', '.join(sorted(unknown))}")
+    out = dict(values)
     for name, value in overrides.items():
         if value is not None:
-            values[name] = _coerce(name, value, values[name])
-    return WeChatSettings(**values)
+            out[name] = _coerce(name, value, values[name]) if coerce else value
+    return out
 
 
 def _coerce(name: str, value: Any, current: Any) -> Any:
@@ -229,9 +224,55 @@ def load_webchat_settings(env: Mapping[str, str] | None = None, **overrides: Any
         "redis_url": e.get("WEBCHAT_REDIS_URL") or None,
         "var_dir": e.get("LOYALTY_VAR_DIR") or "var",
     }
-    known = {f.name for f in fields(WebChatSettings)}
-    unknown = set(overrides) - known
-    if unknown:
-        raise SettingsError(f"unknown web chat setting(s): {', '.join(sorted(unknown))}")
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return WebChatSettings(**values)
+    return WebChatSettings(**_with_overrides(WebChatSettings, "web chat", values, overrides))
+
+
+# ---------------------------------------------------------------- agent console
+
+
+@dataclass(frozen=True)
+class ConsoleSettings:
+    """How the console signs sessions, how long they last and how it reaches other processes."""
+
+    # Signs session cookies. Unset: a random secret kept in var/console.secret (development only).
+    secret: str | None = None
+    # Send the cookie over HTTPS only (set true behind TLS, as in production).
+    cookie_secure: bool = False
+    session_hours: int = 12
+    # Redis for live updates between several Rasa processes; None = one process.
+    redis_url: str | None = None
+    var_dir: str = "var"
+    # Safety net for changes made where no event reaches this process: re-read the queue this often.
+    poll_seconds: float = 5.0
+    # Tell the shopper which agent joined ("客服小王为你服务").
+    announce_agent: bool = True
+
+    def __post_init__(self) -> None:
+        if self.session_hours <= 0:
+            raise SettingsError("CONSOLE_SESSION_HOURS must be positive")
+        if self.poll_seconds <= 0:
+            raise SettingsError("CONSOLE_POLL_SECONDS must be positive")
+
+
+def load_console_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> ConsoleSettings:
+    """Read CONSOLE_* variables (Redis falls back to WEBCHAT_REDIS_URL); non-None overrides win."""
+    e = os.environ if env is None else env
+    values: dict[str, Any] = {
+        "secret": e.get("CONSOLE_SECRET") or None,
+        "cookie_secure": env_flag(e, "CONSOLE_COOKIE_SECURE", False),
+        "session_hours": env_value(e, "CONSOLE_SESSION_HOURS", 12, int),
+        "redis_url": e.get("CONSOLE_REDIS_URL") or e.get("WEBCHAT_REDIS_URL") or None,
+        "var_dir": e.get("LOYALTY_VAR_DIR") or "var",
+        "poll_seconds": env_value(e, "CONSOLE_POLL_SECONDS", 5.0, float),
+        "announce_agent": env_flag(e, "CONSOLE_ANNOUNCE_AGENT", True),
+    }
+    return ConsoleSettings(**_with_overrides(ConsoleSettings, "console", values, overrides))
+
+
+def secret_bytes(cfg: ConsoleSettings) -> bytes:
+    """CONSOLE_SECRET, or a random secret created once in var/ (development)."""
+    if cfg.secret:
+        if len(cfg.secret) < 16:
+            raise SettingsError("CONSOLE_SECRET must have at least 16 characters")
+        return cfg.secret.encode()
+    return dev_secret(cfg.var_dir, "console.secret")

@@ -1,5 +1,5 @@
-"""``python -m loyalty``: the staff command line (see :mod:`loyalty.cli`)."""
+"""``python -m loyalty``: the staff command line (see :mod:`loyalty.apps.cli`)."""
 
-from loyalty.cli import main
+from loyalty.apps.cli import main
 
 raise SystemExit(main())

@@ -1,14 +1,52 @@
-"""Configuration of the loyalty core, read from environment variables in one place."""
+"""Configuration of the loyalty core, read from environment variables in one place.
+
+It also holds the one parser of environment values (:func:`env_value`,
+:func:`env_flag`) that the bot's settings (bot/settings.py) use too.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
+from loyalty.hours import ServiceHours
+
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+T = TypeVar("T")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+def env_value(env: Mapping[str, str], name: str, default: T, cast: Callable[[str], T]) -> T:
+    """``cast`` of the variable ``name``, or ``default`` when it is unset or blank."""
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return cast(raw.strip())
+    except ValueError as exc:
+        raise SettingsError(f"{name}={raw!r} is not valid: {exc}") from None
+
+
+def _truth(raw: str) -> bool:
+    value = raw.lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
+def env_flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """A true/false variable (1/0, true/false, yes/no, on/off); ``default`` when unset."""
+    return env_value(env, name, default, _truth)
 
 
 @dataclass(frozen=True)
@@ -86,12 +124,12 @@ def _tiers_from_env(raw: str | None) -> tuple[TierDef, ...]:
     tiers = tuple(TierDef(**item) for item in items)
     if not tiers or tiers[0].threshold != 0:
         raise ValueError("LOYALTY_TIERS must start with a tier of threshold 0")
-    if any(a.threshold >= b.threshold for a, b in zip(tiers, tiers[1:])):
+    if any(a.threshold >= b.threshold for a, b in zip(tiers, tiers[1:], strict=False)):
         raise ValueError("LOYALTY_TIERS thresholds must increase")
     return tiers
 
 
-def from_env(env: dict[str, str] | None = None) -> Settings:
+def from_env(env: Mapping[str, str] | None = None) -> Settings:
     """Read settings from environment variables (see .env.example)."""
     e = os.environ if env is None else env
     expiry_mode = e.get("LOYALTY_EXPIRY_MODE", "days")
@@ -107,29 +145,27 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         service_tz=e.get("LOYALTY_SERVICE_TZ", "Asia/Shanghai"),
     )
     # Fail at start-up on a typo rather than at the first handoff.
-    from loyalty.handoff.hours import ServiceHours
-
     ServiceHours.parse(**hours)
     return Settings(
         database_url=e.get("LOYALTY_DATABASE_URL", "sqlite:///var/loyalty.db"),
         model_dir=e.get("LOYALTY_MODEL_DIR", "var/models"),
-        lifecycle_new_days=int(e.get("LOYALTY_LIFECYCLE_NEW_DAYS", "30")),
-        lifecycle_active_days=int(e.get("LOYALTY_LIFECYCLE_ACTIVE_DAYS", "90")),
-        lifecycle_churn_days=int(e.get("LOYALTY_LIFECYCLE_CHURN_DAYS", "180")),
-        points_per_yuan=float(e.get("LOYALTY_POINTS_PER_YUAN", "1")),
+        lifecycle_new_days=env_value(e, "LOYALTY_LIFECYCLE_NEW_DAYS", 30, int),
+        lifecycle_active_days=env_value(e, "LOYALTY_LIFECYCLE_ACTIVE_DAYS", 90, int),
+        lifecycle_churn_days=env_value(e, "LOYALTY_LIFECYCLE_CHURN_DAYS", 180, int),
+        points_per_yuan=env_value(e, "LOYALTY_POINTS_PER_YUAN", 1.0, float),
         expiry_mode=expiry_mode,
-        expiry_days=int(e.get("LOYALTY_EXPIRY_DAYS", "365")),
-        expiring_soon_days=int(e.get("LOYALTY_EXPIRING_SOON_DAYS", "30")),
+        expiry_days=env_value(e, "LOYALTY_EXPIRY_DAYS", 365, int),
+        expiring_soon_days=env_value(e, "LOYALTY_EXPIRING_SOON_DAYS", 30, int),
         tiers=_tiers_from_env(e.get("LOYALTY_TIERS")),
-        tier_window_days=int(e.get("LOYALTY_TIER_WINDOW_DAYS", "365")),
-        tier_period_months=int(e.get("LOYALTY_TIER_PERIOD_MONTHS", "12")),
+        tier_window_days=env_value(e, "LOYALTY_TIER_WINDOW_DAYS", 365, int),
+        tier_period_months=env_value(e, "LOYALTY_TIER_PERIOD_MONTHS", 12, int),
         referral_trigger=trigger,
-        referrer_points=int(e.get("LOYALTY_REFERRER_POINTS", "200")),
-        referee_points=int(e.get("LOYALTY_REFEREE_POINTS", "100")),
+        referrer_points=env_value(e, "LOYALTY_REFERRER_POINTS", 200, int),
+        referee_points=env_value(e, "LOYALTY_REFEREE_POINTS", 100, int),
         welcome_campaign=e.get("LOYALTY_WELCOME_CAMPAIGN", "WELCOME") or None,
         privacy_notice_version=e.get("LOYALTY_PRIVACY_NOTICE_VERSION", "2026-01"),
-        adjust_limit=int(e.get("LOYALTY_ADJUST_LIMIT", "500")),
-        handoff_wait_minutes=int(e.get("LOYALTY_HANDOFF_WAIT_MINUTES", "3")),
+        adjust_limit=env_value(e, "LOYALTY_ADJUST_LIMIT", 500, int),
+        handoff_wait_minutes=env_value(e, "LOYALTY_HANDOFF_WAIT_MINUTES", 3, int),
         **hours,
     )
 

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, create_engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, declarative_base, sessionmaker
 from sqlalchemy.pool import QueuePool
 from sqlalchemy.types import DateTime, TypeDecorator
 
@@ -29,6 +29,19 @@ from loyalty.errors import Unavailable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+# The declarative base of every table; each domain package declares its own in models.py.
+Base: Any = declarative_base()
+
+# Naming convention so that Alembic migrations name constraints identically
+# on SQLite (batch mode) and PostgreSQL.
+Base.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
 
 
 class UTCDateTime(TypeDecorator):

@@ -25,7 +25,7 @@ from sanic.response import HTTPResponse
 
 from bot.console import conversation, runtime, sessions, texts, views
 from bot.console.live import live
-from bot.console.settings import ConsoleSettings, secret_bytes
+from bot.settings import ConsoleSettings, secret_bytes
 from loyalty import db
 from loyalty.config import settings as core_settings
 from loyalty.errors import InvalidInput, LoyaltyError, Refused, Unavailable

@@ -14,8 +14,10 @@ with an open handoff:
 - a ``pause`` (action_handoff ran): the queue changed, push it to consoles;
 - a shopper's message: push it to consoles, or, while still waiting and the
   shopper asked to go back (``cancel_handoff``), cancel the handoff and resume;
-- a ``restart``: the handoff ends;
-- a new session (the old one expired while waiting): pause again.
+- a ``restart``: the handoff ends.
+
+A new session keeps an open handoff paused by itself (``action_session_start``
+pauses it in the same turn, before anything is predicted).
 
 A conversation paused with no open handoff (a crash between closing and
 resuming) is resumed and its message answered. Publishing never blocks or
@@ -41,7 +43,7 @@ from loyalty.handoff import service
 log = logging.getLogger(__name__)
 
 WATCHED = {"user", "bot", "action", "pause", "resume", "restart", "session_started"}
-TRIGGERS = {"user", "pause", "restart", "session_started"}
+TRIGGERS = {"user", "pause", "restart"}
 CANCEL_INTENTS = {conversation.CANCEL_INTENT, "stop"}
 CANCEL_CONFIDENCE = 0.6  # typed "不用了/算了" must be understood clearly to leave the queue
 
@@ -119,10 +121,6 @@ class ConsoleBroker(EventBroker):
                     await live.broadcast({"type": "ended", "handoff": ended.id, "by": "restart"})
                     live.queue_changed()
                 return
-            if "session_started" in kinds and app is not None:
-                started = max(i for i, k in enumerate(kinds) if k == "session_started")
-                if "pause" not in kinds[started:]:
-                    await conversation.repause(app, sender)
             await self._messages(app, h, events)
             if "pause" in kinds:
                 live.queue_changed()

@@ -23,7 +23,7 @@ from rasa.core.channels.channel import InputChannel, UserMessage
 from sanic import Blueprint
 
 from bot.console import api
-from bot.console.settings import ConsoleSettings, load_console_settings
+from bot.settings import ConsoleSettings, load_console_settings
 
 
 class ConsoleInput(InputChannel):

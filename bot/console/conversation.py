@@ -28,8 +28,8 @@ from rasa.shared.core.events import (
 )
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from bot.wechat.channel import WeChatInput
 from bot.wechat import rules as wechat_rules
+from bot.wechat.channel import WeChatInput
 
 log = logging.getLogger(__name__)
 
@@ -208,15 +208,6 @@ async def back_to_bot(app: Any, sender_id: str, channel: str) -> None:
     """The shopper cancelled while waiting: the bot answers again."""
     await _resume(app, sender_id, channel, CANCEL_INTENT)
 
-
-async def repause(app: Any, sender_id: str) -> None:
-    """Pause again a conversation whose new session (after expiry) dropped the pause of an open handoff."""
-    agent = rasa_agent(app)
-    async with agent.lock_store.lock(sender_id):
-        tracker = await agent.tracker_store.retrieve(sender_id)
-        if tracker is not None and not tracker.is_paused():
-            tracker.update(ConversationPaused())
-            await agent.tracker_store.save(tracker)
 
 
 async def heal(app: Any, sender_id: str, channel: str | None, text: str, metadata: dict[str, Any]) -> bool:

@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from bot.pubsub import FanOut
+
 log = logging.getLogger(__name__)
 CHANNEL = "console:live"
 
@@ -34,8 +36,7 @@ class Live:
 
     def __init__(self) -> None:
         self._clients: dict[Socket, Client] = {}
-        self._redis: Any = None
-        self._listener: asyncio.Task[None] | None = None
+        self._fanout = FanOut(CHANNEL, self.deliver_local)
         self._snapshot: Callable[[], Awaitable[dict[str, Any]]] | None = None
         self._dirty = False
         self._refresher: asyncio.Task[None] | None = None
@@ -66,10 +67,7 @@ class Live:
 
     async def broadcast(self, payload: dict[str, Any]) -> None:
         """Deliver to every console, in every process when Redis is configured."""
-        if self._redis is not None:
-            await self._redis.publish(CHANNEL, json.dumps(payload, ensure_ascii=False, default=str))
-        else:
-            await self.deliver_local(payload)
+        await self._fanout.publish(payload)
 
     # ---------------------------------------------------------------- queue snapshots
 
@@ -103,33 +101,14 @@ class Live:
 
     async def start_redis(self, url: str) -> None:
         """Fan updates out through Redis pub/sub (once per process, on start)."""
-        import redis.asyncio as aioredis
-
-        self._redis = aioredis.from_url(url)
-        pubsub = self._redis.pubsub()
-        await pubsub.subscribe(CHANNEL)
-
-        async def listen() -> None:
-            async for msg in pubsub.listen():
-                if msg.get("type") == "message":
-                    try:
-                        await self.deliver_local(json.loads(msg["data"]))
-                    except ValueError:
-                        log.warning("unreadable console update on Redis dropped")
-
-        self._listener = asyncio.get_running_loop().create_task(listen())
+        await self._fanout.start(url)
 
     async def stop(self) -> None:
         """Forget this server's sockets and tasks (the process may serve again, as tests do)."""
         if self._refresher is not None and not self._refresher.done():
             self._refresher.cancel()
         self._refresher, self._dirty = None, False
-        if self._listener is not None:
-            self._listener.cancel()
-            self._listener = None
-        if self._redis is not None:
-            await self._redis.close()
-        self._redis = None
+        await self._fanout.stop()
         self._clients.clear()
 
 

@@ -14,7 +14,7 @@ from loyalty.handoff import service
 from loyalty.handoff.auth import AgentView
 from loyalty.handoff.profile import member_for, member_profile
 from loyalty.handoff.service import HandoffView
-from loyalty.services import members
+from loyalty.members import service as members
 
 
 def _iso(at: datetime | None) -> str | None:

@@ -15,7 +15,7 @@ The rule is deliberately simple and explainable:
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, List, Optional, Text
+from typing import Any
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
@@ -41,7 +41,7 @@ NEUTRAL_WORDS = frozenset(
 )
 
 
-def detect(text: str) -> Optional[str]:
+def detect(text: str) -> str | None:
     """``"zh"``, ``"en"`` or ``None`` when the text does not tell."""
     if not text:
         return None
@@ -61,22 +61,22 @@ class LanguageDetector(GraphComponent, EntityExtractorMixin):
     """Adds a ``language`` entity ("zh" or "en") to each message that tells."""
 
     @staticmethod
-    def get_default_config() -> Dict[Text, Any]:
+    def get_default_config() -> dict[str, Any]:
         """No options: the rule is fixed (see the module docstring)."""
         return {}
 
     @classmethod
     def create(
         cls,
-        config: Dict[Text, Any],
+        config: dict[str, Any],
         model_storage: ModelStorage,
         resource: Resource,
         execution_context: ExecutionContext,
-    ) -> "LanguageDetector":
+    ) -> LanguageDetector:
         """Create the component; it has no state to train or load."""
         return cls()
 
-    def process(self, messages: List[Message]) -> List[Message]:
+    def process(self, messages: list[Message]) -> list[Message]:
         """Append the language entity to each message whose text tells."""
         for message in messages:
             text = message.get(TEXT) or ""

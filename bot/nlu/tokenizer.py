@@ -7,15 +7,13 @@ meaning, dilute the count vectors and break entity spans, so they are dropped.
 
 from __future__ import annotations
 
-from typing import List, Text
-
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.nlu.tokenizers.jieba_tokenizer import JiebaTokenizer
 from rasa.nlu.tokenizers.tokenizer import Token
 from rasa.shared.nlu.training_data.message import Message
 
 
-def drop_blank(tokens: List[Token]) -> List[Token]:
+def drop_blank(tokens: list[Token]) -> list[Token]:
     """The tokens that are not pure whitespace (all of them if none is left)."""
     kept = [t for t in tokens if t.text.strip()]
     # An empty token list upsets later featurizers; a blank message keeps its tokens.
@@ -28,6 +26,6 @@ def drop_blank(tokens: List[Token]) -> List[Token]:
 class MixedJiebaTokenizer(JiebaTokenizer):
     """``JiebaTokenizer`` without whitespace tokens."""
 
-    def tokenize(self, message: Message, attribute: Text) -> List[Token]:
+    def tokenize(self, message: Message, attribute: str) -> list[Token]:
         """Tokenize with jieba, then drop the whitespace tokens jieba emits."""
         return drop_blank(super().tokenize(message, attribute))

@@ -23,17 +23,17 @@ import json
 import logging
 import uuid
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from rasa.shared.core.events import BotUttered, UserUttered
 from sanic import Blueprint, response
 from sanic.request import Request
 
-from bot.webchat.hub import hub
-from bot.qr import qr_blueprint
 from bot.settings import WebChatSettings, dev_secret, load_webchat_settings
+from bot.webchat.hub import hub
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
@@ -125,7 +125,7 @@ class WebchatInput(InputChannel):
         return "webchat"
 
     @classmethod
-    def from_credentials(cls, credentials: dict[str, Any] | None) -> "WebchatInput":
+    def from_credentials(cls, credentials: dict[str, Any] | None) -> WebchatInput:
         creds = credentials or {}
         return cls(allow_rest=bool(creds.get("allow_rest", False)))
 
@@ -286,4 +286,4 @@ class WebchatInput(InputChannel):
             status = 400 if reply["type"] == "error" else 200
             return response.json(reply, status=status)
 
-        return [bp, qr_blueprint()]
+        return bp

@@ -7,11 +7,12 @@ delivers them (several Rasa processes behind a load balancer).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections import defaultdict
 from typing import Any, Protocol
+
+from bot.pubsub import FanOut
 
 log = logging.getLogger(__name__)
 CHANNEL = "webchat:push"
@@ -26,8 +27,7 @@ class Hub:
 
     def __init__(self) -> None:
         self._sockets: dict[str, set[Socket]] = defaultdict(set)
-        self._redis: Any = None
-        self._listener: asyncio.Task[None] | None = None
+        self._fanout = FanOut(CHANNEL, lambda item: self.deliver_local(item["v"], item["p"]))
 
     def register(self, visitor: str, ws: Socket) -> None:
         self._sockets[visitor].add(ws)
@@ -56,34 +56,14 @@ class Hub:
 
     async def push(self, visitor: str, payload: dict[str, Any]) -> None:
         """Deliver to the visitor wherever connected. Messages missed here are replayed on reconnect."""
-        if self._redis is not None:
-            await self._redis.publish(CHANNEL, json.dumps({"v": visitor, "p": payload}, ensure_ascii=False))
-        else:
-            await self.deliver_local(visitor, payload)
+        await self._fanout.publish({"v": visitor, "p": payload})
 
     async def start_redis(self, url: str) -> None:
         """Fan pushes out through Redis pub/sub (call once per process on start)."""
-        import redis.asyncio as aioredis
-
-        self._redis = aioredis.from_url(url)
-        pubsub = self._redis.pubsub()
-        await pubsub.subscribe(CHANNEL)
-
-        async def listen() -> None:
-            async for msg in pubsub.listen():
-                if msg.get("type") != "message":
-                    continue
-                item = json.loads(msg["data"])
-                await self.deliver_local(item["v"], item["p"])
-
-        self._listener = asyncio.create_task(listen())
+        await self._fanout.start(url)
 
     async def stop(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-        if self._redis is not None:
-            await self._redis.close()
-        self._redis = None
+        await self._fanout.stop()
 
 
 hub = Hub()

@@ -18,9 +18,10 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from loyalty import db
+from loyalty.audit import audit
+from loyalty.common import now_or
 from loyalty.errors import InvalidInput, NotFound, Refused
 from loyalty.handoff.models import ROLES, Agent
-from loyalty.services.common import audit, now_or
 
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{2,31}$")
 MIN_PASSWORD, MAX_PASSWORD = 10, 256

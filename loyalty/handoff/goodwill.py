@@ -14,14 +14,16 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from loyalty.common import now_or
 from loyalty.config import settings
+from loyalty.coupons import service as coupons
+from loyalty.coupons.models import CouponCampaign
+from loyalty.coupons.service import CampaignView
 from loyalty.errors import InvalidInput, Refused
 from loyalty.handoff import service
 from loyalty.handoff.models import Agent, Handoff, HandoffNote
-from loyalty.models import CouponCampaign, LedgerEntry
-from loyalty.services import coupons, points
-from loyalty.services.common import now_or
-from loyalty.services.coupons import CampaignView
+from loyalty.points import service as points
+from loyalty.points.models import LedgerEntry
 
 
 @dataclass(frozen=True)

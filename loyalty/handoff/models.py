@@ -7,8 +7,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, CheckConstraint, Column, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, relationship
 
-from loyalty.db import UTCDateTime, utcnow
-from loyalty.models import Base
+from loyalty.db import Base, UTCDateTime, utcnow
 
 ROLES = ("agent", "supervisor")
 REASONS = ("request", "complaint", "fallback", "priority", "signup_help")

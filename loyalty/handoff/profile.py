@@ -15,11 +15,16 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from loyalty.catalogue import service as catalogue
+from loyalty.common import now_or
+from loyalty.coupons import service as coupons
 from loyalty.errors import NotFound
 from loyalty.handoff.goodwill import grantable
-from loyalty.models import MemberSegment
-from loyalty.services import catalogue, coupons, members, orders, points, tiers
-from loyalty.services.common import now_or
+from loyalty.members import service as members
+from loyalty.orders import service as orders
+from loyalty.points import service as points
+from loyalty.segments.models import MemberSegment
+from loyalty.tiers import service as tiers
 
 log = logging.getLogger(__name__)
 RECOMMENDATIONS = 5

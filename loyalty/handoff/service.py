@@ -18,13 +18,14 @@ from functools import lru_cache
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from loyalty.audit import audit
+from loyalty.common import now_or
 from loyalty.config import Settings, settings
 from loyalty.errors import InvalidInput, NotFound, Refused
-from loyalty.handoff.hours import ServiceHours, say_when
 from loyalty.handoff.models import OPEN, REASONS, Agent, Handoff, HandoffNote
-from loyalty.models import Member
-from loyalty.services import tiers
-from loyalty.services.common import audit, now_or
+from loyalty.hours import ServiceHours, say_when
+from loyalty.members.models import Member
+from loyalty.tiers import service as tiers
 
 LANGUAGES = ("zh", "en")
 RATING_WINDOW = timedelta(hours=24)  # a score given later than this after the end is not taken

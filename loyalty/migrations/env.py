@@ -6,11 +6,10 @@ from alembic import context
 from sqlalchemy import pool
 from sqlalchemy.engine import create_engine
 
-from loyalty.models import Base
-import loyalty.handoff.models  # noqa: F401  (registers the handoff tables on Base.metadata)
+from loyalty.schema import metadata
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata
 
 
 def _run(connection) -> None:  # type: ignore[no-untyped-def]

@@ -6,8 +6,8 @@ into these arrays, with dense integer indices for users and items.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping, Optional
 
 import numpy as np
 
@@ -28,7 +28,7 @@ class Interactions:
     item: np.ndarray
     time: np.ndarray
     basket: np.ndarray
-    qty: Optional[np.ndarray] = None
+    qty: np.ndarray | None = None
     groups: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -85,7 +85,7 @@ class HistoryStore:
 
     @classmethod
     def from_arrays(cls, n_users: int, item: np.ndarray, time: np.ndarray, basket: np.ndarray,
-                    indptr: np.ndarray) -> "HistoryStore":
+                    indptr: np.ndarray) -> HistoryStore:
         """Rebuild a store from its saved CSR arrays (already sorted)."""
         if indptr.size != n_users + 1 or not item.size == time.size == basket.size == int(indptr[-1]):
             raise ValueError("history arrays do not fit together")

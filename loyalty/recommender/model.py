@@ -10,8 +10,9 @@ A member without a history gets what sells in their segment, store and city.
 from __future__ import annotations
 
 import time as _time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -59,7 +60,7 @@ class Scored:
 
 
 @dataclass
-class _GroupPopularity:
+class GroupPopularity:
     """Decayed distinct-buyer counts per group value (rows) and item (columns)."""
 
     counts: sp.csr_matrix
@@ -81,7 +82,7 @@ def _last_orders(u: np.ndarray, b: np.ndarray) -> np.ndarray:
     idx = np.searchsorted(last_start, user_end, side="left") - 1
     start_of_last = last_start[idx]
     mask = np.zeros(n, dtype=bool)
-    for s, e, nb in zip(start_of_last, user_end, baskets_per_user):
+    for s, e, nb in zip(start_of_last, user_end, baskets_per_user, strict=False):
         if nb >= 2:
             mask[s:e] = True
     return mask
@@ -92,17 +93,17 @@ class Recommender:
 
     FORMAT = 1  # bump when the saved layout changes
 
-    def __init__(self, config: Optional[Config] = None) -> None:
+    def __init__(self, config: Config | None = None) -> None:
         self.config = config or Config()
         self.n_users = 0
         self.n_items = 0
-        self.stats: Optional[ItemStats] = None
-        self.history: Optional[HistoryStore] = None
-        self.ranker_all: Optional[LinearRanker] = None
-        self.ranker_new: Optional[LinearRanker] = None
+        self.stats: ItemStats | None = None
+        self.history: HistoryStore | None = None
+        self.ranker_all: LinearRanker | None = None
+        self.ranker_new: LinearRanker | None = None
         self.category = np.zeros(0, dtype=np.int64)
         self.available = np.zeros(0, dtype=bool)
-        self.groups: dict[str, _GroupPopularity] = {}
+        self.groups: dict[str, GroupPopularity] = {}
         self.global_pop = np.zeros(0)
         self.trained_at = 0.0
         self.version = ""  # set when saved or loaded (see loyalty.recommender.store)
@@ -110,8 +111,8 @@ class Recommender:
 
     # ------------------------------------------------------------------ training
     def fit(self, data: Interactions, n_users: int, n_items: int, *,
-            category: Optional[np.ndarray] = None, available: Optional[np.ndarray] = None,
-            progress: Optional[Progress] = None) -> "Recommender":
+            category: np.ndarray | None = None, available: np.ndarray | None = None,
+            progress: Progress | None = None) -> Recommender:
         """Learn statistics, similarities and the ranker from all order lines.
 
         Quantities are accepted but each (order, item) counts once: how often an
@@ -144,7 +145,7 @@ class Recommender:
         return self
 
     def _fit_ranker(self, u: np.ndarray, i: np.ndarray, t: np.ndarray, b: np.ndarray,
-                    progress: Optional[Progress]) -> None:
+                    progress: Progress | None) -> None:
         """Hold out each user's last order, learn to predict it from the rest."""
         cfg = self.config
         held = _last_orders(u, b)
@@ -164,7 +165,7 @@ class Recommender:
         start = np.searchsorted(hu, users)
         end = np.searchsorted(hu, users, side="right")
         xs, ys, bs = [], [], []
-        for n, (user, s, e) in enumerate(zip(users, start, end)):
+        for n, (user, s, e) in enumerate(zip(users, start, end, strict=False)):
             c = candidates(hist.get(int(user)), int(user), float(ht[s]), stats, cfg.features)
             xs.append(c.x)
             ys.append(np.isin(c.items, hi[s:e]))
@@ -194,22 +195,8 @@ class Recommender:
             n_vals = int(v[ok].max()) + 1 if ok.any() else 0
             counts = sp.csr_matrix((w[ok], (v[ok], item[ok])), shape=(n_vals, self.n_items))
             counts.sum_duplicates()
-            self.groups[name] = _GroupPopularity(counts, np.asarray(counts.sum(axis=1)).ravel())
+            self.groups[name] = GroupPopularity(counts, np.asarray(counts.sum(axis=1)).ravel())
 
-    def save(self, directory: str) -> str:
-        """Write this model as a new versioned file in ``directory``; returns its path."""
-        from loyalty.recommender import store  # store imports this module
-
-        path = store.save(self, directory)
-        self.version = path.stem[len(store.PREFIX):]
-        return str(path)
-
-    @classmethod
-    def load(cls, path: str) -> "Recommender":
-        """Read a model file written by :meth:`save`."""
-        from loyalty.recommender import store
-
-        return store.load(path)
 
     # ------------------------------------------------------------------ updates
     def add_order(self, user: int, items: Sequence[int], time: float, basket: int) -> None:
@@ -224,8 +211,8 @@ class Recommender:
         if arr.size:
             self.history.add(int(user), arr, float(time), int(basket))  # type: ignore[union-attr]
 
-    def set_catalog(self, category: Optional[np.ndarray] = None,
-                    available: Optional[np.ndarray] = None) -> None:
+    def set_catalog(self, category: np.ndarray | None = None,
+                    available: np.ndarray | None = None) -> None:
         """Replace item categories and/or availability (stock, still sold) without retraining."""
         if category is not None:
             if np.asarray(category).size != self.n_items:
@@ -237,10 +224,10 @@ class Recommender:
             self.available = np.asarray(available, dtype=bool).copy()
 
     # ------------------------------------------------------------------ serving
-    def recommend(self, user: int, k: int = 10, *, now: Optional[float] = None,
-                  exclude_bought: bool = False, categories: Optional[Sequence[int]] = None,
-                  allowed: Optional[np.ndarray] = None, exclude: Optional[Sequence[int]] = None,
-                  context: Optional[Mapping[str, int]] = None) -> list[Scored]:
+    def recommend(self, user: int, k: int = 10, *, now: float | None = None,
+                  exclude_bought: bool = False, categories: Sequence[int] | None = None,
+                  allowed: np.ndarray | None = None, exclude: Sequence[int] | None = None,
+                  context: Mapping[str, int] | None = None) -> list[Scored]:
         """Up to k available items for a user, best first, each with a reason.
 
         ``exclude_bought`` asks for discovery only; ``categories`` narrows to
@@ -292,7 +279,7 @@ class Recommender:
             best = pull.argmax(axis=0)
             anchors[fresh] = np.where(pull.max(axis=0) > 0, rows[best], -1)
         out = []
-        for j, item, anchor, new in zip(picked, items, anchors, fresh):
+        for j, item, anchor, new in zip(picked, items, anchors, fresh, strict=False):
             if not new:
                 out.append(Scored(int(item), float(scores[j]), REPEAT, int(item)))
             elif anchor >= 0:
@@ -301,7 +288,7 @@ class Recommender:
                 out.append(Scored(int(item), float(scores[j]), POPULAR, -1))
         return out
 
-    def _popular(self, k: int, mask: np.ndarray, context: Optional[Mapping[str, int]]) -> list[Scored]:
+    def _popular(self, k: int, mask: np.ndarray, context: Mapping[str, int] | None) -> list[Scored]:
         """Best-sellers smoothed from everyone down to the most specific group known."""
         total = self.global_pop.sum()
         p = self.global_pop / total if total > 0 else np.full(self.n_items, 1.0 / max(self.n_items, 1))

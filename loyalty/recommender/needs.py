@@ -6,7 +6,7 @@ kind of product or a person to buy for; both map to one or more categories.
 
 from __future__ import annotations
 
-from typing import Collection, Iterable
+from collections.abc import Collection, Iterable
 
 # (keywords, categories). Keywords are matched as substrings of the lower-cased
 # request, so "送妈妈的礼物" hits both "妈妈" and "礼物".

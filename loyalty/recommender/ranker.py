@@ -10,8 +10,8 @@ whose item is due again) while serving stays one dot product.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
@@ -47,7 +47,7 @@ class LinearRanker:
         return np.einsum("ij,j->i", expand(x, self.pairs), self.weights) + self.bias
 
 
-def fit_ranker(x: np.ndarray, y: np.ndarray, pairs: Optional[np.ndarray] = None,
+def fit_ranker(x: np.ndarray, y: np.ndarray, pairs: np.ndarray | None = None,
                c: float = 1.0, negatives: float = 1.0, seed: int = 0) -> LinearRanker:
     """Fit on feature rows and 0/1 labels; needs at least one row of each label.
 

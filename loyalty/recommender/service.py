@@ -9,23 +9,27 @@ filters by today's stock and answers from memory.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable, Optional
+from typing import Any
 
 import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from loyalty.catalogue import service as catalogue
+from loyalty.catalogue.models import Product, Store
 from loyalty.errors import InvalidInput, NotFound, Refused
-from loyalty.models import Member, MemberSegment, Order, OrderLine, Product, Store
+from loyalty.members.models import Member
+from loyalty.orders.models import Order, OrderLine
 from loyalty.recommender import store as model_store
 from loyalty.recommender.data import Interactions
 from loyalty.recommender.model import BOUGHT_WITH, POPULAR, REPEAT, Config, Recommender, Scored
 from loyalty.recommender.needs import categories_for
+from loyalty.segments.models import MemberSegment
 
 log = logging.getLogger(__name__)
 DEFAULT_DIR = "var/models"
@@ -52,7 +56,7 @@ class Recommendation:
     reason: str  # repeat | bought_with | popular
     reason_zh: str
     reason_en: str
-    anchor_sku: Optional[str] = None  # the product the reason names
+    anchor_sku: str | None = None  # the product the reason names
 
 
 @dataclass(frozen=True)
@@ -104,8 +108,8 @@ def _catalogue(s: Session) -> tuple[list[int], list[str], np.ndarray]:
     return ids, cats, available
 
 
-def train_and_save(s: Session, directory: Optional[str] = None, *, progress: bool = True,
-                   config: Optional[Config] = None) -> TrainResult:
+def train_and_save(s: Session, directory: str | None = None, *, progress: bool = True,
+                   config: Config | None = None) -> TrainResult:
     """Fit the recommender on every member order and save it as a new versioned file.
 
     Fully returned lines are left out. The serving side of this process
@@ -164,7 +168,7 @@ def train_and_save(s: Session, directory: Optional[str] = None, *, progress: boo
         "store_ids": [int(r.id) for r in stores], "cities": cities, "segments": segments,
         "last_order_id": int(last_order_id),
     }
-    path = model.save(directory)
+    path = str(model_store.save(model, directory))
     _serving.use(directory, model)
     result = TrainResult(path, model.version, len(member_ids), len(product_ids),
                          len({int(r.id) for r in rows}), n, time.perf_counter() - t0)
@@ -207,7 +211,7 @@ class _Loaded:
         self.last_order_id = int(x["last_order_id"])
         self.applied: dict[int, int] = {}  # member id -> newest order id already applied
         self.lock = threading.Lock()
-        self._mask: Optional[np.ndarray] = None
+        self._mask: np.ndarray | None = None
         self._known: frozenset[str] = frozenset()
         self._mask_at = 0.0
 
@@ -225,7 +229,7 @@ class _Loaded:
         if self._mask is None or time.monotonic() - self._mask_at > AVAILABILITY_TTL_S:
             ids, cats, available = _catalogue(s)
             mask = np.zeros(self.model.n_items, dtype=bool)
-            for pid, ok in zip(ids, available):
+            for pid, ok in zip(ids, available, strict=False):
                 n = self.item_of.get(pid)
                 if n is not None:
                     mask[n] = ok
@@ -243,10 +247,10 @@ class _Serving:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._dir: Optional[str] = None
-        self._loaded: Optional[_Loaded] = None
+        self._dir: str | None = None
+        self._loaded: _Loaded | None = None
 
-    def get(self, directory: str) -> Optional[_Loaded]:
+    def get(self, directory: str) -> _Loaded | None:
         with self._lock:
             if self._dir != directory:
                 self._dir = directory
@@ -302,8 +306,8 @@ def _apply_new_orders(s: Session, loaded: _Loaded, member_id: int) -> None:
         loaded.applied[member_id] = max(by_order)
 
 
-def _context(loaded: _Loaded, store_id: Optional[int], city: Optional[str],
-             segment: Optional[str]) -> dict[str, int]:
+def _context(loaded: _Loaded, store_id: int | None, city: str | None,
+             segment: str | None) -> dict[str, int]:
     """Which store, city and segment best-sellers fit this member (model indices)."""
     ctx: dict[str, int] = {}
     if store_id is not None and store_id in loaded.store_of:
@@ -315,7 +319,7 @@ def _context(loaded: _Loaded, store_id: Optional[int], city: Optional[str],
     return ctx
 
 
-def _reason_text(kind: str, level: str, anchor: Optional[Product]) -> tuple[str, str]:
+def _reason_text(kind: str, level: str, anchor: Product | None) -> tuple[str, str]:
     if kind == REPEAT and anchor is not None:
         return f"因为你常买「{anchor.name_zh}」", f"Because you often buy {anchor.name_en}"
     if kind == BOUGHT_WITH and anchor is not None:
@@ -354,11 +358,9 @@ def _to_results(s: Session, loaded: _Loaded, picks: list[Scored]) -> list[Recomm
 
 def _best_sellers(s: Session, k: int, cats: tuple[str, ...]) -> list[Recommendation]:
     """Without a trained model: what sells most, in stock (the catalogue's own ranking)."""
-    from loyalty.services.catalogue import best_sellers
-
     views = []
     for cat in cats or (None,):
-        views.extend(best_sellers(s, k, cat))
+        views.extend(catalogue.best_sellers(s, k, cat))
     zh, en = _reason_text(POPULAR, "", None)
     skus = {}
     for v in views:
@@ -367,9 +369,18 @@ def _best_sellers(s: Session, k: int, cats: tuple[str, ...]) -> list[Recommendat
             for v in list(skus.values())[:k]]
 
 
-def recommend(s: Session, member_id: int, k: int = 5, category: Optional[str] = None,
-              need: Optional[str] = None, *, directory: Optional[str] = None,
-              now: Optional[datetime] = None) -> list[Recommendation]:
+def for_guest(s: Session, k: int = 5, need: str | None = None) -> list[Recommendation]:
+    """Up to ``k`` in-stock best sellers for a shopper who is not a member (yet),
+    in the categories ``need`` names ("护肤品", "snacks"); all of them if it names none."""
+    if not 1 <= k <= 50:
+        raise InvalidInput("k must be between 1 and 50", code="invalid_k", k=k)
+    cats = categories_for(need, set(catalogue.categories(s))) if need else ()
+    return _best_sellers(s, k, cats)
+
+
+def recommend(s: Session, member_id: int, k: int = 5, category: str | None = None,
+              need: str | None = None, *, directory: str | None = None,
+              now: datetime | None = None) -> list[Recommendation]:
     """Up to ``k`` in-stock products for a member, each with a zh/en reason.
 
     ``category`` is a category code or name ("skincare", "护肤品"); an unknown

@@ -7,7 +7,6 @@ counted, so a large order line counts as one purchase event.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 import scipy.linalg
@@ -57,7 +56,7 @@ class ItemStats:
         w = sims[top]
         return np.asarray(self.user_vectors[top].T @ w).ravel() / w.sum()
 
-    def recent_counts(self, now: float, days: float, items: Optional[np.ndarray] = None) -> np.ndarray:
+    def recent_counts(self, now: float, days: float, items: np.ndarray | None = None) -> np.ndarray:
         """Purchase events per item in the ``days`` before ``now`` (capped at the end of training).
 
         Reading the window at the request time keeps "trending" honest when

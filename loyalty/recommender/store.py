@@ -15,14 +15,14 @@ import os
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from loyalty.recommender.data import HistoryStore
 from loyalty.recommender.features import FEATURES, FeatureConfig
-from loyalty.recommender.model import Config, Recommender, _GroupPopularity
+from loyalty.recommender.model import Config, GroupPopularity, Recommender
 from loyalty.recommender.ranker import LinearRanker
 from loyalty.recommender.stats import ItemStats
 
@@ -60,7 +60,7 @@ def _version(directory: Path) -> str:
 
 
 def save(model: Recommender, directory: str | os.PathLike[str]) -> Path:
-    """Write a trained model into ``directory``; returns the .npz path."""
+    """Write a trained model into ``directory`` as a new version (set on ``model``); returns the .npz path."""
     if model.stats is None or model.history is None:
         raise ValueError("only a trained recommender can be saved")
     folder = Path(directory)
@@ -104,10 +104,11 @@ def save(model: Recommender, directory: str | os.PathLike[str]) -> Path:
         json.dump(meta, tmp_meta, indent=2)
     os.replace(tmp_meta.name, target.with_suffix(".json"))
     os.replace(tmp.name, target)
+    model.version = version
     return target
 
 
-def newest(directory: str | os.PathLike[str]) -> Optional[Path]:
+def newest(directory: str | os.PathLike[str]) -> Path | None:
     """The newest complete model file in ``directory`` (None if there is none)."""
     folder = Path(directory)
     if not folder.is_dir():
@@ -162,7 +163,7 @@ def _build(meta: dict[str, Any], arrays: Any) -> Recommender:
                                                float(arrays[f"{label}.bias"][0]),
                                                arrays[f"{label}.pairs"]))
     model.groups = {
-        name: _GroupPopularity(_get_sparse(arrays, f"group.{name}"), arrays[f"group.{name}.totals"])
+        name: GroupPopularity(_get_sparse(arrays, f"group.{name}"), arrays[f"group.{name}.totals"])
         for name in meta["groups"]
     }
     model.version = str(meta["version"])

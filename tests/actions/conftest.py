@@ -14,8 +14,10 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from loyalty import db
-from loyalty.models import Store
-from loyalty.services import coupons, members, orders
+from loyalty.catalogue.models import Store
+from loyalty.coupons import service as coupons
+from loyalty.members import service as members
+from loyalty.orders import service as orders
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime.now(timezone.utc)

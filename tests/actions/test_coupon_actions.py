@@ -8,7 +8,8 @@ from actions.coupons import (
     ActionMyCoupons,
 )
 from loyalty import db
-from loyalty.models import Coupon, CouponCampaign, Member
+from loyalty.coupons.models import Coupon, CouponCampaign
+from loyalty.members.models import Member
 from tests.actions.conftest import run
 
 

@@ -12,7 +12,8 @@ from actions.membership import (
 )
 from actions.resume import ActionResumeAfterJoin
 from loyalty import db
-from loyalty.models import ChannelIdentity, Member, Referral
+from loyalty.members.models import ChannelIdentity, Member
+from loyalty.referrals.models import Referral
 from tests.actions.conftest import run
 
 
@@ -32,7 +33,7 @@ def test_card_masks_the_phone(shop):
 
 
 def test_card_shows_the_segment_once_computed(shop):
-    from loyalty import segments_job
+    from loyalty.segments import job as segments_job
 
     db.run(segments_job.recompute_all)
     view = db.run(segments_job.member_segment, shop["member_id"], readonly=True)

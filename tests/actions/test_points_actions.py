@@ -1,6 +1,6 @@
 from actions.points import ActionPointsHistory, ActionShowPoints, ActionShowTier
 from loyalty import db
-from loyalty.services import points
+from loyalty.points import service as points
 from tests.actions.conftest import run
 
 

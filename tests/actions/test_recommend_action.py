@@ -2,8 +2,8 @@ from datetime import datetime, timedelta, timezone
 
 from actions.recommend import ActionRecommend
 from loyalty import db
-from loyalty.models import Product
-from loyalty.services import orders
+from loyalty.catalogue.models import Product
+from loyalty.orders import service as orders
 from tests.actions.conftest import run
 
 NOW = datetime.now(timezone.utc)

@@ -10,7 +10,7 @@ import pytest
 
 from bench import eval_recommender
 from bench.reco_baselines import BuyAgain, Popularity
-from bench.reco_data import ColumnMap, CleanRules, leave_last_basket_out, load_transactions, time_split
+from bench.reco_data import CleanRules, ColumnMap, leave_last_basket_out, load_transactions, time_split
 from bench.reco_harness import evaluate, format_table
 from bench.reco_metrics import user_metrics
 

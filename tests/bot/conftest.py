@@ -22,12 +22,12 @@ import requests
 from rasa.core.channels.channel import UserMessage
 from sanic import Sanic
 
-from bot.wechat.channel import WeChatInput
 from bot.settings import load_wechat_settings
+from bot.wechat.channel import WeChatInput
 from bot.wechat.dev.fake_server import create_fake_wechat_app
-from bot.wechat.kv import KeyValueStore
 from bot.wechat.dev.local_server import LocalServer
 from bot.wechat.dev.simulate import Reply, WeChatSide
+from bot.wechat.kv import KeyValueStore
 from tests.support.servers import start_redis
 
 APP_ID = "wx1234567890abcdef"

@@ -31,19 +31,20 @@ from sanic import Sanic
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
 
-from bot.webchat.channel import WebchatInput, sign
-from bot.wechat.channel import WeChatInput
 from bot.console.broker import ConsoleBroker
 from bot.console.channel import ConsoleInput
 from bot.console.live import live
-from bot.console.settings import load_console_settings
+from bot.settings import load_console_settings
 from bot.settings import load_webchat_settings, load_wechat_settings
+from bot.webchat.channel import WebchatInput, sign
+from bot.wechat.channel import WeChatInput
 from bot.wechat.dev.local_server import LocalServer
 from bot.wechat.dev.simulate import WeChatSide
 from loyalty import db
+from loyalty.coupons import service as coupons
 from loyalty.handoff import auth, service
-from loyalty.models import Member
-from loyalty.services import coupons, members
+from loyalty.members import service as members
+from loyalty.members.models import Member
 from tests.bot.conftest import AES_KEY, APP_ID, APP_SECRET, TOKEN, FakeApi, new_openid
 from tests.loyalty.corekit import join
 from tests.support.console import PW, H, WsClient

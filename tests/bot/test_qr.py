@@ -25,12 +25,16 @@ from sanic import Sanic
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from bot import qr
+from bot.qr import QrError
+from bot.qr import cli as qr_cli
+from bot.qr import codes as qr_codes
+from bot.qr import render as qr_render
+from bot.qr import routes as qr_routes
 from bot.settings import SettingsError, WebChatSettings, load_webchat_settings, load_wechat_settings
-from bot.wechat.errors import WeChatApiError
 from bot.wechat.dev.local_server import LocalServer
+from bot.wechat.errors import WeChatApiError
+from loyalty.catalogue.models import Store
 from loyalty.errors import NotFound
-from loyalty.models import Store
 from tests.bot.conftest import APP_ID, APP_SECRET, TOKEN, FakeApi
 from tests.support.servers import missing
 
@@ -53,13 +57,13 @@ def stores(sqlite_engine: Engine) -> list[str]:
 
 
 @pytest.fixture
-def webchat_codes(tmp_path: Path) -> qr.StoreQrCodes:
-    return qr.StoreQrCodes(None, WebChatSettings("https://shop.example.com/chat/"), cache_dir=tmp_path / "qr")
+def webchat_codes(tmp_path: Path) -> qr_codes.StoreQrCodes:
+    return qr_codes.StoreQrCodes(None, WebChatSettings("https://shop.example.com/chat/"), cache_dir=tmp_path / "qr")
 
 
 @pytest.fixture
-def wechat_codes(fake_api: FakeApi, tmp_path: Path) -> Iterator[qr.StoreQrCodes]:
-    codes = qr.StoreQrCodes(_wechat_settings(fake_api), cache_dir=tmp_path / "qr")
+def wechat_codes(fake_api: FakeApi, tmp_path: Path) -> Iterator[qr_codes.StoreQrCodes]:
+    codes = qr_codes.StoreQrCodes(_wechat_settings(fake_api), cache_dir=tmp_path / "qr")
     yield codes
     codes.close()
 
@@ -139,9 +143,9 @@ def run(coro: Any) -> Any:
 
 
 def test_webchat_code_links_to_the_store(
-    stores: list[str], webchat_codes: qr.StoreQrCodes, tmp_path: Path
+    stores: list[str], webchat_codes: qr_codes.StoreQrCodes, tmp_path: Path
 ) -> None:
-    url, kind = run(qr.target_for("sh001", webchat_codes))
+    url, kind = run(qr_codes.target_for("sh001", webchat_codes))
     assert kind == "webchat"
     parts = urlsplit(url)
     assert (parts.scheme, parts.netloc, parts.path) == (
@@ -150,10 +154,10 @@ def test_webchat_code_links_to_the_store(
         "/chat/webhooks/webchat/",
     )
     assert parse_qs(parts.query) == {"store": ["SH001"]}
-    assert decode(qr.render_png(url, ["上海静安店", "Shanghai Jing'an", "SH001"]), tmp_path) == [url]
+    assert decode(qr_render.render_png(url, ["上海静安店", "Shanghai Jing'an", "SH001"]), tmp_path) == [url]
 
 
-def test_unknown_or_closed_store_is_not_found(stores: list[str], webchat_codes: qr.StoreQrCodes) -> None:
+def test_unknown_or_closed_store_is_not_found(stores: list[str], webchat_codes: qr_codes.StoreQrCodes) -> None:
     for code in ("NOPE", "OLD01", ""):
         with pytest.raises(NotFound) as err:
             run(webchat_codes.target(code))
@@ -172,12 +176,12 @@ def test_webchat_settings() -> None:
 
 
 def test_mode_follows_wechat_configuration(fake_api: FakeApi) -> None:
-    assert qr.wechat_settings_from_env({"WECHAT_TOKEN": TOKEN}) is None
-    assert qr.StoreQrCodes.from_env({}).kind == "webchat"
-    assert qr.StoreQrCodes.from_env(_wechat_env(fake_api)).kind == "wechat"
+    assert qr_codes.wechat_settings_from_env({"WECHAT_TOKEN": TOKEN}) is None
+    assert qr_codes.StoreQrCodes.from_env({}).kind == "webchat"
+    assert qr_codes.StoreQrCodes.from_env(_wechat_env(fake_api)).kind == "wechat"
     # App id and secret set but the channel cannot load: an error, not silent web chat posters.
     with pytest.raises(SettingsError, match="WECHAT_TOKEN"):
-        qr.StoreQrCodes.from_env({"WECHAT_APP_ID": APP_ID, "WECHAT_APP_SECRET": APP_SECRET})
+        qr_codes.StoreQrCodes.from_env({"WECHAT_APP_ID": APP_ID, "WECHAT_APP_SECRET": APP_SECRET})
 
 
 # ---------------------------------------------------------------- rendering
@@ -185,7 +189,7 @@ def test_mode_follows_wechat_configuration(fake_api: FakeApi) -> None:
 
 def test_png_is_printable_and_reads_back(tmp_path: Path) -> None:
     content = "http://weixin.qq.com/q/02abcDEF"
-    png = qr.render_png(content, ["上海静安店", "Shanghai Jing'an", "SH001"])
+    png = qr_render.render_png(content, ["上海静安店", "Shanghai Jing'an", "SH001"])
     img = Image.open(BytesIO(png))
     assert 900 <= img.width <= 1100 and img.height > img.width  # caption below the code
     assert round(img.info["dpi"][0]) == 300
@@ -198,30 +202,30 @@ def test_png_caption_falls_back_without_cjk_font(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
     content = "http://127.0.0.1:5005/webhooks/webchat/?store=SH001"
-    if qr._font_files()[0] is None:
+    if qr_render._font_files()[0] is None:
         missing("a CJK font", "apt-get install fonts-noto-cjk")
-    with_zh = Image.open(BytesIO(qr.render_png(content, ["上海静安店", "Shanghai", "SH001"])))
-    without_zh = Image.open(BytesIO(qr.render_png(content, ["Shanghai", "SH001"])))
+    with_zh = Image.open(BytesIO(qr_render.render_png(content, ["上海静安店", "Shanghai", "SH001"])))
+    without_zh = Image.open(BytesIO(qr_render.render_png(content, ["Shanghai", "SH001"])))
     assert with_zh.height > without_zh.height
 
-    monkeypatch.setattr(qr, "CJK_FONTS", ())
-    qr._font_files.cache_clear()
-    qr._font.cache_clear()
+    monkeypatch.setattr(qr_render, "CJK_FONTS", ())
+    qr_render._font_files.cache_clear()
+    qr_render._font.cache_clear()
     try:
-        with caplog.at_level(logging.WARNING, logger="bot.qr"):
-            png = qr.render_png(content, ["上海静安店", "Shanghai", "SH001"])
+        with caplog.at_level(logging.WARNING, logger="bot.qr.render"):
+            png = qr_render.render_png(content, ["上海静安店", "Shanghai", "SH001"])
         assert "fonts-noto-cjk" in caplog.text
         # The Chinese line is left out (not drawn as boxes); the English ones stay.
         assert Image.open(BytesIO(png)).height < with_zh.height
         assert decode(png, tmp_path) == [content]
     finally:
-        qr._font_files.cache_clear()
-        qr._font.cache_clear()
+        qr_render._font_files.cache_clear()
+        qr_render._font.cache_clear()
 
 
 def test_svg_is_valid_escaped_and_encodes_the_content() -> None:
     content = "https://shop.example.com/webhooks/webchat/?store=XSS01"
-    svg = qr.render_svg(content, [EVIL_NAME + "\x07", "Tom & <b>Jerry</b>", "XSS01"])
+    svg = qr_render.render_svg(content, [EVIL_NAME + "\x07", "Tom & <b>Jerry</b>", "XSS01"])
     root = ET.fromstring(svg)  # well-formed despite <, &, " and a control character
     assert root.tag == f"{SVG}svg"
     assert "<script" not in svg and "<b>" not in svg
@@ -237,17 +241,17 @@ def test_svg_is_valid_escaped_and_encodes_the_content() -> None:
 
 
 def test_wechat_code_is_created_once_per_store_and_cached(
-    stores: list[str], fake_api: FakeApi, wechat_codes: qr.StoreQrCodes, tmp_path: Path
+    stores: list[str], fake_api: FakeApi, wechat_codes: qr_codes.StoreQrCodes, tmp_path: Path
 ) -> None:
     before = {code: len(created_for(fake_api, code)) for code in stores}
 
     async def scenario() -> list[tuple[str, str]]:
         # Concurrent first requests for one store must not each make a code.
-        first = await asyncio.gather(*(qr.target_for("SH001", wechat_codes) for _ in range(5)))
+        first = await asyncio.gather(*(qr_codes.target_for("SH001", wechat_codes) for _ in range(5)))
         return [
             *first,
-            await qr.target_for("sh001", wechat_codes),
-            await qr.target_for("XSS01", wechat_codes),
+            await qr_codes.target_for("sh001", wechat_codes),
+            await qr_codes.target_for("XSS01", wechat_codes),
         ]
 
     results = run(scenario())
@@ -262,27 +266,27 @@ def test_wechat_code_is_created_once_per_store_and_cached(
     assert fake_api.stats()["qrcodes"][ticket]["scene"] == {"scene_str": "SH001"}
 
     # Another process (or a restart) reads the cache instead of asking WeChat again.
-    again = qr.StoreQrCodes(_wechat_settings(fake_api), cache_dir=tmp_path / "qr")
+    again = qr_codes.StoreQrCodes(_wechat_settings(fake_api), cache_dir=tmp_path / "qr")
     try:
-        assert run(qr.target_for("SH001", again)) == (sh_url, "wechat")
+        assert run(qr_codes.target_for("SH001", again)) == (sh_url, "wechat")
     finally:
         again.close()
     assert len(created_for(fake_api, "SH001")) == before["SH001"] + 1
 
-    png = qr.render_png(sh_url, ["上海静安店", "Shanghai Jing'an", "SH001"])
+    png = qr_render.render_png(sh_url, ["上海静安店", "Shanghai Jing'an", "SH001"])
     assert decode(png, tmp_path) == [sh_url]
 
 
 def test_wechat_failure_caches_nothing(
-    stores: list[str], fake_api: FakeApi, wechat_codes: qr.StoreQrCodes, tmp_path: Path
+    stores: list[str], fake_api: FakeApi, wechat_codes: qr_codes.StoreQrCodes, tmp_path: Path
 ) -> None:
     fake_api.fail_next(45009, path="qrcode/create")  # daily API limit
     with pytest.raises(WeChatApiError):
-        run(qr.target_for("SH001", wechat_codes))
+        run(qr_codes.target_for("SH001", wechat_codes))
     cache = tmp_path / "qr" / f"wechat-{APP_ID}.json"
     assert not cache.exists() or "SH001" not in json.loads(cache.read_text())
 
-    url, _ = run(qr.target_for("SH001", wechat_codes))
+    url, _ = run(qr_codes.target_for("SH001", wechat_codes))
     assert json.loads(cache.read_text())["SH001"]["url"] == url
 
 
@@ -290,10 +294,10 @@ def test_corrupt_cache_is_reported_and_kept(stores: list[str], fake_api: FakeApi
     cache = tmp_path / "qr" / f"wechat-{APP_ID}.json"
     cache.parent.mkdir(parents=True)
     cache.write_text("{not json")
-    codes = qr.StoreQrCodes(_wechat_settings(fake_api), cache_dir=tmp_path / "qr")
+    codes = qr_codes.StoreQrCodes(_wechat_settings(fake_api), cache_dir=tmp_path / "qr")
     before = len(created_for(fake_api, "SH001"))
     try:
-        with pytest.raises(qr.QrError, match="not valid JSON"):
+        with pytest.raises(QrError, match="not valid JSON"):
             run(codes.target("SH001"))
     finally:
         codes.close()
@@ -304,13 +308,13 @@ def test_corrupt_cache_is_reported_and_kept(stores: list[str], fake_api: FakeApi
 # ---------------------------------------------------------------- HTTP
 
 
-def _serve(codes: qr.StoreQrCodes) -> LocalServer:
+def _serve(codes: qr_codes.StoreQrCodes) -> LocalServer:
     app = Sanic(f"qr_{uuid.uuid4().hex[:8]}")
-    app.blueprint(qr.qr_blueprint(codes))
+    app.blueprint(qr_routes.qr_blueprint(codes), url_prefix="/qr")
     return LocalServer(app)
 
 
-def test_http_routes(stores: list[str], webchat_codes: qr.StoreQrCodes, tmp_path: Path) -> None:
+def test_http_routes(stores: list[str], webchat_codes: qr_codes.StoreQrCodes, tmp_path: Path) -> None:
     with _serve(webchat_codes) as srv:
         png = requests.get(srv.url + "/qr/SH001.png", timeout=30)
         svg = requests.get(srv.url + "/qr/xss01.svg", timeout=30)
@@ -333,7 +337,7 @@ def test_http_routes(stores: list[str], webchat_codes: qr.StoreQrCodes, tmp_path
 
 
 def test_http_wechat_error_is_a_502(
-    stores: list[str], fake_api: FakeApi, wechat_codes: qr.StoreQrCodes
+    stores: list[str], fake_api: FakeApi, wechat_codes: qr_codes.StoreQrCodes
 ) -> None:
     fake_api.fail_next(-1, path="qrcode/create")  # "system busy"
     with _serve(wechat_codes) as srv:
@@ -350,7 +354,7 @@ def test_cli_writes_every_store(
     stores: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "out"
-    status = qr.main(["--all", "--out", str(out), "--format", "png,svg"], env={})
+    status = qr_cli.main(["--all", "--out", str(out), "--format", "png,svg"], env={})
     printed = capsys.readouterr().out
     assert status == 0
     assert sorted(p.name for p in out.iterdir()) == ["SH001.png", "SH001.svg", "XSS01.png", "XSS01.svg"]
@@ -362,13 +366,13 @@ def test_cli_writes_every_store(
 
 def test_cli_errors(stores: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out"
-    assert qr.main(["--store", "SH001", "--store", "NOPE", "--out", str(out)], env={}) == 2
+    assert qr_cli.main(["--store", "SH001", "--store", "NOPE", "--out", str(out)], env={}) == 2
     err = capsys.readouterr().err
     assert "unknown store(s): NOPE" in err and "SH001" in err
     assert not out.exists()  # nothing half-done
-    assert qr.main(["--store", "SH001", "--out", str(out), "--format", "gif"], env={}) == 2
+    assert qr_cli.main(["--store", "SH001", "--out", str(out), "--format", "gif"], env={}) == 2
     assert "--format" in capsys.readouterr().err
-    assert qr.main(["--out", str(out)], env={}) == 2
+    assert qr_cli.main(["--out", str(out)], env={}) == 2
 
 
 def test_cli_wechat_mode_reuses_codes(stores: list[str], fake_api: FakeApi, tmp_path: Path) -> None:
@@ -384,9 +388,9 @@ def test_cli_wechat_mode_reuses_codes(stores: list[str], fake_api: FakeApi, tmp_
         "--cache-dir",
         str(tmp_path / "qr"),
     ]
-    assert qr.main(args, env=env) == 0
+    assert qr_cli.main(args, env=env) == 0
     first = decode((tmp_path / "out" / "SH001.png").read_bytes(), tmp_path)
-    assert qr.main(args, env=env) == 0
+    assert qr_cli.main(args, env=env) == 0
     assert decode((tmp_path / "out" / "SH001.png").read_bytes(), tmp_path) == first
     assert first[0].startswith("http://weixin.qq.com/q/")
     assert len(created_for(fake_api, "SH001")) == before + 1
@@ -404,9 +408,9 @@ def test_code_made_against_another_api_is_not_reused(
         }
     }
     cache.write_text(json.dumps(other))
-    codes = qr.StoreQrCodes(_wechat_settings(fake_api), cache_dir=tmp_path / "qr")
+    codes = qr_codes.StoreQrCodes(_wechat_settings(fake_api), cache_dir=tmp_path / "qr")
     try:
-        url, _ = run(qr.target_for("SH001", codes))
+        url, _ = run(qr_codes.target_for("SH001", codes))
     finally:
         codes.close()
     assert url != other["SH001"]["url"] and url.startswith("http://weixin.qq.com/q/fake-ticket-")

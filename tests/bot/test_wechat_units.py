@@ -11,13 +11,13 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from wechatpy import parse_message
 
-from bot.wechat.channel import WeChatInput
 from bot.settings import SettingsError, load_wechat_settings, parse_mapping
+from bot.wechat.channel import WeChatInput
 from bot.wechat.dedup import dedup_key
+from bot.wechat.dev.simulate import WeChatSide
 from bot.wechat.inbound import classify, intent_message, neutralise
 from bot.wechat.outbound import render_buttons
 from bot.wechat.security import CallbackRejected, CallbackSecurity
-from bot.wechat.dev.simulate import WeChatSide
 from bot.wechat.xml import cdata, pack_texts, render_text_reply, split_text, utf8_len
 from tests.bot.conftest import AES_KEY, APP_ID, TOKEN
 

@@ -18,8 +18,8 @@ import pytest
 
 from loyalty import db
 from loyalty.config import SHANGHAI
+from loyalty.coupons import service as coupons
 from loyalty.handoff.models import Handoff
-from loyalty.services import coupons
 from tests.e2e.conftest import seed_minimal
 from tests.support.console import PW, H, WsClient, agent, console_login, console_socket  # noqa: F401
 from tests.support.stack import Stack, start_stack

@@ -5,7 +5,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from loyalty import db
-from loyalty.models import ChannelIdentity, Coupon, Member
+from loyalty.coupons.models import Coupon
+from loyalty.members.models import ChannelIdentity, Member
 from tests.support.stack import Stack
 
 

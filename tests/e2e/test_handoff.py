@@ -17,8 +17,8 @@ import requests
 from sqlalchemy import update
 
 from loyalty import db
-from loyalty.models import Member
-from loyalty.services import members
+from loyalty.members import service as members
+from loyalty.members.models import Member
 from tests.e2e.handoff_kit import (
     ALWAYS_OPEN,
     H,
@@ -116,7 +116,7 @@ def test_agent_turns_are_bot_turns_and_the_hand_back_asks_for_a_score(handoff_st
     c = http.post(f"{s.console}/api/handoffs/{h.id}/coupon", json={"campaign": "SORRY10", "key": "k1"}, headers=H,
                   timeout=60)
     assert c.status_code == 200
-    from loyalty.services import coupons
+    from loyalty.coupons import service as coupons
 
     assert "SORRY10" in [cp.campaign.code for cp in db.run(coupons.member_coupons, m)]
     assert http.post(f"{s.console}/api/handoffs/{h.id}/close", headers=H, timeout=60).status_code == 200

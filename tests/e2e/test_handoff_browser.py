@@ -14,7 +14,8 @@ import time
 import pytest
 
 from loyalty import db
-from loyalty.services import coupons, members
+from loyalty.coupons import service as coupons
+from loyalty.members import service as members
 from tests.e2e.handoff_kit import agent, handoff_of, shared_stack, wait_for
 from tests.loyalty.corekit import join
 from tests.support.browser import chromium

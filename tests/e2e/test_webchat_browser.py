@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from loyalty import db
-from loyalty.models import Member
-from loyalty.services import orders
+from loyalty.members.models import Member
+from loyalty.orders import service as orders
 from tests.support.browser import chromium
 from tests.support.stack import ROOT, Stack
 

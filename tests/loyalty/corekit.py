@@ -11,10 +11,14 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from loyalty import db, models
+from loyalty import db, schema
+from loyalty.coupons import service as coupons
 from loyalty.errors import LoyaltyError
-from loyalty.models import LedgerEntry, Member, PointsLot
-from loyalty.services import coupons, members, orders, points
+from loyalty.members import service as members
+from loyalty.members.models import Member
+from loyalty.orders import service as orders
+from loyalty.points import service as points
+from loyalty.points.models import LedgerEntry, PointsLot
 
 # A fixed "now" well inside the valid range of every rule (UTC noon is 20:00 in Shanghai).
 T0 = datetime(2026, 3, 2, 4, 0, tzinfo=timezone.utc)
@@ -83,7 +87,7 @@ def counts() -> dict[str, int]:
     with db.session(readonly=True) as s:
         return {
             t.name: int(s.execute(select(func.count()).select_from(t)).scalar_one())
-            for t in models.Base.metadata.sorted_tables
+            for t in schema.metadata.sorted_tables
         }
 
 

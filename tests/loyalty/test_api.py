@@ -24,11 +24,19 @@ from sanic import Sanic
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from loyalty import apikeys, db
-from loyalty.api import create_app
+from loyalty import db
+from loyalty.apikeys import service as apikeys
+from loyalty.apikeys.models import ApiClient
+from loyalty.apps.api import create_app
+from loyalty.catalogue.models import Store
+from loyalty.coupons import service as coupons
+from loyalty.coupons.models import Coupon
+from loyalty.db import Base
 from loyalty.errors import InvalidInput, Refused
-from loyalty.models import ApiClient, Base, Coupon, LedgerEntry, Member, Order, Store
-from loyalty.services import coupons, members
+from loyalty.members import service as members
+from loyalty.members.models import Member
+from loyalty.orders.models import Order
+from loyalty.points.models import LedgerEntry
 from tests.support.servers import free_port
 
 pytestmark = pytest.mark.timeout(180)

@@ -10,9 +10,19 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from loyalty import cli, db, demo
-from loyalty.models import ApiClient, AuditEntry, Coupon, CouponCampaign, LedgerEntry, Member, Order, Product, Store
-from loyalty.services import coupons, members, orders, points
+from loyalty import db
+from loyalty.apikeys.models import ApiClient
+from loyalty.apps import cli, demo
+from loyalty.audit import AuditEntry
+from loyalty.catalogue.models import Product, Store
+from loyalty.coupons import service as coupons
+from loyalty.coupons.models import Coupon, CouponCampaign
+from loyalty.members import service as members
+from loyalty.members.models import Member
+from loyalty.orders import service as orders
+from loyalty.orders.models import Order
+from loyalty.points import service as points
+from loyalty.points.models import LedgerEntry
 
 T0 = datetime(2025, 1, 10, 12, tzinfo=timezone.utc)
 
@@ -374,7 +384,7 @@ def test_orders_import_needs_a_readable_file_and_a_source(sqlite_engine, tmp_pat
 
 
 def test_apikey_create_list_revoke(sqlite_engine, capsys: pytest.CaptureFixture[str]) -> None:
-    apikeys = pytest.importorskip("loyalty.apikeys")
+    apikeys = pytest.importorskip("loyalty.apikeys.service")
     code, out, err = run(capsys, "apikey", "create", "pos")
     key = out.strip()
     assert code == 0 and "shown this once" in err and key
@@ -394,7 +404,7 @@ def test_apikey_create_list_revoke(sqlite_engine, capsys: pytest.CaptureFixture[
 
 
 def test_serve_hands_host_and_port_to_the_api(monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # type: ignore[no-untyped-def]
-    api = pytest.importorskip("loyalty.api")
+    api = pytest.importorskip("loyalty.apps.api")
     calls = []
     monkeypatch.setattr(api, "serve", lambda host, port, *, workers=1: calls.append((host, port, workers)))
     assert run(capsys, "serve", "--port", "9123", "--workers", "2")[0] == 0
@@ -404,7 +414,7 @@ def test_serve_hands_host_and_port_to_the_api(monkeypatch: pytest.MonkeyPatch, c
 
 
 def test_recommender_train_and_segments_recompute(sqlite_engine, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
-    from loyalty.models import MemberSegment
+    from loyalty.segments.models import MemberSegment
 
     run(capsys, "seed", "--members", "30", "--days", "120", "--until", "2026-03-01", "--seed", "5")
     code, out, _ = run(capsys, "recommender", "train", "--out", str(tmp_path / "m"))

@@ -11,9 +11,16 @@ from typing import Any
 from sqlalchemy import func, select
 
 from loyalty import db
+from loyalty.coupons import service as coupons
+from loyalty.coupons.models import Coupon, CouponCampaign, CouponHolding
 from loyalty.errors import LoyaltyError
-from loyalty.models import Coupon, CouponCampaign, CouponHolding, LedgerEntry, Member, Order, TierChange
-from loyalty.services import coupons, members, orders, points
+from loyalty.members import service as members
+from loyalty.members.models import Member
+from loyalty.orders import service as orders
+from loyalty.orders.models import Order
+from loyalty.points import service as points
+from loyalty.points.models import LedgerEntry
+from loyalty.tiers.models import TierChange
 from tests.loyalty.corekit import T0, buy, campaign, check_points, days, in_parallel, join, many_members, phone
 
 

@@ -8,8 +8,10 @@ from sqlalchemy import select
 
 from loyalty import db
 from loyalty.config import SHANGHAI
-from loyalty.models import Coupon, CouponCampaign, CouponHolding, MemberSegment
-from loyalty.services import coupons, members
+from loyalty.coupons import service as coupons
+from loyalty.coupons.models import Coupon, CouponCampaign, CouponHolding
+from loyalty.members import service as members
+from loyalty.segments.models import MemberSegment
 from tests.loyalty.corekit import T0, buy, campaign, check_points, counts, days, join, refused_cleanly, state_of
 
 
@@ -156,7 +158,7 @@ def test_redeem_kinds_and_replays(engine) -> None:
 
 
 def test_redeem_refusals_write_nothing(engine) -> None:
-    from loyalty.models import Store
+    from loyalty.catalogue.models import Store
 
     campaign("C")
     campaign("SOON", valid_from=T0 + days(2), valid_days=10)
@@ -258,7 +260,7 @@ def test_goodwill_grants_pass_the_public_rules_but_not_stock(engine) -> None:
     assert refused_cleanly(coupons.grant, m, "NOPE", key="case-4", now=T0) == "unknown_campaign"
     assert check_points(m, T0) == 0
     # Two audit entries by the agent, none for the replay.
-    from loyalty.models import AuditEntry
+    from loyalty.audit import AuditEntry
 
     with db.session(readonly=True) as s:
         acts = s.execute(select(AuditEntry.actor).where(AuditEntry.action == "coupon_grant")).scalars().all()

@@ -16,10 +16,17 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from loyalty import cli, config, db, demo
+from loyalty import config, db
+from loyalty.apps import cli, demo
+from loyalty.catalogue.models import Product, Store
 from loyalty.config import SHANGHAI
-from loyalty.models import Coupon, CouponCampaign, LedgerEntry, Member, Order, OrderLine, Product, Referral, Store
-from loyalty.services import points, tiers
+from loyalty.coupons.models import Coupon, CouponCampaign
+from loyalty.members.models import Member
+from loyalty.orders.models import Order, OrderLine
+from loyalty.points import service as points
+from loyalty.points.models import LedgerEntry
+from loyalty.referrals.models import Referral
+from loyalty.tiers import service as tiers
 
 UNTIL = date(2026, 3, 1)
 CJK = re.compile(r"[\u4e00-\u9fff]")

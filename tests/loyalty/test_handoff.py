@@ -12,11 +12,12 @@ from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
 
 from loyalty import config, db, migrate
+from loyalty.audit import AuditEntry
 from loyalty.errors import InvalidInput, NotFound, Refused
 from loyalty.handoff import auth, service
-from loyalty.handoff.hours import ServiceHours
 from loyalty.handoff.models import Agent, Handoff, HandoffNote
-from loyalty.models import AuditEntry, Member
+from loyalty.hours import ServiceHours
+from loyalty.members.models import Member
 from tests.loyalty.corekit import T0, join
 
 # T0 is 12:00 in Shanghai on Monday 2 March 2026: inside the default 09:00-21:00.
@@ -403,7 +404,7 @@ def test_the_cli_creates_agents_with_a_password_from_stdin_only(
 ) -> None:
     import io
 
-    from loyalty import cli
+    from loyalty.apps import cli
 
     monkeypatch.setattr("sys.stdin", io.StringIO(PW + "\n"))
     assert cli.main(["agent", "create", "Boss", "--role", "supervisor", "--name", "老板", "--password-stdin"]) == 0

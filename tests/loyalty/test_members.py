@@ -8,8 +8,14 @@ import pytest
 from sqlalchemy import func, select
 
 from loyalty import db
-from loyalty.models import AuditEntry, ChannelIdentity, Coupon, LedgerEntry, Member, Store
-from loyalty.services import coupons, members, points
+from loyalty.audit import AuditEntry
+from loyalty.catalogue.models import Store
+from loyalty.coupons import service as coupons
+from loyalty.coupons.models import Coupon
+from loyalty.members import service as members
+from loyalty.members.models import ChannelIdentity, Member
+from loyalty.points import service as points
+from loyalty.points.models import LedgerEntry
 from tests.loyalty.corekit import T0, buy, campaign, check_points, join, refused_cleanly
 
 

@@ -7,8 +7,13 @@ from typing import Any
 from sqlalchemy import select
 
 from loyalty import db
-from loyalty.models import LedgerEntry, Order, OrderLine, PointsLot, Product, Store
-from loyalty.services import members, orders, points, tiers
+from loyalty.catalogue.models import Product, Store
+from loyalty.members import service as members
+from loyalty.orders import service as orders
+from loyalty.orders.models import Order, OrderLine
+from loyalty.points import service as points
+from loyalty.points.models import LedgerEntry, PointsLot
+from loyalty.tiers import service as tiers
 from tests.loyalty.corekit import T0, buy, check_points, days, give_back, join, phone, refused_cleanly
 
 

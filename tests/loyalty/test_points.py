@@ -8,9 +8,10 @@ import pytest
 from sqlalchemy import select
 
 from loyalty import config, db
+from loyalty.audit import AuditEntry
 from loyalty.config import SHANGHAI, Settings
-from loyalty.models import AuditEntry, LedgerEntry, PointsLot
-from loyalty.services import points
+from loyalty.points import service as points
+from loyalty.points.models import LedgerEntry, PointsLot
 from tests.loyalty.corekit import T0, buy, check_points, counts, days, error_of, join, refused_cleanly
 
 UTC = timezone.utc
@@ -172,7 +173,7 @@ def test_summary_of_a_member_without_points(engine) -> None:
 
 
 def test_the_member_card_does_not_count_expired_points(engine) -> None:
-    from loyalty.services import members
+    from loyalty.members import service as members
 
     m = join(T0)
     buy(m, "100.00", T0)
@@ -256,7 +257,7 @@ def test_bad_adjustments_and_spends_write_nothing(engine) -> None:
 
 
 def test_points_of_an_unknown_or_closed_member(engine) -> None:
-    from loyalty.services import members
+    from loyalty.members import service as members
 
     assert refused_cleanly(points.spend, 999_999, 5, key="k", reason="gift", now=T0) == "member_not_found"
     assert refused_cleanly(points.adjust, "abc", 5, reason="x", actor="a", now=T0) == "member_not_found"

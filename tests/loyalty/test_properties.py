@@ -9,14 +9,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from hypothesis import HealthCheck, example, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, example, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from loyalty import config, db
 from loyalty.config import Settings, TierDef
 from loyalty.errors import LoyaltyError
-from loyalty.models import LedgerEntry, Member, PointsLot
-from loyalty.services import orders, points
+from loyalty.members.models import Member
+from loyalty.orders import service as orders
+from loyalty.points import service as points
+from loyalty.points.models import LedgerEntry, PointsLot
 from tests.loyalty.corekit import T0, check_points, join
 
 

@@ -8,8 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from loyalty.recommender import BOUGHT_WITH, POPULAR, REPEAT, Interactions, Recommender
-from loyalty.recommender import store
+from loyalty.recommender import BOUGHT_WITH, POPULAR, REPEAT, Interactions, Recommender, store
 from loyalty.recommender.data import DAY
 
 # Items: index -> (name, category)
@@ -140,19 +139,19 @@ def test_new_order_changes_recommendations_without_retraining() -> None:
 
 def test_save_and_load_give_the_same_answers(tmp_path) -> None:
     m = trained()
-    path = m.save(str(tmp_path))
+    path = str(store.save(m, str(tmp_path)))
     assert path.endswith(".npz") and "recommender-" in path
     meta = json.loads(open(path[:-4] + ".json", encoding="utf-8").read())
     assert meta["format"] == Recommender.FORMAT and meta["version"] == m.version
-    second = m.save(str(tmp_path))
+    second = str(store.save(m, str(tmp_path)))
     assert str(store.newest(tmp_path)) == second != path
-    loaded = Recommender.load(second)
+    loaded = store.load(second)
     for user, kw in ((MILK_USER, {}), (FAN_USER, {"exclude_bought": True}), (150, {"context": {"store": 1}})):
         assert loaded.recommend(user, 5, now=END, **kw) == m.recommend(user, 5, now=END, **kw)
 
 
 def test_damaged_or_foreign_model_files_are_refused(tmp_path) -> None:
-    path = trained().save(str(tmp_path))
+    path = str(store.save(trained(), str(tmp_path)))
     meta_path = path[:-4] + ".json"
     meta = json.loads(open(meta_path, encoding="utf-8").read())
     meta["format"] = 999
@@ -203,6 +202,6 @@ def test_interaction_ranker_survives_save_and_load(tmp_path) -> None:
     background(shop, range(0, 60))
     m = Recommender(Config(interactions=True)).fit(shop.interactions(), n_users=100, n_items=len(ITEMS))
     assert m.ranker_all is not None and m.ranker_all.pairs.size
-    loaded = Recommender.load(m.save(str(tmp_path)))
+    loaded = store.load(str(store.save(m, str(tmp_path))))
     assert loaded.config.interactions
     assert loaded.recommend(3, 5, now=END) == m.recommend(3, 5, now=END)

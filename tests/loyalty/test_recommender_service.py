@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
 
 from loyalty import db
+from loyalty.catalogue.models import Product, Store
 from loyalty.errors import InvalidInput, NotFound, Refused
-from loyalty.models import Member, Product, Store
+from loyalty.members.models import Member
 from loyalty.recommender import service, store
 from tests.loyalty.corekit import T0, buy, days, many_members
 

@@ -9,10 +9,21 @@ from sqlalchemy import func, select
 
 from loyalty import config, db
 from loyalty.config import SHANGHAI, Settings, TierDef
-from loyalty.models import Coupon, LedgerEntry, Referral
-from loyalty.services import gifts, members, referrals
+from loyalty.coupons import gifts
+from loyalty.coupons.models import Coupon
+from loyalty.members import service as members
+from loyalty.points.models import LedgerEntry
+from loyalty.referrals import service as referrals
+from loyalty.referrals.models import Referral
 from tests.loyalty.corekit import (
-    T0, buy, campaign, check_points, days, in_parallel, join, refused_cleanly,
+    T0,
+    buy,
+    campaign,
+    check_points,
+    days,
+    in_parallel,
+    join,
+    refused_cleanly,
 )
 
 

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from loyalty.segments import (
+from loyalty.segments.rfm import (
     DEAL_SEEKER,
     FULL_PRICE,
     LIFECYCLES,

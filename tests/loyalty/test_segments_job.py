@@ -8,10 +8,13 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from loyalty import db
-from loyalty.models import Coupon, MemberSegment, Product
-from loyalty.segments import Rules
-from loyalty.segments_job import member_segment, recompute_all
-from loyalty.services import coupons, members
+from loyalty.catalogue.models import Product
+from loyalty.coupons import service as coupons
+from loyalty.coupons.models import Coupon
+from loyalty.members import service as members
+from loyalty.segments.job import member_segment, recompute_all
+from loyalty.segments.models import MemberSegment
+from loyalty.segments.rfm import Rules
 from tests.loyalty.corekit import T0, buy, campaign, days, join, many_members
 
 

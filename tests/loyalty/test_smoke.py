@@ -1,7 +1,10 @@
 from datetime import datetime, timezone
 
 from loyalty import db
-from loyalty.services import coupons, members, orders, points
+from loyalty.coupons import service as coupons
+from loyalty.members import service as members
+from loyalty.orders import service as orders
+from loyalty.points import service as points
 
 
 def test_signup_order_claim_redeem(engine):

@@ -4,9 +4,8 @@ Revision ID: 0001
 Revises: 
 Create Date: 2026-11-22 23:47:23.317619
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0001'
 down_revision = None
@@ -15,7 +14,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-   
+
     op.create_table('api_clients',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('source', sa.String(length=32), nullable=False),
@@ -296,7 +295,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-   
+
     with op.batch_alter_table('points_lots', schema=None) as batch_op:
         batch_op.drop_index('ix_lots_member_expiry')
         batch_op.drop_index('ix_lots_expiry')

@@ -1,0 +1,1 @@
+"""Stores and products: the catalogue every other domain points at. models: tables; service: look-ups and best sellers."""

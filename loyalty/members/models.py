@@ -1,0 +1,60 @@
+"""Members and the channel identities (WeChat openid, web chat visitor) that lead to them."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Date,
+    ForeignKey,
+    Integer,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, relationship
+
+from loyalty.catalogue.models import Store
+from loyalty.db import Base, UTCDateTime, utcnow
+
+
+class Member(Base):
+    __tablename__ = "members"
+    __table_args__ = (CheckConstraint("points_balance >= 0", name="balance_not_negative"),)
+
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    # NULL once the account is closed, so the number can join again.
+    phone: Mapped[str | None] = Column(String(20), unique=True, nullable=True)
+    name: Mapped[str | None] = Column(String(100), nullable=True)
+    birthday: Mapped[date | None] = Column(Date, nullable=True)
+    referral_code: Mapped[str] = Column(String(16), unique=True, nullable=False)
+    referred_by_id: Mapped[int | None] = Column(ForeignKey("members.id"), nullable=True)
+    store_id: Mapped[int | None] = Column(ForeignKey("stores.id"), nullable=True)
+    join_channel: Mapped[str | None] = Column(String(20), nullable=True)
+    tier: Mapped[str] = Column(String(20), default="normal", nullable=False)
+    tier_reviewed_at: Mapped[datetime | None] = Column(UTCDateTime, nullable=True)
+    points_balance: Mapped[int] = Column(BigInteger, default=0, nullable=False)
+    consent_version: Mapped[str | None] = Column(String(20), nullable=True)
+    consent_at: Mapped[datetime | None] = Column(UTCDateTime, nullable=True)
+    marketing_opt_in: Mapped[bool] = Column(Boolean, default=True, nullable=False)
+    status: Mapped[str] = Column(String(10), default="active", nullable=False)
+    created_at: Mapped[datetime] = Column(UTCDateTime, default=utcnow, nullable=False)
+    closed_at: Mapped[datetime | None] = Column(UTCDateTime, nullable=True)
+
+    store: Mapped[Store | None] = relationship(Store)
+
+
+class ChannelIdentity(Base):
+    """A member's address on one channel: a WeChat openid, a web chat visitor id."""
+
+    __tablename__ = "channel_identities"
+    __table_args__ = (UniqueConstraint("channel", "external_id"),)
+
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    member_id: Mapped[int] = Column(ForeignKey("members.id"), index=True, nullable=False)
+    channel: Mapped[str] = Column(String(20), nullable=False)
+    external_id: Mapped[str] = Column(String(128), index=True, nullable=False)
+    created_at: Mapped[datetime] = Column(UTCDateTime, default=utcnow, nullable=False)

@@ -1,0 +1,157 @@
+"""Recompute RFM scores, segments, lifecycle stages and tags for every member.
+
+Reads orders, returns and coupon redemptions, calls the pure functions of
+:mod:`loyalty.segments.rfm` and writes one ``MemberSegment`` row per active member
+(closed accounts lose theirs). Running it twice with the same data and the
+same ``as_of`` writes the same rows.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from loyalty import config
+from loyalty.catalogue.models import Product
+from loyalty.common import now_or
+from loyalty.coupons.models import Coupon
+from loyalty.members.models import Member
+from loyalty.orders.models import Order, OrderLine
+from loyalty.segments.models import MemberSegment
+from loyalty.segments.rfm import LIFECYCLES, SEGMENTS, MemberActivity, Profile, Rules, profiles
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SegmentRun:
+    """What one recomputation did."""
+
+    as_of: datetime
+    members: int
+    by_segment: dict[str, int]
+    by_lifecycle: dict[str, int]
+
+
+@dataclass(frozen=True)
+class SegmentView:
+    """A member's segment as the agent console and the bot show it."""
+
+    segment: str
+    segment_zh: str
+    segment_en: str
+    lifecycle: str
+    lifecycle_zh: str
+    lifecycle_en: str
+    recency: int
+    frequency: int
+    monetary: int
+    tags: tuple[str, ...]
+    as_of: datetime
+
+
+def rules_from_settings() -> Rules:
+    """Lifecycle day thresholds from the settings."""
+    st = config.settings()
+    return Rules(
+        new_days=st.lifecycle_new_days,
+        active_days=st.lifecycle_active_days,
+        churn_days=st.lifecycle_churn_days,
+    )
+
+
+def activities(s: Session) -> list[MemberActivity]:
+    """One activity summary per active member, from orders, returns and redeemed coupons."""
+    members = s.execute(
+        select(Member.id, Member.created_at).where(Member.status == "active").order_by(Member.id)
+    ).all()
+    orders = {
+        int(r.member_id): r for r in s.execute(
+            select(Order.member_id, func.count(Order.id).label("n"),
+                   func.sum(Order.amount_fen).label("spend"),
+                   func.min(Order.placed_at).label("first"), func.max(Order.placed_at).label("last"))
+            .where(Order.kind == "order", Order.member_id.is_not(None))
+            .group_by(Order.member_id)
+        ).all()
+    }
+    returned = dict(s.execute(
+        select(Order.member_id, func.sum(Order.amount_fen))
+        .where(Order.kind == "return", Order.member_id.is_not(None))
+        .group_by(Order.member_id)
+    ).all())
+    by_category: dict[int, dict[str, int]] = {}
+    for member_id, category, spend in s.execute(
+        select(Order.member_id, Product.category, func.sum(OrderLine.qty * OrderLine.unit_price_fen))
+        .join(OrderLine, OrderLine.order_id == Order.id)
+        .join(Product, Product.id == OrderLine.product_id)
+        .where(Order.kind == "order", Order.member_id.is_not(None))
+        .group_by(Order.member_id, Product.category)
+    ).all():
+        by_category.setdefault(int(member_id), {})[str(category)] = int(spend or 0)
+    coupons = dict(s.execute(
+        select(Coupon.member_id, func.count(Coupon.id))
+        .where(Coupon.redeemed_at.is_not(None))
+        .group_by(Coupon.member_id)
+    ).all())
+    out = []
+    for m in members:
+        o = orders.get(int(m.id))
+        spend = int(o.spend or 0) - int(returned.get(m.id) or 0) if o else 0
+        out.append(MemberActivity(
+            member_id=int(m.id), joined_at=m.created_at,
+            orders=int(o.n) if o else 0, spend_fen=max(spend, 0),
+            first_order_at=o.first if o else None, last_order_at=o.last if o else None,
+            category_spend=by_category.get(int(m.id), {}),
+            coupon_orders=int(coupons.get(m.id) or 0),
+        ))
+    return out
+
+
+def recompute_all(s: Session, *, now: datetime | None = None, rules: Rules | None = None
+                  ) -> SegmentRun:
+    """Score every active member as of ``now`` and store the results (one transaction)."""
+    as_of = now_or(now)
+    result = profiles(activities(s), as_of, rules or rules_from_settings())
+    existing = {r.member_id: r for r in s.execute(select(MemberSegment)).scalars()}
+    keep = {p.member_id for p in result}
+    stale = [mid for mid in existing if mid not in keep]
+    if stale:
+        s.execute(delete(MemberSegment).where(MemberSegment.member_id.in_(stale)))
+    for p in result:
+        row = existing.get(p.member_id)
+        if row is None:
+            row = MemberSegment(member_id=p.member_id)
+            s.add(row)
+        _fill(row, p, as_of)
+    run = SegmentRun(
+        as_of=as_of, members=len(result),
+        by_segment=dict(sorted(Counter(p.segment for p in result).items())),
+        by_lifecycle=dict(sorted(Counter(p.lifecycle for p in result).items())),
+    )
+    log.info("segments recomputed: members=%d segments=%s", run.members, run.by_segment)
+    return run
+
+
+def _fill(row: MemberSegment, p: Profile, as_of: datetime) -> None:
+    row.recency, row.frequency, row.monetary = p.recency, p.frequency, p.monetary
+    row.segment, row.lifecycle, row.tags, row.as_of = p.segment, p.lifecycle, list(p.tags), as_of
+
+
+def member_segment(s: Session, member_id: int) -> SegmentView | None:
+    """The member's latest segment with zh/en names, or None before the first run."""
+    row = s.get(MemberSegment, member_id)
+    if row is None:
+        return None
+    seg = SEGMENTS.get(row.segment, (row.segment, row.segment))
+    life = LIFECYCLES.get(row.lifecycle, (row.lifecycle, row.lifecycle))
+    return SegmentView(
+        segment=row.segment, segment_zh=seg[0], segment_en=seg[1],
+        lifecycle=row.lifecycle, lifecycle_zh=life[0], lifecycle_en=life[1],
+        recency=row.recency, frequency=row.frequency, monetary=row.monetary,
+        tags=tuple(row.tags or ()), as_of=row.as_of,
+    )
