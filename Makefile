@@ -19,7 +19,7 @@ export RASA_TELEMETRY_ENABLED := false
 run: install $(MODEL) db ## start the assistant, the action server, the loyalty API, web chat and console
 	$(PY) -m bot.launcher
 
-test: dev $(MODEL) ## every test: unit, database (SQLite and PostgreSQL), conversation, browser
+test: lint $(MODEL) ## every test: lint and types, unit, database (SQLite and PostgreSQL), conversation, browser
 	$(RASA) data validate --quiet --domain domain
 	$(PY) -m pytest -q tests
 	$(RASA) test core --model $(MODEL) --stories tests/stories --fail-on-prediction-errors --out results/core
@@ -53,9 +53,9 @@ db: install ## migrate the database; on first start seed demo data, train the re
 shell: install $(MODEL) db ## talk to the bot in the terminal (the action server starts alongside)
 	$(PY) -m bot.launcher --shell
 
-lint: dev
+lint: dev ## ruff on every Python file, mypy on loyalty, bot and actions (pyproject.toml configures both)
 	$(VENV)/bin/ruff check loyalty bot actions tests bench
-	$(VENV)/bin/mypy loyalty
+	$(VENV)/bin/mypy
 
 bench: dev
 	@echo "Benchmarks are run one by one, e.g.: $(PY) -m bench.core_ops"

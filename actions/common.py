@@ -15,8 +15,8 @@ from rasa_sdk.types import DomainDict
 from loyalty import db
 from loyalty.config import settings
 from loyalty.errors import LoyaltyError, Unavailable
-from loyalty.members import service as members
-from loyalty.members.service import MemberCard
+from loyalty.membership import service as membership
+from loyalty.membership.service import MemberCard
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -76,7 +76,7 @@ async def core(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 async def current_member(tracker: Tracker) -> MemberCard | None:
     """The active member behind this conversation, or None."""
     channel, address = identity(tracker)
-    return await db.arun(members.by_identity, channel, address, readonly=True)
+    return await db.arun(membership.by_identity, channel, address, readonly=True)
 
 
 def message_key(tracker: Tracker) -> str:

@@ -15,7 +15,7 @@ from actions.common import MemberAction, core, message_key, pick, render
 from loyalty.coupons import service as coupons
 from loyalty.coupons.service import CampaignView, Offer
 from loyalty.errors import NotFound, Refused
-from loyalty.members.service import MemberCard
+from loyalty.membership.service import MemberCard
 
 MAX_LINES = 6
 REFUSALS = {"out_of_stock", "limit_reached", "tier_too_low", "not_in_segment", "insufficient_points", "not_open"}

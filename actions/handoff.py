@@ -36,7 +36,7 @@ def reason(tracker: Tracker) -> str:
     if intent == "affirm":
         for e in reversed(tracker.events):
             if e.get("event") == "bot":
-                return OFFERS.get((e.get("metadata") or {}).get("utter_action"), "request")
+                return OFFERS.get(str((e.get("metadata") or {}).get("utter_action")), "request")
     return "request"
 
 

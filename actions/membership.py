@@ -27,7 +27,8 @@ from loyalty.coupons import service as coupons
 from loyalty.db import utcnow
 from loyalty.errors import InvalidInput, LoyaltyError, NotFound, Refused, Unavailable
 from loyalty.members import service as members
-from loyalty.members.service import MemberCard
+from loyalty.membership import service as membership
+from loyalty.membership.service import MemberCard
 from loyalty.referrals import service as referrals
 from loyalty.segments import job as segments_job
 
@@ -226,8 +227,8 @@ class ActionJoinMember(Action):
             return _clear_form("failed", False)
         dispatcher.utter_message(response="utter_joined", referral_code=result.card.referral_code)
         if result.welcome_coupon:
-            mine = await core(coupons.member_coupons, result.card.id, readonly=True)
-            coupon = next((c for c in mine if c.code == result.welcome_coupon), None)
+            held = await core(coupons.member_coupons, result.card.id, readonly=True)
+            coupon = next((c for c in held if c.code == result.welcome_coupon), None)
             if coupon is not None:
                 dispatcher.utter_message(
                     response="utter_welcome_gift",
@@ -237,10 +238,10 @@ class ActionJoinMember(Action):
             dispatcher.utter_message(response="utter_referral_rewarded")
         return _clear_form("joined", True)
 
-    async def _signup(self, dispatcher: CollectingDispatcher, args: dict[str, Any]) -> members.Signup:
+    async def _signup(self, dispatcher: CollectingDispatcher, args: dict[str, Any]) -> membership.Signup:
         """Sign up; an unknown referral code or store is dropped rather than losing the signup."""
         try:
-            return await core(members.signup, **args)
+            return await core(membership.signup, **args)
         except InvalidInput as e:
             if e.code == "unknown_referral_code":
                 dispatcher.utter_message(response="utter_referral_code_unknown", code=args["referral_code"])
@@ -256,7 +257,8 @@ class ActionResetJoinForm(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         return [
-            *(SlotSet(s, None) for s in ("consent", "phone", "name", "birthday", "requested_after_join", "join_status")),
+            *(SlotSet(s, None)
+              for s in ("consent", "phone", "name", "birthday", "requested_after_join", "join_status")),
             SlotSet("phone_tries", 0),
         ]
 
@@ -276,7 +278,7 @@ class ActionCloseAccount(MemberAction):
         return "action_close_account"
 
     async def act(self, dispatcher, tracker, domain, member):  # type: ignore[no-untyped-def]
-        await core(members.close_account, member.id, actor="bot")
+        await core(membership.close_account, member.id, actor="bot")
         dispatcher.utter_message(response="utter_account_closed")
         return [
             SlotSet("is_member", False), SlotSet("requested_after_join", None),

@@ -10,7 +10,7 @@ from rasa_sdk.types import DomainDict
 from actions.common import MemberAction, core, join_list, pick, render, tier_name
 from loyalty.common import local_date
 from loyalty.config import settings
-from loyalty.members.service import MemberCard
+from loyalty.membership.service import MemberCard
 from loyalty.points import service as points
 from loyalty.tiers import service as tiers
 

@@ -49,8 +49,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--time-col", default="InvoiceDate")
     p.add_argument("--qty-col", default="Quantity", help="'none' if there is no quantity column")
     p.add_argument("--price-col", default="UnitPrice", help="'none' if there is no price column")
-    p.add_argument("--cancel-prefix", default="C", help="basket ids starting with it are cancellations; 'none' to keep all")
-    p.add_argument("--exclude-items", default=DEFAULT_EXCLUDE_ITEMS, help="regex of non-product item codes; 'none' to keep all")
+    p.add_argument("--cancel-prefix", default="C",
+                   help="basket ids starting with it are cancellations; 'none' to keep all")
+    p.add_argument("--exclude-items", default=DEFAULT_EXCLUDE_ITEMS,
+                   help="regex of non-product item codes; 'none' to keep all")
     p.add_argument("--split", choices=("loo", "time", "both"), default="both")
     p.add_argument("--days", type=int, default=30, help="length of the held-out period of the time split")
     p.add_argument("--mode", choices=(*MODES, "both"), default="both")

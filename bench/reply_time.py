@@ -23,7 +23,7 @@ import websockets
 
 from bot.webchat.channel import sign
 from loyalty import db
-from loyalty.members import service as members
+from loyalty.membership import service as membership
 from loyalty.orders import service as orders
 from tests.e2e.conftest import seed_minimal
 from tests.support.stack import SECRET, Stack, start_stack
@@ -70,7 +70,7 @@ def main() -> None:
     stack = start_stack(work, url)
     try:
         visitor = stack.visitor()
-        sign_up = db.run(members.signup, phone="13800138888", consent=True, channel="webchat",
+        sign_up = db.run(membership.signup, phone="13800138888", consent=True, channel="webchat",
                          external_id=f"web-{visitor}")
         db.run(orders.record_order, "pos", {"external_id": "B1", "placed_at": datetime.now(timezone.utc).isoformat(),
                                             "amount": "99.00", "member_id": sign_up.card.id})

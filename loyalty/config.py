@@ -138,14 +138,14 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
     trigger = e.get("LOYALTY_REFERRAL_TRIGGER", "join")
     if trigger not in ("join", "first_order"):
         raise ValueError("LOYALTY_REFERRAL_TRIGGER must be 'join' or 'first_order'")
-    hours = dict(
-        service_hours=e.get("LOYALTY_SERVICE_HOURS", "09:00-21:00"),
-        service_days=e.get("LOYALTY_SERVICE_DAYS", "1-7"),
-        service_closed_dates=e.get("LOYALTY_SERVICE_CLOSED_DATES", ""),
-        service_tz=e.get("LOYALTY_SERVICE_TZ", "Asia/Shanghai"),
+    hours = (
+        e.get("LOYALTY_SERVICE_HOURS", "09:00-21:00"),
+        e.get("LOYALTY_SERVICE_DAYS", "1-7"),
+        e.get("LOYALTY_SERVICE_CLOSED_DATES", ""),
+        e.get("LOYALTY_SERVICE_TZ", "Asia/Shanghai"),
     )
     # Fail at start-up on a typo rather than at the first handoff.
-    ServiceHours.parse(**hours)
+    ServiceHours.parse(*hours)
     return Settings(
         database_url=e.get("LOYALTY_DATABASE_URL", "sqlite:///var/loyalty.db"),
         model_dir=e.get("LOYALTY_MODEL_DIR", "var/models"),
@@ -166,7 +166,10 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         privacy_notice_version=e.get("LOYALTY_PRIVACY_NOTICE_VERSION", "2026-01"),
         adjust_limit=env_value(e, "LOYALTY_ADJUST_LIMIT", 500, int),
         handoff_wait_minutes=env_value(e, "LOYALTY_HANDOFF_WAIT_MINUTES", 3, int),
-        **hours,
+        service_hours=hours[0],
+        service_days=hours[1],
+        service_closed_dates=hours[2],
+        service_tz=hours[3],
     )
 
 

@@ -9,6 +9,7 @@ READ COMMITTED; services take row locks and use guarded updates.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import random
@@ -181,4 +182,4 @@ def run(fn: Callable[..., T], *args: Any, readonly: bool = False, attempts: int 
 
 async def arun(fn: Callable[..., T], *args: Any, readonly: bool = False, **kwargs: Any) -> T:
     """:func:`run` from async code, in a worker thread so the event loop never blocks."""
-    return await asyncio.to_thread(run, fn, *args, readonly=readonly, **kwargs)
+    return await asyncio.to_thread(functools.partial(run, fn, *args, readonly=readonly, **kwargs))

@@ -15,7 +15,6 @@ import loyalty.members.models
 import loyalty.orders.models
 import loyalty.points.models
 import loyalty.referrals.models
-import loyalty.segments.models
 import loyalty.tiers.models  # noqa: F401
 from loyalty.db import Base
 

@@ -14,7 +14,7 @@ from loyalty.handoff import service
 from loyalty.handoff.auth import AgentView
 from loyalty.handoff.profile import member_for, member_profile
 from loyalty.handoff.service import HandoffView
-from loyalty.members import service as members
+from loyalty.membership import service as membership
 
 
 def _iso(at: datetime | None) -> str | None:
@@ -26,7 +26,7 @@ def sender_label(h: HandoffView) -> str:
     return mask(h.sender_id)
 
 
-def entry(h: HandoffView, card: members.MemberCard | None) -> dict[str, Any]:
+def entry(h: HandoffView, card: membership.MemberCard | None) -> dict[str, Any]:
     """One line of the queue or of the active list."""
     return {
         "id": h.id, "sender": sender_label(h), "channel": h.channel, "reason": h.reason,
@@ -42,11 +42,11 @@ def entry(h: HandoffView, card: members.MemberCard | None) -> dict[str, Any]:
     }
 
 
-def _card(s: Session, member_id: int | None) -> members.MemberCard | None:
+def _card(s: Session, member_id: int | None) -> membership.MemberCard | None:
     if member_id is None:
         return None
     try:
-        return members.card(s, member_id)
+        return membership.card(s, member_id)
     except NotFound:
         return None
 

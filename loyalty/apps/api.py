@@ -26,7 +26,7 @@ from sanic import Sanic
 from sanic.exceptions import SanicException
 from sanic.handlers import ErrorHandler
 from sanic.request import Request
-from sanic.response import HTTPResponse
+from sanic.response import BaseHTTPResponse, HTTPResponse
 from sqlalchemy import select
 from sqlalchemy.exc import DataError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -38,7 +38,7 @@ from loyalty.apikeys.models import ApiClient
 from loyalty.common import yuan_to_fen
 from loyalty.coupons import service as coupons
 from loyalty.errors import InvalidInput, LoyaltyError, NotFound, Unauthorized, Unavailable
-from loyalty.members import service as members
+from loyalty.membership import service as membership
 from loyalty.orders import service as orders
 from loyalty.points import service as points
 
@@ -119,7 +119,8 @@ def _error_body(request: Request, exc: BaseException) -> tuple[int, dict[str, An
         log.error("api database error: %s", type(getattr(exc, "orig", exc)).__name__)
     else:
         log.error("api unexpected error path=%s", request.path, exc_info=exc)
-    return 500, {"error": "internal_error", "message": "Something went wrong on our side; retrying with the same body is safe."}
+    return 500, {"error": "internal_error",
+                 "message": "Something went wrong on our side; retrying with the same body is safe."}
 
 
 class _JsonErrors(ErrorHandler):
@@ -311,7 +312,7 @@ async def redeem_coupon(request: Request) -> HTTPResponse:
 
 
 def _points_view(s: Session, member_id: int, recent: int) -> dict[str, Any]:
-    card = members.card(s, member_id)  # member_not_found for unknown or closed accounts
+    card = membership.card(s, member_id)  # member_not_found for unknown or closed accounts
     summ = points.summary(s, member_id, recent=recent)
     return {
         "member_id": member_id,
@@ -353,7 +354,7 @@ async def _started(request: Request) -> None:
         request.ctx.t0 = time.perf_counter()
 
 
-async def _log_response(request: Request, response: HTTPResponse) -> None:
+async def _log_response(request: Request, response: BaseHTTPResponse) -> None:
     # Path only: no query string, body, key or phone number reaches the log.
     t0 = getattr(request.ctx, "t0", None)
     ms = (time.perf_counter() - t0) * 1000 if t0 is not None else -1.0
@@ -389,7 +390,8 @@ def serve(host: str = "127.0.0.1", port: int = 8081, *, workers: int = 1) -> Non
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m loyalty.apps.api --host 127.0.0.1 --port 8081 [--workers N]``."""
-    p = argparse.ArgumentParser(prog="python -m loyalty.apps.api", description="Loyalty HTTP API for tills and the web shop")
+    p = argparse.ArgumentParser(prog="python -m loyalty.apps.api",
+                                description="Loyalty HTTP API for tills and the web shop")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8081)
     p.add_argument("--workers", type=int, default=1)

@@ -39,6 +39,7 @@ from loyalty.coupons import service as coupons
 from loyalty.coupons.models import CouponCampaign
 from loyalty.errors import InvalidInput, LoyaltyError, NotFound, Refused
 from loyalty.members import service as members
+from loyalty.membership import service as membership
 from loyalty.orders import service as orders
 from loyalty.points import service as points
 from loyalty.tiers import service as tiers
@@ -377,7 +378,7 @@ def cmd_points_expire(a: argparse.Namespace) -> int:
 
 
 def _review(s: Session, member_id: int, at: datetime) -> tuple[str, str]:
-    before = members.card(s, member_id).tier
+    before = membership.card(s, member_id).tier
     return before, tiers.review_member(s, member_id, at)
 
 
@@ -682,23 +683,20 @@ def cmd_agent_list(a: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every command."""
-    p = argparse.ArgumentParser(prog="python -m loyalty", description="Loyalty core: staff commands.")
-    p.add_argument("--database-url", metavar="URL",
-                   help="database to use instead of LOYALTY_DATABASE_URL (e.g. sqlite:///var/loyalty.db)")
-    p.set_defaults(needs_schema=True)
-    sub = p.add_subparsers(dest="command", required=True, metavar="command")
+def _group(sub: Any, name: str, help_text: str) -> Any:
+    """A command with actions of its own (``python -m loyalty points adjust``)."""
+    g = sub.add_parser(name, help=help_text, description=help_text)
+    return g.add_subparsers(dest="action", required=True, metavar="action")
 
-    def group(name: str, help_text: str) -> argparse._SubParsersAction:
-        g = sub.add_parser(name, help=help_text, description=help_text)
-        return g.add_subparsers(dest="action", required=True, metavar="action")
 
-    dbg = group("db", "database schema")
+def _add_db(sub: Any) -> None:
+    dbg = _group(sub, "db", "database schema")
     dbg.add_parser("upgrade", help="migrate the schema to the latest revision").set_defaults(
         func=cmd_db_upgrade, needs_schema=False)
     dbg.add_parser("current", help="show the schema revision").set_defaults(func=cmd_db_current, needs_schema=False)
 
+
+def _add_seed(sub: Any) -> None:
     s = sub.add_parser("seed", help="fill an empty database with deterministic demo data",
                        description="Stores, a catalogue and members with ~15 months of orders, through the services.")
     s.add_argument("--members", type=_int_in(1, 100_000), default=2000, help="how many members (default 2000)")
@@ -708,7 +706,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--if-empty", action="store_true", help="do nothing if the database already has stores")
     s.set_defaults(func=cmd_seed)
 
-    cg = group("campaign", "coupon campaigns")
+
+def _add_campaign(sub: Any) -> None:
+    cg = _group(sub, "campaign", "coupon campaigns")
     c = cg.add_parser("create", help="create a coupon campaign",
                       description="Amounts in yuan. A date means whole local days: --claim-end and "
                                   "--valid-until include the day given.")
@@ -736,7 +736,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_campaign_create)
     cg.add_parser("list", help="list every campaign").set_defaults(func=cmd_campaign_list)
 
-    pg = group("points", "points ledger")
+
+def _add_points(sub: Any) -> None:
+    pg = _group(sub, "points", "points ledger")
     adj = pg.add_parser("adjust", help="add or take points (audited)")
     adj.add_argument("member_id", type=_int_in(1, 2**62))
     adj.add_argument("delta", type=_int_in(-1_000_000, 1_000_000), help="points to add (negative: take)")
@@ -748,28 +750,38 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--now", type=_when, help="expire what is due by this time (default now)")
     exp.set_defaults(func=cmd_points_expire)
 
-    tg = group("tiers", "member tiers")
+
+def _add_tiers(sub: Any) -> None:
+    tg = _group(sub, "tiers", "member tiers")
     rv = tg.add_parser("review", help="apply the periodic tier review to every member due")
     rv.add_argument("--now", type=_when, help="review as of this time (default now)")
     rv.set_defaults(func=cmd_tiers_review)
 
-    rg = group("recommender", "product recommendations")
+
+def _add_recommender(sub: Any) -> None:
+    rg = _group(sub, "recommender", "product recommendations")
     rt = rg.add_parser("train", help="retrain on every order and save a new versioned model file")
     rt.add_argument("--out", help="folder for model files (default LOYALTY_MODEL_DIR)")
     rt.set_defaults(func=cmd_recommender_train)
 
-    sg = group("segments", "RFM segments and lifecycle stages")
+
+def _add_segments(sub: Any) -> None:
+    sg = _group(sub, "segments", "RFM segments and lifecycle stages")
     sr = sg.add_parser("recompute", help="score every member and store segment, lifecycle and tags")
     sr.add_argument("--now", type=_when, help="as of this time (default now)")
     sr.set_defaults(func=cmd_segments_recompute)
 
-    gg = group("gifts", "gifts")
+
+def _add_gifts(sub: Any) -> None:
+    gg = _group(sub, "gifts", "gifts")
     bd = gg.add_parser("birthday", help="give today's birthday coupons (once a year per member)",
                        description="Coupons given are valid from the moment the job runs.")
     bd.add_argument("--date", type=_day, help="the birthday to celebrate (default today, Asia/Shanghai)")
     bd.set_defaults(func=cmd_gifts_birthday)
 
-    og = group("orders", "orders from tills and the web shop")
+
+def _add_orders(sub: Any) -> None:
+    og = _group(sub, "orders", "orders from tills and the web shop")
     im = og.add_parser("import", help="import orders from a CSV file (idempotent)",
                        description="Columns: " + ", ".join(REQUIRED_COLUMNS) + ", and member_id or phone. "
                        "One row per item; rows with the same external_id form one order and repeat its fields. "
@@ -778,7 +790,9 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--source", required=True, type=_source, help="the system the orders come from, e.g. pos")
     im.set_defaults(func=cmd_orders_import)
 
-    kg = group("apikey", "API keys of tills and web shops")
+
+def _add_apikey(sub: Any) -> None:
+    kg = _group(sub, "apikey", "API keys of tills and web shops")
     for name, fn, text in (("create", cmd_apikey_create, "create a key (printed once)"),
                            ("rotate", cmd_apikey_rotate, "replace a key (printed once)"),
                            ("revoke", cmd_apikey_revoke, "stop a key from working")):
@@ -788,7 +802,9 @@ def build_parser() -> argparse.ArgumentParser:
         k.set_defaults(func=fn)
     kg.add_parser("list", help="list the API clients").set_defaults(func=cmd_apikey_list)
 
-    ag = group("agent", "agent console accounts (human takeover)")
+
+def _add_agent(sub: Any) -> None:
+    ag = _group(sub, "agent", "agent console accounts (human takeover)")
     ac = ag.add_parser("create", help="create an agent or supervisor (password asked, never on the command line)")
     ac.add_argument("username", type=_text(32))
     ac.add_argument("--role", choices=("agent", "supervisor"), default="agent")
@@ -806,11 +822,25 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--actor", type=_text(64), default="cli", help="who does it, for the audit log")
     ag.add_parser("list", help="list the agents").set_defaults(func=cmd_agent_list)
 
+
+def _add_serve(sub: Any) -> None:
     sv = sub.add_parser("serve", help="run the HTTP API for tills and the web shop")
     sv.add_argument("--host", default="127.0.0.1")
     sv.add_argument("--port", type=_int_in(1, 65535), default=8081)
     sv.add_argument("--workers", type=_int_in(1, 64), default=1)
     sv.set_defaults(func=cmd_serve, needs_schema=False)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every command."""
+    p = argparse.ArgumentParser(prog="python -m loyalty", description="Loyalty core: staff commands.")
+    p.add_argument("--database-url", metavar="URL",
+                   help="database to use instead of LOYALTY_DATABASE_URL (e.g. sqlite:///var/loyalty.db)")
+    p.set_defaults(needs_schema=True)
+    sub = p.add_subparsers(dest="command", required=True, metavar="command")
+    for add in (_add_db, _add_seed, _add_campaign, _add_points, _add_tiers, _add_recommender, _add_segments,
+                _add_gifts, _add_orders, _add_apikey, _add_agent, _add_serve):
+        add(sub)
     return p
 
 

@@ -40,6 +40,7 @@ from loyalty.coupons import service as coupons
 from loyalty.coupons.models import Coupon, CouponCampaign
 from loyalty.members import service as members
 from loyalty.members.models import Member
+from loyalty.membership import service as membership
 from loyalty.orders import service as orders
 from loyalty.orders.models import Order, OrderLine
 from loyalty.points import service as points
@@ -962,7 +963,7 @@ class _Loader:
     def _signup(self, s: Session, e: Event) -> None:
         p: Person = e.data
         code = self.codes.get(p.referrer) if p.referrer is not None and p.referrer not in self.closed else None
-        res = members.signup(
+        res = membership.signup(
             s, phone=p.phone, consent=True, name=p.name, birthday=p.birthday, store_code=p.store,
             referral_code=code, channel=p.channel, external_id=p.external_id, now=p.joined,
         )
@@ -1060,7 +1061,7 @@ class _Loader:
         members.set_marketing(s, self.ids[e.who], False, actor="member", now=e.at)
 
     def _close(self, s: Session, e: Event) -> None:
-        members.close_account(s, self.ids[e.who], actor="member", now=e.at)
+        membership.close_account(s, self.ids[e.who], actor="member", now=e.at)
         self.closed.add(e.who)
         self.held.pop(e.who, None)
 

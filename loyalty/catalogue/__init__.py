@@ -1,1 +1,3 @@
-"""Stores and products: the catalogue every other domain points at. models: tables; service: look-ups and best sellers."""
+"""Stores and products: the catalogue every other domain points at.
+
+models: tables; service: look-ups."""

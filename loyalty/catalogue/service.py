@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from loyalty.catalogue.models import Product, Store
 from loyalty.common import fen_to_yuan, txn_cache
 from loyalty.errors import NotFound
-from loyalty.orders.models import OrderLine
 
 
 @dataclass(frozen=True)
@@ -50,21 +49,6 @@ def product_view(p: Product) -> ProductView:
 
 def categories(s: Session) -> list[str]:
     return list(s.execute(select(Product.category).distinct().order_by(Product.category)).scalars())
-
-
-def best_sellers(s: Session, k: int = 5, category: str | None = None) -> list[ProductView]:
-    """The products sold most (by quantity), in stock and on sale, optionally of one category."""
-    q = (
-        select(Product, func.coalesce(func.sum(OrderLine.qty), 0).label("sold"))
-        .outerjoin(OrderLine, OrderLine.product_id == Product.id)
-        .where(Product.active.is_(True), Product.stock > 0)
-        .group_by(Product.id)
-        .order_by(func.coalesce(func.sum(OrderLine.qty), 0).desc(), Product.id)
-        .limit(k)
-    )
-    if category:
-        q = q.where(Product.category == category)
-    return [product_view(p) for p, _ in s.execute(q).all()]
 
 
 _STORE_ID = select(Store.id).where(Store.code == bindparam("code"))

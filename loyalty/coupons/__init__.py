@@ -1,1 +1,3 @@
-"""Coupon campaigns, claims, exchange for points and redemption at the till. models: tables; service: operations; gifts: gift coupons."""
+"""Coupon campaigns, claims, exchange for points and redemption at the till.
+
+models: tables; service: operations; gifts: gift and birthday coupons."""

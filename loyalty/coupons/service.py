@@ -23,9 +23,8 @@ from loyalty.config import settings
 from loyalty.coupons.models import Coupon, CouponCampaign, CouponHolding
 from loyalty.errors import Conflict, InvalidInput, NotFound, Refused
 from loyalty.members.lock import lock_member
-from loyalty.members.models import Member
+from loyalty.members.models import Member, MemberSegment
 from loyalty.points import service as points
-from loyalty.segments.models import MemberSegment
 from loyalty.tiers import service as tiers
 
 KINDS = ("threshold", "percent", "gift")

@@ -15,15 +15,15 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from loyalty.catalogue import service as catalogue
 from loyalty.common import now_or
 from loyalty.coupons import service as coupons
 from loyalty.errors import NotFound
 from loyalty.handoff.goodwill import grantable
-from loyalty.members import service as members
+from loyalty.members.models import MemberSegment
+from loyalty.membership import service as membership
 from loyalty.orders import service as orders
 from loyalty.points import service as points
-from loyalty.segments.models import MemberSegment
+from loyalty.recommender import service as recommender
 from loyalty.tiers import service as tiers
 
 log = logging.getLogger(__name__)
@@ -53,13 +53,13 @@ def _recommendations(s: Session, member_id: int) -> tuple[str, list[dict[str, An
         pass
     except Exception:  # the profile matters more than its recommendations
         log.exception("recommendations failed for the console")
-    return "best_sellers", _plain(catalogue.best_sellers(s, RECOMMENDATIONS))
+    return "best_sellers", _plain(recommender.best_sellers(s, RECOMMENDATIONS))
 
 
 def member_profile(s: Session, member_id: int, now: datetime | None = None) -> dict[str, Any]:
     """Everything the console shows about a member, JSON-ready."""
     at = now_or(now)
-    card = members.card(s, member_id)
+    card = membership.card(s, member_id)
     status = tiers.status(s, member_id, at)
     summary = points.summary(s, member_id, recent=5, now=at)
     seg = s.get(MemberSegment, member_id)
@@ -89,11 +89,11 @@ def member_for(s: Session, member_id: int | None, channel: str, sender_id: str) 
     """The member behind a conversation: the one recorded at the request, or found by channel address."""
     if member_id is not None:
         try:
-            members.card(s, member_id)
+            membership.card(s, member_id)
             return member_id
         except NotFound:
             return None
-    found = members.by_identity(s, channel, sender_id)
+    found = membership.by_identity(s, channel, sender_id)
     return found.id if found else None
 
 

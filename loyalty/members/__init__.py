@@ -1,1 +1,3 @@
-"""Members: joining, consent, channel identities, opting out and closing. models: tables; service: operations; lock: the member row lock."""
+"""Members: the member record and its row lock, phone numbers, channel identities, marketing consent.
+
+models: tables (members, channel identities, segment profiles); service: operations; lock: the row lock."""

@@ -1,10 +1,11 @@
-"""Members and the channel identities (WeChat openid, web chat visitor) that lead to them."""
+"""Members, the channel identities (WeChat openid, web chat visitor) that lead to them, and their segment profile."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -58,3 +59,18 @@ class ChannelIdentity(Base):
     channel: Mapped[str] = Column(String(20), nullable=False)
     external_id: Mapped[str] = Column(String(128), index=True, nullable=False)
     created_at: Mapped[datetime] = Column(UTCDateTime, default=utcnow, nullable=False)
+
+
+class MemberSegment(Base):
+    """The latest RFM scores, segment, lifecycle stage and tags of a member."""
+
+    __tablename__ = "member_segments"
+
+    member_id: Mapped[int] = Column(ForeignKey("members.id"), primary_key=True)
+    recency: Mapped[int] = Column(Integer, nullable=False)
+    frequency: Mapped[int] = Column(Integer, nullable=False)
+    monetary: Mapped[int] = Column(Integer, nullable=False)
+    segment: Mapped[str] = Column(String(30), index=True, nullable=False)
+    lifecycle: Mapped[str] = Column(String(20), nullable=False)
+    tags: Mapped[list] = Column(JSON, default=list, nullable=False)
+    as_of: Mapped[datetime] = Column(UTCDateTime, nullable=False)

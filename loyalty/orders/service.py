@@ -194,6 +194,13 @@ def _check_source(source: Any) -> None:
                            code="invalid_source", field="source")
 
 
+def _orders_of(s: Session, member_id: int) -> int:
+    """How many orders (returns not counted) a member has placed, this one included."""
+    return s.execute(
+        select(func.count()).select_from(Order).where(Order.member_id == member_id, Order.kind == "order")
+    ).scalar_one()
+
+
 def record_order(s: Session, source: str, payload: Any, now: datetime | None = None) -> dict[str, Any]:
     """Record a purchase and earn its points (if a member bought); idempotent per (source, id)."""
     _check_source(source)
@@ -232,7 +239,9 @@ def record_order(s: Session, source: str, payload: Any, now: datetime | None = N
             order_id=order_id, key=f"order:{order_id}", reason=f"order {o.external_id}",
         )
         tiers.upgrade_if_due(s, member, o.placed_at)
-        referrals.on_order(s, member.id, o.placed_at)
+        # Counting the member's orders is only worth it while a referral waits for the first one.
+        if referrals.awaits_first_order(s, member.id) and _orders_of(s, member.id) == 1:
+            referrals.on_first_order(s, member.id, o.placed_at)
         # After the referral: the friend's own reward may have landed on this balance too.
         result.update(member_id=member.id, points_earned=earned,
                       balance=points.current_balance(s, member.id), tier=member.tier)

@@ -104,7 +104,7 @@ class Recommender:
         self.category = np.zeros(0, dtype=np.int64)
         self.available = np.zeros(0, dtype=bool)
         self.groups: dict[str, GroupPopularity] = {}
-        self.global_pop = np.zeros(0)
+        self.global_pop: np.ndarray = np.zeros(0)
         self.trained_at = 0.0
         self.version = ""  # set when saved or loaded (see loyalty.recommender.store)
         self.extra: dict[str, Any] = {}  # JSON-safe data saved alongside (the service's id maps)

@@ -23,13 +23,12 @@ from sqlalchemy.orm import Session
 from loyalty.catalogue import service as catalogue
 from loyalty.catalogue.models import Product, Store
 from loyalty.errors import InvalidInput, NotFound, Refused
-from loyalty.members.models import Member
+from loyalty.members.models import Member, MemberSegment
 from loyalty.orders.models import Order, OrderLine
 from loyalty.recommender import store as model_store
 from loyalty.recommender.data import Interactions
 from loyalty.recommender.model import BOUGHT_WITH, POPULAR, REPEAT, Config, Recommender, Scored
 from loyalty.recommender.needs import categories_for
-from loyalty.segments.models import MemberSegment
 
 log = logging.getLogger(__name__)
 DEFAULT_DIR = "var/models"
@@ -356,13 +355,28 @@ def _to_results(s: Session, loaded: _Loaded, picks: list[Scored]) -> list[Recomm
     return out
 
 
+def best_sellers(s: Session, k: int = 5, category: str | None = None) -> list[catalogue.ProductView]:
+    """The products sold most (by quantity), in stock and on sale, optionally of one category."""
+    q = (
+        select(Product, func.coalesce(func.sum(OrderLine.qty), 0).label("sold"))
+        .outerjoin(OrderLine, OrderLine.product_id == Product.id)
+        .where(Product.active.is_(True), Product.stock > 0)
+        .group_by(Product.id)
+        .order_by(func.coalesce(func.sum(OrderLine.qty), 0).desc(), Product.id)
+        .limit(k)
+    )
+    if category:
+        q = q.where(Product.category == category)
+    return [catalogue.product_view(p) for p, _ in s.execute(q).all()]
+
+
 def _best_sellers(s: Session, k: int, cats: tuple[str, ...]) -> list[Recommendation]:
     """Without a trained model: what sells most, in stock (the catalogue's own ranking)."""
     views = []
     for cat in cats or (None,):
-        views.extend(catalogue.best_sellers(s, k, cat))
+        views.extend(best_sellers(s, k, cat))
     zh, en = _reason_text(POPULAR, "", None)
-    skus = {}
+    skus: dict[str, catalogue.ProductView] = {}
     for v in views:
         skus.setdefault(v.sku, v)
     return [Recommendation(v.sku, v.name_zh, v.name_en, v.category, v.price, POPULAR, zh, en)

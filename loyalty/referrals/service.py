@@ -13,7 +13,6 @@ from loyalty.config import settings
 from loyalty.errors import InvalidInput, NotFound, Refused
 from loyalty.members.lock import lock_member
 from loyalty.members.models import Member
-from loyalty.orders.models import Order
 from loyalty.points import service as points
 from loyalty.referrals.models import Referral
 
@@ -86,20 +85,14 @@ def on_first_order(s: Session, member_id: int, at: datetime) -> bool:
     return True
 
 
-def on_order(s: Session, member_id: int, at: datetime) -> bool:
-    """Called after each order of a member: when the trigger is the first order and a referral
-    of this member is pending, reward it if this order was the member's first."""
+def awaits_first_order(s: Session, member_id: int) -> bool:
+    """Whether this member's first order would reward a referral (trigger ``first_order``, one pending)."""
     if settings().referral_trigger != "first_order":
         return False
     pending = s.execute(
         select(Referral.id).where(Referral.referee_id == member_id, Referral.status == "pending")
     ).first()
-    if pending is None:  # the usual case: only then is counting the orders worth it
-        return False
-    first = s.execute(
-        select(func.count()).select_from(Order).where(Order.member_id == member_id, Order.kind == "order")
-    ).scalar_one() == 1
-    return first and on_first_order(s, member_id, at)
+    return pending is not None
 
 
 def info(s: Session, member_id: int) -> ReferralInfo:

@@ -20,9 +20,8 @@ from loyalty import config
 from loyalty.catalogue.models import Product
 from loyalty.common import now_or
 from loyalty.coupons.models import Coupon
-from loyalty.members.models import Member
+from loyalty.members.models import Member, MemberSegment
 from loyalty.orders.models import Order, OrderLine
-from loyalty.segments.models import MemberSegment
 from loyalty.segments.rfm import LIFECYCLES, SEGMENTS, MemberActivity, Profile, Rules, profiles
 
 log = logging.getLogger(__name__)

@@ -75,7 +75,7 @@ def _period_starts(st: Settings) -> list[int]:
 def boundaries(start: datetime, end: datetime, st: Settings | None = None) -> list[datetime]:
     """Review boundaries (Asia/Shanghai midnights) in ``(start, end]``."""
     st = st or settings()
-    out = []
+    out: list[datetime] = []
     year = local_date(start).year
     while True:
         for month in _period_starts(st):
@@ -158,9 +158,9 @@ def review_member(s: Session, member_id: int, as_of: datetime | None = None) -> 
         ).all()
         for entry_id, earned_at in later:
             growth = _window_upto(s, member.id, earned_at, entry_id, st)
-            target = tier_for(growth, st)
-            if rank(target.code, st) > rank(member.tier, st):
-                _change(s, member, target.code, "upgrade", growth, earned_at)
+            reached = tier_for(growth, st)
+            if rank(reached.code, st) > rank(member.tier, st):
+                _change(s, member, reached.code, "upgrade", growth, earned_at)
     return member.tier
 
 

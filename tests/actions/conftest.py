@@ -16,7 +16,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from loyalty import db
 from loyalty.catalogue.models import Store
 from loyalty.coupons import service as coupons
-from loyalty.members import service as members
+from loyalty.membership import service as membership
 from loyalty.orders import service as orders
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -103,7 +103,7 @@ def shop(sqlite_engine: Any) -> dict[str, Any]:
                                 min_tier="gold")
 
     db.run(fill)
-    m = db.run(members.signup, phone="13800138000", consent=True, name="小王", channel="webchat",
+    m = db.run(membership.signup, phone="13800138000", consent=True, name="小王", channel="webchat",
                external_id="web-visitor-1", store_code="SH001")
     db.run(orders.record_order, "pos", {"external_id": "O-1", "placed_at": NOW.isoformat(), "amount": "150.00",
                                         "member_id": m.card.id})

@@ -97,7 +97,8 @@ def test_join_creates_member_with_store_gift_and_identity(shop):
     with db.session() as s:
         m = s.execute(select(Member).where(Member.phone == "13700137000")).scalar_one()
         assert m.store.code == "SH001" and m.birthday.isoformat() == "1992-02-29" and m.name is None
-        assert s.execute(select(ChannelIdentity.external_id).where(ChannelIdentity.member_id == m.id)).scalar() == "web-new"
+        bound = select(ChannelIdentity.external_id).where(ChannelIdentity.member_id == m.id)
+        assert s.execute(bound).scalar() == "web-new"
 
 
 def test_join_with_unknown_referral_code_still_joins(shop):

@@ -34,8 +34,7 @@ from sqlalchemy.engine import Engine
 from bot.console.broker import ConsoleBroker
 from bot.console.channel import ConsoleInput
 from bot.console.live import live
-from bot.settings import load_console_settings
-from bot.settings import load_webchat_settings, load_wechat_settings
+from bot.settings import load_console_settings, load_webchat_settings, load_wechat_settings
 from bot.webchat.channel import WebchatInput, sign
 from bot.wechat.channel import WeChatInput
 from bot.wechat.dev.local_server import LocalServer

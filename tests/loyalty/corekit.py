@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 from loyalty import db, schema
 from loyalty.coupons import service as coupons
 from loyalty.errors import LoyaltyError
-from loyalty.members import service as members
 from loyalty.members.models import Member
+from loyalty.membership import service as membership
 from loyalty.orders import service as orders
 from loyalty.points import service as points
 from loyalty.points.models import LedgerEntry, PointsLot
@@ -38,7 +38,7 @@ def join(now: datetime = T0, **kw: Any) -> int:
     """Sign a new member up and return the id."""
     kw.setdefault("phone", phone())
     kw.setdefault("consent", True)
-    return db.run(members.signup, now=now, **kw).card.id
+    return db.run(membership.signup, now=now, **kw).card.id
 
 
 def many_members(n: int, now: datetime = T0) -> list[int]:

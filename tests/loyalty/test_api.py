@@ -33,8 +33,8 @@ from loyalty.coupons import service as coupons
 from loyalty.coupons.models import Coupon
 from loyalty.db import Base
 from loyalty.errors import InvalidInput, Refused
-from loyalty.members import service as members
 from loyalty.members.models import Member
+from loyalty.membership import service as membership
 from loyalty.orders.models import Order
 from loyalty.points.models import LedgerEntry
 from tests.support.servers import free_port
@@ -141,7 +141,7 @@ def pos_lite(base_url: str, sqlite_engine: Engine) -> Api:
 
 
 def _member(phone: str = "13800138000") -> int:
-    return db.run(members.signup, phone=phone, consent=True).card.id
+    return db.run(membership.signup, phone=phone, consent=True).card.id
 
 
 def _store(code: str = "SH01") -> None:
@@ -552,7 +552,7 @@ def test_member_points_shows_balance_expiry_and_recent_entries(pos_lite: Api) ->
     for missing in (987654, 0, -3, 10**12):
         r = pos_lite.get(f"/members/{missing}/points")
         assert r.status_code == 404 and r.json()["error"] == "member_not_found", missing
-    db.run(members.close_account, mid, actor="test")
+    db.run(membership.close_account, mid, actor="test")
     assert pos_lite.get(f"/members/{mid}/points").json()["error"] == "member_not_found"
 
 

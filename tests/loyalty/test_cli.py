@@ -17,8 +17,8 @@ from loyalty.audit import AuditEntry
 from loyalty.catalogue.models import Product, Store
 from loyalty.coupons import service as coupons
 from loyalty.coupons.models import Coupon, CouponCampaign
-from loyalty.members import service as members
 from loyalty.members.models import Member
+from loyalty.membership import service as membership
 from loyalty.orders import service as orders
 from loyalty.orders.models import Order
 from loyalty.points import service as points
@@ -46,7 +46,7 @@ def add_shop(s) -> None:  # type: ignore[no-untyped-def]
 
 
 def join(phone: str = "13800138000", *, birthday: date | None = None, at: datetime = T0) -> int:
-    return db.run(members.signup, phone=phone, consent=True, birthday=birthday, now=at).card.id
+    return db.run(membership.signup, phone=phone, consent=True, birthday=birthday, now=at).card.id
 
 
 def buy(member_id: int, yuan: str, at: datetime, ext: str) -> None:
@@ -259,7 +259,7 @@ def test_tiers_review_moves_members_down_once(sqlite_engine, capsys: pytest.Capt
 
 
 def members_tier(mid: int) -> str:
-    return db.run(members.card, mid, readonly=True).tier
+    return db.run(membership.card, mid, readonly=True).tier
 
 
 def test_gifts_birthday_gives_once_per_year(sqlite_engine, capsys: pytest.CaptureFixture[str]) -> None:
@@ -414,7 +414,7 @@ def test_serve_hands_host_and_port_to_the_api(monkeypatch: pytest.MonkeyPatch, c
 
 
 def test_recommender_train_and_segments_recompute(sqlite_engine, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
-    from loyalty.segments.models import MemberSegment
+    from loyalty.members.models import MemberSegment
 
     run(capsys, "seed", "--members", "30", "--days", "120", "--until", "2026-03-01", "--seed", "5")
     code, out, _ = run(capsys, "recommender", "train", "--out", str(tmp_path / "m"))

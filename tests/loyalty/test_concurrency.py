@@ -14,8 +14,8 @@ from loyalty import db
 from loyalty.coupons import service as coupons
 from loyalty.coupons.models import Coupon, CouponCampaign, CouponHolding
 from loyalty.errors import LoyaltyError
-from loyalty.members import service as members
 from loyalty.members.models import Member
+from loyalty.membership import service as membership
 from loyalty.orders import service as orders
 from loyalty.orders.models import Order
 from loyalty.points import service as points
@@ -182,7 +182,7 @@ def test_concurrent_returns_never_exceed_the_order(engine) -> None:
 
 def test_one_phone_joins_once(engine) -> None:
     number = phone()
-    results = in_parallel([lambda i=i: db.run(members.signup, phone=number, consent=True, channel="webchat",
+    results = in_parallel([lambda i=i: db.run(membership.signup, phone=number, consent=True, channel="webchat",
                                               external_id=f"v{i}", now=T0) for i in range(16)])
     assert codes(results) == {"ok": 1, "already_member": 15}
     assert scalar(select(func.count()).select_from(Member)) == 1
@@ -235,7 +235,7 @@ def test_a_request_waiting_for_the_member_sees_what_the_holder_wrote(engine) -> 
 
 def test_welcome_coupons_run_out_cleanly_under_a_rush_of_signups(engine) -> None:
     campaign("WELCOME", audience="welcome", total_stock=5)
-    results = in_parallel([lambda: db.run(members.signup, phone=phone(), consent=True, now=T0) for _ in range(40)])
+    results = in_parallel([lambda: db.run(membership.signup, phone=phone(), consent=True, now=T0) for _ in range(40)])
     assert codes(results) == {"ok": 40}
     assert sum(r.welcome_coupon is not None for r in results) == 5
     assert scalar(select(func.count()).select_from(Coupon)) == 5

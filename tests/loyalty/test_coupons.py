@@ -10,8 +10,8 @@ from loyalty import db
 from loyalty.config import SHANGHAI
 from loyalty.coupons import service as coupons
 from loyalty.coupons.models import Coupon, CouponCampaign, CouponHolding
-from loyalty.members import service as members
-from loyalty.segments.models import MemberSegment
+from loyalty.members.models import MemberSegment
+from loyalty.membership import service as membership
 from tests.loyalty.corekit import T0, buy, campaign, check_points, counts, days, join, refused_cleanly, state_of
 
 
@@ -26,7 +26,7 @@ def issued(code: str) -> int:
 
 def test_welcome_coupon_on_signup(engine) -> None:
     campaign("WELCOME", audience="welcome", kind="threshold", threshold_fen=0, discount_fen=1000, valid_days=30)
-    sign = db.run(members.signup, phone="13800138000", consent=True, now=T0)
+    sign = db.run(membership.signup, phone="13800138000", consent=True, now=T0)
     assert sign.welcome_coupon is not None
     mine = db.run(coupons.member_coupons, sign.card.id, now=T0, readonly=True)
     assert [(c.code, c.campaign.code, c.status) for c in mine] == [(sign.welcome_coupon, "WELCOME", "active")]
@@ -37,8 +37,8 @@ def test_welcome_coupon_on_signup(engine) -> None:
 
 def test_signup_without_a_welcome_coupon_left(engine) -> None:
     campaign("WELCOME", audience="welcome", total_stock=1)
-    first = db.run(members.signup, phone="13800138001", consent=True, now=T0)
-    second = db.run(members.signup, phone="13800138002", consent=True, now=T0)
+    first = db.run(membership.signup, phone="13800138001", consent=True, now=T0)
+    second = db.run(membership.signup, phone="13800138002", consent=True, now=T0)
     assert first.welcome_coupon and second.welcome_coupon is None
     # The refused grant left no trace: one holding, one coupon, the stock used once.
     with db.session(readonly=True) as s:
@@ -48,7 +48,7 @@ def test_signup_without_a_welcome_coupon_left(engine) -> None:
 
 
 def test_signup_when_no_welcome_campaign_exists(engine) -> None:
-    assert db.run(members.signup, phone="13800138003", consent=True, now=T0).welcome_coupon is None
+    assert db.run(membership.signup, phone="13800138003", consent=True, now=T0).welcome_coupon is None
 
 
 def test_offers_say_why_not(engine) -> None:
@@ -196,7 +196,7 @@ def test_expired_and_void_coupons_are_refused(engine) -> None:
     old = db.run(coupons.claim, m, "C", key="1", now=T0).coupon.code
     assert refused_cleanly(coupons.redeem, old, order_ref="T", order_amount_fen=20000,
                            now=T0 + days(7)) == "coupon_expired"
-    db.run(members.close_account, m, actor="member", now=T0 + days(1))
+    db.run(membership.close_account, m, actor="member", now=T0 + days(1))
     assert refused_cleanly(coupons.redeem, old, order_ref="T", order_amount_fen=20000,
                            now=T0 + days(2)) == "coupon_void"
 
@@ -272,7 +272,7 @@ def test_coupons_of_a_closed_account_are_void(engine) -> None:
     m = join()
     db.run(coupons.claim, m, "C", key="1", now=T0)
     db.run(coupons.claim, m, "C", key="2", now=T0)
-    db.run(members.close_account, m, actor="member", now=T0)
+    db.run(membership.close_account, m, actor="member", now=T0)
     with db.session(readonly=True) as s:
         assert s.execute(select(Coupon.status)).scalars().all() == ["void", "void"]
     assert db.run(coupons.member_coupons, m, now=T0, readonly=True) == []

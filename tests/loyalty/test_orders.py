@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from loyalty import db
 from loyalty.catalogue.models import Product, Store
-from loyalty.members import service as members
+from loyalty.membership import service as membership
 from loyalty.orders import service as orders
 from loyalty.orders.models import Order, OrderLine
 from loyalty.points import service as points
@@ -50,7 +50,7 @@ def test_an_order_without_a_known_member_is_kept_without_points(engine) -> None:
 
 def test_a_closed_account_earns_nothing(engine) -> None:
     m = join()
-    db.run(members.close_account, m, actor="member", now=T0)
+    db.run(membership.close_account, m, actor="member", now=T0)
     res = db.run(orders.record_order, "pos", payload(member_id=m), now=T0 + days(1))
     assert res["points_earned"] == 0
     assert check_points(m, T0 + days(1)) == 0

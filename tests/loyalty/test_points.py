@@ -173,17 +173,17 @@ def test_summary_of_a_member_without_points(engine) -> None:
 
 
 def test_the_member_card_does_not_count_expired_points(engine) -> None:
-    from loyalty.members import service as members
+    from loyalty.membership import service as membership
 
     m = join(T0)
     buy(m, "100.00", T0)
     with db.session(readonly=True) as s:
         assert points.live_balance(s, m) == 100  # the lot lives until 2027
-    assert db.run(members.card, m).points == 100
+    assert db.run(membership.card, m).points == 100
     # The card reads the clock: move the lot's expiry into the past rather than the clock forward.
     with db.session() as s, s.begin():
         s.execute(PointsLot.__table__.update().values(expires_at=T0))
-    assert db.run(members.card, m).points == 0
+    assert db.run(membership.card, m).points == 0
 
 
 # --- adjustments and spending: input and idempotency ---------------------------------------
@@ -257,12 +257,12 @@ def test_bad_adjustments_and_spends_write_nothing(engine) -> None:
 
 
 def test_points_of_an_unknown_or_closed_member(engine) -> None:
-    from loyalty.members import service as members
+    from loyalty.membership import service as membership
 
     assert refused_cleanly(points.spend, 999_999, 5, key="k", reason="gift", now=T0) == "member_not_found"
     assert refused_cleanly(points.adjust, "abc", 5, reason="x", actor="a", now=T0) == "member_not_found"
     m = join(T0)
     db.run(points.adjust, m, 10, reason="x", actor="a", now=T0)
-    db.run(members.close_account, m, actor="member", now=T0)
+    db.run(membership.close_account, m, actor="member", now=T0)
     assert refused_cleanly(points.adjust, m, 5, reason="x", actor="a", now=T0) == "member_closed"
     assert refused_cleanly(points.spend, m, 5, key="k", reason="gift", now=T0) == "member_closed"

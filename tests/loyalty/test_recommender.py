@@ -15,7 +15,7 @@ from loyalty.recommender.data import DAY
 ITEMS = ["milk", "yogurt", "bread", "chips", "cookies", "cola", "cream", "lotion", "mask", "tea"]
 DAIRY, BAKERY, SNACKS, SKIN = 0, 1, 2, 3
 CATEGORY = np.array([DAIRY, DAIRY, BAKERY, SNACKS, SNACKS, SNACKS, SKIN, SKIN, SKIN, SNACKS])
-I = {name: n for n, name in enumerate(ITEMS)}
+ITEM = {name: n for n, name in enumerate(ITEMS)}
 T0 = 1_700_000_000.0
 END = T0 + 120 * DAY
 
@@ -30,7 +30,7 @@ class Shop:
     def order(self, user: int, items: list[str], day: float, store: int = 0) -> None:
         self.basket += 1
         for name in items:
-            self.rows.append((user, I[name], T0 + day * DAY, self.basket, store))
+            self.rows.append((user, ITEM[name], T0 + day * DAY, self.basket, store))
 
     def interactions(self) -> Interactions:
         a = np.array(self.rows, dtype=np.float64)
@@ -47,7 +47,7 @@ def background(shop: Shop, users: range, seed: int = 1) -> None:
         taste = [["chips", "cola"], ["cream", "lotion"]][u % 2]
         extra = ["cookies", "mask"][u % 2]
         store = u % 2  # snackers shop in store 0, skin-care fans in store 1
-        for n in range(rng.randint(2, 5)):
+        for _ in range(rng.randint(2, 5)):
             basket = taste + ([extra] if rng.random() < 0.5 else []) + (["bread"] if rng.random() < 0.2 else [])
             shop.order(u, basket, rng.uniform(0, 119), store)
 
@@ -77,7 +77,7 @@ def names(recs: list) -> list[str]:
 def test_weekly_milk_buyer_gets_milk_first_with_a_repeat_reason(model: Recommender) -> None:
     recs = model.recommend(MILK_USER, 5, now=END)
     assert names(recs)[0] == "milk"
-    assert recs[0].reason == REPEAT and recs[0].anchor == I["milk"]
+    assert recs[0].reason == REPEAT and recs[0].anchor == ITEM["milk"]
     assert [r.score for r in recs] == sorted((r.score for r in recs), reverse=True)
 
 
@@ -85,7 +85,7 @@ def test_bought_with_names_an_item_the_member_bought(model: Recommender) -> None
     recs = model.recommend(FAN_USER, 3, now=END, exclude_bought=True)
     assert "chips" not in names(recs)
     assert names(recs)[0] == "cola"
-    assert recs[0].reason == BOUGHT_WITH and recs[0].anchor == I["chips"]
+    assert recs[0].reason == BOUGHT_WITH and recs[0].anchor == ITEM["chips"]
 
 
 def test_new_member_gets_their_store_best_sellers(model: Recommender) -> None:
@@ -101,7 +101,7 @@ def test_new_member_gets_their_store_best_sellers(model: Recommender) -> None:
 def test_out_of_stock_never_appears(model: Recommender) -> None:
     m = trained()
     available = np.ones(len(ITEMS), dtype=bool)
-    available[[I["milk"], I["cola"], I["cream"]]] = False
+    available[[ITEM["milk"], ITEM["cola"], ITEM["cream"]]] = False
     m.set_catalog(available=available)
     for user in (MILK_USER, FAN_USER, 3, 4, 150):
         for exclude_bought in (False, True):
@@ -124,14 +124,14 @@ def test_new_order_changes_recommendations_without_retraining() -> None:
     user = 170  # never seen in training
     before = m.recommend(user, 3, now=END, context={"store": 0})
     assert all(r.reason == POPULAR for r in before)
-    m.add_order(user, [I["cream"]], END - DAY, basket=9001)
+    m.add_order(user, [ITEM["cream"]], END - DAY, basket=9001)
     after = m.recommend(user, 3, now=END, exclude_bought=True)
-    assert names(after)[0] == "lotion" and after[0].anchor == I["cream"]
+    assert names(after)[0] == "lotion" and after[0].anchor == ITEM["cream"]
     again = m.recommend(user, 1, now=END)
     assert again[0].reason in (REPEAT, BOUGHT_WITH)
     # The same order posted twice counts once.
-    m.add_order(user, [I["cream"]], END - DAY, basket=9001)
-    assert m.history.get(user).item.tolist() == [I["cream"]]  # type: ignore[union-attr]
+    m.add_order(user, [ITEM["cream"]], END - DAY, basket=9001)
+    assert m.history.get(user).item.tolist() == [ITEM["cream"]]  # type: ignore[union-attr]
     # Products created after training are skipped, not a crash.
     m.add_order(user, [len(ITEMS) + 5], END, basket=9002)
     assert m.recommend(user, 2, now=END)

@@ -11,7 +11,7 @@ from loyalty import config, db
 from loyalty.config import SHANGHAI, Settings, TierDef
 from loyalty.coupons import gifts
 from loyalty.coupons.models import Coupon
-from loyalty.members import service as members
+from loyalty.membership import service as membership
 from loyalty.points.models import LedgerEntry
 from loyalty.referrals import service as referrals
 from loyalty.referrals.models import Referral
@@ -32,7 +32,7 @@ def balance(member_id: int, at: datetime = T0) -> int:
 
 
 def code_of(member_id: int) -> str:
-    return db.run(members.card, member_id).referral_code
+    return db.run(membership.card, member_id).referral_code
 
 
 def referral_rows() -> list[tuple[int, int, str]]:
@@ -44,7 +44,7 @@ def referral_rows() -> list[tuple[int, int, str]]:
 
 def test_both_rewarded_once_when_the_friend_joins(engine) -> None:
     a = join()
-    sign = db.run(members.signup, phone="13700000001", consent=True, referral_code=code_of(a).lower(), now=T0)
+    sign = db.run(membership.signup, phone="13700000001", consent=True, referral_code=code_of(a).lower(), now=T0)
     b = sign.card.id
     assert sign.referral_rewarded
     assert (balance(a), balance(b)) == (200, 100)
@@ -62,7 +62,7 @@ def test_both_rewarded_once_when_the_friend_joins(engine) -> None:
 def test_with_the_first_order_trigger_rewards_wait_for_the_first_order(engine) -> None:
     config.use(Settings(referral_trigger="first_order"))
     a = join()
-    sign = db.run(members.signup, phone="13700000002", consent=True, referral_code=code_of(a), now=T0)
+    sign = db.run(membership.signup, phone="13700000002", consent=True, referral_code=code_of(a), now=T0)
     b = sign.card.id
     assert not sign.referral_rewarded
     assert (balance(a), balance(b)) == (0, 0)
@@ -80,8 +80,8 @@ def test_with_the_first_order_trigger_rewards_wait_for_the_first_order(engine) -
 def test_a_referrer_who_left_gets_nothing_but_the_friend_does(engine) -> None:
     config.use(Settings(referral_trigger="first_order"))
     a = join()
-    b = db.run(members.signup, phone="13700000003", consent=True, referral_code=code_of(a), now=T0).card.id
-    db.run(members.close_account, a, actor="member", now=T0)
+    b = db.run(membership.signup, phone="13700000003", consent=True, referral_code=code_of(a), now=T0).card.id
+    db.run(membership.close_account, a, actor="member", now=T0)
     buy(b, "10.00", T0 + days(1))
     assert (balance(a, T0 + days(1)), balance(b, T0 + days(1))) == (0, 110)
 
@@ -101,9 +101,9 @@ def test_referral_refusals_write_nothing(engine) -> None:
     assert refused_cleanly(referrals.apply_code, a, None, now=T0) == "unknown_referral_code"
     assert refused_cleanly(referrals.apply_code, 424242, code_of(a), now=T0) == "member_not_found"
     gone = code_of(b)
-    db.run(members.close_account, b, actor="member", now=T0)
+    db.run(membership.close_account, b, actor="member", now=T0)
     assert refused_cleanly(referrals.apply_code, a, gone, now=T0) == "unknown_referral_code"
-    assert refused_cleanly(members.signup, phone="13700000009", consent=True, referral_code=gone,
+    assert refused_cleanly(membership.signup, phone="13700000009", consent=True, referral_code=gone,
                            now=T0) == "unknown_referral_code"
     assert refused_cleanly(referrals.record, a, a, T0) == "self_referral"
     assert refused_cleanly(referrals.info, b) == "member_not_found"
@@ -179,7 +179,7 @@ def test_no_birthday_coupon_without_a_benefit_or_a_member(engine) -> None:
     nobody = join()
     assert db.run(gifts.grant_birthday, nobody, date(2026, 5, 1)) is None
     gone = join(birthday=date(1990, 5, 1))
-    db.run(members.close_account, gone, actor="member", now=T0)
+    db.run(membership.close_account, gone, actor="member", now=T0)
     assert db.run(gifts.birthday_members, date(2026, 5, 1)) == [plain, silver]
     assert db.run(gifts.grant_birthday, gone, date(2026, 5, 1)) is None
     assert db.run(gifts.grant_birthday, 424242, date(2026, 5, 1)) is None

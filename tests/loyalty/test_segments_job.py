@@ -11,9 +11,9 @@ from loyalty import db
 from loyalty.catalogue.models import Product
 from loyalty.coupons import service as coupons
 from loyalty.coupons.models import Coupon
-from loyalty.members import service as members
+from loyalty.members.models import MemberSegment
+from loyalty.membership import service as membership
 from loyalty.segments.job import member_segment, recompute_all
-from loyalty.segments.models import MemberSegment
 from loyalty.segments.rfm import Rules
 from tests.loyalty.corekit import T0, buy, campaign, days, join, many_members
 
@@ -81,7 +81,7 @@ def test_lifecycle_days_come_from_the_rules_and_closed_members_drop_out(sqlite_e
     db.run(recompute_all, now=T0, rules=Rules(active_days=5, churn_days=100))
     got = {r[0]: r[5] for r in rows()}
     assert (got[m["champion"]], got[m["steady"]], got[m["slipping"]]) == ("active", "dormant", "churned")
-    db.run(members.close_account, m["gone"], actor="test", now=T0)
+    db.run(membership.close_account, m["gone"], actor="test", now=T0)
     db.run(recompute_all, now=T0)
     assert m["gone"] not in {r[0] for r in rows()}
 

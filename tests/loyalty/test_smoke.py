@@ -2,7 +2,7 @@ from datetime import datetime, timezone
 
 from loyalty import db
 from loyalty.coupons import service as coupons
-from loyalty.members import service as members
+from loyalty.membership import service as membership
 from loyalty.orders import service as orders
 from loyalty.points import service as points
 
@@ -11,7 +11,8 @@ def test_signup_order_claim_redeem(engine):
     now = datetime(2026, 3, 1, 12, tzinfo=timezone.utc)
     db.run(coupons.create_campaign, code="C20", name_zh="满100减20", name_en="20 off 100", kind="threshold",
            threshold_fen=10000, discount_fen=2000, total_stock=10, valid_days=30, points_cost=0)
-    sign = db.run(members.signup, phone="+86 138-0013-8000", consent=True, channel="webchat", external_id="v1", now=now)
+    sign = db.run(membership.signup, phone="+86 138-0013-8000", consent=True, channel="webchat", external_id="v1",
+                  now=now)
     assert sign.card.phone_masked == "138****8000"
     res = db.run(orders.record_order, "pos", {"external_id": "A1", "placed_at": now.isoformat(), "amount": "128.50",
                                               "member_id": sign.card.id}, now=now)
