@@ -55,6 +55,216 @@ def _err(code: int, msg: str) -> HTTPResponse:
     return response.json({"errcode": code, "errmsg": msg})
 
 
+def _state(request: Request) -> FakeWeChatState:
+    state: FakeWeChatState = request.app.ctx.fake
+    return state
+
+
+def _check_token(state: FakeWeChatState, request: Request) -> HTTPResponse | None:
+    token = request.args.get("access_token")
+    if not token or token not in state.tokens:
+        return _err(40001, "invalid credential, access_token is invalid or not latest")
+    if state.tokens[token] <= time.time():
+        return _err(42001, "access_token expired")
+    return None
+
+
+async def _injected(state: FakeWeChatState, path: str, openid: str | None = None) -> HTTPResponse | None:
+    """A queued failure for this path (and shopper), after the configured delay."""
+    if state.delay:
+        await asyncio.sleep(state.delay)
+    for failure in state.failures:
+        if failure["path"] == path and failure.get("openid") in (None, openid):
+            failure["times"] -= 1
+            if failure["times"] <= 0:
+                state.failures.remove(failure)
+            return _err(int(failure["errcode"]), failure.get("errmsg", "injected failure"))
+    return None
+
+
+# ---------------------------------------------------------------- WeChat's API
+
+
+async def token(request: Request) -> HTTPResponse:
+    state = _state(request)
+    args = {k: v[0] for k, v in request.args.items()}
+    if args.get("grant_type") != "client_credential":
+        return _err(40002, "invalid grant_type")
+    if args.get("appid") != state.app_id:
+        return _err(40013, "invalid appid")
+    if args.get("secret") != state.app_secret:
+        return _err(40125, "invalid appsecret")
+    failure = await _injected(state, "token")
+    if failure:
+        return failure
+    state.token_fetches += 1
+    value = secrets.token_urlsafe(48)
+    state.tokens[value] = time.time() + state.token_ttl
+    return response.json({"access_token": value, "expires_in": state.token_ttl})
+
+
+async def custom_send(request: Request) -> HTTPResponse:
+    state = _state(request)
+    bad = _check_token(state, request)
+    if bad:
+        return bad
+    try:
+        data = json.loads(request.body or b"")
+    except ValueError:
+        return _err(47001, "data format error")
+    openid = data.get("touser")
+    if not openid:
+        return _err(40003, "invalid openid")
+    failure = await _injected(state, "message/custom/send", openid)
+    if failure:
+        return failure
+    if data.get("msgtype") == "text":
+        content = (data.get("text") or {}).get("content", "")
+        if not content:
+            return _err(44003, "empty news data")
+        if len(content.encode("utf-8")) > MAX_TEXT_BYTES:
+            return _err(45002, "content size out of limit")
+    if state.sent_per_openid.get(openid, 0) >= state.cs_quota:
+        return _err(45047, "out of response count limit")
+    state.sent_per_openid[openid] = state.sent_per_openid.get(openid, 0) + 1
+    state.messages.append({**data, "received_at": time.time()})
+    logger.info(
+        "fake wechat: customer-service message to %s: %s", openid, json.dumps(data, ensure_ascii=False)
+    )
+    return _err(0, "ok")
+
+
+async def qrcode_create(request: Request) -> HTTPResponse:
+    state = _state(request)
+    bad = _check_token(state, request)
+    if bad:
+        return bad
+    failure = await _injected(state, "qrcode/create")
+    if failure:
+        return failure
+    data = json.loads(request.body or b"{}")
+    action = data.get("action_name")
+    scene = (data.get("action_info") or {}).get("scene") or {}
+    if action not in ("QR_SCENE", "QR_STR_SCENE", "QR_LIMIT_SCENE", "QR_LIMIT_STR_SCENE"):
+        return _err(40053, "invalid action info")
+    if not (scene.get("scene_str") or scene.get("scene_id")):
+        return _err(40053, "invalid action info")
+    ticket = f"fake-ticket-{next(state.tickets)}"
+    result: dict[str, Any] = {"ticket": ticket, "url": f"http://weixin.qq.com/q/{ticket}"}
+    if action in ("QR_SCENE", "QR_STR_SCENE"):
+        result["expire_seconds"] = int(data.get("expire_seconds", 60))
+    state.qrcodes[ticket] = {"action_name": action, "scene": scene}
+    return response.json(result)
+
+
+async def menu_create(request: Request) -> HTTPResponse:
+    state = _state(request)
+    bad = _check_token(state, request)
+    if bad:
+        return bad
+    data = json.loads(request.body or b"{}")
+    if not isinstance(data.get("button"), list) or not data["button"]:
+        return _err(40016, "invalid button size")
+    state.menu = data
+    return _err(0, "ok")
+
+
+async def menu_get(request: Request) -> HTTPResponse:
+    state = _state(request)
+    bad = _check_token(state, request)
+    if bad:
+        return bad
+    if state.menu is None:
+        return _err(46003, "menu no exist")
+    return response.json({"menu": state.menu})
+
+
+async def menu_delete(request: Request) -> HTTPResponse:
+    state = _state(request)
+    bad = _check_token(state, request)
+    if bad:
+        return bad
+    state.menu = None
+    return _err(0, "ok")
+
+
+# ---------------------------------------------------------------- control (tests)
+
+
+async def fake_messages(request: Request) -> HTTPResponse:
+    state = _state(request)
+    touser = request.args.get("touser")
+    found = [m for m in state.messages if touser in (None, m.get("touser"))]
+    return response.json({"messages": found})
+
+
+async def fake_stats(request: Request) -> HTTPResponse:
+    state = _state(request)
+    return response.json(
+        {
+            "token_fetches": state.token_fetches,
+            "messages": len(state.messages),
+            "menu": state.menu,
+            "qrcodes": state.qrcodes,
+        }
+    )
+
+
+async def fake_fail(request: Request) -> HTTPResponse:
+    """Queue an error: {"path": "message/custom/send", "errcode": 45047, "times": 1, "openid": null}."""
+    state = _state(request)
+    spec = request.json or {}
+    state.failures.append({"times": 1, **spec})
+    return response.json({"queued": len(state.failures)})
+
+
+async def fake_delay(request: Request) -> HTTPResponse:
+    state = _state(request)
+    state.delay = float((request.json or {}).get("seconds", 0))
+    return response.json({"delay": state.delay})
+
+
+async def fake_expire(request: Request) -> HTTPResponse:
+    state = _state(request)
+    for value in state.tokens:
+        state.tokens[value] = 0.0
+    return response.json({"expired": len(state.tokens)})
+
+
+async def fake_interaction(request: Request) -> HTTPResponse:
+    """A shopper interacted: their customer-service quota starts again."""
+    state = _state(request)
+    openid = (request.json or {}).get("openid") or request.args.get("openid")
+    state.sent_per_openid.pop(openid, None)
+    return response.json({"reset": openid})
+
+
+async def fake_reset(request: Request) -> HTTPResponse:
+    state = _state(request)
+    state.messages.clear()
+    state.sent_per_openid.clear()
+    state.failures.clear()
+    state.delay = 0.0
+    return response.json({"reset": True})
+
+
+ROUTES = (
+    ("GET", "/cgi-bin/token", token),
+    ("POST", "/cgi-bin/message/custom/send", custom_send),
+    ("POST", "/cgi-bin/qrcode/create", qrcode_create),
+    ("POST", "/cgi-bin/menu/create", menu_create),
+    ("GET", "/cgi-bin/menu/get", menu_get),
+    ("GET", "/cgi-bin/menu/delete", menu_delete),
+    ("GET", "/_fake/messages", fake_messages),
+    ("GET", "/_fake/stats", fake_stats),
+    ("POST", "/_fake/fail", fake_fail),
+    ("POST", "/_fake/delay", fake_delay),
+    ("POST", "/_fake/expire_tokens", fake_expire),
+    ("POST", "/_fake/interaction", fake_interaction),
+    ("POST", "/_fake/reset", fake_reset),
+)
+
+
 def create_fake_wechat_app(
     app_id: str = "wxfake0000000001",
     app_secret: str = "fake-secret",
@@ -65,177 +275,9 @@ def create_fake_wechat_app(
 ) -> Sanic:
     """A Sanic app imitating ``https://api.weixin.qq.com/``; state in ``app.ctx.fake``."""
     app = Sanic(name or f"fake_wechat_{uuid.uuid4().hex[:8]}")
-    state = FakeWeChatState(app_id, app_secret, token_ttl=token_ttl, cs_quota=cs_quota)
-    app.ctx.fake = state
-
-    def check_token(request: Request) -> HTTPResponse | None:
-        token = request.args.get("access_token")
-        if not token or token not in state.tokens:
-            return _err(40001, "invalid credential, access_token is invalid or not latest")
-        if state.tokens[token] <= time.time():
-            return _err(42001, "access_token expired")
-        return None
-
-    async def injected(path: str, openid: str | None = None) -> HTTPResponse | None:
-        if state.delay:
-            await asyncio.sleep(state.delay)
-        for failure in state.failures:
-            if failure["path"] == path and failure.get("openid") in (None, openid):
-                failure["times"] -= 1
-                if failure["times"] <= 0:
-                    state.failures.remove(failure)
-                return _err(int(failure["errcode"]), failure.get("errmsg", "injected failure"))
-        return None
-
-    @app.get("/cgi-bin/token")
-    async def token(request: Request) -> HTTPResponse:
-        args = {k: v[0] for k, v in request.args.items()}
-        if args.get("grant_type") != "client_credential":
-            return _err(40002, "invalid grant_type")
-        if args.get("appid") != state.app_id:
-            return _err(40013, "invalid appid")
-        if args.get("secret") != state.app_secret:
-            return _err(40125, "invalid appsecret")
-        failure = await injected("token")
-        if failure:
-            return failure
-        state.token_fetches += 1
-        value = secrets.token_urlsafe(48)
-        state.tokens[value] = time.time() + state.token_ttl
-        return response.json({"access_token": value, "expires_in": state.token_ttl})
-
-    @app.post("/cgi-bin/message/custom/send")
-    async def custom_send(request: Request) -> HTTPResponse:
-        bad = check_token(request)
-        if bad:
-            return bad
-        try:
-            data = json.loads(request.body or b"")
-        except ValueError:
-            return _err(47001, "data format error")
-        openid = data.get("touser")
-        if not openid:
-            return _err(40003, "invalid openid")
-        failure = await injected("message/custom/send", openid)
-        if failure:
-            return failure
-        if data.get("msgtype") == "text":
-            content = (data.get("text") or {}).get("content", "")
-            if not content:
-                return _err(44003, "empty news data")
-            if len(content.encode("utf-8")) > MAX_TEXT_BYTES:
-                return _err(45002, "content size out of limit")
-        if state.sent_per_openid.get(openid, 0) >= state.cs_quota:
-            return _err(45047, "out of response count limit")
-        state.sent_per_openid[openid] = state.sent_per_openid.get(openid, 0) + 1
-        state.messages.append({**data, "received_at": time.time()})
-        logger.info(
-            "fake wechat: customer-service message to %s: %s", openid, json.dumps(data, ensure_ascii=False)
-        )
-        return _err(0, "ok")
-
-    @app.post("/cgi-bin/qrcode/create")
-    async def qrcode_create(request: Request) -> HTTPResponse:
-        bad = check_token(request)
-        if bad:
-            return bad
-        failure = await injected("qrcode/create")
-        if failure:
-            return failure
-        data = json.loads(request.body or b"{}")
-        action = data.get("action_name")
-        scene = (data.get("action_info") or {}).get("scene") or {}
-        if action not in ("QR_SCENE", "QR_STR_SCENE", "QR_LIMIT_SCENE", "QR_LIMIT_STR_SCENE"):
-            return _err(40053, "invalid action info")
-        if not (scene.get("scene_str") or scene.get("scene_id")):
-            return _err(40053, "invalid action info")
-        ticket = f"fake-ticket-{next(state.tickets)}"
-        result: dict[str, Any] = {"ticket": ticket, "url": f"http://weixin.qq.com/q/{ticket}"}
-        if action in ("QR_SCENE", "QR_STR_SCENE"):
-            result["expire_seconds"] = int(data.get("expire_seconds", 60))
-        state.qrcodes[ticket] = {"action_name": action, "scene": scene}
-        return response.json(result)
-
-    @app.post("/cgi-bin/menu/create")
-    async def menu_create(request: Request) -> HTTPResponse:
-        bad = check_token(request)
-        if bad:
-            return bad
-        data = json.loads(request.body or b"{}")
-        if not isinstance(data.get("button"), list) or not data["button"]:
-            return _err(40016, "invalid button size")
-        state.menu = data
-        return _err(0, "ok")
-
-    @app.get("/cgi-bin/menu/get")
-    async def menu_get(request: Request) -> HTTPResponse:
-        bad = check_token(request)
-        if bad:
-            return bad
-        if state.menu is None:
-            return _err(46003, "menu no exist")
-        return response.json({"menu": state.menu})
-
-    @app.get("/cgi-bin/menu/delete")
-    async def menu_delete(request: Request) -> HTTPResponse:
-        bad = check_token(request)
-        if bad:
-            return bad
-        state.menu = None
-        return _err(0, "ok")
-
-    # ---------------------------------------------------------- control
-
-    @app.get("/_fake/messages")
-    async def fake_messages(request: Request) -> HTTPResponse:
-        touser = request.args.get("touser")
-        found = [m for m in state.messages if touser in (None, m.get("touser"))]
-        return response.json({"messages": found})
-
-    @app.get("/_fake/stats")
-    async def fake_stats(_: Request) -> HTTPResponse:
-        return response.json(
-            {
-                "token_fetches": state.token_fetches,
-                "messages": len(state.messages),
-                "menu": state.menu,
-                "qrcodes": state.qrcodes,
-            }
-        )
-
-    @app.post("/_fake/fail")
-    async def fake_fail(request: Request) -> HTTPResponse:
-        """Queue an error: {"path": "message/custom/send", "errcode": 45047, "times": 1, "openid": null}."""
-        spec = request.json or {}
-        state.failures.append({"times": 1, **spec})
-        return response.json({"queued": len(state.failures)})
-
-    @app.post("/_fake/delay")
-    async def fake_delay(request: Request) -> HTTPResponse:
-        state.delay = float((request.json or {}).get("seconds", 0))
-        return response.json({"delay": state.delay})
-
-    @app.post("/_fake/expire_tokens")
-    async def fake_expire(_: Request) -> HTTPResponse:
-        for token in state.tokens:
-            state.tokens[token] = 0.0
-        return response.json({"expired": len(state.tokens)})
-
-    @app.post("/_fake/interaction")
-    async def fake_interaction(request: Request) -> HTTPResponse:
-        """A shopper interacted: their customer-service quota starts again."""
-        openid = (request.json or {}).get("openid") or request.args.get("openid")
-        state.sent_per_openid.pop(openid, None)
-        return response.json({"reset": openid})
-
-    @app.post("/_fake/reset")
-    async def fake_reset(_: Request) -> HTTPResponse:
-        state.messages.clear()
-        state.sent_per_openid.clear()
-        state.failures.clear()
-        state.delay = 0.0
-        return response.json({"reset": True})
-
+    app.ctx.fake = FakeWeChatState(app_id, app_secret, token_ttl=token_ttl, cs_quota=cs_quota)
+    for method, path, handler in ROUTES:
+        app.add_route(handler, path, methods=[method], name=handler.__name__)
     return app
 
 
