@@ -11,13 +11,13 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from wechatpy import parse_message
 
-from bot.wechat.channel import WeChatInput
 from bot.settings import SettingsError, load_wechat_settings, parse_mapping
+from bot.wechat.channel import WeChatInput
 from bot.wechat.dedup import dedup_key
+from bot.wechat.dev.simulate import WeChatSide
 from bot.wechat.inbound import classify, intent_message, neutralise
 from bot.wechat.outbound import render_buttons
 from bot.wechat.security import CallbackRejected, CallbackSecurity
-from bot.wechat.dev.simulate import WeChatSide
 from bot.wechat.xml import cdata, pack_texts, render_text_reply, split_text, utf8_len
 from tests.bot.conftest import AES_KEY, APP_ID, TOKEN
 
@@ -104,7 +104,9 @@ def test_cdata_splits_the_terminator() -> None:
 def test_split_text_respects_the_limit_and_loses_nothing(text: str, limit: int) -> None:
     pieces = split_text(text, limit)
     assert all(0 < utf8_len(p) <= limit for p in pieces)
-    squash = lambda s: "".join(s.split())
+    def squash(s: str) -> str:
+        return "".join(s.split())
+
     assert squash("".join(pieces)) == squash(text)
 
 
@@ -129,7 +131,7 @@ def test_buttons_render_as_numbered_choices() -> None:
         ],
     )
     assert text == "选一个\n1. 查积分\n官网: https://example.com\n2. 领券"
-    assert payloads == ["/ask_points", "/ask_coupons"]
+    assert payloads == [("查积分", "/ask_points"), ("领券", "/ask_coupons")]
 
 
 # ---------------------------------------------------------------- security (no HTTP)
