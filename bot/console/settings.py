@@ -6,8 +6,9 @@ bot/settings.py (frozen dataclass, env mapping, non-None overrides win).
 
 from __future__ import annotations
 
+import ipaddress
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -30,12 +31,31 @@ class ConsoleSettings:
     poll_seconds: float = 5.0
     # Tell the shopper which agent joined ("客服小王为你服务").
     announce_agent: bool = True
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For is believed: the login
+    # throttle counts failures per client address, and anyone can write that header.
+    # Empty: the socket's peer is the client (the console is reached directly).
+    trusted_proxies: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.session_hours <= 0:
             raise SettingsError("CONSOLE_SESSION_HOURS must be positive")
         if self.poll_seconds <= 0:
             raise SettingsError("CONSOLE_POLL_SECONDS must be positive")
+        object.__setattr__(self, "trusted_proxies", _networks(self.trusted_proxies))
+
+
+def _networks(raw: str | Iterable[str] | None) -> tuple[str, ...]:
+    """CONSOLE_TRUSTED_PROXIES as checked networks: "10.0.0.5, 10.1.0.0/16, ::1" (a list in credentials.yml)."""
+    items = raw.split(",") if isinstance(raw, str) else list(raw or ())
+    out = []
+    for item in (str(i).strip() for i in items):
+        if not item:
+            continue
+        try:
+            out.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise SettingsError(f"CONSOLE_TRUSTED_PROXIES: {item!r} is not an address or network") from None
+    return tuple(out)
 
 
 def _flag(raw: str | None, name: str, default: bool) -> bool:
@@ -70,6 +90,7 @@ def load_console_settings(env: Mapping[str, str] | None = None, **overrides: Any
         "var_dir": e.get("LOYALTY_VAR_DIR") or "var",
         "poll_seconds": _number(e, "CONSOLE_POLL_SECONDS", 5.0),
         "announce_agent": _flag(e.get("CONSOLE_ANNOUNCE_AGENT"), "CONSOLE_ANNOUNCE_AGENT", True),
+        "trusted_proxies": e.get("CONSOLE_TRUSTED_PROXIES") or (),
     }
     known = {f.name for f in fields(ConsoleSettings)}
     unknown = set(overrides) - known
