@@ -90,8 +90,30 @@ def unavailable(dispatcher: CollectingDispatcher) -> None:
 
 
 def tier_name(tracker: Tracker, code: str) -> str:
+    """A tier's name as configured, in the shopper's language (a label: "等级：金卡会员")."""
     t = settings().tier(code)
     return pick(tracker, t.name_zh, t.name_en)
+
+
+# A Chinese tier name that already says "member" (会员, or 會員 as typed in 繁體).
+_MEMBER_SUFFIXES = ("会员", "會員")
+
+
+def member_title(name: str) -> str:
+    """A Chinese tier name as said of a person: 金卡 → 金卡会员; 金卡会员 stays as it is."""
+    name = name.strip()
+    return name if name.endswith(_MEMBER_SUFFIXES) else name + "会员"
+
+
+def tier_title(tracker: Tracker, code: str) -> str:
+    """A tier's name for sentences about the shopper ("你是{tier}", "Your tier: {tier}").
+
+    Tiers are configurable (LOYALTY_TIERS), with or without 会员 in their
+    names, so the responses never add 会员 or "member" themselves: Chinese
+    gets 会员 here, once; English sentences use the name as a label, as is.
+    """
+    t = settings().tier(code)
+    return pick(tracker, member_title(t.name_zh), t.name_en.strip())
 
 
 __all__ = [
@@ -104,9 +126,11 @@ __all__ = [
     "join_list",
     "lang",
     "message_key",
+    "member_title",
     "pick",
     "render",
     "tier_name",
+    "tier_title",
     "unavailable",
 ]
 

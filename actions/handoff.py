@@ -15,7 +15,7 @@ from rasa_sdk.events import ActionExecuted, ConversationPaused, EventType, Sessi
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import core, current_member, identity, lang, tier_name, unavailable
+from actions.common import core, current_member, identity, lang, tier_title, unavailable
 from loyalty.config import settings
 from loyalty.errors import InvalidInput, Unavailable
 from loyalty.handoff import service
@@ -67,7 +67,7 @@ class ActionHandoff(Action):
             )
         elif ticket.priority and member is not None:
             dispatcher.utter_message(
-                response="utter_handoff_priority", tier=tier_name(tracker, member.tier),
+                response="utter_handoff_priority", tier=tier_title(tracker, member.tier),
                 position=ticket.position, wait_minutes=ticket.wait_minutes,
             )
         elif ticket.position > 1:

@@ -7,7 +7,7 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import MemberAction, core, join_list, pick, render, tier_name
+from actions.common import MemberAction, core, join_list, render, tier_title
 from loyalty.common import local_date
 from loyalty.config import settings
 from loyalty.membership.service import MemberCard
@@ -56,13 +56,13 @@ async def show_tier(
         benefits.append(render(domain, tracker, "utter_benefit_birthday"))
     if st.tier.priority_service:
         benefits.append(render(domain, tracker, "utter_benefit_priority"))
-    name = tier_name(tracker, st.tier.code)
+    name = tier_title(tracker, st.tier.code)
     if st.next_tier is None:
         dispatcher.utter_message(response="utter_tier_top", tier=name, benefits=join_list(tracker, benefits))
     else:
         dispatcher.utter_message(
             response="utter_tier_status", tier=name, benefits=join_list(tracker, benefits),
-            to_next=st.to_next, next_tier=pick(tracker, st.next_tier.name_zh, st.next_tier.name_en),
+            to_next=st.to_next, next_tier=tier_title(tracker, st.next_tier.code),
         )
     return []
 

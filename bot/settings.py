@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
@@ -246,12 +247,31 @@ class ConsoleSettings:
     poll_seconds: float = 5.0
     # Tell the shopper which agent joined ("客服小王为你服务").
     announce_agent: bool = True
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For is believed: the login
+    # throttle counts failures per client address, and anyone can write that header.
+    # Empty: the socket's peer is the client (the console is reached directly).
+    trusted_proxies: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.session_hours <= 0:
             raise SettingsError("CONSOLE_SESSION_HOURS must be positive")
         if self.poll_seconds <= 0:
             raise SettingsError("CONSOLE_POLL_SECONDS must be positive")
+        object.__setattr__(self, "trusted_proxies", _networks(self.trusted_proxies))
+
+
+def _networks(raw: str | Iterable[str] | None) -> tuple[str, ...]:
+    """CONSOLE_TRUSTED_PROXIES as checked networks: "10.0.0.5, 10.1.0.0/16, ::1" (a list in credentials.yml)."""
+    items = raw.split(",") if isinstance(raw, str) else list(raw or ())
+    out = []
+    for item in (str(i).strip() for i in items):
+        if not item:
+            continue
+        try:
+            out.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise SettingsError(f"CONSOLE_TRUSTED_PROXIES: {item!r} is not an address or network") from None
+    return tuple(out)
 
 
 def load_console_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> ConsoleSettings:
@@ -265,6 +285,7 @@ def load_console_settings(env: Mapping[str, str] | None = None, **overrides: Any
         "var_dir": e.get("LOYALTY_VAR_DIR") or "var",
         "poll_seconds": env_value(e, "CONSOLE_POLL_SECONDS", 5.0, float),
         "announce_agent": env_flag(e, "CONSOLE_ANNOUNCE_AGENT", True),
+        "trusted_proxies": e.get("CONSOLE_TRUSTED_PROXIES") or (),
     }
     return ConsoleSettings(**_with_overrides(ConsoleSettings, "console", values, overrides))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import ipaddress
 import json
 import logging
 import unicodedata
@@ -67,6 +68,47 @@ def _clean(text: object, max_len: int) -> str:
     return cleaned
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _host(hop: str) -> str:
+    """An X-Forwarded-For entry without the port some proxies add ("[2001:db8::1]:443", "1.2.3.4:80")."""
+    hop = hop.strip()
+    if hop.startswith("["):
+        return hop[1:].split("]", 1)[0]
+    if hop.count(":") == 1:
+        return hop.split(":", 1)[0]
+    return hop
+
+
+def _is_proxy(address: str, proxies: tuple[Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in proxies)
+
+
+def client_address(peer: str, forwarded_for: list[str], proxies: tuple[Network, ...]) -> str:
+    """The address a login is counted against.
+
+    The socket's peer, unless it is one of our trusted proxies: then the
+    X-Forwarded-For hops are read from the right (each proxy appends the
+    address it saw) and the first hop that is not a trusted proxy is the
+    client. Entries further left were written by the client itself; believing
+    them would let an attacker pick the address their failures are counted
+    against, and so dodge the per-address lock or lock out an agent's own
+    address.
+    """
+    if not _is_proxy(peer, proxies):
+        return peer
+    hops = [_host(h) for header in forwarded_for for h in header.split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _is_proxy(hop, proxies):
+            return hop
+    return hops[0] if hops else peer  # proxies all the way: the farthest one known
+
+
 def _same_origin(request: Request) -> bool:
     origin = request.headers.get("origin")
     if not origin:
@@ -79,6 +121,7 @@ def build(cfg: ConsoleSettings) -> Blueprint:
     bp = Blueprint("console_webhook", __name__)
     bp.static("/static", str(STATIC), name="console_static")
     secret = secret_bytes(cfg)
+    proxies = tuple(ipaddress.ip_network(n) for n in cfg.trusted_proxies)
 
     async def who(request: Request) -> AgentView | None:
         sess = sessions.read(request.cookies.get(sessions.COOKIE), secret)
@@ -170,8 +213,10 @@ def build(cfg: ConsoleSettings) -> Blueprint:
         except InvalidInput as exc:
             return response.json(exc.as_dict(), status=400)
         try:
+            address = client_address(request.ip, request.headers.getall("x-forwarded-for", []), proxies)
             # argon2 is CPU-bound: keep it off the event loop.
-            result = await asyncio.to_thread(auth.login, data.get("username"), data.get("password"))
+            result = await asyncio.to_thread(auth.login, data.get("username"), data.get("password"),
+                                             address=address)
         except Unavailable as exc:
             return response.json(exc.as_dict(), status=503)
         if result.agent is None:

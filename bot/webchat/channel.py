@@ -29,9 +29,11 @@ from typing import Any
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from rasa.shared.core.events import BotUttered, UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
 from sanic import Blueprint, response
 from sanic.request import Request
 
+from bot import buttons
 from bot.settings import WebChatSettings, dev_secret, load_webchat_settings
 from bot.webchat.hub import hub
 
@@ -68,10 +70,9 @@ def visitor_of(sender: str) -> str | None:
 def bot_payload(message: dict[str, Any]) -> dict[str, Any]:
     """What the page needs of one bot message."""
     out: dict[str, Any] = {"type": "bot", "ts": message.get("timestamp"), "text": message.get("text") or ""}
-    if message.get("buttons"):
-        out["buttons"] = [{"title": b.get("title", ""), "payload": b.get("payload", "")} for b in message["buttons"]]
-    if message.get("quick_replies"):
-        out["buttons"] = [{"title": b.get("title", ""), "payload": b.get("payload", "")} for b in message["quick_replies"]]
+    for key in ("buttons", "quick_replies"):
+        if message.get(key):
+            out["buttons"] = [{"title": b.get("title", ""), "payload": b.get("payload", "")} for b in message[key]]
     if message.get("image"):
         out["image"] = message["image"]
     if message.get("agent"):
@@ -139,13 +140,14 @@ class WebchatInput(InputChannel):
         """Pushes to the visitor's open pages (agent replies, hand-back, trigger_intent)."""
         return WebchatOutput()
 
-    async def _already_handled(self, request: Request, sender: str, message_id: str) -> bool:
-        if not self.seen.add(f"{sender}:{message_id}"):
-            return True
+    async def _tracker(self, request: Request, sender: str) -> DialogueStateTracker | None:
         agent = getattr(request.app.ctx, "agent", None)
         if agent is None or agent.tracker_store is None:
-            return False
-        tracker = await agent.tracker_store.retrieve(sender)
+            return None
+        return await agent.tracker_store.retrieve(sender)
+
+    @staticmethod
+    def _in_tracker(tracker: DialogueStateTracker | None, message_id: str) -> bool:
         if tracker is None:
             return False
         return any(isinstance(e, UserUttered) and e.message_id == message_id for e in tracker.events)
@@ -169,7 +171,7 @@ class WebchatInput(InputChannel):
         for frame in frames[-REPLAY_LIMIT:]:
             await ws.send(json.dumps(frame, ensure_ascii=False))
 
-    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> list[Blueprint]:  # type: ignore[override]
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         """The page, the session and socket endpoints, and the stores' QR codes (Rasa mounts both)."""
         bp = Blueprint("webchat_webhook", __name__)
         bp.static("/static", str(STATIC), name="webchat_static")
@@ -189,12 +191,15 @@ class WebchatInput(InputChannel):
         async def session(request: Request) -> response.HTTPResponse:
             """A new visitor id and its token, or a check of stored ones."""
             body = request.json if request.body and len(request.body) < MAX_BODY else None
-            if isinstance(body, dict) and verify(str(body.get("visitor", "")), str(body.get("token", "")), channel.secret):
+            if isinstance(body, dict) and verify(str(body.get("visitor", "")), str(body.get("token", "")),
+                                                 channel.secret):
                 return response.json({"visitor": body["visitor"], "token": body["token"]})
             visitor = uuid.uuid4().hex
             return response.json({"visitor": visitor, "token": sign(visitor, channel.secret)})
 
-        async def handle(request: Request, visitor: str, data: dict[str, Any], metadata: dict[str, Any]) -> dict[str, Any]:
+        async def handle(
+            request: Request, visitor: str, data: dict[str, Any], metadata: dict[str, Any]
+        ) -> dict[str, Any]:
             text = data.get("payload") or data.get("text")
             message_id = str(data.get("id") or "")[:64] or uuid.uuid4().hex
             if not isinstance(text, str) or not text.strip():
@@ -202,8 +207,14 @@ class WebchatInput(InputChannel):
             if len(text) > MAX_TEXT:
                 return {"type": "error", "code": "too_long", "max": MAX_TEXT}
             sender = sender_id(visitor)
-            if await channel._already_handled(request, sender, message_id):
+            if not channel.seen.add(f"{sender}:{message_id}"):
                 return {"type": "ack", "id": message_id, "duplicate": True}
+            tracker = await channel._tracker(request, sender)
+            if channel._in_tracker(tracker, message_id):
+                return {"type": "ack", "id": message_id, "duplicate": True}
+            if not data.get("payload") and tracker is not None:
+                # A typed button title acts as the button (see bot/buttons.py).
+                text = buttons.match(text, buttons.last_offered(list(tracker.events))) or text
             out = WebchatOutput()
             await on_new_message(
                 UserMessage(
@@ -268,7 +279,7 @@ class WebchatInput(InputChannel):
                 return too_large
             body = b""
             while True:
-                chunk = await request.stream.read()
+                chunk = await request.stream.read() if request.stream is not None else None
                 if chunk is None:
                     break
                 body += chunk

@@ -1,6 +1,7 @@
 """Rasa output channels that render the assistant's messages as WeChat text.
 
-WeChat chat has text only: buttons become numbered choices ("1. …"),
+WeChat chat has text only: buttons become numbered choices ("1. …"), answered
+by number or by typing the title (bot/wechat/shoppers.py),
 images and attachments become links, and custom payloads with a ``text`` are
 shown as that text.
 """
@@ -13,32 +14,33 @@ from typing import Any
 
 from rasa.core.channels.channel import OutputChannel
 
+from bot.buttons import Offer
 from bot.wechat.delivery import Delivery
 from bot.wechat.shoppers import ShopperState
 
 logger = logging.getLogger(__name__)
 
 
-def render_buttons(text: str, buttons: list[dict[str, Any]], first: int = 1) -> tuple[str, list[str]]:
-    """``text`` followed by one numbered line per button, and the payloads by number."""
+def render_buttons(text: str, buttons: list[dict[str, Any]], first: int = 1) -> tuple[str, list[Offer]]:
+    """``text`` followed by one numbered line per button, and the (title, payload) choices by number."""
     lines = [text.strip()] if text and text.strip() else []
-    payloads: list[str] = []
+    choices: list[Offer] = []
     for button in buttons:
         title = str(button.get("title") or button.get("payload") or "").strip()
         payload = button.get("payload")
         if payload is None and button.get("url"):
             lines.append(f"{title}: {button['url']}")  # a link needs no number
             continue
-        payloads.append(str(payload if payload is not None else title))
-        lines.append(f"{first + len(payloads) - 1}. {title}")
-    return "\n".join(lines), payloads
+        choices.append((title, str(payload if payload is not None else title)))
+        lines.append(f"{first + len(choices) - 1}. {title}")
+    return "\n".join(lines), choices
 
 
 class _WeChatText(OutputChannel):
     """Turns every kind of Rasa message into text and hands it to :meth:`_emit`."""
 
     def __init__(self) -> None:
-        self.choices: list[str] = []  # payloads of the buttons shown this turn
+        self.choices: list[Offer] = []  # (title, payload) of the buttons shown this turn
 
     @classmethod
     def name(cls) -> str:
@@ -54,8 +56,8 @@ class _WeChatText(OutputChannel):
         self, recipient_id: str, text: str, buttons: list[dict[str, Any]], **kwargs: Any
     ) -> None:
         # Number on from earlier buttons of the same turn so every number is unique.
-        rendered, payloads = render_buttons(text, buttons, first=len(self.choices) + 1)
-        self.choices.extend(payloads)
+        rendered, choices = render_buttons(text, buttons, first=len(self.choices) + 1)
+        self.choices.extend(choices)
         await self._emit(recipient_id, rendered)
 
     async def send_quick_replies(

@@ -1,7 +1,8 @@
 """Per-shopper state the channel keeps between callbacks.
 
 - Numbered choices: WeChat has no buttons in chat, so buttons are shown as
-  "1. …" lines and a reply of "1" is turned back into the button's payload.
+  "1. …" lines and a reply of "1", or the button's title typed out, is turned
+  back into the button's payload (titles are matched by bot/buttons.py).
 - Customer-service quota: each interaction opens a window in which only a few
   customer-service messages may be sent (5 in 48 h after a message; 3 in a
   minute after a follow, scan or menu click). Counting them here avoids
@@ -14,6 +15,8 @@ import json
 import re
 import unicodedata
 
+from bot import buttons
+from bot.buttons import Offer
 from bot.settings import WeChatSettings
 from bot.wechat.kv import KeyValueStore
 
@@ -30,24 +33,26 @@ class ShopperState:
 
     # ------------------------------------------------------------ choices
 
-    async def save_choices(self, openid: str, payloads: list[str]) -> None:
-        """Remember the payloads of the buttons just shown (none: forget old ones)."""
-        if payloads:
-            await self._store.put(f"choices:{openid}", json.dumps(payloads), self._s.choice_ttl)
+    async def save_choices(self, openid: str, choices: list[Offer]) -> None:
+        """Remember the (title, payload) of the buttons just shown (none: forget old ones)."""
+        if choices:
+            raw = json.dumps([list(c) for c in choices], ensure_ascii=False)
+            await self._store.put(f"choices:{openid}", raw, self._s.choice_ttl)
         else:
             await self._store.delete(f"choices:{openid}")
 
     async def resolve_choice(self, openid: str, text: str) -> str | None:
-        """The payload a reply like "2" picks, or None if it picks nothing."""
-        match = _CHOICE.match(unicodedata.normalize("NFKC", text))
-        if not match:
-            return None
+        """The payload a reply like "2", or a shown button's title, picks; None if it picks nothing."""
+        number = _CHOICE.match(unicodedata.normalize("NFKC", text))
         raw = await self._store.get(f"choices:{openid}")
         if raw is None:
             return None
-        payloads: list[str] = json.loads(raw)
-        index = int(match.group(1)) - 1
-        return payloads[index] if 0 <= index < len(payloads) else None
+        # Entries saved before titles were kept are bare payloads: they still answer to numbers.
+        choices: list[Offer] = [("", c) if isinstance(c, str) else (c[0], c[1]) for c in json.loads(raw)]
+        if number:
+            index = int(number.group(1)) - 1
+            return choices[index][1] if 0 <= index < len(choices) else None
+        return buttons.match(text, choices)
 
     # ------------------------------------------------------------ quota
 

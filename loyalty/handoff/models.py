@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, Column, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, relationship
 
 from loyalty.db import Base, UTCDateTime, utcnow
@@ -31,10 +42,30 @@ class Agent(Base):
     active: Mapped[bool] = Column(Boolean, default=True, nullable=False)
     # Bumped on password change, deactivation or "log out everywhere": older session cookies stop working.
     session_version: Mapped[int] = Column(Integer, default=1, nullable=False)
-    failed_logins: Mapped[int] = Column(Integer, default=0, nullable=False)
-    locked_until: Mapped[datetime | None] = Column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = Column(UTCDateTime, default=utcnow, nullable=False)
     last_login_at: Mapped[datetime | None] = Column(UTCDateTime, nullable=True)
+
+
+class LoginThrottle(Base):
+    """Failed console logins of one (name, client address) pair, or of one address under any name.
+
+    Keyed by the name as typed, whether or not an agent has it, so that an
+    unknown name locks exactly as a real one (see loyalty/handoff/auth.py).
+    Rows are short-lived: each is deleted once ``expires_at`` has passed.
+    """
+
+    __tablename__ = "login_throttles"
+    __table_args__ = (UniqueConstraint("username", "address", name="uq_login_throttles_username_address"),)
+
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    # A normalised username, a stand-in for a name no agent can have, or "" for the address as a whole.
+    username: Mapped[str] = Column(String(32), nullable=False)
+    # The client address (an IPv6 address by its /64 network), or "unknown".
+    address: Mapped[str] = Column(String(64), nullable=False)
+    failures: Mapped[int] = Column(Integer, default=0, nullable=False)
+    window_start: Mapped[datetime] = Column(UTCDateTime, nullable=False)
+    locked_until: Mapped[datetime | None] = Column(UTCDateTime, nullable=True)
+    expires_at: Mapped[datetime] = Column(UTCDateTime, nullable=False, index=True)
 
 
 class Handoff(Base):

@@ -10,6 +10,7 @@ on the tracker; everything after that runs through the real routes.
 from __future__ import annotations
 
 import copy
+import ipaddress
 import threading
 import time
 import uuid
@@ -34,7 +35,7 @@ from sqlalchemy.engine import Engine
 from bot.console.broker import ConsoleBroker
 from bot.console.channel import ConsoleInput
 from bot.console.live import live
-from bot.settings import load_console_settings, load_webchat_settings, load_wechat_settings
+from bot.settings import SettingsError, load_console_settings, load_webchat_settings, load_wechat_settings
 from bot.webchat.channel import WebchatInput, sign
 from bot.wechat.channel import WeChatInput
 from bot.wechat.dev.local_server import LocalServer
@@ -126,7 +127,10 @@ def serve(loaded: Agent, workdir: Path, api_base_url: str, **wechat: Any) -> Ser
     settings = {"token": TOKEN, "app_id": APP_ID, "app_secret": APP_SECRET, "aes_key": AES_KEY,
                 "api_base_url": api_base_url, "passive_wait": 2.0, "http_timeout": 2.0, **wechat}
     wx = WeChatInput(load_wechat_settings({}, **settings))
-    console = ConsoleInput(load_console_settings({}, secret=CONSOLE_SECRET, var_dir=str(workdir), poll_seconds=0.5))
+    # The test client connects from 127.0.0.1, standing in for a trusted reverse proxy: tests
+    # choose the shopper-side address with X-Forwarded-For (without the header it is 127.0.0.1).
+    console = ConsoleInput(load_console_settings({}, secret=CONSOLE_SECRET, var_dir=str(workdir), poll_seconds=0.5,
+                                                 trusted_proxies=("127.0.0.1",)))
     app = configure_app(input_channels=[webchat, wx, console], enable_api=False, route="/webhooks/")
     app.ctx.agent = agent
     return Served(LocalServer(app).start(), agent, broker, webchat, wx, store)
@@ -271,6 +275,67 @@ def test_login_cookie_and_logout_everywhere(served: Served) -> None:
     locked = requests.post(served.console + "/api/login", json={"username": "anna", "password": PW}, headers=H,
                            timeout=30)
     assert locked.status_code == 429 and locked.json()["retry_after"] > 0
+
+
+def _try_login(served: Served, name: str, password: str, client: str) -> tuple[int, dict[str, Any]]:
+    r = requests.post(served.console + "/api/login", json={"username": name, "password": password},
+                      headers={**H, "X-Forwarded-For": client}, timeout=30)
+    return r.status_code, r.json()
+
+
+def _same(a: list[tuple[int, dict[str, Any]]], b: list[tuple[int, dict[str, Any]]]) -> bool:
+    """Same statuses and bodies, allowing the clock to tick between the two runs (retry_after ±2 s)."""
+    def strip(x: list[tuple[int, dict[str, Any]]]) -> list[tuple[int, dict[str, Any]]]:
+        return [(st, {k: v for k, v in body.items() if k != "retry_after"}) for st, body in x]
+
+    ticks = [abs(x[1].get("retry_after", 0) - y[1].get("retry_after", 0)) for x, y in zip(a, b, strict=True)]
+    return strip(a) == strip(b) and max(ticks) <= 2
+
+
+def test_an_unknown_name_gets_exactly_the_answers_of_a_known_one(served: Served) -> None:
+    agent_account("anna")
+    tries = auth.MAX_FAILURES + 1
+    known = [_try_login(served, "anna", "wrong password", "203.0.113.1") for _ in range(tries)]
+    unknown = [_try_login(served, "nobody", "wrong password", "203.0.113.2") for _ in range(tries)]
+    assert known[0] == (401, {"error": "bad_credentials"})
+    assert known[-1][0] == 429 and known[-1][1]["error"] == "locked" and known[-1][1]["retry_after"] > 0
+    assert _same(known, unknown)
+
+
+def test_a_stranger_cannot_lock_an_agent_out_from_elsewhere(served: Served) -> None:
+    agent_account("anna")
+    for _ in range(auth.MAX_FAILURES):
+        _try_login(served, "anna", "wrong password", "203.0.113.7")
+    assert _try_login(served, "anna", PW, "203.0.113.7")[0] == 429
+    status, body = _try_login(served, "anna", PW, "198.51.100.2")
+    assert status == 200 and body["agent"]["username"] == "anna"
+    # A forged header in front of the proxy's entry changes nothing: the proxy's entry counts.
+    assert _try_login(served, "anna", PW, "198.51.100.2, 203.0.113.7")[0] == 429
+
+
+def test_client_address_believes_forwarded_for_only_from_trusted_proxies() -> None:
+    from bot.console.api import client_address
+
+    proxies = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "::1/128"))
+    # No proxy configured, or a peer that is not one: the header is the client's own words.
+    assert client_address("203.0.113.7", ["198.51.100.2"], ()) == "203.0.113.7"
+    assert client_address("203.0.113.7", ["198.51.100.2"], proxies) == "203.0.113.7"
+    # From a proxy: the right-most hop that is not a proxy of ours.
+    assert client_address("10.0.0.5", ["198.51.100.2"], proxies) == "198.51.100.2"
+    assert client_address("10.0.0.5", ["6.6.6.6, 198.51.100.2, 10.0.0.9"], proxies) == "198.51.100.2"
+    assert client_address("10.0.0.5", ["6.6.6.6", "198.51.100.2:4431"], proxies) == "198.51.100.2"
+    assert client_address("::1", ["[2001:db8::5]:443"], proxies) == "2001:db8::5"
+    assert client_address("10.0.0.5", [], proxies) == "10.0.0.5"
+    assert client_address("10.0.0.5", ["10.0.0.7"], proxies) == "10.0.0.7"
+
+
+def test_trusted_proxies_are_read_and_checked() -> None:
+    cfg = load_console_settings({"CONSOLE_TRUSTED_PROXIES": "127.0.0.1, 10.1.0.0/16 ,::1"})
+    assert cfg.trusted_proxies == ("127.0.0.1/32", "10.1.0.0/16", "::1/128")
+    assert load_console_settings({}).trusted_proxies == ()
+    assert load_console_settings({}, trusted_proxies=["10.0.0.1"]).trusted_proxies == ("10.0.0.1/32",)
+    with pytest.raises(SettingsError):
+        load_console_settings({"CONSOLE_TRUSTED_PROXIES": "10.0.0.1, proxy.example"})
 
 
 # ---------------------------------------------------------------- the whole takeover

@@ -266,6 +266,16 @@ def test_buttons_become_numbered_choices_answerable_by_number(make_channel) -> N
     assert [c.text for c in ch.assistant.calls] == ["菜单", "/ask_coupons", "7"]
 
 
+def test_a_typed_button_title_answers_like_its_number(make_channel) -> None:
+    ch = make_channel(ScriptedAssistant(script=_menu))
+    openid = new_openid()
+    ch.send(ch.side.text(openid, "菜单"))
+    assert ch.send(ch.side.text(openid, " 领券！")).text == "ok /ask_coupons"
+    # The choices of the latest turn count: "领券" was not offered by this last answer.
+    ch.send(ch.side.text(openid, "领券"))
+    assert [c.text for c in ch.assistant.calls] == ["菜单", "/ask_coupons", "领券"]
+
+
 def test_choices_belong_to_their_shopper(make_channel) -> None:
     ch = make_channel(ScriptedAssistant(script=_menu))
     ch.send(ch.side.text(new_openid(), "菜单"))

@@ -104,7 +104,9 @@ def test_cdata_splits_the_terminator() -> None:
 def test_split_text_respects_the_limit_and_loses_nothing(text: str, limit: int) -> None:
     pieces = split_text(text, limit)
     assert all(0 < utf8_len(p) <= limit for p in pieces)
-    squash = lambda s: "".join(s.split())
+    def squash(s: str) -> str:
+        return "".join(s.split())
+
     assert squash("".join(pieces)) == squash(text)
 
 
@@ -129,7 +131,7 @@ def test_buttons_render_as_numbered_choices() -> None:
         ],
     )
     assert text == "选一个\n1. 查积分\n官网: https://example.com\n2. 领券"
-    assert payloads == ["/ask_points", "/ask_coupons"]
+    assert payloads == [("查积分", "/ask_points"), ("领券", "/ask_coupons")]
 
 
 # ---------------------------------------------------------------- security (no HTTP)

@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 from loyalty import db
 from loyalty.coupons.models import Coupon
 from loyalty.members.models import ChannelIdentity, Member
+from loyalty.membership import service as membership
 from tests.support.stack import Stack
 
 
@@ -31,3 +32,43 @@ def test_join_then_points_in_chinese(stack: Stack) -> None:
         ident = s.execute(select(ChannelIdentity).where(ChannelIdentity.member_id == m.id)).scalar_one()
         assert ident.channel == "webchat" and ident.external_id == f"web-{v}"
         assert s.execute(select(func.count()).select_from(Coupon).where(Coupon.member_id == m.id)).scalar_one() == 1
+
+
+# ---------------------------------------------------------------- typed button titles
+
+
+def _member_on_web(v: str) -> int:
+    """A member already bound to this web chat visitor (joining by chat is tested above)."""
+    phone = "139" + str(int(v[:8], 16) % 10**8).zfill(8)
+    m = db.run(membership.signup, phone=phone, consent=True, channel="webchat", external_id=f"web-{v}")
+    return m.card.id
+
+
+def _closed(member_id: int) -> bool:
+    with db.session() as s:
+        m = s.get(Member, member_id)
+        assert m is not None
+        idents = s.execute(select(func.count()).select_from(ChannelIdentity)
+                           .where(ChannelIdentity.member_id == member_id)).scalar_one()
+        return m.status == "closed" and m.phone is None and idents == 0
+
+
+def test_typing_a_button_title_closes_the_account_like_the_button(stack: Stack) -> None:
+    v = stack.visitor()
+    member = _member_on_web(v)
+    stack.say(v, "确定注销")  # typed cold it is a request: the bot asks first, nothing is closed
+    assert not _closed(member)
+    asked = _text(stack.say(v, "注销会员"))
+    assert "确定注销吗" in asked and "[确定注销]" in asked
+    assert "账户已注销" in _text(stack.say(v, "确定注销"))  # the title, typed: the button's /affirm
+    assert _closed(member)
+
+
+def test_a_typed_english_title_works_too_ignoring_case_and_punctuation(stack: Stack) -> None:
+    v = stack.visitor()
+    member = _member_on_web(v)
+    asked = _text(stack.say(v, "close my account"))
+    assert "Close it?" in asked and "[Close my account]" in asked
+    assert not _closed(member)
+    assert "Your account is closed" in _text(stack.say(v, "  CLOSE MY ACCOUNT! "))
+    assert _closed(member)

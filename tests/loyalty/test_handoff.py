@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, inspect, select, update
 from sqlalchemy.engine import Engine
 
 from loyalty import config, db, migrate
@@ -355,6 +355,118 @@ def test_repeated_failures_lock_the_account_for_a_while(engine: Engine) -> None:
     assert later.agent is not None
 
 
+# Addresses from the documentation ranges (RFC 5737, RFC 3849).
+STRANGER, OFFICE, ELSEWHERE = "203.0.113.7", "198.51.100.2", "192.0.2.44"
+
+
+def _answers(name: str, address: str, tries: int, at: datetime = T0) -> list[tuple[str | None, int]]:
+    """What ``tries`` wrong passwords for ``name`` from ``address`` get, one after another."""
+    return [(r.error, r.retry_after) for r in
+            (auth.login(name, "wrong password", at + timedelta(seconds=i), address=address) for i in range(tries))]
+
+
+def test_an_unknown_name_is_answered_and_locked_exactly_as_a_known_one(engine: Engine, monkeypatch: Any) -> None:
+    _agent("anna")
+    verified: list[str] = []
+    real = auth._verify
+    monkeypatch.setattr(auth, "_verify", lambda stored, pw: verified.append(stored) or real(stored, pw))
+    tries = auth.MAX_FAILURES + 2
+    known = _answers("anna", "203.0.113.1", tries)
+    # The 5th failure locks for 15 minutes; later tries are told how long is left.
+    assert known == [("bad_credentials", 0)] * (auth.MAX_FAILURES - 1) + [("locked", 900), ("locked", 900),
+                                                                          ("locked", 899)]
+    # Unknown names, plausible or not, and a deactivated agent: the same answers, the same lock.
+    db.run(auth.create_agent, "gone", PW)
+    db.run(auth.set_active, "gone", False, actor="boss")
+    for i, name in enumerate(["nobody", "Not A Name!", "gone"]):
+        assert _answers(name, f"203.0.113.{10 + i}", tries) == known, name
+    # Each refusal before the lock verified a hash: the dummy one for unknown names (same cost).
+    assert len(verified) == 4 * auth.MAX_FAILURES and verified.count(auth._DUMMY_HASH) == 2 * auth.MAX_FAILURES
+    # The right password does not get through a lock either, whichever the name.
+    assert auth.login("anna", PW, T0 + timedelta(minutes=1), address="203.0.113.1").error == "locked"
+    assert auth.login("nobody", PW, T0 + timedelta(minutes=1), address="203.0.113.10").error == "locked"
+    later = T0 + auth.LOCK_FOR + timedelta(seconds=10)
+    assert auth.login("anna", PW, later, address="203.0.113.1").agent is not None
+    assert auth.login("nobody", PW, later, address="203.0.113.10").error == "bad_credentials"
+
+
+def test_a_strangers_failures_do_not_lock_the_agent_out_elsewhere(engine: Engine) -> None:
+    _agent("anna")
+    # Up to the address's own limit: every guess at anna's password from the stranger's address.
+    answers = _answers("anna", STRANGER, auth.ADDRESS_MAX_FAILURES)
+    assert answers[auth.MAX_FAILURES - 1][0] == "locked" and answers[-1][0] == "locked"
+    assert auth.login("anna", PW, T0 + timedelta(minutes=1), address=STRANGER).error == "locked"
+    # Anna, at her desk, is not affected; nor is a typo of hers there.
+    assert auth.login("anna", "typo password", T0 + timedelta(minutes=1), address=OFFICE).error == "bad_credentials"
+    ok = auth.login("anna", PW, T0 + timedelta(minutes=1), address=OFFICE)
+    assert ok.agent is not None and ok.agent.username == "anna"
+    # An audit entry tells supervisors someone was guessing at anna's password.
+    locked = db.run(lambda x: x.execute(select(AuditEntry).where(AuditEntry.action == "agent_locked")).scalars().all())
+    assert [e.detail["agent"] for e in locked] == ["anna"]
+
+
+def test_hopping_within_an_ipv6_network_gains_nothing(engine: Engine) -> None:
+    _agent("anna")
+    for i in range(auth.MAX_FAILURES):
+        auth.login("anna", "wrong password", T0, address=f"2001:db8:1:2::{i + 1:x}")
+    assert auth.login("anna", PW, T0, address="2001:db8:1:2:ffff::9").error == "locked"
+    assert auth.login("anna", PW, T0, address="2001:db8:1:3::1").agent is not None  # another network
+    assert auth.client_key("::ffff:203.0.113.7") == STRANGER
+    assert auth.client_key(None) == auth.client_key("not an address") == "unknown"
+
+
+def test_the_address_lock_stops_a_brute_force_over_many_names(engine: Engine) -> None:
+    _agent("anna")
+    names = [f"user{i:02d}" for i in range(auth.ADDRESS_MAX_FAILURES)]
+    answers = [auth.login(n, "password123", T0 + timedelta(seconds=i), address=STRANGER).error
+               for i, n in enumerate(names)]
+    assert answers == ["bad_credentials"] * (auth.ADDRESS_MAX_FAILURES - 1) + ["locked"]
+    # Locked for every name from there, the right password included, until the lock is over.
+    soon = T0 + timedelta(minutes=5)
+    assert auth.login("anna", PW, soon, address=STRANGER).error == "locked"
+    assert auth.login("fresh-name", "password123", soon, address=STRANGER).retry_after > 0
+    assert auth.login("anna", PW, soon, address=ELSEWHERE).agent is not None
+    assert auth.login("anna", PW, T0 + timedelta(seconds=20) + auth.LOCK_FOR, address=STRANGER).agent is not None
+
+
+def test_one_name_is_guessed_at_most_max_failures_times_per_lock(engine: Engine) -> None:
+    _agent("anna")
+    at = T0
+    refused = 0
+    for _ in range(3):  # three lock periods in a row
+        for i in range(auth.MAX_FAILURES + 3):
+            r = auth.login("anna", "wrong password", at + timedelta(seconds=i), address=STRANGER)
+            refused += r.error == "locked"
+        at += auth.LOCK_FOR + timedelta(minutes=1)
+    assert refused == 3 * 4  # the 5th guess locks; the 3 after it are not even tried
+
+
+def test_parallel_guesses_learn_nothing_past_the_lock(engine: Engine) -> None:
+    _agent("anna")
+    barrier = threading.Barrier(12)
+    results: list[str | None] = []
+
+    def guess(i: int) -> None:
+        barrier.wait()
+        results.append(auth.login("anna", f"wrong password {i}", T0, address=STRANGER).error)
+
+    threads = [threading.Thread(target=guess, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results.count("bad_credentials") == auth.MAX_FAILURES - 1
+    assert results.count("locked") == 12 - (auth.MAX_FAILURES - 1)
+
+
+def test_a_password_reset_unlocks_the_agent(engine: Engine) -> None:
+    _agent("anna")
+    _answers("anna", STRANGER, auth.MAX_FAILURES)
+    assert auth.login("anna", PW, T0, address=STRANGER).error == "locked"
+    db.run(auth.set_password, "anna", "a brand new password", actor="boss")
+    assert auth.login("anna", "a brand new password", T0, address=STRANGER).agent is not None
+
+
 def test_password_change_and_deactivation_end_sessions(engine: Engine) -> None:
     anna = db.run(auth.create_agent, "anna", PW)
     assert db.run(auth.session_agent, anna.id, anna.session_version) is not None
@@ -370,17 +482,34 @@ def test_password_change_and_deactivation_end_sessions(engine: Engine) -> None:
     assert auth.login("anna", "a brand new password").error == "bad_credentials"
 
 
-def test_migration_0002_goes_down_and_up(sqlite_engine: Engine) -> None:
+def _downgrade(engine: Engine, revision: str) -> None:
     from alembic import command
 
-    cfg = migrate.alembic_config(sqlite_engine)
-    with sqlite_engine.begin() as conn:
+    cfg = migrate.alembic_config(engine)
+    with engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0001")
+        command.downgrade(cfg, revision)
+
+
+def test_migration_0002_goes_down_and_up(sqlite_engine: Engine) -> None:
+    _downgrade(sqlite_engine, "0001")
     assert migrate.current(sqlite_engine) == "0001"
-    migrate.upgrade(sqlite_engine)
+    migrate.upgrade(sqlite_engine, "0002")
     assert migrate.current(sqlite_engine) == "0002"
     assert db.run(service.queue) == []
+
+
+def test_migration_0003_keeps_the_agents(engine: Engine) -> None:
+    _agent("anna")
+    auth.login("anna", "wrong password", address="203.0.113.7")
+    _downgrade(engine, "0002")
+    assert migrate.current(engine) == "0002"
+    assert "login_throttles" not in inspect(engine).get_table_names()
+    assert {"failed_logins", "locked_until"} <= {c["name"] for c in inspect(engine).get_columns("agents")}
+    migrate.upgrade(engine)
+    assert migrate.current(engine) == "0003"
+    assert "failed_logins" not in {c["name"] for c in inspect(engine).get_columns("agents")}
+    assert auth.login("anna", PW, address="203.0.113.7").agent is not None
 
 
 def test_the_opening_is_said_in_the_shoppers_words(engine: Engine) -> None:
