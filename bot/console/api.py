@@ -15,7 +15,7 @@ import ipaddress
 import json
 import logging
 import unicodedata
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -116,40 +116,49 @@ def _same_origin(request: Request) -> bool:
     return urlsplit(origin).netloc == request.headers.get("host", "")
 
 
-def build(cfg: ConsoleSettings) -> Blueprint:
-    """The console blueprint (Rasa mounts it at /webhooks/console/)."""
-    bp = Blueprint("console_webhook", __name__)
-    bp.static("/static", str(STATIC), name="console_static")
-    secret = secret_bytes(cfg)
-    proxies = tuple(ipaddress.ip_network(n) for n in cfg.trusted_proxies)
+def authed(write: bool = False) -> Callable[[Handler], Handler]:
+    """A route for a logged-in agent (401 otherwise); ``write`` also needs the console's own header (403)."""
+    def wrap(fn: Handler) -> Handler:
+        @functools.wraps(fn)
+        async def inner(self: Console, request: Request, *args: Any, **kwargs: Any) -> HTTPResponse:
+            try:
+                agent = await self.who(request)
+                if agent is None:
+                    return _error("unauthorized", 401)
+                if write and (request.headers.get("x-console") != "1" or not _same_origin(request)):
+                    return _error("forbidden", 403)
+                return await fn(self, request, agent, *args, **kwargs)
+            except LoyaltyError as exc:
+                return response.json(exc.as_dict(), status=exc.http_status)
+            except conversation.ConsoleUnavailable:
+                return _error("assistant_unavailable", 503)
 
-    async def who(request: Request) -> AgentView | None:
-        sess = sessions.read(request.cookies.get(sessions.COOKIE), secret)
+        return inner
+
+    return wrap
+
+
+def _me(a: AgentView) -> dict[str, Any]:
+    hours = service.service_hours()
+    return {"id": a.id, "username": a.username, "name": a.display_name, "role": a.role,
+            "adjust_limit": core_settings().adjust_limit, "service_hours": hours.describe()}
+
+
+class Console:
+    """The console's routes, bound to its settings: the session secret and the trusted proxies."""
+
+    def __init__(self, cfg: ConsoleSettings) -> None:
+        self.cfg = cfg
+        self.secret = secret_bytes(cfg)
+        self.proxies = tuple(ipaddress.ip_network(n) for n in cfg.trusted_proxies)
+
+    async def who(self, request: Request) -> AgentView | None:
+        sess = sessions.read(request.cookies.get(sessions.COOKIE), self.secret)
         if sess is None:
             return None
         return await db.arun(auth.session_agent, sess.agent_id, sess.version, readonly=True)
 
-    def authed(write: bool = False) -> Callable[[Handler], Handler]:
-        def wrap(fn: Handler) -> Handler:
-            @functools.wraps(fn)
-            async def inner(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse:
-                try:
-                    agent = await who(request)
-                    if agent is None:
-                        return _error("unauthorized", 401)
-                    if write and (request.headers.get("x-console") != "1" or not _same_origin(request)):
-                        return _error("forbidden", 403)
-                    return await fn(request, agent, *args, **kwargs)
-                except LoyaltyError as exc:
-                    return response.json(exc.as_dict(), status=exc.http_status)
-                except conversation.ConsoleUnavailable:
-                    return _error("assistant_unavailable", 503)
-
-            return inner
-
-        return wrap
-
-    async def viewable(hid: int, agent: AgentView) -> dict[str, Any]:
+    async def viewable(self, hid: int, agent: AgentView) -> dict[str, Any]:
         d = await views.details(hid)
         if not views.may_view(d["_view"], agent):
             raise Refused("This conversation is with another agent.", code="not_yours")
@@ -157,23 +166,21 @@ def build(cfg: ConsoleSettings) -> Blueprint:
 
     # ------------------------------------------------------------ lifecycle
 
-    @bp.listener("after_server_start")
-    async def _start(app: Any, _loop: Any) -> None:
+    async def start(self, app: Any, _loop: Any) -> None:
         runtime.attach(app)
         live.set_snapshot(views.snapshot)
-        if cfg.redis_url:
-            await live.start_redis(cfg.redis_url)
-        app.ctx.console_poller = asyncio.get_running_loop().create_task(_poll())
+        if self.cfg.redis_url:
+            await live.start_redis(self.cfg.redis_url)
+        app.ctx.console_poller = asyncio.get_running_loop().create_task(self._poll())
 
-    @bp.listener("before_server_stop")
-    async def _stop(app: Any, _loop: Any) -> None:
+    async def stop(self, app: Any, _loop: Any) -> None:
         poller = getattr(app.ctx, "console_poller", None)
         if poller is not None:
             poller.cancel()
         await live.stop()
         runtime.detach(app)
 
-    async def _poll() -> None:
+    async def _poll(self) -> None:
         """Push the queue when it changed where no event reached this process (CLI, other processes)."""
         seen: Any = None
 
@@ -181,7 +188,7 @@ def build(cfg: ConsoleSettings) -> Blueprint:
             return tuple((h.id, h.status, h.agent_id) for h in service.queue(s) + service.active(s))
 
         while True:
-            await asyncio.sleep(cfg.poll_seconds)
+            await asyncio.sleep(self.cfg.poll_seconds)
             try:
                 now = await db.arun(signature, readonly=True)
             except Exception:
@@ -193,8 +200,7 @@ def build(cfg: ConsoleSettings) -> Blueprint:
 
     # ------------------------------------------------------------ page and session
 
-    @bp.route("/", methods=["GET"])
-    async def page(request: Request) -> HTTPResponse:
+    async def page(self, request: Request) -> HTTPResponse:
         """The single-page console (a login form until a session exists; it holds no data)."""
         if not request.path.endswith("/"):
             return response.redirect(request.path + "/")  # its relative links need the slash
@@ -204,8 +210,7 @@ def build(cfg: ConsoleSettings) -> Blueprint:
                                        "frame-ancestors 'none'",
         })
 
-    @bp.route("/api/login", methods=["POST"])
-    async def login(request: Request) -> HTTPResponse:
+    async def login(self, request: Request) -> HTTPResponse:
         if request.headers.get("x-console") != "1" or not _same_origin(request):
             return _error("forbidden", 403)
         try:
@@ -213,7 +218,7 @@ def build(cfg: ConsoleSettings) -> Blueprint:
         except InvalidInput as exc:
             return response.json(exc.as_dict(), status=400)
         try:
-            address = client_address(request.ip, request.headers.getall("x-forwarded-for", []), proxies)
+            address = client_address(request.ip, request.headers.getall("x-forwarded-for", []), self.proxies)
             # argon2 is CPU-bound: keep it off the event loop.
             result = await asyncio.to_thread(auth.login, data.get("username"), data.get("password"),
                                              address=address)
@@ -224,57 +229,47 @@ def build(cfg: ConsoleSettings) -> Blueprint:
                 return _error("locked", 429, retry_after=result.retry_after)
             return _error("bad_credentials", 401)
         resp = response.json({"agent": _me(result.agent)})
-        _set_cookie(resp, result.agent)
+        self._set_cookie(resp, result.agent)
         return resp
 
-    def _set_cookie(resp: HTTPResponse, a: AgentView) -> None:
-        resp.cookies[sessions.COOKIE] = sessions.issue(a.id, a.session_version, cfg.session_hours, secret)
+    def _set_cookie(self, resp: HTTPResponse, a: AgentView) -> None:
+        resp.cookies[sessions.COOKIE] = sessions.issue(a.id, a.session_version, self.cfg.session_hours, self.secret)
         c = resp.cookies[sessions.COOKIE]
         c["httponly"] = True
         c["samesite"] = "Strict"  # never sent on a cross-site request
         c["path"] = "/webhooks/console"
-        c["max-age"] = cfg.session_hours * 3600
-        if cfg.cookie_secure:
+        c["max-age"] = self.cfg.session_hours * 3600
+        if self.cfg.cookie_secure:
             c["secure"] = True
 
-    def _me(a: AgentView) -> dict[str, Any]:
-        hours = service.service_hours()
-        return {"id": a.id, "username": a.username, "name": a.display_name, "role": a.role,
-                "adjust_limit": core_settings().adjust_limit, "service_hours": hours.describe()}
-
-    @bp.route("/api/logout", methods=["POST"])
     @authed(write=True)
-    async def logout(request: Request, agent: AgentView) -> HTTPResponse:
+    async def logout(self, request: Request, agent: AgentView) -> HTTPResponse:
         # Bumping the version voids this cookie everywhere it was copied, not just in this browser.
         await db.arun(auth.end_sessions, agent.id)
         resp = response.json({"ok": True})
         del resp.cookies[sessions.COOKIE]
         return resp
 
-    @bp.route("/api/me", methods=["GET"])
     @authed()
-    async def me(request: Request, agent: AgentView) -> HTTPResponse:
+    async def me(self, request: Request, agent: AgentView) -> HTTPResponse:
         return response.json(_me(agent))
 
-    @bp.route("/api/password", methods=["POST"])
     @authed(write=True)
-    async def password(request: Request, agent: AgentView) -> HTTPResponse:
+    async def password(self, request: Request, agent: AgentView) -> HTTPResponse:
         data = _body(request)
         a = await db.arun(auth.change_password, agent.id, data.get("old"), data.get("new"))
         resp = response.json({"ok": True})
-        _set_cookie(resp, a)  # the new version voided every other session, this one gets a fresh cookie
+        self._set_cookie(resp, a)  # the new version voided every other session, this one gets a fresh cookie
         return resp
 
     # ------------------------------------------------------------ reading
 
-    @bp.route("/api/queue", methods=["GET"])
     @authed()
-    async def queue(request: Request, agent: AgentView) -> HTTPResponse:
+    async def queue(self, request: Request, agent: AgentView) -> HTTPResponse:
         return response.json(await views.snapshot())
 
-    @bp.route("/api/agents", methods=["GET"])
     @authed()
-    async def agents(request: Request, agent: AgentView) -> HTTPResponse:
+    async def agents(self, request: Request, agent: AgentView) -> HTTPResponse:
         online = live.online()
         rows = await db.arun(auth.agents, readonly=True)
         return response.json({"agents": [
@@ -282,10 +277,9 @@ def build(cfg: ConsoleSettings) -> Blueprint:
             for a in rows
         ]})
 
-    @bp.route("/api/handoffs/<hid:int>", methods=["GET"])
     @authed()
-    async def handoff(request: Request, agent: AgentView, hid: int) -> HTTPResponse:
-        d = await viewable(hid, agent)
+    async def handoff(self, request: Request, agent: AgentView, hid: int) -> HTTPResponse:
+        d = await self.viewable(hid, agent)
         h: service.HandoffView = d.pop("_view")
         sender = d.pop("sender_id")
         app = request.app
@@ -296,28 +290,26 @@ def build(cfg: ConsoleSettings) -> Blueprint:
 
     # ------------------------------------------------------------ acting
 
-    async def _announce(app: Any, h: service.HandoffView, agent: AgentView) -> conversation.Sent | None:
-        if not cfg.announce_agent:
+    async def _announce(self, app: Any, h: service.HandoffView, agent: AgentView) -> conversation.Sent | None:
+        if not self.cfg.announce_agent:
             return None
         return await conversation.say(app, h.id, h.sender_id, h.channel, texts.agent_joined(h.language,
                                       agent.display_name), agent_name=agent.display_name,
                                       agent_username=agent.username)
 
-    @bp.route("/api/handoffs/<hid:int>/take", methods=["POST"])
     @authed(write=True)
-    async def take(request: Request, agent: AgentView, hid: int) -> HTTPResponse:
+    async def take(self, request: Request, agent: AgentView, hid: int) -> HTTPResponse:
         h = await db.arun(service.take, hid, agent.id)
         live.queue_changed()
-        sent = await _announce(request.app, h, agent)
+        sent = await self._announce(request.app, h, agent)
         if sent is not None and sent.ok:
             await live.broadcast({"type": "message", "handoff": h.id, "from": "agent", "agent": agent.display_name,
                                   "text": texts.agent_joined(h.language, agent.display_name), "ts": sent.ts})
         return response.json({"handoff": views.entry(h, None), "announced": bool(sent and sent.ok),
                               "delivery": None if sent is None else sent.code})
 
-    @bp.route("/api/handoffs/<hid:int>/reply", methods=["POST"])
     @authed(write=True)
-    async def reply(request: Request, agent: AgentView, hid: int) -> HTTPResponse:
+    async def reply(self, request: Request, agent: AgentView, hid: int) -> HTTPResponse:
         text = _clean(_body(request).get("text"), MAX_REPLY)
         h = await db.arun(service.check_assignee, hid, agent.id)
         sent = await conversation.say(request.app, h.id, h.sender_id, h.channel, text,
@@ -332,9 +324,8 @@ def build(cfg: ConsoleSettings) -> Blueprint:
                               "text": text, "ts": sent.ts})
         return response.json(body)
 
-    @bp.route("/api/handoffs/<hid:int>/coupon", methods=["POST"])
     @authed(write=True)
-    async def coupon(request: Request, agent: AgentView, hid: int) -> HTTPResponse:
+    async def coupon(self, request: Request, agent: AgentView, hid: int) -> HTTPResponse:
         data = _body(request)
         claim = await db.arun(goodwill.grant_coupon, hid, agent_id=agent.id, campaign=data.get("campaign"),
                               key=data.get("key"))
@@ -343,25 +334,22 @@ def build(cfg: ConsoleSettings) -> Blueprint:
                               "name_en": c.campaign.name_en, "last_day": c.last_day.isoformat(),
                               "replayed": claim.replayed})
 
-    @bp.route("/api/handoffs/<hid:int>/points", methods=["POST"])
     @authed(write=True)
-    async def adjust(request: Request, agent: AgentView, hid: int) -> HTTPResponse:
+    async def adjust(self, request: Request, agent: AgentView, hid: int) -> HTTPResponse:
         data = _body(request)
         mv = await db.arun(goodwill.adjust_points, hid, agent_id=agent.id, delta=data.get("delta"),
                            reason=data.get("reason"), key=data.get("key"))
         return response.json({"delta": mv.delta, "balance": mv.balance})
 
-    @bp.route("/api/handoffs/<hid:int>/note", methods=["POST"])
     @authed(write=True)
-    async def note(request: Request, agent: AgentView, hid: int) -> HTTPResponse:
-        await viewable(hid, agent)
+    async def note(self, request: Request, agent: AgentView, hid: int) -> HTTPResponse:
+        await self.viewable(hid, agent)
         n = await db.arun(service.add_note, hid, agent_id=agent.id, text=_body(request).get("text"))
         return response.json({"id": n.id, "kind": n.kind, "text": n.text, "agent": n.agent_username,
                               "at": n.created_at.isoformat()})
 
-    @bp.route("/api/handoffs/<hid:int>/transfer", methods=["POST"])
     @authed(write=True)
-    async def transfer(request: Request, agent: AgentView, hid: int) -> HTTPResponse:
+    async def transfer(self, request: Request, agent: AgentView, hid: int) -> HTTPResponse:
         target = _body(request).get("to")
         rows = await db.arun(auth.agents, readonly=True)
         found = next((a for a in rows if a.username == str(target or "").strip().lower()), None)
@@ -372,9 +360,8 @@ def build(cfg: ConsoleSettings) -> Blueprint:
         await live.broadcast({"type": "transferred", "handoff": h.id, "to": found.id, "by": agent.display_name})
         return response.json({"handoff": views.entry(h, None)})
 
-    @bp.route("/api/handoffs/<hid:int>/close", methods=["POST"])
     @authed(write=True)
-    async def close(request: Request, agent: AgentView, hid: int) -> HTTPResponse:
+    async def close(self, request: Request, agent: AgentView, hid: int) -> HTTPResponse:
         conversation.rasa_agent(request.app)  # refuse before closing if the assistant cannot take over
         h = await db.arun(service.close, hid, agent_id=agent.id)
         # The database says closed first: if this process dies now, the broker resumes the
@@ -386,9 +373,8 @@ def build(cfg: ConsoleSettings) -> Blueprint:
 
     # ------------------------------------------------------------ live updates
 
-    @bp.websocket("/ws")
-    async def socket(request: Request, ws: Any) -> None:
-        agent = await who(request)
+    async def socket(self, request: Request, ws: Any) -> None:
+        agent = await self.who(request)
         if agent is None or not _same_origin(request):
             await ws.send(json.dumps({"type": "error", "code": "unauthorized"}))
             await ws.close()
@@ -401,7 +387,7 @@ def build(cfg: ConsoleSettings) -> Blueprint:
                 if msg is None:
                     continue
                 # The page only pings; a session ended meanwhile (logout elsewhere) closes the socket.
-                if await who(request) is None:
+                if await self.who(request) is None:
                     await ws.send(json.dumps({"type": "error", "code": "unauthorized"}))
                     break
                 await ws.send(json.dumps({"type": "pong"}))
@@ -410,4 +396,44 @@ def build(cfg: ConsoleSettings) -> Blueprint:
         finally:
             live.unregister(ws)
 
+
+#: (method, path, Console method) of every HTTP route; the websocket is /ws.
+ROUTES = (
+    ("GET", "/", "page"),
+    ("POST", "/api/login", "login"),
+    ("POST", "/api/logout", "logout"),
+    ("GET", "/api/me", "me"),
+    ("POST", "/api/password", "password"),
+    ("GET", "/api/queue", "queue"),
+    ("GET", "/api/agents", "agents"),
+    ("GET", "/api/handoffs/<hid:int>", "handoff"),
+    ("POST", "/api/handoffs/<hid:int>/take", "take"),
+    ("POST", "/api/handoffs/<hid:int>/reply", "reply"),
+    ("POST", "/api/handoffs/<hid:int>/coupon", "coupon"),
+    ("POST", "/api/handoffs/<hid:int>/points", "adjust"),
+    ("POST", "/api/handoffs/<hid:int>/note", "note"),
+    ("POST", "/api/handoffs/<hid:int>/transfer", "transfer"),
+    ("POST", "/api/handoffs/<hid:int>/close", "close"),
+)
+
+
+def _plain(method: Callable[..., Awaitable[Any]]) -> Callable[..., Coroutine[Any, Any, Any]]:
+    """A bound method as a plain function: Sanic marks its handlers with attributes."""
+    @functools.wraps(method)
+    async def handle(*args: Any, **kwargs: Any) -> Any:
+        return await method(*args, **kwargs)
+
+    return handle
+
+
+def build(cfg: ConsoleSettings) -> Blueprint:
+    """The console blueprint (Rasa mounts it at /webhooks/console/)."""
+    console = Console(cfg)
+    bp = Blueprint("console_webhook", __name__)
+    bp.static("/static", str(STATIC), name="console_static")
+    for method, path, name in ROUTES:
+        bp.add_route(_plain(getattr(console, name)), path, methods=[method], name=name)
+    bp.add_websocket_route(_plain(console.socket), "/ws", name="socket")
+    bp.listener("after_server_start")(_plain(console.start))
+    bp.listener("before_server_stop")(_plain(console.stop))
     return bp
