@@ -63,6 +63,23 @@ def parse_mapping(raw: str) -> dict[str, str]:
     return result
 
 
+# ---------------------------------------------------------------- every channel
+
+DEFAULT_MAX_TEXT_CHARS = 1000
+
+
+def max_text_chars(env: Mapping[str, str] | None = None) -> int:
+    """``BOT_MAX_TEXT_CHARS``: the longest text a shopper may send, on every channel.
+
+    A shopper's message, not an essay: the channels refuse longer texts and the
+    NLU pipeline cuts them, so one message can never cost seconds of NLU.
+    """
+    value = _parse(os.environ if env is None else env, "BOT_MAX_TEXT_CHARS", DEFAULT_MAX_TEXT_CHARS, int)
+    if value < 10:
+        raise SettingsError("BOT_MAX_TEXT_CHARS must be at least 10")
+    return value
+
+
 # ---------------------------------------------------------------- WeChat
 
 WECHAT_API_BASE_URL = "https://api.weixin.qq.com/cgi-bin/"
@@ -94,6 +111,9 @@ class WeChatSettings:
     redis_url: str | None = None
     dedup_ttl: int = 600
     max_text_bytes: int = 2048
+    # Longest text a shopper may send (BOT_MAX_TEXT_CHARS, shared by every channel);
+    # longer ones get a polite refusal and never reach the assistant.
+    max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
     menu_intents: Mapping[str, str] = field(default=DEFAULT_MENU_INTENTS)
     # Customer-service message quotas: a shopper's message opens a window of
     # 5 messages in 48 h; a follow, scan or menu click one of 3 in 1 minute.
@@ -115,6 +135,8 @@ class WeChatSettings:
             raise SettingsError("WECHAT_PASSIVE_WAIT must be positive")
         if self.max_text_bytes < 64:
             raise SettingsError("WECHAT_MAX_TEXT_BYTES must be at least 64")
+        if self.max_text_chars < 10:
+            raise SettingsError("BOT_MAX_TEXT_CHARS must be at least 10")
         if not self.api_base_url.endswith("/"):
             object.__setattr__(self, "api_base_url", self.api_base_url + "/")
         object.__setattr__(self, "menu_intents", MappingProxyType(dict(self.menu_intents)))
@@ -157,6 +179,7 @@ def load_wechat_settings(env: Mapping[str, str] | None = None, **overrides: Any)
         "redis_url": e.get("WECHAT_REDIS_URL") or None,
         "dedup_ttl": _parse(e, "WECHAT_DEDUP_TTL", 600, int),
         "max_text_bytes": _parse(e, "WECHAT_MAX_TEXT_BYTES", 2048, int),
+        "max_text_chars": max_text_chars(e),
         "menu_intents": _parse(e, "WECHAT_MENU_INTENTS", dict(DEFAULT_MENU_INTENTS), parse_mapping),
         "cs_quota_message": _parse(e, "WECHAT_CS_QUOTA_MESSAGE", 5, int),
         "cs_window_message": _parse(e, "WECHAT_CS_WINDOW_MESSAGE", 48 * 3600, int),
@@ -208,6 +231,8 @@ class WebChatSettings:
     redis_url: str | None = None
     # Where development state (the generated secret) lives.
     var_dir: str = "var"
+    # Longest text a shopper may send (BOT_MAX_TEXT_CHARS, shared by every channel).
+    max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
 
     def __post_init__(self) -> None:
         url = self.public_url.strip().rstrip("/")
@@ -228,6 +253,7 @@ def load_webchat_settings(env: Mapping[str, str] | None = None, **overrides: Any
         "secret": e.get("WEBCHAT_SECRET") or None,
         "redis_url": e.get("WEBCHAT_REDIS_URL") or None,
         "var_dir": e.get("LOYALTY_VAR_DIR") or "var",
+        "max_text_chars": max_text_chars(e),
     }
     known = {f.name for f in fields(WebChatSettings)}
     unknown = set(overrides) - known
