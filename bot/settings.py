@@ -23,12 +23,21 @@ T = TypeVar("T")
 
 
 def dev_secret(var_dir: str, name: str) -> bytes:
-    """A random secret created once in ``var_dir/name`` (development only; production sets one)."""
+    """A random secret created once in ``var_dir/name`` (development only; production sets one).
+
+    The folder is created 0700 and the file 0600 from its first byte: writing
+    first and tightening after would leave a moment where anyone could read it.
+    """
     path = Path(var_dir) / name
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_hex(32))
-        path.chmod(0o600)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process created it meanwhile: use theirs
+            pass
+        else:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32))
     return path.read_text().strip().encode()
 
 
