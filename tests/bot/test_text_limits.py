@@ -6,8 +6,10 @@ end-to-end checks with the trained model are in tests/e2e/test_long_messages.py.
 
 from __future__ import annotations
 
+import socket
 import time
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 import requests
@@ -117,6 +119,13 @@ def test_wechat_body_over_the_cap_is_refused_unread(make_channel, monkeypatch: p
         params, body = ch.side.sign(ch.side.text(new_openid(), "积分" * 100_000), aes=aes)  # 600 KB+
         res = requests.post(ch.url, params=params, data=body, timeout=30)
         assert res.status_code == 413
+    # A declared 50 MB body is refused on its headers: no byte of it is awaited.
+    params, _ = ch.side.sign("")
+    host, port = ch.server.host, ch.server.port
+    with socket.create_connection((host, port), timeout=5) as sock:
+        sock.sendall((f"POST /webhooks/wechat/webhook?{urlencode(params)} HTTP/1.1\r\nHost: {host}\r\n"
+                      "Content-Type: text/xml\r\nContent-Length: 50000000\r\n\r\n").encode())
+        assert sock.recv(200).startswith(b"HTTP/1.1 413")
     assert opened == [] and ch.assistant.calls == []
 
 
