@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from loyalty import db, migrate
-from loyalty.services import coupons
 from loyalty.models import Store
+from loyalty.services import coupons
 from tests.support.stack import Stack, require_model, start_stack
 
 
