@@ -16,6 +16,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from bot.files import private_files
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
@@ -76,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--api-port", type=int, default=int(os.environ.get("LOYALTY_API_PORT", "8081")))
     args = p.parse_args(argv)
     os.chdir(ROOT)
+    # Before anything starts: the databases and secrets they create are owner-only.
+    private_files(ROOT / os.environ.get("LOYALTY_VAR_DIR", "var"))
     os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
     procs: list[subprocess.Popen[bytes]] = []
 

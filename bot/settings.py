@@ -25,12 +25,21 @@ from loyalty.config import SettingsError, env_flag, env_value
 
 
 def dev_secret(var_dir: str, name: str) -> bytes:
-    """A random secret created once in ``var_dir/name`` (development only; production sets one)."""
+    """A random secret created once in ``var_dir/name`` (development only; production sets one).
+
+    The folder is created 0700 and the file 0600 from its first byte: writing
+    first and tightening after would leave a moment where anyone could read it.
+    """
     path = Path(var_dir) / name
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_hex(32))
-        path.chmod(0o600)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process created it meanwhile: use theirs
+            pass
+        else:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32))
     return path.read_text().strip().encode()
 
 
@@ -51,6 +60,23 @@ def parse_mapping(raw: str) -> dict[str, str]:
             raise ValueError(f"expected KEY=value, got {item!r}")
         result[key.strip()] = value.strip()
     return result
+
+
+# ---------------------------------------------------------------- every channel
+
+DEFAULT_MAX_TEXT_CHARS = 1000
+
+
+def max_text_chars(env: Mapping[str, str] | None = None) -> int:
+    """``BOT_MAX_TEXT_CHARS``: the longest text a shopper may send, on every channel.
+
+    A shopper's message, not an essay: the channels refuse longer texts and the
+    NLU pipeline cuts them, so one message can never cost seconds of NLU.
+    """
+    value = env_value(os.environ if env is None else env, "BOT_MAX_TEXT_CHARS", DEFAULT_MAX_TEXT_CHARS, int)
+    if value < 10:
+        raise SettingsError("BOT_MAX_TEXT_CHARS must be at least 10")
+    return value
 
 
 # ---------------------------------------------------------------- WeChat
@@ -84,6 +110,9 @@ class WeChatSettings:
     redis_url: str | None = None
     dedup_ttl: int = 600
     max_text_bytes: int = 2048
+    # Longest text a shopper may send (BOT_MAX_TEXT_CHARS, shared by every channel);
+    # longer ones get a polite refusal and never reach the assistant.
+    max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
     menu_intents: Mapping[str, str] = field(default=DEFAULT_MENU_INTENTS)
     # Customer-service message quotas: a shopper's message opens a window of
     # 5 messages in 48 h; a follow, scan or menu click one of 3 in 1 minute.
@@ -105,6 +134,8 @@ class WeChatSettings:
             raise SettingsError("WECHAT_PASSIVE_WAIT must be positive")
         if self.max_text_bytes < 64:
             raise SettingsError("WECHAT_MAX_TEXT_BYTES must be at least 64")
+        if self.max_text_chars < 10:
+            raise SettingsError("BOT_MAX_TEXT_CHARS must be at least 10")
         if not self.api_base_url.endswith("/"):
             object.__setattr__(self, "api_base_url", self.api_base_url + "/")
         object.__setattr__(self, "menu_intents", MappingProxyType(dict(self.menu_intents)))
@@ -147,6 +178,7 @@ def load_wechat_settings(env: Mapping[str, str] | None = None, **overrides: Any)
         "redis_url": e.get("WECHAT_REDIS_URL") or None,
         "dedup_ttl": env_value(e, "WECHAT_DEDUP_TTL", 600, int),
         "max_text_bytes": env_value(e, "WECHAT_MAX_TEXT_BYTES", 2048, int),
+        "max_text_chars": max_text_chars(e),
         "menu_intents": env_value(e, "WECHAT_MENU_INTENTS", dict(DEFAULT_MENU_INTENTS), parse_mapping),
         "cs_quota_message": env_value(e, "WECHAT_CS_QUOTA_MESSAGE", 5, int),
         "cs_window_message": env_value(e, "WECHAT_CS_WINDOW_MESSAGE", 48 * 3600, int),
@@ -204,6 +236,8 @@ class WebChatSettings:
     redis_url: str | None = None
     # Where development state (the generated secret) lives.
     var_dir: str = "var"
+    # Longest text a shopper may send (BOT_MAX_TEXT_CHARS, shared by every channel).
+    max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
 
     def __post_init__(self) -> None:
         url = self.public_url.strip().rstrip("/")
@@ -224,6 +258,7 @@ def load_webchat_settings(env: Mapping[str, str] | None = None, **overrides: Any
         "secret": e.get("WEBCHAT_SECRET") or None,
         "redis_url": e.get("WEBCHAT_REDIS_URL") or None,
         "var_dir": e.get("LOYALTY_VAR_DIR") or "var",
+        "max_text_chars": max_text_chars(e),
     }
     return WebChatSettings(**_with_overrides(WebChatSettings, "web chat", values, overrides))
 

@@ -13,6 +13,7 @@ import functools
 import logging
 import os
 import random
+import stat
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -85,13 +86,32 @@ def _sqlite_setup(engine: Engine) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+def _owner_only_sqlite(path: str) -> None:
+    """Create the SQLite file (and a missing folder) readable by its owner only.
+
+    SQLite gives its -wal, -shm and -journal files the database file's mode,
+    so members' data never sits in a file every user of the machine can read.
+    A file left readable by an older version is tightened.
+    """
+    os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for name in (path, path + "-wal", path + "-shm", path + "-journal"):
+        try:
+            if stat.S_IMODE(os.stat(name).st_mode) & 0o077:
+                os.chmod(name, 0o600)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:  # not ours to change: warn, the database still works
+            log.warning("cannot restrict the database file to its owner: %s", exc.strerror)
+
+
 def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     """An engine for ``url`` (default: the configured database) with the right setup."""
     url = url or settings().database_url
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
+        path = url.split("///", 1)[-1].split("?", 1)[0] if "///" in url else ""
         if path and path != ":memory:":
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            _owner_only_sqlite(path)
         engine = create_engine(
             url,
             future=True,

@@ -20,8 +20,10 @@ A new session keeps an open handoff paused by itself (``action_session_start``
 pauses it in the same turn, before anything is predicted).
 
 A conversation paused with no open handoff (a crash between closing and
-resuming) is resumed and its message answered. Publishing never blocks or
-fails the turn: the work runs in a task after the save.
+resuming) is resumed and its message answered. A save in which the bot
+confirms a closed account has the conversation's personal data scrubbed
+from the tracker store (bot/erasure.py). Publishing never blocks or fails
+the turn: the work runs in a task after the save.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from rasa.core.brokers.broker import EventBroker
 from rasa.shared.core.constants import EXTERNAL_MESSAGE_PREFIX
 from rasa.utils.endpoints import EndpointConfig
 
+from bot import erasure
 from bot.console import conversation, runtime
 from bot.console.live import live
 from loyalty import db
@@ -91,9 +94,26 @@ class ConsoleBroker(EventBroker):
 
     def _start(self, sender: str) -> None:
         events = self._pending.pop(sender, [])
-        task = asyncio.get_running_loop().create_task(self._handle(sender, events))
+        self._spawn(self._handle(sender, events))
+        if erasure.requested(events):
+            self._spawn(self._erase(sender))
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _erase(self, sender: str) -> None:
+        """The account behind this conversation was closed: scrub its personal data from the tracker."""
+        app = runtime.app()
+        agent = getattr(getattr(app, "ctx", None), "agent", None)
+        if agent is None:
+            log.error("account closed but no assistant in this process: conversation not scrubbed")
+            return
+        try:
+            await erasure.erase_conversation(agent, sender)
+        except Exception:
+            log.exception("erasing a closed account's conversation failed")
 
     async def drain(self, timeout: float | None = None) -> None:
         """Wait for the work started so far (tests, shutdown)."""

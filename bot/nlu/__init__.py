@@ -1,1 +1,1 @@
-"""Custom Rasa NLU components: a mixed-text tokenizer and a per-message language detector."""
+"""Custom Rasa NLU components: an input length guard, a mixed-text tokenizer and a language detector."""

@@ -34,20 +34,58 @@ from sanic import Blueprint, response
 from sanic.request import Request
 
 from bot import buttons
+from bot.limits import too_long_reply
 from bot.settings import WebChatSettings, dev_secret, load_webchat_settings
 from bot.webchat.hub import hub
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
-MAX_TEXT = 1000  # characters a shopper may send at once
-MAX_FRAME = 16 * 1024  # bytes; a larger frame closes the socket before any parsing
+# Characters a shopper may send at once: BOT_MAX_TEXT_CHARS (WebChatSettings.max_text_chars).
+MAX_FRAME = 16 * 1024  # bytes; a larger frame closes the socket (code 1009) before any parsing
 MAX_BODY = 8 * 1024  # bytes for the REST fallback
+CLOSE_TOO_BIG = 1009  # the websocket close code for "message too big"
 REPLAY_LIMIT = 100  # messages of history sent to a page that opens
 
 
 def _secret(cfg: WebChatSettings) -> bytes:
     """WEBCHAT_SECRET, or a random secret kept in var/ for development."""
     return cfg.secret.encode() if cfg.secret else dev_secret(cfg.var_dir, "webchat.secret")
+
+
+def frame_limit(max_chars: int) -> int:
+    """Bytes a websocket frame may carry: 16 KiB, more only if the text limit needs it.
+
+    A character can take 6 bytes in JSON (``\\uXXXX``), plus room for the id and payload.
+    """
+    return max(MAX_FRAME, 6 * max_chars + 1024)
+
+
+def body_limit(max_chars: int) -> int:
+    """Bytes a REST request body may carry, by the same reckoning as :func:`frame_limit`."""
+    return max(MAX_BODY, 6 * max_chars + 2048)
+
+
+def _limit_frames(ws: Any, limit: int) -> None:
+    """Hold the frames this socket accepts to ``limit`` bytes.
+
+    Sanic reads ``WEBSOCKET_MAX_SIZE`` when the server starts, before any
+    listener of a blueprint mounted in Rasa's app can change it, so the app's
+    limit stays at its 1 MiB default. The connection's own limit (websockets'
+    ``max_size``) applies from the next frame it parses.
+    """
+    connection = getattr(ws, "connection", None)
+    if connection is not None and hasattr(connection, "max_size"):
+        connection.max_size = limit
+
+
+def _size(frame: str | bytes) -> int:
+    return len(frame.encode("utf-8")) if isinstance(frame, str) else len(frame)
+
+
+def _page_language(request: Request) -> str:
+    """The page's language (``?lang=``), else the browser's (Accept-Language), else Chinese."""
+    wanted = (request.args.get("lang") or request.headers.get("accept-language") or "zh").lower()
+    return "en" if wanted.startswith("en") else "zh"
 
 
 def sign(visitor: str, secret: bytes) -> str:
@@ -67,12 +105,16 @@ def visitor_of(sender: str) -> str | None:
     return sender[4:] if sender.startswith("web-") else None
 
 
+def _button(button: dict[str, Any]) -> dict[str, Any]:
+    return {"title": button.get("title", ""), "payload": button.get("payload", "")}
+
+
 def bot_payload(message: dict[str, Any]) -> dict[str, Any]:
     """What the page needs of one bot message."""
     out: dict[str, Any] = {"type": "bot", "ts": message.get("timestamp"), "text": message.get("text") or ""}
     for key in ("buttons", "quick_replies"):
         if message.get(key):
-            out["buttons"] = [{"title": b.get("title", ""), "payload": b.get("payload", "")} for b in message[key]]
+            out["buttons"] = [_button(b) for b in message[key]]
     if message.get("image"):
         out["image"] = message["image"]
     if message.get("agent"):
@@ -135,6 +177,9 @@ class WebchatInput(InputChannel):
         self.allow_rest = allow_rest
         self.secret = _secret(self.settings)
         self.seen = _Seen()
+        self.max_chars = self.settings.max_text_chars
+        self.max_frame = frame_limit(self.max_chars)
+        self.max_body = body_limit(self.max_chars)
 
     def get_output_channel(self) -> OutputChannel:
         """Pushes to the visitor's open pages (agent replies, hand-back, trigger_intent)."""
@@ -178,8 +223,7 @@ class WebchatInput(InputChannel):
         channel = self
 
         @bp.listener("before_server_start")
-        async def _limits(app: Any, _loop: Any) -> None:
-            app.config.WEBSOCKET_MAX_SIZE = MAX_FRAME
+        async def _fan_out(app: Any, _loop: Any) -> None:
             if channel.settings.redis_url:
                 await hub.start_redis(channel.settings.redis_url)
 
@@ -190,7 +234,7 @@ class WebchatInput(InputChannel):
         @bp.route("/session", methods=["POST"])
         async def session(request: Request) -> response.HTTPResponse:
             """A new visitor id and its token, or a check of stored ones."""
-            body = request.json if request.body and len(request.body) < MAX_BODY else None
+            body = request.json if request.body and len(request.body) < channel.max_body else None
             if isinstance(body, dict) and verify(str(body.get("visitor", "")), str(body.get("token", "")),
                                                  channel.secret):
                 return response.json({"visitor": body["visitor"], "token": body["token"]})
@@ -203,9 +247,12 @@ class WebchatInput(InputChannel):
             text = data.get("payload") or data.get("text")
             message_id = str(data.get("id") or "")[:64] or uuid.uuid4().hex
             if not isinstance(text, str) or not text.strip():
-                return {"type": "error", "code": "empty"}
-            if len(text) > MAX_TEXT:
-                return {"type": "error", "code": "too_long", "max": MAX_TEXT}
+                return {"type": "error", "code": "empty", "id": message_id}
+            if len(text) > channel.max_chars:
+                # Refused, not cut: the page gives the text back to shorten, and a cut
+                # message would be answered as if it said something it did not.
+                reply = too_long_reply(text, channel.max_chars, metadata.get("lang") or _page_language(request))
+                return {"type": "error", "code": "too_long", "max": channel.max_chars, "text": reply, "id": message_id}
             sender = sender_id(visitor)
             if not channel.seen.add(f"{sender}:{message_id}"):
                 return {"type": "ack", "id": message_id, "duplicate": True}
@@ -231,6 +278,7 @@ class WebchatInput(InputChannel):
                 await ws.send(json.dumps({"type": "error", "code": "unauthorized"}))
                 await ws.close()
                 return
+            _limit_frames(ws, channel.max_frame)
             metadata = {k: request.args.get(k) for k in ("store", "lang") if request.args.get(k)}
             hub.register(visitor, ws)
             tasks: set[asyncio.Task[None]] = set()
@@ -239,6 +287,10 @@ class WebchatInput(InputChannel):
                     raw = await ws.recv()
                     if raw is None:
                         continue
+                    if _size(raw) > channel.max_frame:
+                        # Only a frame parsed before _limit_frames took effect gets here.
+                        await ws.close(code=CLOSE_TOO_BIG, reason="message too big")
+                        break
                     try:
                         data = json.loads(raw)
                         assert isinstance(data, dict)
@@ -270,12 +322,15 @@ class WebchatInput(InputChannel):
             """
             if not channel.allow_rest:
                 return response.json({"error": "disabled"}, status=404)
-            too_large = response.json({"error": "too_large", "max_bytes": MAX_BODY}, status=413)
+            too_large = response.json({
+                "error": "too_large", "max_bytes": channel.max_body,
+                "text": too_long_reply(None, channel.max_chars, _page_language(request)),
+            }, status=413)
             try:
                 declared = int(request.headers.get("content-length") or 0)
             except ValueError:
                 return response.json({"error": "bad_length"}, status=400)
-            if declared > MAX_BODY:
+            if declared > channel.max_body:
                 return too_large
             body = b""
             while True:
@@ -283,7 +338,7 @@ class WebchatInput(InputChannel):
                 if chunk is None:
                     break
                 body += chunk
-                if len(body) > MAX_BODY:
+                if len(body) > channel.max_body:
                     return too_large
             try:
                 data = json.loads(body or b"")

@@ -18,6 +18,8 @@ from typing import Any, Literal
 from wechatpy import events, messages
 from wechatpy.messages import BaseMessage
 
+from bot.limits import too_long_reply
+from bot.settings import DEFAULT_MAX_TEXT_CHARS
 from bot.wechat import texts
 
 logger = logging.getLogger(__name__)
@@ -77,14 +79,25 @@ def store_code_of(scene: str | None) -> str | None:
     return None
 
 
-def classify(message: BaseMessage, menu_intents: Mapping[str, str]) -> Inbound:
-    """Decide what to do with one parsed callback."""
+def classify(
+    message: BaseMessage, menu_intents: Mapping[str, str], max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
+) -> Inbound:
+    """Decide what to do with one parsed callback.
+
+    A text longer than ``max_text_chars`` is refused with a short reply in the
+    shopper's language rather than cut: the shopper cannot edit a sent WeChat
+    message, but can send a shorter one, and the start of a long text would
+    likely be misunderstood. The passive reply costs no customer-service quota.
+    """
     base = {"openid": message.source, "account": message.target}
 
     if isinstance(message, messages.TextMessage):
         content = (message.content or "").strip()
         if not content:
             return Inbound("ignore", label="text", window="message", **base)
+        if len(content) > max_text_chars:
+            reply = too_long_reply(content, max_text_chars)
+            return Inbound("reply", label="text_too_long", text=reply, window="message", **base)
         return Inbound(
             "bot",
             label="text",
@@ -95,7 +108,7 @@ def classify(message: BaseMessage, menu_intents: Mapping[str, str]) -> Inbound:
             **base,
         )
 
-    if isinstance(message, (events.SubscribeScanEvent, events.ScanEvent, events.SubscribeEvent)):
+    if isinstance(message, events.SubscribeScanEvent | events.ScanEvent | events.SubscribeEvent):
         first_follow = not isinstance(message, events.ScanEvent)
         label = "scan" if not first_follow else "subscribe"
         code = store_code_of(getattr(message, "scene_id", None))

@@ -76,13 +76,24 @@ class CallbackSecurity:
         self._check_time(timestamp)
         return args.get("echostr", "")
 
+    def verify_request(self, args: Mapping[str, str]) -> None:
+        """Check what a POST callback's URL alone proves, before its body is read.
+
+        WeChat signs the token, timestamp and nonce into ``signature`` in
+        both modes (AES mode adds ``msg_signature`` over the ciphertext). An
+        unsigned or stale request is thus refused before its body costs a
+        read, a parse or a decryption.
+        """
+        timestamp, nonce = args.get("timestamp", ""), args.get("nonce", "")
+        self._check_sig((self._token, timestamp, nonce), args.get("signature", ""))
+        self._check_time(timestamp)
+
     def open_callback(self, args: Mapping[str, str], body: bytes) -> tuple[str, CallbackAuth]:
         """Verify a POST callback and return its plain XML."""
         timestamp, nonce = args.get("timestamp", ""), args.get("nonce", "")
         mode = args.get("encrypt_type", "raw") or "raw"
+        self.verify_request(args)
         if mode == "raw":
-            self._check_sig((self._token, timestamp, nonce), args.get("signature", ""))
-            self._check_time(timestamp)
             try:
                 return body.decode("utf-8"), CallbackAuth(False, nonce, timestamp)
             except UnicodeDecodeError:

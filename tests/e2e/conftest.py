@@ -45,7 +45,8 @@ def _stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     work: Path = tmp_path_factory.mktemp("stack")
     url = f"sqlite:///{work / 'loyalty.db'}"
     seed_minimal(url)
-    s = start_stack(work, url)
+    # WeChat and Rasa's REST channel too: the input limits are checked on every way in.
+    s = start_stack(work, url, wechat=True, rest=True)
     yield s
     s.stop()
 

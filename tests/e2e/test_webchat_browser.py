@@ -84,3 +84,24 @@ def test_page_works_in_english(stack: Stack) -> None:
         page.goto(f"{stack.base}/webhooks/webchat/?store=BJ001&lang=en")
         _wait_bot(page, "Beijing Sanlitun")
         assert page.locator("#send").inner_text() == "Send"
+
+
+def test_too_long_texts_get_a_friendly_answer_on_the_page(stack: Stack) -> None:
+    with chromium() as browser:
+        page = browser.new_page(locale="zh-CN")
+        page.goto(f"{stack.base}/webhooks/webchat/")
+        page.locator(".msg.bot").first.wait_for(timeout=60_000)
+        # The input holds 1,000 characters; a script (or an old page) may still send more.
+        page.evaluate("document.getElementById('input').removeAttribute('maxlength')")
+        _say(page, "好" * 1500)  # over the text limit, within the frame limit: the server explains
+        _wait_bot(page, "消息太长了")
+        assert page.input_value("#input") == "好" * 1500  # given back to shorten
+        assert page.locator(".msg.me", has_text="好" * 100).count() == 0
+        page.fill("#input", "积分" * 17_000)  # a 100 KB frame: the server closes the socket (1009)
+        page.press("#input", "Enter")
+        page.locator(".msg.bot", has_text="消息太长了").nth(1).wait_for(timeout=10_000)
+        page.wait_for_timeout(3000)  # reconnected, and the refused text is not sent again
+        assert page.locator(".msg.bot", has_text="消息太长了").count() == 2
+        shown = page.locator(".msg.bot").count()
+        _say(page, "你好")  # and the page still talks
+        page.locator(".msg.bot").nth(shown).wait_for(timeout=60_000)

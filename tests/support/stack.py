@@ -1,14 +1,16 @@
 """The real assistant for conversation tests: Rasa server + action server as processes.
 
 Both run on free loopback ports against a temporary SQLite loyalty database
-and tracker store, with the trained model in ``models/``. Tests talk to the
-bot through the web chat channel's token-protected REST entry. The agent
-console is mounted too (``Stack.console``), fed by its event broker, as in
-production.
+and tracker store (or a PostgreSQL tracker store, ``tracker_url``), with the
+trained model in ``models/``. Tests talk to the bot through the web chat
+channel's token-protected REST entry. The agent console is mounted too
+(``Stack.console``), fed by its event broker, as in production; more
+channels can be mounted with ``channels_extra``.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -30,6 +32,10 @@ ROOT = Path(__file__).resolve().parents[2]
 MODEL = ROOT / "models" / "loyalty.tar.gz"
 SECRET = "conversation-tests"
 CONSOLE_SECRET = "conversation-tests-console-secret"
+# The WeChat channel, when mounted (``wechat=True``): plain and AES callbacks, passive replies only.
+WECHAT_TOKEN = "stack-wechat-token"
+WECHAT_APP_ID = "wx00000000stack00"
+WECHAT_AES_KEY = base64.b64encode(bytes(range(100, 132))).decode()[:-1]
 
 
 def require_model() -> None:
@@ -78,6 +84,8 @@ class Stack:
     actions_port: int
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     launches: dict[str, _Launch] = field(default_factory=dict)
+    # SQLAlchemy URL of Rasa's tracker store (its ``events`` table).
+    tracker_url: str = ""
 
     def restart(self, name: str, env_extra: dict[str, str] | None = None) -> None:
         """Stop one process ("actions" or "rasa") and start it again, as a crash or a deploy would."""
@@ -130,6 +138,27 @@ class Stack:
             out.append("\n".join(x for x in lines if x))
         return out
 
+    def tracker_rows(self, sender_id: str | None = None) -> list[dict[str, Any]]:
+        """Rows of the tracker store's ``events`` table (one sender's, or all), oldest first."""
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(self.tracker_url, future=True)
+        try:
+            with engine.connect() as c:
+                sql = "SELECT sender_id, type_name, intent_name, action_name, data FROM events"
+                if sender_id is None:
+                    rows = c.execute(text(sql + " ORDER BY id"))
+                else:
+                    rows = c.execute(text(sql + " WHERE sender_id = :s ORDER BY id"), {"s": sender_id})
+                return [dict(r._mapping) for r in rows]
+        finally:
+            engine.dispose()
+
+    @property
+    def rasa_pid(self) -> int:
+        """The Rasa server's process id (for memory figures)."""
+        return self.procs[list(self.launches).index("rasa")].pid
+
     def stop(self) -> None:
         for p in self.procs:
             p.terminate()
@@ -147,12 +176,19 @@ def start_stack(
     console: bool = True,
     assistant: Path | None = None,
     env_extra: dict[str, str] | None = None,
+    tracker_url: str | None = None,
+    wechat: bool = False,
+    rest: bool = False,
 ) -> Stack:
     """Start the action server and Rasa (with the web chat channel and the console) on free ports.
 
     ``assistant``: a folder with another ``models/loyalty.tar.gz`` and ``actions/``
     to run instead of this checkout's (e.g. a trial of domain changes); the
-    code of ``bot`` and ``loyalty`` still comes from here.
+    code of ``bot`` and ``loyalty`` still comes from here. ``tracker_url``: an
+    existing database for Rasa's SQL tracker store (e.g. PostgreSQL) instead of
+    ``workdir/tracker.db``. ``wechat``: mount the WeChat channel too (signed
+    with ``WECHAT_TOKEN``/``WECHAT_AES_KEY``; no app secret, so replies are
+    passive only). ``rest``: mount Rasa's own REST channel (/webhooks/rest/webhook).
     """
     model = (assistant / "models" / "loyalty.tar.gz") if assistant else MODEL
     if assistant is None:
@@ -161,13 +197,26 @@ def start_stack(
         pytest.skip(f"no trained model at {model}")
     stack = Stack(workdir, database_url, free_port(), free_port())
     broker = "event_broker:\n  type: bot.console.broker.ConsoleBroker\n" if console else ""
+    if tracker_url:
+        # Rasa takes a whole SQLAlchemy URL in `url`; the dialect must still be named.
+        dialect = tracker_url.split(":", 1)[0].split("+", 1)[0]
+        tracker = f'tracker_store:\n  type: SQL\n  dialect: "{dialect}"\n  url: "{tracker_url}"\n'
+        stack.tracker_url = tracker_url
+    else:
+        tracker = f'tracker_store:\n  type: SQL\n  dialect: "sqlite"\n  db: "{workdir / "tracker.db"}"\n'
+        stack.tracker_url = f"sqlite:///{workdir / 'tracker.db'}"
     (workdir / "endpoints.yml").write_text(
-        f'action_endpoint:\n  url: "http://127.0.0.1:{stack.actions_port}/webhook"\n'
-        f'tracker_store:\n  type: SQL\n  dialect: "sqlite"\n  db: "{workdir / "tracker.db"}"\n' + broker
+        f'action_endpoint:\n  url: "http://127.0.0.1:{stack.actions_port}/webhook"\n' + tracker + broker
     )
     channels = "bot.webchat.channel.WebchatInput:\n  allow_rest: true\n"
     if console:
         channels += "bot.console.channel.ConsoleInput:\n  poll_seconds: 1\n"
+    if wechat:
+        channels += "bot.wechat.channel.WeChatInput: {}\n"
+        env_extra = {"WECHAT_TOKEN": WECHAT_TOKEN, "WECHAT_APP_ID": WECHAT_APP_ID,
+                     "WECHAT_AES_KEY": WECHAT_AES_KEY, "WECHAT_APP_SECRET": "", **(env_extra or {})}
+    if rest:
+        channels += "rest: {}\n"
     (workdir / "credentials.yml").write_text(channels)
     env = {
         **os.environ,

@@ -6,11 +6,14 @@
   var lang = (params.get("lang") || navigator.language || "zh").toLowerCase().indexOf("zh") === 0 ? "zh" : "en";
   var store = (params.get("store") || "").replace(/[^A-Za-z0-9_-]/g, "").slice(0, 32);
   var T = {
-    zh: { title: "会员助手", send: "发送", placeholder: "输入消息…", online: "在线", offline: "连接中…", agent: "客服" },
-    en: { title: "Member assistant", send: "Send", placeholder: "Type a message…", online: "online", offline: "connecting…", agent: "Agent" }
+    zh: { title: "会员助手", send: "发送", placeholder: "输入消息…", online: "在线", offline: "连接中…", agent: "客服",
+          tooLong: "消息太长了，请简短一点再发给我～" },
+    en: { title: "Member assistant", send: "Send", placeholder: "Type a message…", online: "online", offline: "connecting…",
+          agent: "Agent", tooLong: "That message is too long for me. Please send a shorter one." }
   }[lang];
   var log = document.getElementById("log");
   var input = document.getElementById("input");
+  var MAX_CHARS = Number(input.getAttribute("maxlength")) || 1000;
   var statusEl = document.getElementById("status");
   document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
   document.getElementById("title").textContent = T.title;
@@ -89,6 +92,15 @@
       });
     } else if (data.type === "error" && data.code === "unauthorized") {
       delete state.visitor; delete state.token; save(); ws.close();
+    } else if (data.type === "error" && data.id) {
+      // Refused (e.g. too long): never resend it; give the text back to shorten.
+      outbox = outbox.filter(function (m) {
+        if (m.id !== data.id) return true;
+        if (m.el) m.el.remove();
+        if (m.text && !input.value) input.value = m.text;
+        return false;
+      });
+      if (data.text) bubble("bot", data.text);
     }
   }
 
@@ -127,7 +139,13 @@
         }
       };
       ws.onmessage = onFrame;
-      ws.onclose = function () { retry(); };
+      ws.onclose = function (ev) {
+        if (ev.code === 1009) {  // "message too big": the server refused a frame unread
+          outbox = outbox.filter(function (m) { return !m.text || m.text.length <= MAX_CHARS; });
+          bubble("bot", T.tooLong);
+        }
+        retry();
+      };
       ws.onerror = function () { try { ws.close(); } catch (e) { /* already closed */ } };
     }).catch(retry);
   }
