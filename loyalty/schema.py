@@ -12,6 +12,7 @@ import loyalty.catalogue.models
 import loyalty.coupons.models
 import loyalty.handoff.models
 import loyalty.members.models
+import loyalty.nlu_review.models
 import loyalty.orders.models
 import loyalty.points.models
 import loyalty.referrals.models

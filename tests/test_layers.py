@@ -14,7 +14,7 @@ LOYALTY_RANKS = [
     {"loyalty.config"},
     {"loyalty.db"},
     {"loyalty.common", "loyalty.audit"},
-    {"loyalty.catalogue", "loyalty.apikeys"},
+    {"loyalty.catalogue", "loyalty.apikeys", "loyalty.nlu_review"},
     {"loyalty.members"},
     {"loyalty.points"},
     {"loyalty.tiers"},

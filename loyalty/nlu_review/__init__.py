@@ -1,0 +1,1 @@
+"""Messages the assistant did not understand well, kept (masked) for staff to review and learn from."""
