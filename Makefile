@@ -14,7 +14,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # Rasa's telemetry would try to reach the internet.
 export RASA_TELEMETRY_ENABLED := false
 
-.PHONY: run test install dev lint train shell db seed clean constraints bench
+.PHONY: run test install dev lint train shell db seed clean constraints bench nlu-eval
 
 run: install $(MODEL) db ## start the assistant, the action server, the loyalty API, web chat and console
 	$(PY) -m bot.launcher
@@ -56,6 +56,9 @@ shell: install $(MODEL) db ## talk to the bot in the terminal (the action server
 lint: dev ## ruff on every Python file, mypy on loyalty, bot and actions (pyproject.toml configures both)
 	$(VENV)/bin/ruff check loyalty bot actions tests bench
 	$(VENV)/bin/mypy
+
+nlu-eval: install ## (by hand) train an NLU model on data/ and score it on the held-out set tests/nlu_eval/
+	$(PY) -m bench.nlu_eval --train --out results/nlu_eval
 
 bench: dev
 	@echo "Benchmarks are run one by one, e.g.: $(PY) -m bench.core_ops"

@@ -57,6 +57,8 @@ BEHAVIOUR_OF_INTENT = {
     "thank": "thank",
     "affirm": "yes",
     "deny": "no",
+    # "取消"/"cancel": every yes/no question takes it as a no (data/rules/).
+    "stop": "no",
     "out_of_scope": "out_of_scope",
     "ask_points": "points",
     "points_history": "points_history",
