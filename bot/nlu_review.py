@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 FALLBACK = "nlu_fallback"
 # Answered, but below this the bot was guessing: worth a reviewer's look.
-LOW_CONFIDENCE = 0.7
+LOW_CONFIDENCE = 0.5
 
 
 def review_row(event: dict[str, Any]) -> dict[str, Any] | None:

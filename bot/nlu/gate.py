@@ -35,20 +35,23 @@ logger = logging.getLogger(__name__)
 
 GATE = "nlu_gate"
 
+# For the probabilities of bot/nlu/linear.py, chosen on cross-validated predictions of the
+# training data (not the held-out set): a correct prediction of these intents is rarely below
+# 0.6, most wrong ones are.
 DEFAULT_THRESHOLDS = {
-    "human": 0.6,
-    "complain": 0.7,
-    "close_account": 0.7,
-    "opt_out": 0.7,
-    "exchange_coupon": 0.6,
-    "claim_coupon": 0.5,
+    "human": 0.5,
+    "complain": 0.5,
+    "close_account": 0.5,
+    "opt_out": 0.5,
+    "exchange_coupon": 0.4,
+    "claim_coupon": 0.4,
 }
 # [first, second, margin]: either order.
 DEFAULT_PAIRS: list[list[Any]] = [
-    ["list_coupons", "my_coupons", 0.3],
-    ["claim_coupon", "my_coupons", 0.3],
-    ["ask_points", "complain", 0.5],
-    ["points_history", "complain", 0.5],
+    ["list_coupons", "my_coupons", 0.1],
+    ["claim_coupon", "my_coupons", 0.1],
+    ["ask_points", "complain", 0.25],
+    ["points_history", "complain", 0.25],
 ]
 
 

@@ -15,15 +15,15 @@ def ranking(*pairs: tuple[str, float]) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("ranked, gated", [
-    ([("complain", 0.65), ("points_history", 0.1)], True),  # a handoff needs 0.7
+    ([("complain", 0.45), ("points_history", 0.1)], True),  # a handoff needs 0.5
     ([("complain", 0.93), ("points_history", 0.05)], False),
-    ([("human", 0.55), ("help", 0.3)], True),
-    ([("close_account", 0.69), ("opt_out", 0.2)], True),
+    ([("human", 0.48), ("help", 0.3)], True),
+    ([("close_account", 0.49), ("opt_out", 0.2)], True),
     ([("opt_out", 0.9), ("stop", 0.05)], False),
-    ([("exchange_coupon", 0.5), ("list_coupons", 0.3)], True),
-    ([("my_coupons", 0.55), ("list_coupons", 0.4)], True),  # close call between the two coupon meanings
+    ([("exchange_coupon", 0.38), ("list_coupons", 0.3)], True),
+    ([("my_coupons", 0.45), ("list_coupons", 0.4)], True),  # close call between the two coupon meanings
     ([("list_coupons", 0.62), ("my_coupons", 0.3)], False),
-    ([("points_history", 0.6), ("complain", 0.3)], True),  # points vs complaint: lead 0.3 < 0.5
+    ([("points_history", 0.5), ("complain", 0.3)], True),  # points vs complaint: lead 0.2 < 0.25
     ([("ask_points", 0.85), ("complain", 0.1)], False),
     ([("greet", 0.5), ("help", 0.45)], False),  # cheap intents: the FallbackClassifier's business
 ])

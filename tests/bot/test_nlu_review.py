@@ -34,7 +34,7 @@ def test_what_is_kept_and_why() -> None:
                  ("points_history", 0.3), nlu_gate="complain below 0.70")
     assert review_row(gated)["reason"] == "gated"  # type: ignore[index]
 
-    unsure = user("有啥好的", "recommend", 0.55, ("recommend", 0.55), ("list_coupons", 0.3))
+    unsure = user("有啥好的", "recommend", 0.42, ("recommend", 0.42), ("list_coupons", 0.3))
     assert review_row(unsure)["reason"] == "low_confidence"  # type: ignore[index]
 
     assert review_row(user("我的积分", "ask_points", 0.97, ("ask_points", 0.97))) is None
