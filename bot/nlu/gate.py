@@ -52,6 +52,8 @@ DEFAULT_PAIRS: list[list[Any]] = [
     ["claim_coupon", "my_coupons", 0.1],
     ["ask_points", "complain", 0.25],
     ["points_history", "complain", 0.25],
+    # "does my tier come with a dedicated agent?" is a tier question that names a person.
+    ["ask_tier", "human", 0.25],
 ]
 
 

@@ -25,6 +25,7 @@ def ranking(*pairs: tuple[str, float]) -> list[dict[str, Any]]:
     ([("list_coupons", 0.62), ("my_coupons", 0.3)], False),
     ([("points_history", 0.5), ("complain", 0.3)], True),  # points vs complaint: lead 0.2 < 0.25
     ([("ask_points", 0.85), ("complain", 0.1)], False),
+    ([("human", 0.55), ("ask_tier", 0.4)], True),  # "is there a dedicated agent at my tier?"
     ([("greet", 0.5), ("help", 0.45)], False),  # cheap intents: the FallbackClassifier's business
 ])
 def test_gate_reason(ranked: list[tuple[str, float]], gated: bool) -> None:
