@@ -1,0 +1,26 @@
+"""The trained model on the held-out set: no message outside the complaint/handoff capability reaches a person.
+
+Parses all 2,400 messages of tests/nlu_eval with models/loyalty.tar.gz (about
+a minute) and applies the same behaviour mapping as bench/nlu_eval.py,
+confidence gates included. Skipped when no model has been trained.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.nlu_eval import load_cases, run
+
+MODEL = Path(__file__).resolve().parents[2] / "models" / "loyalty.tar.gz"
+
+
+@pytest.mark.skipif(not MODEL.exists(), reason="no trained model (make train)")
+def test_no_message_outside_the_handoff_capability_hands_over() -> None:
+    cases = load_cases()
+    assert len(cases) >= 2400
+    outcomes = run(MODEL, cases)
+    wrong = [(o.language, o.capability, o.intent, round(o.confidence, 2))
+             for o in outcomes if o.behaviour == "handoff" and o.capability != "handoff"]
+    assert wrong == []
