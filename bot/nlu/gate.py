@@ -39,8 +39,9 @@ GATE = "nlu_gate"
 # training data (not the held-out set): a correct prediction of these intents is rarely below
 # 0.6, most wrong ones are.
 DEFAULT_THRESHOLDS = {
-    "human": 0.5,
-    "complain": 0.5,
+    # A person's time: 0.6 keeps ~9 in 10 correct handoffs and stops most wrong ones.
+    "human": 0.6,
+    "complain": 0.6,
     "close_account": 0.5,
     "opt_out": 0.5,
     "exchange_coupon": 0.4,
