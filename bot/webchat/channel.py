@@ -23,19 +23,23 @@ import json
 import logging
 import uuid
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from rasa.shared.core.events import BotUttered, UserUttered
 from sanic import Blueprint, response
 from sanic.request import Request
 
-from bot.webchat.hub import hub
+from bot import action_calls
 from bot.qr import qr_blueprint
 from bot.settings import WebChatSettings, dev_secret, load_webchat_settings
+from bot.webchat.hub import hub
 
 log = logging.getLogger(__name__)
+# Rasa imports the channels before the first message: apologise instead of going silent.
+action_calls.install()
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_TEXT = 1000  # characters a shopper may send at once
 MAX_FRAME = 16 * 1024  # bytes; a larger frame closes the socket before any parsing
@@ -68,10 +72,9 @@ def visitor_of(sender: str) -> str | None:
 def bot_payload(message: dict[str, Any]) -> dict[str, Any]:
     """What the page needs of one bot message."""
     out: dict[str, Any] = {"type": "bot", "ts": message.get("timestamp"), "text": message.get("text") or ""}
-    if message.get("buttons"):
-        out["buttons"] = [{"title": b.get("title", ""), "payload": b.get("payload", "")} for b in message["buttons"]]
-    if message.get("quick_replies"):
-        out["buttons"] = [{"title": b.get("title", ""), "payload": b.get("payload", "")} for b in message["quick_replies"]]
+    for key in ("buttons", "quick_replies"):
+        if message.get(key):
+            out["buttons"] = [{"title": b.get("title", ""), "payload": b.get("payload", "")} for b in message[key]]
     if message.get("image"):
         out["image"] = message["image"]
     if message.get("agent"):
@@ -125,7 +128,7 @@ class WebchatInput(InputChannel):
         return "webchat"
 
     @classmethod
-    def from_credentials(cls, credentials: dict[str, Any] | None) -> "WebchatInput":
+    def from_credentials(cls, credentials: dict[str, Any] | None) -> WebchatInput:
         creds = credentials or {}
         return cls(allow_rest=bool(creds.get("allow_rest", False)))
 
@@ -189,12 +192,16 @@ class WebchatInput(InputChannel):
         async def session(request: Request) -> response.HTTPResponse:
             """A new visitor id and its token, or a check of stored ones."""
             body = request.json if request.body and len(request.body) < MAX_BODY else None
-            if isinstance(body, dict) and verify(str(body.get("visitor", "")), str(body.get("token", "")), channel.secret):
+            if isinstance(body, dict) and verify(
+                str(body.get("visitor", "")), str(body.get("token", "")), channel.secret
+            ):
                 return response.json({"visitor": body["visitor"], "token": body["token"]})
             visitor = uuid.uuid4().hex
             return response.json({"visitor": visitor, "token": sign(visitor, channel.secret)})
 
-        async def handle(request: Request, visitor: str, data: dict[str, Any], metadata: dict[str, Any]) -> dict[str, Any]:
+        async def handle(
+            request: Request, visitor: str, data: dict[str, Any], metadata: dict[str, Any]
+        ) -> dict[str, Any]:
             text = data.get("payload") or data.get("text")
             message_id = str(data.get("id") or "")[:64] or uuid.uuid4().hex
             if not isinstance(text, str) or not text.strip():
