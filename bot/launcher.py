@@ -70,9 +70,10 @@ class Child:
     failures: int = 0
     restart_at: float | None = None
 
-    def start(self) -> None:
+    def start(self, now: float) -> None:
+        """Start the process; ``now`` is the supervisor's clock."""
         self.proc = subprocess.Popen(self.cmd)
-        self.started_at = time.monotonic()
+        self.started_at = now
         self.restart_at = None
         say(f"started {self.name} (pid {self.proc.pid})")
 
@@ -93,7 +94,7 @@ class Supervisor:
         """Start each child and wait until it answers; a failure here is fatal (bad configuration)."""
         for child in self.children:
             say(f"starting {child.name} …")
-            child.start()
+            child.start(self.clock())
             if child.health and child.proc is not None:
                 _wait(child.health, child.proc, child.name)
 
@@ -111,7 +112,7 @@ class Supervisor:
                 say(f"{child.name} (pid {proc.pid}) exited with code {proc.returncode}; "
                     f"restarting in {pause:g} s (failure {child.failures} in a row)")
             if child.restart_at is not None and now >= child.restart_at and not self.stopping:
-                child.start()
+                child.start(now)
 
     def run(self, foreground: Child | None = None, poll: float = 0.5) -> int:
         """Supervise until stopped; with ``foreground`` (the shell), return when it exits."""
