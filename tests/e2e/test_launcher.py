@@ -47,9 +47,21 @@ class Launched:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
-    def pids(self, name: str) -> list[int]:
-        """Every pid the launcher reported for a child, oldest first."""
-        return [int(p) for p in re.findall(rf"started {name} \(pid (\d+)\)", self.output())]
+    def children(self) -> dict[str, int]:
+        """The launcher's live children by role ("actions", "api", "rasa"), read from /proc."""
+        found: dict[str, int] = {}
+        for entry in Path("/proc").iterdir():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid != self.proc.pid:
+                continue
+            for role, marker in (("actions", "--actions"), ("api", "loyalty serve"), ("rasa", " run ")):
+                if marker in cmd:
+                    found[role] = int(entry.name)
+        return found
 
 
 def _up(url: str) -> bool:
@@ -138,20 +150,20 @@ def test_killed_action_server_is_restarted_while_the_others_serve(launched: Laun
     visitor = "launcher" + str(time.time_ns())
     make_member("webchat", f"web-{visitor}", 90)
     assert "你现在有 90 积分" in _ask(launched, visitor, "我的积分")
-    rasa_pid, api_pid = launched.pids("assistant")[0], launched.pids("loyalty API")[0]
-    old = launched.pids("action server")[-1]
+    before = launched.children()
+    rasa_pid, api_pid, old = before["rasa"], before["api"], before["actions"]
 
     os.kill(old, signal.SIGKILL)
     # The others keep serving: the loyalty API answers, the bot apologises instead of going quiet.
     assert _up(f"http://127.0.0.1:{launched.api_port}/api/v1/health")
     assert "系统有点忙" in _ask(launched, visitor, "我的积分")
-    _wait_until(lambda: len(launched.pids("action server")) == 2, 30, "a new action server", launched)
+    _wait_until(lambda: launched.children().get("actions", old) != old, 30, "a new action server", launched)
     assert re.search(rf"action server \(pid {old}\) exited with code -9; restarting in 1 s", launched.output())
     _wait_until(lambda: _up(f"http://127.0.0.1:{launched.actions_port}/health"), 60, "its health", launched)
     time.sleep(1.2)  # past the second in which calls fail at once after an outage
     assert "你现在有 90 积分" in _ask(launched, visitor, "我的积分")
-    assert _alive(rasa_pid) and _alive(api_pid)
-    assert launched.pids("assistant") == [rasa_pid] and launched.pids("loyalty API") == [api_pid]
+    after = launched.children()
+    assert (after["rasa"], after["api"]) == (rasa_pid, api_pid)  # never restarted
 
     # The development token the launcher made is private to its owner.
     token = launched.var / "action_server.token"
@@ -160,7 +172,8 @@ def test_killed_action_server_is_restarted_while_the_others_serve(launched: Laun
 
 
 def test_sigterm_stops_every_child(launched: Launched) -> None:
-    children = [pid for name in ("action server", "loyalty API", "assistant") for pid in launched.pids(name)[-1:]]
+    children = list(launched.children().values())
+    assert len(children) == 3
     launched.proc.send_signal(signal.SIGTERM)
     assert launched.proc.wait(40) == 0
     deadline = time.monotonic() + 10
