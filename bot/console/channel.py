@@ -22,8 +22,12 @@ from typing import Any
 from rasa.core.channels.channel import InputChannel, UserMessage
 from sanic import Blueprint
 
+from bot import action_calls
 from bot.console import api
 from bot.settings import ConsoleSettings, load_console_settings
+
+# Rasa imports the channels before the first message: apologise instead of going silent.
+action_calls.install()
 
 
 class ConsoleInput(InputChannel):

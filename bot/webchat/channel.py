@@ -33,12 +33,14 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from sanic import Blueprint, response
 from sanic.request import Request
 
-from bot import buttons
+from bot import action_calls, buttons
 from bot.limits import too_long_reply
 from bot.settings import WebChatSettings, dev_secret, load_webchat_settings
 from bot.webchat.hub import hub
 
 log = logging.getLogger(__name__)
+# Rasa imports the channels before the first message: apologise instead of going silent.
+action_calls.install()
 STATIC = Path(__file__).resolve().parent / "static"
 # Characters a shopper may send at once: BOT_MAX_TEXT_CHARS (WebChatSettings.max_text_chars).
 MAX_FRAME = 16 * 1024  # bytes; a larger frame closes the socket (code 1009) before any parsing

@@ -26,6 +26,7 @@ from sanic.response import HTTPResponse
 from wechatpy import parse_message
 from wechatpy.messages import BaseMessage
 
+from bot import action_calls
 from bot.settings import WeChatSettings, load_wechat_settings
 from bot.wechat.client import WeChatApi
 from bot.wechat.dedup import CallbackDedup, dedup_key
@@ -39,6 +40,8 @@ from bot.wechat.turns import OnNewMessage, TurnRunner
 from bot.wechat.xml import render_text_reply
 
 logger = logging.getLogger(__name__)
+# Rasa imports the channels before the first message: apologise instead of going silent.
+action_calls.install()
 
 # WeChat callbacks are a few hundred bytes. The cap still admits a 100 KB text in
 # AES mode (~140 KB) so that its sender gets the polite "too long" answer; larger
