@@ -38,7 +38,7 @@ MAX_PHONE_TRIES = 3
 # Intents a non-member may ask; they are answered right after joining.
 RESUMABLE = {
     "member_card", "ask_points", "points_history", "ask_tier", "list_coupons",
-    "claim_coupon", "my_coupons", "exchange_coupon", "referral_info",
+    "claim_coupon", "my_coupons", "exchange_coupon", "referral_info", "member_code",
 }
 FORM_SLOTS = ("consent", "phone", "name", "birthday", "referral_code")
 
@@ -216,8 +216,9 @@ class ActionJoinMember(Action):
             if mine is not None:
                 dispatcher.utter_message(response="utter_already_member")
                 return _clear_form("joined", True)
+            # The number is someone's membership: prove it is theirs by SMS code (rules: action_send_link_code).
             dispatcher.utter_message(response="utter_phone_taken")
-            return _clear_form("phone_taken", False)
+            return [*_clear_form("phone_taken", False), SlotSet("link_phone", phone)]
         except Unavailable:
             unavailable(dispatcher)
             return _clear_form("failed", False)
@@ -252,13 +253,16 @@ class ActionJoinMember(Action):
 
 
 class ActionResetJoinForm(Action):
+    """Forgets what the join form (or the link form) was told."""
+
     def name(self) -> str:
         return "action_reset_join_form"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         return [
             *(SlotSet(s, None)
-              for s in ("consent", "phone", "name", "birthday", "requested_after_join", "join_status")),
+              for s in ("consent", "phone", "name", "birthday", "requested_after_join", "join_status",
+                        "link_phone")),
             SlotSet("phone_tries", 0),
         ]
 

@@ -1,8 +1,9 @@
 """Start everything `make run` promises: action server, loyalty API, Rasa with the channels.
 
-``python -m bot.launcher`` starts the three processes, waits until each
-answers, prints where to open the web chat and the agent console, and stops
-them all on Ctrl-C. ``--shell`` talks to the bot in this terminal instead.
+``python -m bot.launcher`` starts the three processes (and the fake SMS
+gateway when no SMS provider is configured), waits until each answers,
+prints where to open the web chat, the agent console and the fake SMS page,
+and stops them all on Ctrl-C. ``--shell`` talks to the bot in this terminal instead.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
+
+from loyalty.config import from_env
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -47,6 +51,17 @@ def credentials() -> str:
     return str(path)
 
 
+def _fake_sms() -> list[tuple[str, list[str], str | None]]:
+    """The fake SMS gateway, when codes are not sent through a real provider (SMS_PROVIDER unset or fake)."""
+    sms = from_env().sms
+    if sms.provider != "fake":
+        return []
+    where = urlsplit(sms.fake_url)
+    port = where.port or 8090
+    return [("fake SMS gateway", [sys.executable, "-m", "loyalty.sms", "--host", where.hostname or "127.0.0.1",
+                                  "--port", str(port)], f"http://127.0.0.1:{port}/_fake/health")]
+
+
 def commands(args: argparse.Namespace) -> list[tuple[str, list[str], str | None]]:
     """(name, command, health URL) of each process to start."""
     py = sys.executable
@@ -57,7 +72,9 @@ def commands(args: argparse.Namespace) -> list[tuple[str, list[str], str | None]
     ]
     if args.shell:
         rasa = [str(BIN / "rasa"), "shell", "--model", args.model, "--endpoints", endpoints]
+    fake_sms = _fake_sms()
     return [
+        *fake_sms,
         ("action server", [py, "-m", "rasa_sdk", "--actions", "actions", "--port", str(args.actions_port)],
          f"http://127.0.0.1:{args.actions_port}/health"),
         ("loyalty API", [py, "-m", "loyalty", "serve", "--host", args.host, "--port", str(args.api_port)],
@@ -89,7 +106,11 @@ def main(argv: list[str] | None = None) -> int:
             except subprocess.TimeoutExpired:
                 proc.kill()
 
-    signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))
+    def terminate(*_: object) -> None:
+        stop()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, terminate)
     try:
         for name, cmd, health in commands(args):
             print(f"starting {name} …", flush=True)
@@ -100,12 +121,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.shell:
             return procs[-1].wait()
         base = f"http://{args.host}:{args.port}"
+        sms = from_env().sms
+        fake_sms = f"  Fake SMS codes: {sms.fake_url}\n" if sms.provider == "fake" else ""
         print(
             "\nReady.\n"
             f"  Web chat:       {base}/webhooks/webchat/   (try ?store=SH001 or ?lang=en)\n"
             f"  Agent console:  {base}/webhooks/console/\n"
             f"  WeChat webhook: {base}/webhooks/wechat/webhook\n"
             f"  Loyalty API:    http://{args.host}:{args.api_port}/api/v1/health\n"
+            f"{fake_sms}"
             "Press Ctrl-C to stop.",
             flush=True,
         )

@@ -193,8 +193,13 @@ def resend_link_code(channel: str, external_id: str, *, now: datetime | None = N
     return _send(pending, channel)
 
 
-def _open_for_agent(s: Session, channel: str, external_id: str, member_id: int, new_phone: str | None,
-                    agent: str, at: datetime) -> _Pending:
+def _open_for_agent(s: Session, channel: str, external_id: str, member_id: int | None, member_phone: str | None,
+                    new_phone: str | None, agent: str, at: datetime) -> _Pending:
+    if member_id is None:
+        found = s.execute(_ACTIVE_BY_PHONE, {"phone": normalize_phone(member_phone or "")}).scalar()
+        if found is None:
+            raise NotFound("No member has this number.", code="not_a_member")
+        member_id = found
     member = lock_member(s, member_id)
     number = normalize_phone(new_phone) if new_phone else None
     if number is not None and number != member.phone:
@@ -208,15 +213,16 @@ def _open_for_agent(s: Session, channel: str, external_id: str, member_id: int, 
                  new_phone=number if number != member.phone else None, started_by=agent, at=at)
 
 
-def agent_link(channel: str, external_id: str, *, member_id: int, new_phone: str | None, agent: str,
-               now: datetime | None = None) -> CodeSent:
+def agent_link(channel: str, external_id: str, *, member_id: int | None = None, member_phone: str | None = None,
+               new_phone: str | None, agent: str, now: datetime | None = None) -> CodeSent:
     """An agent starts a link for a shopper whose number changed: the code goes to ``new_phone``.
 
-    When the shopper types it, the chat is linked and the member's number becomes
-    ``new_phone`` (the agent checked the person; the code proves the number).
-    Without ``new_phone`` the code goes to the number on file.
+    The member is named by id or by the number on file. When the shopper types
+    the code, the chat is linked and the member's number becomes ``new_phone``
+    (the agent checked the person; the code proves the number). Without
+    ``new_phone`` the code goes to the number on file.
     """
-    pending = db.run(_open_for_agent, channel, external_id, member_id, new_phone, agent, now_or(now))
+    pending = db.run(_open_for_agent, channel, external_id, member_id, member_phone, new_phone, agent, now_or(now))
     return _send(pending, agent)
 
 
