@@ -137,14 +137,14 @@ class ValidateJoinForm(FormValidationAction):
     def validate_consent(self, value: Any, dispatcher, tracker, domain) -> dict[str, Any]:  # type: ignore[no-untyped-def]
         return {"consent": bool(value)}
 
-    def validate_phone(self, value: Any, dispatcher, tracker, domain) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    async def validate_phone(self, value: Any, dispatcher, tracker, domain) -> dict[str, Any]:  # type: ignore[no-untyped-def]
         intent = (tracker.latest_message.get("intent") or {}).get("name")
         if intent == "skip":
             dispatcher.utter_message(response="utter_phone_required")
             return {"phone": None}
         entity = next(tracker.get_latest_entity_values("phone_number"), None)
         try:
-            return {"phone": members.normalize_phone(phone_in(str(entity or value or "")))}
+            number = members.normalize_phone(phone_in(str(entity or value or "")))
         except InvalidInput:
             tries = int(tracker.get_slot("phone_tries") or 0) + 1
             if tries < MAX_PHONE_TRIES:
@@ -152,6 +152,18 @@ class ValidateJoinForm(FormValidationAction):
             else:
                 dispatcher.utter_message(response="utter_phone_failed")
             return {"phone": None, "phone_tries": min(tries, MAX_PHONE_TRIES)}
+        if await self._is_a_member(number):
+            # Someone's membership already: no point asking name and birthday, the form ends
+            # and the signup turns into a link by SMS code (action_join_member, phone_taken).
+            return {"phone": number, "name": SKIP, "birthday": SKIP}
+        return {"phone": number}
+
+    @staticmethod
+    async def _is_a_member(number: str) -> bool:
+        try:
+            return await core(membership.by_phone, number, readonly=True) is not None
+        except Unavailable:
+            return False  # the signup itself will tell
 
     def validate_name(self, value: Any, dispatcher, tracker, domain) -> dict[str, Any]:  # type: ignore[no-untyped-def]
         if value == SKIP:

@@ -147,12 +147,14 @@ def start_stack(
     console: bool = True,
     assistant: Path | None = None,
     env_extra: dict[str, str] | None = None,
+    extra_channels: str = "",
 ) -> Stack:
     """Start the action server and Rasa (with the web chat channel and the console) on free ports.
 
     ``assistant``: a folder with another ``models/loyalty.tar.gz`` and ``actions/``
     to run instead of this checkout's (e.g. a trial of domain changes); the
-    code of ``bot`` and ``loyalty`` still comes from here.
+    code of ``bot`` and ``loyalty`` still comes from here. ``extra_channels``:
+    more credentials.yml entries (e.g. the WeChat channel, configured by ``env_extra``).
     """
     model = (assistant / "models" / "loyalty.tar.gz") if assistant else MODEL
     if assistant is None:
@@ -168,7 +170,7 @@ def start_stack(
     channels = "bot.webchat.channel.WebchatInput:\n  allow_rest: true\n"
     if console:
         channels += "bot.console.channel.ConsoleInput:\n  poll_seconds: 1\n"
-    (workdir / "credentials.yml").write_text(channels)
+    (workdir / "credentials.yml").write_text(channels + extra_channels)
     env = {
         **os.environ,
         "LOYALTY_DATABASE_URL": database_url,
