@@ -466,3 +466,27 @@ def test_typed_codes() -> None:
     assert otp.typed_code("123-456") == "123456"
     for no in ("12345", "1234567", "abc123", "", None, "验证码123456"):
         assert otp.typed_code(no) is None
+
+
+def test_sms_and_identity_settings_from_the_environment(tmp_path: Path) -> None:
+    s = config.from_env({})
+    assert s.sms.provider == "fake" and s.sms.url == "http://127.0.0.1:8090/" and s.identity_secret is None
+    s = config.from_env({"SMS_ALIYUN_ACCESS_KEY_ID": "LTAI", "SMS_ALIYUN_ACCESS_KEY_SECRET": "k",
+                         "SMS_SIGN_NAME": "某某零售", "SMS_TEMPLATE_CODE": "SMS_123", "LOYALTY_OTP_MAX_TRIES": "3",
+                         "LOYALTY_MEMBER_CODE_PREFIX": "66"})
+    assert (s.sms.provider, s.sms.url, s.sms.sign_name, s.sms.template_code) == (
+        "aliyun", "https://dysmsapi.aliyuncs.com/", "某某零售", "SMS_123")
+    assert s.otp_max_tries == 3 and s.member_code_prefix == "66"
+    for bad in ({"SMS_PROVIDER": "aliyun"}, {"SMS_PROVIDER": "twilio"}, {"LOYALTY_MEMBER_CODE_PREFIX": "8a"}):
+        with pytest.raises(config.SettingsError):
+            config.from_env(bad)
+    # The development secret: created once, owner-only, shared by every process using the folder.
+    from loyalty.identity import keys
+
+    config.use(config.Settings(var_dir=str(tmp_path)))
+    first = keys.secret()
+    assert keys.secret() == first and len(first) == 64
+    assert (tmp_path / "identity.secret").stat().st_mode & 0o777 == 0o600
+    config.use(config.Settings(identity_secret="short"))
+    with pytest.raises(config.SettingsError):
+        keys.secret()
