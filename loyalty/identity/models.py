@@ -53,12 +53,15 @@ class SendQuota(Base):
 
 
 class WeChatUnion(Base):
-    """The UnionID WeChat gave for an openid (the same person across the brand's WeChat apps)."""
+    """The UnionID WeChat gave for an openid (the same person across the brand's WeChat apps).
+
+    ``union_id`` is unknown (NULL) for an openid unlinked before WeChat told its UnionID.
+    """
 
     __tablename__ = "wechat_unions"
 
     openid: Mapped[str] = Column(String(128), primary_key=True)
-    union_id: Mapped[str] = Column(String(128), index=True, nullable=False)
+    union_id: Mapped[str | None] = Column(String(128), index=True, nullable=True)
     seen_at: Mapped[datetime] = Column(UTCDateTime, default=utcnow, nullable=False)
     # The shopper unlinked this openid: it is not linked again by UnionID, only by an SMS code.
     unlinked_at: Mapped[datetime | None] = Column(UTCDateTime, nullable=True)

@@ -242,6 +242,7 @@ def _bind(s: Session, ch: LinkChallenge, at: datetime) -> str:
         union = s.get(WeChatUnion, ch.external_id)
         if union is not None:
             union.unlinked_at = None
+        if union is not None and union.union_id is not None:
             s.execute(
                 update(ChannelIdentity)
                 .where(ChannelIdentity.channel == "wechat", ChannelIdentity.external_id == ch.external_id)
@@ -324,10 +325,11 @@ def unlink(s: Session, channel: str, external_id: str, *, actor: str | None = No
     member_id = ident.member_id
     lock_member(s, member_id, allow_closed=True)
     if channel == "wechat":
+        # Remembered even before WeChat told the UnionID: a later look-up must not link it back.
         union = s.get(WeChatUnion, external_id)
         if union is not None:
             union.unlinked_at = at
-        elif ident.union_id:
+        else:
             s.add(WeChatUnion(openid=external_id, union_id=ident.union_id, seen_at=at, unlinked_at=at))
     s.delete(ident)
     audit(s, actor or channel, "identity_unlink", member_id, channel=channel)

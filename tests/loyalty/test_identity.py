@@ -345,6 +345,12 @@ def test_unionid_links_the_brands_other_wechat_identities(engine, fake_sms: Fake
     db.run(identity.unlink, "wechat", "o-app-b", now=T0)
     assert db.run(identity.note_unionid, "o-app-b", "u-1", now=T0) == identity.UnionNote(None, False)
     assert linked_member("o-app-b") is None
+    # Unlinked before WeChat told its UnionID: the first look-up after it does not link it back.
+    send("o-app-c", number, T0 + timedelta(seconds=60))
+    enter("o-app-c", fake_sms.last_code(number), T0 + timedelta(seconds=61))
+    db.run(identity.unlink, "wechat", "o-app-c", now=T0)
+    assert db.run(identity.note_unionid, "o-app-c", "u-1", now=T0) == identity.UnionNote(None, False)
+    assert linked_member("o-app-c") is None
     # Another person's UnionID links nothing.
     assert db.run(identity.note_unionid, "o-stranger", "u-2", now=T0) == identity.UnionNote(None, False)
 

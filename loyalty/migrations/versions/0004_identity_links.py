@@ -53,7 +53,7 @@ def upgrade() -> None:
     op.create_table(
         "wechat_unions",
         sa.Column("openid", sa.String(length=128), nullable=False),
-        sa.Column("union_id", sa.String(length=128), nullable=False),
+        sa.Column("union_id", sa.String(length=128), nullable=True),
         sa.Column("seen_at", sa.DateTime(), nullable=False),
         sa.Column("unlinked_at", sa.DateTime(), nullable=True),
         sa.PrimaryKeyConstraint("openid", name=op.f("pk_wechat_unions")),
