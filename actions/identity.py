@@ -19,6 +19,7 @@ from rasa_sdk.types import DomainDict
 
 from actions.common import MemberAction, core, current_member, identity, lang, tier_title, unavailable
 from actions.parsing import phone_in
+from loyalty.config import settings
 from loyalty.coupons import service as coupons
 from loyalty.errors import InvalidInput, LoyaltyError, NotFound, Refused, Unavailable
 from loyalty.identity import member_codes
@@ -143,6 +144,10 @@ class ActionLinkCodeEntered(Action):
             return []
         try:
             state = await core(links.link_state, channel, address, readonly=True)
+            if state.outcome == "pending":  # nothing typed yet ("我输入验证码了"): where the code went
+                dispatcher.utter_message(response="utter_link_code_sent", phone=state.phone_masked,
+                                         minutes=max(settings().otp_ttl_seconds // 60, 1))
+                return []
             if state.outcome != "linked":
                 dispatcher.utter_message(response=OUTCOME_RESPONSES.get(state.outcome, "utter_link_failed"),
                                          tries_left=state.tries_left)

@@ -72,7 +72,7 @@ class Attempt:
     someone else meanwhile), closed (the member closed the account meanwhile).
     """
 
-    outcome: str
+    outcome: str  # (link_state also says "pending": a code was sent and nothing typed yet)
     tries_left: int = 0
     phone_masked: str | None = None
     member_id: int | None = None
@@ -303,8 +303,11 @@ def link_state(s: Session, channel: str, external_id: str, *, now: datetime | No
     """How the latest code entry of this chat went (``none`` when there was none recently)."""
     at = now_or(now)
     ch = _recent(s, channel, external_id, at, lock=False)
-    if ch is None or ch.last_outcome is None:
+    if ch is None:
         return Attempt("none")
+    if ch.last_outcome is None:
+        waiting = ch.status == "pending" and at < ch.expires_at
+        return Attempt("pending" if waiting else "none", 0, ch.phone_masked, ch.member_id)
     left = max(settings().otp_max_tries - ch.tries, 0) if ch.last_outcome == "wrong" else 0
     return Attempt(ch.last_outcome, left, ch.phone_masked, ch.member_id)
 

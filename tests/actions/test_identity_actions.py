@@ -40,6 +40,8 @@ def test_send_enter_and_see_the_points(shop, fake_sms: FakeSms) -> None:
 
 def test_each_outcome_has_its_answer(shop, fake_sms: FakeSms) -> None:
     run(ActionSendLinkCode(), sender="web-new", slots={"link_phone": TILL_PHONE})
+    r = run(ActionLinkCodeEntered(), sender="web-new", intent="link_code", text="我输入验证码了")
+    assert r.responses == ["utter_link_code_sent"] and r.messages[0]["phone"] == "138****8000"
     code = fake_sms.last_code(TILL_PHONE)
     db.run(identity.enter_code, "webchat", "web-new", f"{(int(code) + 1) % 10**6:06d}")
     r = run(ActionLinkCodeEntered(), sender="web-new", intent="link_code")
