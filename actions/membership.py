@@ -38,7 +38,7 @@ MAX_PHONE_TRIES = 3
 # Intents a non-member may ask; they are answered right after joining.
 RESUMABLE = {
     "member_card", "ask_points", "points_history", "ask_tier", "list_coupons",
-    "claim_coupon", "my_coupons", "exchange_coupon", "referral_info",
+    "claim_coupon", "my_coupons", "exchange_coupon", "referral_info", "member_code",
 }
 FORM_SLOTS = ("consent", "phone", "name", "birthday", "referral_code")
 
@@ -137,14 +137,14 @@ class ValidateJoinForm(FormValidationAction):
     def validate_consent(self, value: Any, dispatcher, tracker, domain) -> dict[str, Any]:  # type: ignore[no-untyped-def]
         return {"consent": bool(value)}
 
-    def validate_phone(self, value: Any, dispatcher, tracker, domain) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    async def validate_phone(self, value: Any, dispatcher, tracker, domain) -> dict[str, Any]:  # type: ignore[no-untyped-def]
         intent = (tracker.latest_message.get("intent") or {}).get("name")
         if intent == "skip":
             dispatcher.utter_message(response="utter_phone_required")
             return {"phone": None}
         entity = next(tracker.get_latest_entity_values("phone_number"), None)
         try:
-            return {"phone": members.normalize_phone(phone_in(str(entity or value or "")))}
+            number = members.normalize_phone(phone_in(str(entity or value or "")))
         except InvalidInput:
             tries = int(tracker.get_slot("phone_tries") or 0) + 1
             if tries < MAX_PHONE_TRIES:
@@ -152,6 +152,18 @@ class ValidateJoinForm(FormValidationAction):
             else:
                 dispatcher.utter_message(response="utter_phone_failed")
             return {"phone": None, "phone_tries": min(tries, MAX_PHONE_TRIES)}
+        if await self._is_a_member(number):
+            # Someone's membership already: no point asking name and birthday, the form ends
+            # and the signup turns into a link by SMS code (action_join_member, phone_taken).
+            return {"phone": number, "name": SKIP, "birthday": SKIP}
+        return {"phone": number}
+
+    @staticmethod
+    async def _is_a_member(number: str) -> bool:
+        try:
+            return await core(membership.by_phone, number, readonly=True) is not None
+        except Unavailable:
+            return False  # the signup itself will tell
 
     def validate_name(self, value: Any, dispatcher, tracker, domain) -> dict[str, Any]:  # type: ignore[no-untyped-def]
         if value == SKIP:
@@ -216,8 +228,9 @@ class ActionJoinMember(Action):
             if mine is not None:
                 dispatcher.utter_message(response="utter_already_member")
                 return _clear_form("joined", True)
+            # The number is someone's membership: prove it is theirs by SMS code (rules: action_send_link_code).
             dispatcher.utter_message(response="utter_phone_taken")
-            return _clear_form("phone_taken", False)
+            return [*_clear_form("phone_taken", False), SlotSet("link_phone", phone)]
         except Unavailable:
             unavailable(dispatcher)
             return _clear_form("failed", False)
@@ -252,13 +265,16 @@ class ActionJoinMember(Action):
 
 
 class ActionResetJoinForm(Action):
+    """Forgets what the join form (or the link form) was told."""
+
     def name(self) -> str:
         return "action_reset_join_form"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         return [
             *(SlotSet(s, None)
-              for s in ("consent", "phone", "name", "birthday", "requested_after_join", "join_status")),
+              for s in ("consent", "phone", "name", "birthday", "requested_after_join", "join_status",
+                        "link_phone")),
             SlotSet("phone_tries", 0),
         ]
 

@@ -1,7 +1,8 @@
 """Start everything `make run` promises: action server, loyalty API, Rasa with the channels.
 
-``python -m bot.launcher`` starts the three processes, waits until each
-answers, prints where to open the web chat and the agent console, and keeps
+``python -m bot.launcher`` starts the three processes (and the fake SMS
+gateway when no SMS provider is configured), waits until each answers,
+prints where to open the web chat, the agent console and the fake SMS page, and keeps
 them running: one that exits is started again after a pause that doubles
 with each quick failure (1 s, 2 s, 4 s … at most 30 s), while the others go
 on serving. Ctrl-C or SIGTERM stops them all. ``--shell`` talks to the bot
@@ -25,9 +26,11 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from bot.files import private_files
 from bot.settings import dev_secret
+from loyalty.config import from_env
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -81,6 +84,17 @@ class Child:
     def backoff(self) -> float:
         """The pause before the next restart, from the failures in a row so far."""
         return min(BACKOFF_FIRST * 2 ** max(self.failures - 1, 0), BACKOFF_MAX)
+
+
+def _fake_sms() -> list[Child]:
+    """The fake SMS gateway, when codes are not sent through a real provider (SMS_PROVIDER unset or fake)."""
+    sms = from_env().sms
+    if sms.provider != "fake":
+        return []
+    where = urlsplit(sms.fake_url)
+    port = where.port or 8090
+    return [Child("fake SMS gateway", [sys.executable, "-m", "loyalty.sms", "--host", where.hostname or "127.0.0.1",
+                                       "--port", str(port)], f"http://127.0.0.1:{port}/_fake/health")]
 
 
 class Supervisor:
@@ -169,6 +183,7 @@ def commands(args: argparse.Namespace, var_dir: Path) -> list[Child]:
     if args.shell:
         rasa = [str(BIN / "rasa"), "shell", "--model", args.model, "--endpoints", endpoints]
     return [
+        *_fake_sms(),
         Child("action server",
               [py, "-m", "bot.action_server", "--actions", "actions", "--host", args.actions_host,
                "--port", str(args.actions_port)],
@@ -208,12 +223,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.shell:
             return supervisor.run(foreground=children[-1])
         base = f"http://{args.host}:{args.port}"
+        sms = from_env().sms
+        fake_sms = f"  Fake SMS codes: {sms.fake_url}\n" if sms.provider == "fake" else ""
         print(
             "\nReady.\n"
             f"  Web chat:       {base}/webhooks/webchat/   (try ?store=SH001 or ?lang=en)\n"
             f"  Agent console:  {base}/webhooks/console/\n"
             f"  WeChat webhook: {base}/webhooks/wechat/webhook\n"
             f"  Loyalty API:    http://{args.host}:{args.api_port}/api/v1/health\n"
+            f"{fake_sms}"
             "Press Ctrl-C to stop.",
             flush=True,
         )

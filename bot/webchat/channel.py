@@ -33,7 +33,7 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from sanic import Blueprint, response
 from sanic.request import Request
 
-from bot import action_calls, buttons
+from bot import action_calls, buttons, linking
 from bot.limits import too_long_reply
 from bot.settings import WebChatSettings, dev_secret, load_webchat_settings
 from bot.webchat.hub import hub
@@ -261,6 +261,8 @@ class WebchatInput(InputChannel):
             tracker = await channel._tracker(request, sender)
             if channel._in_tracker(tracker, message_id):
                 return {"type": "ack", "id": message_id, "duplicate": True}
+            # An SMS code typed for a pending link is checked here and never reaches the tracker.
+            text = await linking.screen("webchat", sender, text)
             if not data.get("payload") and tracker is not None:
                 # A typed button title acts as the button (see bot/buttons.py).
                 text = buttons.match(text, buttons.last_offered(list(tracker.events))) or text

@@ -26,7 +26,7 @@ from sanic.response import HTTPResponse
 from wechatpy import parse_message
 from wechatpy.messages import BaseMessage
 
-from bot import action_calls
+from bot import action_calls, linking
 from bot.settings import WeChatSettings, load_wechat_settings
 from bot.wechat.client import WeChatApi
 from bot.wechat.dedup import CallbackDedup, dedup_key
@@ -37,6 +37,7 @@ from bot.wechat.outbound import PushOutput
 from bot.wechat.security import CallbackAuth, CallbackRejected, CallbackSecurity
 from bot.wechat.shoppers import ShopperState
 from bot.wechat.turns import OnNewMessage, TurnRunner
+from bot.wechat.unionid import UnionIds
 from bot.wechat.xml import render_text_reply
 
 logger = logging.getLogger(__name__)
@@ -80,6 +81,7 @@ class WeChatInput(InputChannel):
         self.api = api or (WeChatApi(settings) if settings.can_send else None)
         self.delivery = Delivery(self.api, self.state, settings.max_text_bytes)
         self.turns = TurnRunner(settings, self.state, self.delivery)
+        self.unions = UnionIds(self.api, self.store)
 
     def get_output_channel(self) -> OutputChannel:
         """Pushes messages with the customer-service API (handoff, reminders)."""
@@ -210,8 +212,12 @@ class WeChatInput(InputChannel):
             await self.state.open_window(inbound.openid, inbound.window)
         if inbound.action != "bot":
             return None
+        # Before the turn, so a shopper linked by UnionID is answered as the member at once.
+        await self.unions.note(inbound.openid)
         if inbound.typed:
-            return await self.state.resolve_choice(inbound.openid, inbound.text) or neutralise(inbound.text)
+            choice = await self.state.resolve_choice(inbound.openid, inbound.text)
+            # An SMS code typed for a pending link is checked here and never reaches the tracker.
+            return choice or await linking.screen("wechat", inbound.openid, neutralise(inbound.text))
         return inbound.text
 
     async def _release(self, key: str) -> None:

@@ -110,6 +110,15 @@ class WeChatApi:
         """Send one customer-service text message; raises WeChatApiError."""
         await self._call(self._client.message.send_text, openid, text)
 
+    async def user_info(self, openid: str) -> dict[str, Any]:
+        """The shopper's basic information (``unionid`` when the account is bound to an Open Platform)."""
+        return await self._call(self._client.user.get, openid)
+
+    async def send_image(self, openid: str, png: bytes) -> None:
+        """Upload ``png`` as a temporary image and send it as a customer-service image message."""
+        media = await self._call(self._client.media.upload, "image", ("code.png", png, "image/png"))
+        await self._call(self._client.message.send_image, openid, str(media["media_id"]))
+
     async def create_qrcode(self, scene: str, expire_seconds: int | None = None) -> QrTicket:
         """A store QR code: permanent when ``expire_seconds`` is None, else temporary."""
         data: dict[str, Any] = {"action_info": {"scene": {"scene_str": scene}}}

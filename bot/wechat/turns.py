@@ -113,9 +113,12 @@ class TurnRunner:
                 "wechat hung up before the passive reply openid=%s; sending it instead", mask(openid)
             )
             pending.insert(0, passive)
-        if not pending:
+        if not pending and not collector.images:
             return
         sent = await self._delivery.send(openid, pending)
+        # Images (the member code) follow the texts: a passive reply carries text only.
+        for png in collector.images:
+            sent += await self._delivery.send_image(openid, png)
         logger.info(
             "wechat cs delivery openid=%s sent=%d waited_ms=%d",
             mask(openid),

@@ -1,4 +1,4 @@
-"""HTTP API for POS tills and the web shop: orders, returns, coupon redemption, points.
+"""HTTP API for POS tills and the web shop: orders, returns, coupon redemption, points, member codes.
 
 Every entry point authenticates the caller by its API key, checks the body
 before anything is written and answers errors as JSON
@@ -38,6 +38,7 @@ from loyalty.apikeys.models import ApiClient
 from loyalty.common import yuan_to_fen
 from loyalty.coupons import service as coupons
 from loyalty.errors import InvalidInput, LoyaltyError, NotFound, Unauthorized, Unavailable
+from loyalty.identity import member_codes
 from loyalty.membership import service as membership
 from loyalty.orders import service as orders
 from loyalty.points import service as points
@@ -49,6 +50,7 @@ PREFIX = "/api/v1"
 MAX_BODY_BYTES = 256 * 1024
 HEALTH_TIMEOUT_S = 5.0
 REDEEM_FIELDS = frozenset({"code", "order_ref", "order_amount", "store_code"})
+MEMBER_CODE_FIELDS = frozenset({"code", "member_id"})
 MAX_ORDER_REF = 64
 MAX_RECENT = 50
 _MAX_ID = 2**31 - 1  # members.id is a 32-bit integer on PostgreSQL
@@ -345,6 +347,33 @@ async def member_points(request: Request, member_id: int) -> HTTPResponse:
     return _json(view)
 
 
+def _resolve_member_code(s: Session, code: str, source: str, member_id: int | None, now: datetime) -> dict[str, Any]:
+    mid = member_codes.resolve(s, code, source=source, member_id=member_id, now=now)
+    card = membership.card(s, mid)
+    return {"member_id": mid, "tier": card.tier, "points": card.points, "phone_masked": card.phone_masked}
+
+
+async def resolve_member_code(request: Request) -> HTTPResponse:
+    """The member behind a member code the cashier just scanned; the code is used up (one use)."""
+    source = await _authenticate(request)
+    body = _json_body(request)
+    unknown = set(body) - MEMBER_CODE_FIELDS
+    if unknown:
+        raise InvalidInput(f"Unknown fields: {', '.join(sorted(unknown))}", code="unknown_field",
+                           fields=sorted(unknown))
+    code = body.get("code")
+    if code is None:
+        raise InvalidInput("code is required.", code="missing_field", field="code")
+    if not isinstance(code, str) or len(code) > 32:
+        raise InvalidInput("This is not a member code.", code="invalid_member_code")
+    member_id = body.get("member_id")
+    if member_id is not None and (isinstance(member_id, bool) or not isinstance(member_id, int)
+                                  or not 0 < member_id <= _MAX_ID):
+        raise InvalidInput("member_id must be a member's id.", code="invalid_field", field="member_id")
+    result = await db.arun(_resolve_member_code, code.strip(), source, member_id, db.utcnow())
+    return _json(result)
+
+
 # --------------------------------------------------------------------------- app
 
 
@@ -378,6 +407,7 @@ def create_app(name: str = "loyalty-api", *, max_body: int = MAX_BODY_BYTES) -> 
     app.add_route(post_return, f"{PREFIX}/returns", methods=["POST"])
     app.add_route(redeem_coupon, f"{PREFIX}/coupons/redeem", methods=["POST"])
     app.add_route(member_points, f"{PREFIX}/members/<member_id:int>/points", methods=["GET"])
+    app.add_route(resolve_member_code, f"{PREFIX}/member-codes/resolve", methods=["POST"])
     return app
 
 

@@ -228,6 +228,7 @@ def start_stack(
     rest: bool = False,
     endpoints: Path | None = None,
     wechat_api: str | None = None,
+    extra_channels: str = "",
 ) -> Stack:
     """Start the action server and Rasa (with the web chat channel and the console) on free ports.
 
@@ -237,7 +238,8 @@ def start_stack(
     existing database for Rasa's SQL tracker store (e.g. PostgreSQL) instead of
     ``workdir/tracker.db``. ``wechat``: mount the WeChat channel too (signed
     with ``WECHAT_TOKEN``/``WECHAT_AES_KEY``; no app secret, so replies are
-    passive only). ``rest``: mount Rasa's own REST channel (/webhooks/rest/webhook).
+    passive only). ``rest``: mount Rasa's own REST channel (/webhooks/rest/webhook). ``extra_channels``:
+    more credentials.yml entries (e.g. the WeChat channel, configured by ``env_extra``).
     """
     model = (assistant / "models" / "loyalty.tar.gz") if assistant else MODEL
     if assistant is None:
@@ -274,7 +276,7 @@ def start_stack(
                       "WECHAT_AES_KEY": WECHAT_AES_KEY, "WECHAT_APP_SECRET": ""}
     if rest:
         channels += "rest: {}\n"
-    (workdir / "credentials.yml").write_text(channels)
+    (workdir / "credentials.yml").write_text(channels + extra_channels)
     env = {
         **os.environ,
         "LOYALTY_DATABASE_URL": database_url,
