@@ -62,7 +62,7 @@ DOCS_ASSETS = frozenset({"swagger-ui-bundle.js", "swagger-ui.css", "favicon-16x1
 REDEEM_FIELDS = frozenset({"code", "order_ref", "order_amount", "store_code"})
 MAX_ORDER_REF = 64
 MAX_RECENT = 50
-_MAX_ID = 2**31 - 1  # members.id is a 32-bit integer on PostgreSQL
+_MAX_ID = orders.MAX_MEMBER_ID
 _BAD_CHARS = re.compile("[\x00\ud800-\udfff]")
 
 # Codes for errors Sanic raises itself, before a handler runs.

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from loyalty.orders.service import MAX_LINES
+from loyalty.orders.service import MAX_LINES, MAX_MEMBER_ID
 
 VERSION = "1.0.0"
 MAX_CODE = 20
@@ -47,7 +47,7 @@ _ORDER_FIELDS: dict[str, Any] = {
                   "description": "When it was paid, ISO 8601 with a zone; at most 10 minutes ahead."},
     "amount": _MONEY,
     "store_code": _STORE,
-    "member_id": _nullable({"type": "integer", "minimum": 1, "maximum": 2**31 - 1}),
+    "member_id": _nullable({"type": "integer", "minimum": 1, "maximum": MAX_MEMBER_ID}),
     "phone": _nullable({"type": "string", "maxLength": 20, "description": "a mainland mobile number"}),
     "channel": {"type": "string", "enum": ["pos", "online"], "default": "pos"},
     "lines": {

@@ -404,6 +404,10 @@ BAD_INPUT = {
     "time in future": ("/orders", _bytes({**_order(), "placed_at": FUTURE}), JSON, 400, "invalid_time"),
     "unknown member": ("/orders", _bytes(_order(member_id=987654)), JSON, 400, "unknown_member"),
     "member id text": ("/orders", _bytes(_order(member_id="1")), JSON, 400, "invalid_field"),
+    # Found by the fuzzing (test_api_fuzz.py): both were 500s on SQLite before.
+    "member id beyond 32 bits": ("/orders", _bytes(_order(member_id=10**30)), JSON, 400, "invalid_field"),
+    "time out of range in UTC": ("/orders", _bytes({**_order(), "placed_at": "0001-01-01T00:00:00+14:00"}), JSON,
+                                 400, "invalid_time"),
     "unknown store": ("/orders", _bytes(_order(store_code="NOPE")), JSON, 400, "unknown_store"),
     "bad phone": ("/orders", _bytes(_order(phone="12345")), JSON, 400, "invalid_phone"),
     "zero qty": ("/orders", _bytes(_order(lines=[{"sku": "S1", "qty": 0, "unit_price": "1.00"}])), JSON, 400,
