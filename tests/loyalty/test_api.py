@@ -7,13 +7,13 @@ error bodies for bad input with nothing written, and outages.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
+import os
 import socket
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -39,56 +39,13 @@ from loyalty.members.models import Member
 from loyalty.membership import service as membership
 from loyalty.orders.models import Order
 from loyalty.points.models import LedgerEntry
+from tests.support.live_api import LiveServer
 from tests.support.servers import free_port
 
 pytestmark = pytest.mark.timeout(180)
 
 
 # --------------------------------------------------------------------------- a live server
-
-
-class LiveServer:
-    """A Sanic app served from its own event loop in a background thread."""
-
-    def __init__(self, app: Sanic) -> None:
-        self.app = app
-        self.loop = asyncio.new_event_loop()
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))  # the OS picks a free port; no race
-        self.port = self.sock.getsockname()[1]
-        self._ready: Future[None] = Future()
-        self._server: Any = None
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        try:
-            srv = self.loop.run_until_complete(self.app.create_server(sock=self.sock, return_asyncio_server=True))
-            for step in (srv.startup, srv.before_start, srv.after_start, srv.start_serving):
-                self.loop.run_until_complete(step())
-            self._server = srv
-        except BaseException as exc:  # hand start-up failures to the test
-            self._ready.set_exception(exc)
-            return
-        self._ready.set_result(None)
-        self.loop.run_forever()
-
-    def start(self) -> str:
-        self._thread.start()
-        self._ready.result(timeout=30)
-        return f"http://127.0.0.1:{self.port}/api/v1"
-
-    def stop(self) -> None:
-        async def shutdown() -> None:
-            await self._server.before_stop()
-            self._server.close()
-            await self._server.wait_closed()
-            await self._server.after_stop()
-
-        if self._server is not None:
-            asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
 
 
 @pytest.fixture(scope="module")
@@ -197,9 +154,11 @@ def _at_once(n: int, call: Callable[[int], requests.Response]) -> list[requests.
 # --------------------------------------------------------------------------- health
 
 
-def test_health_needs_no_key_and_checks_the_database(pos_lite: Api) -> None:
+def test_health_needs_no_key_and_readiness_checks_the_database(pos_lite: Api) -> None:
     r = pos_lite.get("/health", auth=False)
-    assert r.status_code == 200 and r.json() == {"status": "ok", "database": "ok"}
+    assert r.status_code == 200 and r.json() == {"status": "ok"}
+    r = pos_lite.get("/ready", auth=False)
+    assert r.status_code == 200 and r.json() == {"status": "ready", "database": "ok"}
 
 
 # --------------------------------------------------------------------------- orders
@@ -447,6 +406,10 @@ BAD_INPUT = {
     "time in future": ("/orders", _bytes({**_order(), "placed_at": FUTURE}), JSON, 400, "invalid_time"),
     "unknown member": ("/orders", _bytes(_order(member_id=987654)), JSON, 400, "unknown_member"),
     "member id text": ("/orders", _bytes(_order(member_id="1")), JSON, 400, "invalid_field"),
+    # Found by the fuzzing (test_api_fuzz.py): both were 500s on SQLite before.
+    "member id beyond 32 bits": ("/orders", _bytes(_order(member_id=10**30)), JSON, 400, "invalid_field"),
+    "time out of range in UTC": ("/orders", _bytes({**_order(), "placed_at": "0001-01-01T00:00:00+14:00"}), JSON,
+                                 400, "invalid_time"),
     "unknown store": ("/orders", _bytes(_order(store_code="NOPE")), JSON, 400, "unknown_store"),
     "bad phone": ("/orders", _bytes(_order(phone="12345")), JSON, 400, "invalid_phone"),
     "zero qty": ("/orders", _bytes(_order(lines=[{"sku": "S1", "qty": 0, "unit_price": "1.00"}])), JSON, 400,
@@ -565,13 +528,20 @@ def test_database_down_is_503_unavailable(pos_lite: Api, sqlite_engine: Engine, 
     before = _counts()
     closed_pg = db.make_engine(f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/loyalty",
                                connect_args={"connect_timeout": 2})
-    # A directory is no SQLite file: "unable to open database file".
-    unreadable = db.make_engine(f"sqlite:///{tmp_path}")
+    # A directory is no SQLite file: "unable to open database file". (make_engine creates the
+    # file, so the directory takes its place before the first connection.)
+    gone = os.path.join(str(tmp_path), "gone.db")
+    unreadable = db.make_engine(f"sqlite:///{gone}")
+    os.remove(gone)
+    os.mkdir(gone)
     try:
         for down in (closed_pg, unreadable):
             db.configure(down)
-            r = pos_lite.get("/health", auth=False)
+            # Liveness does not depend on the database; readiness does, and says why not.
+            assert pos_lite.get("/health", auth=False).status_code == 200
+            r = pos_lite.get("/ready", auth=False)
             assert r.status_code == 503 and r.json()["error"] == "unavailable", r.text
+            assert r.json()["reason"] == "database_unreachable"
             assert r.headers["Retry-After"]
             r = pos_lite.post("/orders", _order("DOWN-1"))
             assert r.status_code == 503 and r.json()["error"] == "unavailable", r.text
@@ -579,7 +549,7 @@ def test_database_down_is_503_unavailable(pos_lite: Api, sqlite_engine: Engine, 
             assert r.status_code == 503 and r.json()["error"] == "unavailable"
     finally:
         db.configure(sqlite_engine)
-    assert pos_lite.get("/health", auth=False).status_code == 200
+    assert pos_lite.get("/ready", auth=False).status_code == 200
     assert _counts() == before
 
 
