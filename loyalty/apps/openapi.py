@@ -178,6 +178,29 @@ _SCHEMAS: dict[str, Any] = {
             "replayed": {"type": "boolean"},
         },
     },
+    "MemberCodeQuery": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["code"],
+        "properties": {
+            "code": {"type": "string", "minLength": 1, "maxLength": 32,
+                     "description": "The digits the shopper shows (`88` + 8 digits), or the QR's content."},
+            "member_id": {"type": "integer", "minimum": 1, "maximum": 2147483647,
+                          "description": "The member already on the till's screen: the code must be theirs."},
+        },
+        "examples": [{"code": "8812345678"}],
+    },
+    "MemberCodeResult": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["member_id", "tier", "points", "phone_masked"],
+        "properties": {
+            "member_id": {"type": "integer"},
+            "tier": {"type": "string"},
+            "points": {"type": "integer"},
+            "phone_masked": {"type": "string", "description": "e.g. 138****8000"},
+        },
+    },
     "Points": {
         "type": "object",
         "additionalProperties": False,
@@ -371,6 +394,24 @@ def build_spec(*, max_body: int, max_recent: int) -> dict[str, Any]:
                           "threshold_not_met"],
             ),
             **idem,
+        }},
+        "/api/v1/member-codes/resolve": {"post": {
+            "operationId": "resolve_member_code",
+            **_write(
+                "The member behind a member code (会员码) the cashier just scanned; the code is used up",
+                "A member code stands for its member for 60 seconds and can be used once. With `member_id` "
+                "the code is only confirmed for that member: another member's code is refused and not used up.",
+                "MemberCodeQuery",
+                {"200": _ok("The member; post the order or redeem the coupon for `member_id`.",
+                            "MemberCodeResult")},
+                body_limit=max_body,
+                bad=["invalid_member_code"],
+                not_found=["unknown_member_code", "member_not_found"],
+                conflict=["member_code_expired", "member_code_used", "member_code_mismatch"],
+            ),
+            "x-idempotency": ("A code resolves once: a retry after a lost answer gets 409 `member_code_used`; "
+                              "ask the shopper to refresh the code (a new one each time) and scan again. "
+                              "A refused request uses nothing up."),
         }},
         "/api/v1/members/{member_id}/points": {"get": {
             "summary": "A member's balance, next expiry and latest ledger entries",
