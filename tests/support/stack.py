@@ -260,7 +260,8 @@ def start_stack(
             f'action_endpoint:\n  url: "http://127.0.0.1:{stack.actions_port}/webhook"\n'
             f'  headers:\n    Authorization: "Bearer {ACTION_TOKEN}"\n' + tracker + broker
         )
-    channels = "bot.webchat.channel.WebchatInput:\n  allow_rest: true\n"
+    # /metrics, /health and /health/ready at the root, as in credentials.yml.
+    channels = "bot.webchat.channel.WebchatInput:\n  allow_rest: true\nbot.ops.OpsInput: {}\n"
     if console:
         channels += "bot.console.channel.ConsoleInput:\n  poll_seconds: 1\n"
     wechat_env: dict[str, str] = {}
