@@ -128,7 +128,9 @@ def _observe(app: Sanic) -> None:
             name = "unknown"
         status = resp.status or 500
         outcome = "ok" if status < 300 else "rejected" if status == 400 else "error"
-        metrics.action_run(name, outcome, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        metrics.action_run(name, outcome, seconds)
+        logger.info("action %s %s ms=%d", name, outcome, seconds * 1000)
 
     # After the token check: refused calls are neither timed nor counted.
     app.register_middleware(begin, "request")

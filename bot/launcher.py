@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.files import private_files
-from bot.settings import dev_secret
+from bot.settings import dev_secret, log_format
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -158,6 +158,12 @@ def action_server_env(actions_host: str, actions_port: int, var_dir: Path) -> No
         os.environ["ACTION_SERVER_URL"] = f"http://{host}:{actions_port}/webhook"
 
 
+def log_env() -> None:
+    """With ``LOG_FORMAT=json``, keep import-time warnings (printed before logging is set up) out of the logs."""
+    if log_format() == "json":
+        os.environ.setdefault("PYTHONWARNINGS", "ignore")
+
+
 def commands(args: argparse.Namespace, var_dir: Path) -> list[Child]:
     """The processes to start, in order."""
     py = sys.executable
@@ -195,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     private_files(ROOT / os.environ.get("LOYALTY_VAR_DIR", "var"))
     os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
     var_dir = Path(os.environ.get("LOYALTY_VAR_DIR") or "var")
+    log_env()
     action_server_env(args.actions_host, args.actions_port, var_dir)
     children = commands(args, var_dir)
     supervisor = Supervisor(children)

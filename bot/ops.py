@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any
@@ -68,6 +69,8 @@ def _wrap_rasa() -> None:
             return await handle_message(self, message)
         finally:
             turn.done()
+            logger.info("turn channel=%s ms=%d fallbacks=%s", turn.channel,
+                        (time.perf_counter() - turn.started) * 1000, ",".join(turn.fallbacks) or "-")
             _turn.reset(turn_token)
             telemetry.turn_id.reset(token)
 
