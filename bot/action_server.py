@@ -54,7 +54,8 @@ from bot.health import metrics_response, ready_response, within
 from bot.settings import SettingsError, load_action_server_settings
 from loyalty import db
 
-logger = logging.getLogger(__name__)
+# Named, not __name__: run as `python -m bot.action_server` it would be "__main__".
+logger = logging.getLogger("bot.action_server")
 
 # Load balancers, the launcher and Prometheus reach these without the action token; they
 # reveal nothing personal. /metrics takes METRICS_TOKEN when that is set (bot.ops).

@@ -168,12 +168,13 @@ def commands(args: argparse.Namespace, var_dir: Path) -> list[Child]:
     """The processes to start, in order."""
     py = sys.executable
     endpoints = os.environ.get("RASA_ENDPOINTS", "endpoints.yml")
+    # Through bot.rasa_run so that logging is ours from the first line (LOG_FORMAT=json).
     rasa = [
-        str(BIN / "rasa"), "run", "--model", args.model, "--endpoints", endpoints,
+        py, "-m", "bot.rasa_run", "run", "--model", args.model, "--endpoints", endpoints,
         "--credentials", credentials(var_dir), "--port", str(args.port), "--interface", args.host,
     ]
     if args.shell:
-        rasa = [str(BIN / "rasa"), "shell", "--model", args.model, "--endpoints", endpoints]
+        rasa = [py, "-m", "bot.rasa_run", "shell", "--model", args.model, "--endpoints", endpoints]
     return [
         Child("action server",
               [py, "-m", "bot.action_server", "--actions", "actions", "--host", args.actions_host,

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import sys
 import uuid
 from datetime import datetime, timezone
 
@@ -113,29 +112,32 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False, default=str)
 
 
-def _handlers() -> list[logging.Handler]:
-    found: list[logging.Handler] = list(logging.getLogger().handlers)
-    for logger in list(logging.Logger.manager.loggerDict.values()):
-        if isinstance(logger, logging.Logger):
-            found.extend(h for h in logger.handlers if h not in found)
-    return found
+_TURN_FILTER = TurnFilter()
+_REDACT_FILTER = RedactFilter()
+_JSON = JsonFormatter()
+_format_as_configured = logging.Handler.format
+_mode: str | None = None
+
+
+def _format(handler: logging.Handler, record: logging.LogRecord) -> str:
+    """Every handler's format: turn id and redaction always, then JSON or the handler's own formatter."""
+    _TURN_FILTER.filter(record)
+    _REDACT_FILTER.filter(record)
+    if _mode == "json":
+        return _JSON.format(record)
+    return redact(_format_as_configured(handler, record))
 
 
 def configure(fmt: str | None = None) -> None:
-    """Dress every handler of this process: redaction and turn id always, JSON when ``LOG_FORMAT=json``.
+    """Make every log handler of this process, present or future, redact, carry the turn id and (json) write JSON.
 
-    Idempotent; call again after a library added handlers of its own.
+    Rasa, Sanic, rasa_sdk, jieba and TensorFlow install handlers of their own, some
+    at import time, so the formatting is set on ``logging.Handler`` itself rather
+    than handler by handler. Idempotent. With ``LOG_FORMAT=json`` warnings become
+    records too (they would otherwise print several plain lines).
     """
-    fmt = fmt or log_format()
-    root = logging.getLogger()
-    if not root.handlers:
-        root.addHandler(logging.StreamHandler(sys.stderr))
-    if fmt == "json":
-        # Warnings (Rasa raises many) become records instead of multi-line text on stderr.
+    global _mode
+    _mode = fmt or log_format()
+    logging.Handler.format = _format  # type: ignore[method-assign,assignment]
+    if _mode == "json":
         logging.captureWarnings(True)
-    for handler in _handlers():
-        if not any(isinstance(f, TurnFilter) for f in handler.filters):
-            handler.addFilter(TurnFilter())
-            handler.addFilter(RedactFilter())
-        if fmt == "json" and not isinstance(handler.formatter, JsonFormatter):
-            handler.setFormatter(JsonFormatter())

@@ -291,13 +291,16 @@ def start_stack(
         **(env_extra or {}),
     }
     bin_dir = Path(sys.executable).parent
+    # As the launcher does: Rasa through bot.rasa_run when the logs are JSON (ours from the first line).
+    json_logs = env.get("LOG_FORMAT") == "json"
+    rasa_cmd = [sys.executable, "-m", "bot.rasa_run"] if json_logs else [str(bin_dir / "rasa")]
     stack.launches = {
         "actions": _Launch(
             [sys.executable, "-m", "bot.action_server", "--actions", "actions", "--port", str(stack.actions_port)],
             assistant or ROOT, env, workdir / "actions.log", f"http://127.0.0.1:{stack.actions_port}/health",
         ),
         "rasa": _Launch(
-            [str(bin_dir / "rasa"), "run", "--model", str(model), "--endpoints", str(endpoints),
+            [*rasa_cmd, "run", "--model", str(model), "--endpoints", str(endpoints),
              "--credentials", str(workdir / "credentials.yml"), "--port", str(stack.port),
              "--interface", "127.0.0.1"],
             ROOT, env, workdir / "rasa.log", f"{stack.base}/",
