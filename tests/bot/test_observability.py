@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -164,3 +167,25 @@ def test_rasa_not_ready_without_a_model_or_with_redis_down() -> None:
 def test_metrics_can_be_switched_off() -> None:
     assert metrics.NOOP.labels("x").inc() is None
     assert metrics.channel_label("wechat") == "wechat" and metrics.channel_label("rest") == "other"
+
+
+def test_metrics_add_up_across_forked_workers(tmp_path) -> None:
+    """With PROMETHEUS_MULTIPROC_DIR, what forked workers count is summed by /metrics in any of them."""
+    script = """
+import os
+from bot import metrics
+pids = []
+for _ in range(2):
+    pid = os.fork()
+    if pid == 0:
+        metrics.Turn("wechat").done()
+        os._exit(0)
+    pids.append(pid)
+for pid in pids:
+    os.waitpid(pid, 0)
+print(metrics.exposition()[0].decode())
+"""
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "METRICS_ENABLED": "true"}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert 'loyalty_bot_turns_total{channel="wechat"} 2.0' in out.stdout
