@@ -39,6 +39,7 @@ would have to follow every model (re)load. The channels call
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -50,6 +51,8 @@ from rasa.core.actions.action import ActionExecutionRejection, ActionSessionStar
 from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_NAME
 from rasa.shared.core.events import BotUttered, ConversationPaused, Event, FollowupAction, UserUttered
 
+from bot import metrics
+from bot.logs import TURN_HEADER, current_turn
 from bot.settings import DEFAULT_ACTION_TIMEOUT, load_action_server_settings
 
 if TYPE_CHECKING:
@@ -115,23 +118,45 @@ class GuardedRemoteAction(RemoteAction):
         domain: Domain,
     ) -> list[Event]:
         """Run the action on the action server; on failure, the fallback events."""
+        name = self.name()
         if outage.ongoing():
-            logger.warning("action %s not called: the action server was unreachable a moment ago", self.name())
+            metrics.action_call(name, "skipped")
+            logger.warning("action %s not called: the action server was unreachable a moment ago", name)
             return await self._fallback(output_channel, nlg, tracker, domain)
+        self._send_turn_id()
         started = time.monotonic()
         try:
-            return await asyncio.wait_for(super().run(output_channel, nlg, tracker, domain), self.timeout)
+            events = await asyncio.wait_for(super().run(output_channel, nlg, tracker, domain), self.timeout)
         except ActionExecutionRejection:
+            metrics.action_call(name, "rejected", time.monotonic() - started)
             raise
         except Exception as exc:
             unreachable = _unreachable(exc)
             if unreachable:
                 outage.begin()
+            outcome = "timeout" if isinstance(exc, asyncio.TimeoutError) else "unreachable" if unreachable else "error"
+            metrics.action_call(name, outcome, time.monotonic() - started)
             logger.error(
-                "action %s failed after %.1f s (%s): %s", self.name(), time.monotonic() - started,
+                "action %s failed after %.1f s (%s): %s", name, time.monotonic() - started,
                 "unreachable or too slow" if unreachable else "error", _describe(exc),
             )
+        else:
+            metrics.action_call(name, "ok", time.monotonic() - started)
+            return events
         return await self._fallback(output_channel, nlg, tracker, domain)
+
+    def _send_turn_id(self) -> None:
+        """Send the turn's id along (header ``X-Turn-Id``) so the action server's logs carry it.
+
+        Rasa builds a remote action per call but shares its endpoint, so the header
+        goes on a copy of the endpoint of this call only.
+        """
+        turn = current_turn()
+        shared: Any = getattr(self, "action_endpoint", None)
+        if turn and shared is not None:
+            endpoint = copy.copy(shared)
+            endpoint.headers = {**(endpoint.headers or {}), TURN_HEADER: turn}
+            self.action_endpoint = endpoint
 
     async def _fallback(
         self,

@@ -34,9 +34,11 @@ Why the token is the whole gate (the actions do not check a channel signature):
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hmac
 import logging
 import sys
+import time
 from typing import Any
 
 from rasa_sdk import utils
@@ -45,14 +47,19 @@ from rasa_sdk.endpoint import create_argument_parser, create_ssl_context
 from rasa_sdk.plugin import plugin_manager
 from sanic import Sanic, response
 from sanic.request import Request
-from sanic.response import HTTPResponse
+from sanic.response import BaseHTTPResponse, HTTPResponse
 
+from bot import logs, metrics
+from bot.health import metrics_response, ready_response, within
 from bot.settings import SettingsError, load_action_server_settings
+from loyalty import db
 
-logger = logging.getLogger(__name__)
+# Named, not __name__: run as `python -m bot.action_server` it would be "__main__".
+logger = logging.getLogger("bot.action_server")
 
-# Load balancers and the launcher probe this without a secret; it reveals nothing.
-OPEN_PATHS = frozenset({"/health"})
+# Load balancers, the launcher and Prometheus reach these without the action token; they
+# reveal nothing personal. /metrics takes METRICS_TOKEN when that is set (bot.ops).
+OPEN_PATHS = frozenset({"/health", "/health/ready", "/metrics"})
 
 
 def authorized(header: str | None, token: str) -> bool:
@@ -78,7 +85,57 @@ def create_app(token: str, actions: str = "actions", *, auto_reload: bool = Fals
         return response.json({"error": "unauthorized"}, status=401)
 
     app.register_middleware(require_token, "request")
+    _observe(app)
+
+    @app.get("/health/ready")
+    async def ready(request: Request) -> HTTPResponse:
+        """Readiness for a load balancer: the loyalty database answers (503 with the reason if not)."""
+        return ready_response({"database": await database_state()})
+
+    @app.get("/metrics")
+    async def scrape(request: Request) -> HTTPResponse:
+        return await metrics_response(request)
+
     return app
+
+
+async def database_state() -> str:
+    """``ok`` when the loyalty database answers a query within the check's time, else why not."""
+
+    def probe() -> None:
+        from sqlalchemy import text
+
+        with db.engine().connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    return await within(lambda: asyncio.to_thread(probe))
+
+
+def _observe(app: Sanic) -> None:
+    """Each action call: its turn id (``X-Turn-Id`` from Rasa) on every log line, and its metrics."""
+
+    async def begin(request: Request) -> None:
+        logs.start_turn(request.headers.get(logs.TURN_HEADER))
+        if request.path == "/webhook" and request.method == "POST":
+            request.ctx.action_started = time.perf_counter()
+
+    async def end(request: Request, resp: BaseHTTPResponse) -> None:
+        started = getattr(request.ctx, "action_started", None)
+        if started is None:
+            return
+        try:
+            name = str((request.json or {}).get("next_action") or "unknown")[:64]
+        except Exception:  # an unreadable body was already refused by rasa_sdk
+            name = "unknown"
+        status = resp.status or 500
+        outcome = "ok" if status < 300 else "rejected" if status == 400 else "error"
+        seconds = time.perf_counter() - started
+        metrics.action_run(name, outcome, seconds)
+        logger.info("action %s %s ms=%d", name, outcome, seconds * 1000)
+
+    # After the token check: refused calls are neither timed nor counted.
+    app.register_middleware(begin, "request")
+    app.register_middleware(end, "response")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -108,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("rasa_sdk"), args.log_file, args.loglevel, args.logging_config_file
     )
     utils.update_sanic_log_level()
+    logs.configure()  # LOG_FORMAT=json: one JSON object per line; personal data masked either way
 
     app = create_app(token, args.actions, auto_reload=args.auto_reload)
     plugin_manager().hook.attach_sanic_app_extensions(app=app)

@@ -29,7 +29,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from bot.files import private_files
-from bot.settings import dev_secret
+from bot.settings import dev_secret, log_format
 from loyalty.config import from_env
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -172,16 +172,23 @@ def action_server_env(actions_host: str, actions_port: int, var_dir: Path) -> No
         os.environ["ACTION_SERVER_URL"] = f"http://{host}:{actions_port}/webhook"
 
 
+def log_env() -> None:
+    """With ``LOG_FORMAT=json``, keep import-time warnings (printed before logging is set up) out of the logs."""
+    if log_format() == "json":
+        os.environ.setdefault("PYTHONWARNINGS", "ignore")
+
+
 def commands(args: argparse.Namespace, var_dir: Path) -> list[Child]:
     """The processes to start, in order."""
     py = sys.executable
     endpoints = os.environ.get("RASA_ENDPOINTS", "endpoints.yml")
+    # Through bot.rasa_run so that logging is ours from the first line (LOG_FORMAT=json).
     rasa = [
-        str(BIN / "rasa"), "run", "--model", args.model, "--endpoints", endpoints,
+        py, "-m", "bot.rasa_run", "run", "--model", args.model, "--endpoints", endpoints,
         "--credentials", credentials(var_dir), "--port", str(args.port), "--interface", args.host,
     ]
     if args.shell:
-        rasa = [str(BIN / "rasa"), "shell", "--model", args.model, "--endpoints", endpoints]
+        rasa = [py, "-m", "bot.rasa_run", "shell", "--model", args.model, "--endpoints", endpoints]
     return [
         *_fake_sms(),
         Child("action server",
@@ -210,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     private_files(ROOT / os.environ.get("LOYALTY_VAR_DIR", "var"))
     os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
     var_dir = Path(os.environ.get("LOYALTY_VAR_DIR") or "var")
+    log_env()
     action_server_env(args.actions_host, args.actions_port, var_dir)
     children = commands(args, var_dir)
     supervisor = Supervisor(children)

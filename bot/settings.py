@@ -378,3 +378,31 @@ def load_action_server_settings(env: Mapping[str, str] | None = None) -> ActionS
         port=env_value(e, "ACTIONS_PORT", DEFAULT_ACTIONS_PORT, int),
         timeout=env_value(e, "ACTION_SERVER_TIMEOUT", DEFAULT_ACTION_TIMEOUT, float),
     )
+
+
+# ---------------------------------------------------------------- operations
+
+
+def metrics_enabled(env: Mapping[str, str] | None = None) -> bool:
+    """``METRICS_ENABLED`` (default true): false turns every Prometheus instrument into a no-op."""
+    return env_flag(os.environ if env is None else env, "METRICS_ENABLED", True)
+
+
+def log_format(env: Mapping[str, str] | None = None) -> str:
+    """``LOG_FORMAT``: ``text`` (default, for people) or ``json`` (one object per line, for collectors)."""
+    value = (os.environ if env is None else env).get("LOG_FORMAT", "").strip().lower() or "text"
+    if value not in ("text", "json"):
+        raise SettingsError(f"LOG_FORMAT={value!r} must be text or json")
+    return value
+
+
+def metrics_token(env: Mapping[str, str] | None = None) -> str | None:
+    """``METRICS_TOKEN``: when set, ``GET /metrics`` needs ``Authorization: Bearer <it>`` on both servers."""
+    return (os.environ if env is None else env).get("METRICS_TOKEN") or None
+
+
+def redis_urls(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The Redis servers the channels are configured with (readiness checks each)."""
+    e = os.environ if env is None else env
+    names = {"webchat": "WEBCHAT_REDIS_URL", "wechat": "WECHAT_REDIS_URL", "console": "CONSOLE_REDIS_URL"}
+    return {label: e[var] for label, var in names.items() if e.get(var)}

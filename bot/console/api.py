@@ -24,6 +24,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot import metrics
 from bot.console import conversation, runtime, sessions, texts, views
 from bot.console.live import live
 from bot.settings import ConsoleSettings, secret_bytes
@@ -301,6 +302,8 @@ class Console:
     @authed(write=True)
     async def take(self, request: Request, agent: AgentView, hid: int) -> HTTPResponse:
         h = await db.arun(service.take, hid, agent.id)
+        if h.taken_at is not None:
+            metrics.handoff_taken((h.taken_at - h.created_at).total_seconds())
         live.queue_changed()
         sent = await self._announce(request.app, h, agent)
         if sent is not None and sent.ok:

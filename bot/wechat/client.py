@@ -23,6 +23,7 @@ import requests
 from wechatpy import WeChatClient
 from wechatpy.exceptions import WeChatClientException
 
+from bot import metrics
 from bot.settings import WeChatSettings
 from bot.wechat.errors import WeChatApiError
 from bot.wechat.token import AccessTokenManager, TokenStore, open_token_store
@@ -99,11 +100,14 @@ class WeChatApi:
         try:
             return await asyncio.wait_for(future, timeout=self._deadline)
         except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
+            metrics.wechat_api_error("timeout")
             raise WeChatApiError(None, "timed out") from None
         except WeChatClientException as exc:
             code = int(exc.errcode) if exc.errcode is not None else None
+            metrics.wechat_api_error(code)
             raise WeChatApiError(code, str(exc.errmsg)) from None
         except requests.RequestException as exc:
+            metrics.wechat_api_error("transport")
             raise WeChatApiError(None, type(exc).__name__) from None
 
     async def send_text(self, openid: str, text: str) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from rasa.core.channels.channel import UserMessage
 
+from bot import logs
 from bot.settings import WeChatSettings
 from bot.wechat import texts
 from bot.wechat.delivery import Delivery, mask
@@ -55,6 +56,8 @@ class TurnRunner:
         handed to WeChat, False if WeChat hung up first.
         """
         collector = TurnCollector()
+        # Before the tasks are made: they copy the context, so the late delivery logs carry it too.
+        logs.start_turn()
         message = UserMessage(
             text, collector, inbound.openid, input_channel="wechat", metadata=dict(inbound.metadata)
         )

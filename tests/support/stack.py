@@ -262,7 +262,8 @@ def start_stack(
             f'action_endpoint:\n  url: "http://127.0.0.1:{stack.actions_port}/webhook"\n'
             f'  headers:\n    Authorization: "Bearer {ACTION_TOKEN}"\n' + tracker + broker
         )
-    channels = "bot.webchat.channel.WebchatInput:\n  allow_rest: true\n"
+    # /metrics, /health and /health/ready at the root, as in credentials.yml.
+    channels = "bot.webchat.channel.WebchatInput:\n  allow_rest: true\nbot.ops.OpsInput: {}\n"
     if console:
         channels += "bot.console.channel.ConsoleInput:\n  poll_seconds: 1\n"
     wechat_env: dict[str, str] = {}
@@ -292,13 +293,16 @@ def start_stack(
         **(env_extra or {}),
     }
     bin_dir = Path(sys.executable).parent
+    # As the launcher does: Rasa through bot.rasa_run when the logs are JSON (ours from the first line).
+    json_logs = env.get("LOG_FORMAT") == "json"
+    rasa_cmd = [sys.executable, "-m", "bot.rasa_run"] if json_logs else [str(bin_dir / "rasa")]
     stack.launches = {
         "actions": _Launch(
             [sys.executable, "-m", "bot.action_server", "--actions", "actions", "--port", str(stack.actions_port)],
             assistant or ROOT, env, workdir / "actions.log", f"http://127.0.0.1:{stack.actions_port}/health",
         ),
         "rasa": _Launch(
-            [str(bin_dir / "rasa"), "run", "--model", str(model), "--endpoints", str(endpoints),
+            [*rasa_cmd, "run", "--model", str(model), "--endpoints", str(endpoints),
              "--credentials", str(workdir / "credentials.yml"), "--port", str(stack.port),
              "--interface", "127.0.0.1"],
             ROOT, env, workdir / "rasa.log", f"{stack.base}/",
