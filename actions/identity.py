@@ -17,11 +17,20 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import MemberAction, core, current_member, identity, lang, tier_title, unavailable
-from actions.parsing import phone_in
+from actions.common import (
+    MAX_PHONE_TRIES,
+    MemberAction,
+    core,
+    current_member,
+    identity,
+    lang,
+    phone_or_retry,
+    tier_title,
+    unavailable,
+)
 from loyalty.config import settings
 from loyalty.coupons import service as coupons
-from loyalty.errors import InvalidInput, LoyaltyError, NotFound, Refused, Unavailable
+from loyalty.errors import LoyaltyError, NotFound, Refused, Unavailable
 from loyalty.identity import member_codes
 from loyalty.identity import service as links
 from loyalty.identity.render import data_url, member_code_png
@@ -29,7 +38,6 @@ from loyalty.members import service as members
 from loyalty.membership.service import MemberCard
 
 log = logging.getLogger(__name__)
-MAX_PHONE_TRIES = 3
 # What a typed code came to, as the shopper hears it (outcomes of loyalty.identity.service.Attempt).
 OUTCOME_RESPONSES = {
     "wrong": "utter_code_wrong",
@@ -81,16 +89,8 @@ class ValidateLinkForm(FormValidationAction):
         return domain_slots
 
     def validate_link_phone(self, value: Any, dispatcher, tracker, domain) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-        entity = next(tracker.get_latest_entity_values("phone_number"), None)
-        try:
-            return {"link_phone": members.normalize_phone(phone_in(str(entity or value or "")))}
-        except InvalidInput:
-            tries = int(tracker.get_slot("phone_tries") or 0) + 1
-            if tries < MAX_PHONE_TRIES:
-                dispatcher.utter_message(response="utter_invalid_phone", tries_left=MAX_PHONE_TRIES - tries)
-            else:
-                dispatcher.utter_message(response="utter_phone_failed")
-            return {"link_phone": None, "phone_tries": min(tries, MAX_PHONE_TRIES)}
+        number, retry = phone_or_retry(dispatcher, tracker, value, "link_phone")
+        return {"link_phone": number} if number else retry
 
 
 class ActionSendLinkCode(Action):

@@ -12,15 +12,17 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import (
+    MAX_PHONE_TRIES,
     MemberAction,
     core,
     current_member,
     identity,
+    phone_or_retry,
     pick,
     tier_name,
     unavailable,
 )
-from actions.parsing import clean_name, parse_birthday, phone_in
+from actions.parsing import clean_name, parse_birthday
 from loyalty.catalogue import service as catalogue
 from loyalty.common import local_date
 from loyalty.coupons import service as coupons
@@ -34,7 +36,6 @@ from loyalty.segments import job as segments_job
 
 log = logging.getLogger(__name__)
 SKIP = "__skip__"
-MAX_PHONE_TRIES = 3
 # Intents a non-member may ask; they are answered right after joining.
 RESUMABLE = {
     "member_card", "ask_points", "points_history", "ask_tier", "list_coupons",
@@ -142,16 +143,9 @@ class ValidateJoinForm(FormValidationAction):
         if intent == "skip":
             dispatcher.utter_message(response="utter_phone_required")
             return {"phone": None}
-        entity = next(tracker.get_latest_entity_values("phone_number"), None)
-        try:
-            number = members.normalize_phone(phone_in(str(entity or value or "")))
-        except InvalidInput:
-            tries = int(tracker.get_slot("phone_tries") or 0) + 1
-            if tries < MAX_PHONE_TRIES:
-                dispatcher.utter_message(response="utter_invalid_phone", tries_left=MAX_PHONE_TRIES - tries)
-            else:
-                dispatcher.utter_message(response="utter_phone_failed")
-            return {"phone": None, "phone_tries": min(tries, MAX_PHONE_TRIES)}
+        number, retry = phone_or_retry(dispatcher, tracker, value, "phone")
+        if number is None:
+            return retry
         if await self._is_a_member(number):
             # Someone's membership already: no point asking name and birthday, the form ends
             # and the signup turns into a link by SMS code (action_join_member, phone_taken).

@@ -24,7 +24,6 @@ import secrets
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
@@ -35,10 +34,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import requests
-from sqlalchemy import insert, text
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from loyalty import config, db, migrate
+from bench.core_ops import backend
+from loyalty import config, db
 from loyalty.apikeys import service as apikeys
 from loyalty.identity import member_codes
 from loyalty.identity.models import MemberCode, MemberCodeKey
@@ -72,38 +72,8 @@ class Cell:
 @contextmanager
 def database(kind: str) -> Iterator[str]:
     """The URL of a migrated empty database on ``kind``, configured for :func:`db.run`; removed afterwards."""
-    if kind == "sqlite":
-        folder = tempfile.mkdtemp(prefix="bench-codes-")
-        url = f"sqlite:///{folder}/bench.db"
-        e = db.make_engine(url)
-        migrate.upgrade(e)
-        db.configure(e)
-        try:
-            yield url
-        finally:
-            e.dispose()
-            for name in os.listdir(folder):
-                os.remove(os.path.join(folder, name))
-            os.rmdir(folder)
-        return
-    from tests.support.servers import start_postgres  # the tests' throwaway server
-
-    server = start_postgres()
-    try:
-        admin = db.make_engine(server.base_url + "/postgres", isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            c.execute(text("CREATE DATABASE bench"))
-        admin.dispose()
-        url = server.base_url + "/bench"
-        e = db.make_engine(url)
-        migrate.upgrade(e)
-        db.configure(e)
-        try:
-            yield url
-        finally:
-            e.dispose()
-    finally:
-        server.stop()
+    with backend(kind) as engine:
+        yield engine.url.render_as_string(hide_password=False)
 
 
 def show_codes(n: int, tag: str) -> list[tuple[str, int]]:
