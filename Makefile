@@ -8,13 +8,16 @@ PY         := $(VENV)/bin/python
 PIP        := $(VENV)/bin/pip
 RASA       := $(VENV)/bin/rasa
 MODEL      := models/loyalty.tar.gz
+# The API docs page's viewer (swagger-ui-dist, pinned in its package-lock.json), served from here.
+API_DOCS   := loyalty/apps/apidocs
+API_DOCS_JS := $(API_DOCS)/node_modules/swagger-ui-dist/swagger-ui-bundle.js
 RASA_SRC   := config.yml $(wildcard domain/*.yml) $(shell find data -name '*.yml' 2>/dev/null)
 export LOYALTY_DATABASE_URL ?= sqlite:///var/loyalty.db
 export PYTHONDONTWRITEBYTECODE := 1
 # Rasa's telemetry would try to reach the internet.
 export RASA_TELEMETRY_ENABLED := false
 
-.PHONY: run test install dev lint train shell db seed clean constraints bench nlu-eval
+.PHONY: run test install dev lint train shell db seed clean constraints bench api-docs nlu-eval
 
 run: install $(MODEL) db ## start the assistant, the action server, the loyalty API, web chat and console
 	$(PY) -m bot.launcher
@@ -34,9 +37,17 @@ $(VENV)/.dev-installed: $(VENV)/.installed requirements-dev.txt
 	$(PIP) install -q -r requirements-dev.txt -c constraints.txt
 	touch $@
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed api-docs
 
-dev: $(VENV)/.dev-installed
+dev: $(VENV)/.dev-installed api-docs
+
+# Without Node the API still runs: /api/v1/docs answers 503 saying to run this target.
+api-docs: $(API_DOCS_JS) ## the files of the API docs page (/api/v1/docs), from the npm registry, no install scripts
+
+$(API_DOCS_JS): $(API_DOCS)/package.json $(API_DOCS)/package-lock.json
+	@if command -v npm >/dev/null; then \
+	  npm ci --prefix $(API_DOCS) --ignore-scripts --no-audit --no-fund --loglevel=error && touch $@; \
+	else echo "npm not found: install Node.js and run 'make api-docs' for the API docs page" >&2; fi
 
 $(MODEL): $(RASA_SRC) | $(VENV)/.installed
 	$(RASA) train --domain domain --fixed-model-name loyalty --out models
@@ -67,4 +78,4 @@ constraints:
 	$(PIP) freeze | grep -v '^-e' | sed '1i # Tested versions of every package; installs use -c constraints.txt.' > constraints.txt
 
 clean:
-	rm -rf var results models .pytest_cache
+	rm -rf var results models .pytest_cache $(API_DOCS)/node_modules

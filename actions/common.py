@@ -12,9 +12,11 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from actions.parsing import phone_in
 from loyalty import db
 from loyalty.config import settings
-from loyalty.errors import LoyaltyError, Unavailable
+from loyalty.errors import InvalidInput, LoyaltyError, Unavailable
+from loyalty.members import service as members
 from loyalty.membership import service as membership
 from loyalty.membership.service import MemberCard
 
@@ -160,3 +162,22 @@ class MemberAction(Action, ABC):  # type: ignore[misc]
     def neutral(self, tracker: Tracker) -> list[EventType]:
         """Events that leave the conversation clean when the action could not do its job."""
         return []
+
+
+MAX_PHONE_TRIES = 3  # wrong phone numbers before a form gives up (join, link)
+
+
+def phone_or_retry(dispatcher: CollectingDispatcher, tracker: Tracker, value: Any,
+                   slot: str) -> tuple[str | None, dict[str, Any]]:
+    """The phone number the shopper typed, normalised; or None and ``slot``'s values after a wrong one,
+    having said how many tries are left (or that it gives up after the third)."""
+    entity = next(tracker.get_latest_entity_values("phone_number"), None)
+    try:
+        return members.normalize_phone(phone_in(str(entity or value or ""))), {}
+    except InvalidInput:
+        tries = int(tracker.get_slot("phone_tries") or 0) + 1
+        if tries < MAX_PHONE_TRIES:
+            dispatcher.utter_message(response="utter_invalid_phone", tries_left=MAX_PHONE_TRIES - tries)
+        else:
+            dispatcher.utter_message(response="utter_phone_failed")
+        return None, {slot: None, "phone_tries": min(tries, MAX_PHONE_TRIES)}

@@ -12,15 +12,17 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import (
+    MAX_PHONE_TRIES,
     MemberAction,
     core,
     current_member,
     identity,
+    phone_or_retry,
     pick,
     tier_name,
     unavailable,
 )
-from actions.parsing import clean_name, parse_birthday, phone_in
+from actions.parsing import clean_name, parse_birthday
 from loyalty.catalogue import service as catalogue
 from loyalty.common import local_date
 from loyalty.coupons import service as coupons
@@ -34,11 +36,10 @@ from loyalty.segments import job as segments_job
 
 log = logging.getLogger(__name__)
 SKIP = "__skip__"
-MAX_PHONE_TRIES = 3
 # Intents a non-member may ask; they are answered right after joining.
 RESUMABLE = {
     "member_card", "ask_points", "points_history", "ask_tier", "list_coupons",
-    "claim_coupon", "my_coupons", "exchange_coupon", "referral_info",
+    "claim_coupon", "my_coupons", "exchange_coupon", "referral_info", "member_code",
 }
 FORM_SLOTS = ("consent", "phone", "name", "birthday", "referral_code")
 
@@ -137,21 +138,26 @@ class ValidateJoinForm(FormValidationAction):
     def validate_consent(self, value: Any, dispatcher, tracker, domain) -> dict[str, Any]:  # type: ignore[no-untyped-def]
         return {"consent": bool(value)}
 
-    def validate_phone(self, value: Any, dispatcher, tracker, domain) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    async def validate_phone(self, value: Any, dispatcher, tracker, domain) -> dict[str, Any]:  # type: ignore[no-untyped-def]
         intent = (tracker.latest_message.get("intent") or {}).get("name")
         if intent == "skip":
             dispatcher.utter_message(response="utter_phone_required")
             return {"phone": None}
-        entity = next(tracker.get_latest_entity_values("phone_number"), None)
+        number, retry = phone_or_retry(dispatcher, tracker, value, "phone")
+        if number is None:
+            return retry
+        if await self._is_a_member(number):
+            # Someone's membership already: no point asking name and birthday, the form ends
+            # and the signup turns into a link by SMS code (action_join_member, phone_taken).
+            return {"phone": number, "name": SKIP, "birthday": SKIP}
+        return {"phone": number}
+
+    @staticmethod
+    async def _is_a_member(number: str) -> bool:
         try:
-            return {"phone": members.normalize_phone(phone_in(str(entity or value or "")))}
-        except InvalidInput:
-            tries = int(tracker.get_slot("phone_tries") or 0) + 1
-            if tries < MAX_PHONE_TRIES:
-                dispatcher.utter_message(response="utter_invalid_phone", tries_left=MAX_PHONE_TRIES - tries)
-            else:
-                dispatcher.utter_message(response="utter_phone_failed")
-            return {"phone": None, "phone_tries": min(tries, MAX_PHONE_TRIES)}
+            return await core(membership.by_phone, number, readonly=True) is not None
+        except Unavailable:
+            return False  # the signup itself will tell
 
     def validate_name(self, value: Any, dispatcher, tracker, domain) -> dict[str, Any]:  # type: ignore[no-untyped-def]
         if value == SKIP:
@@ -216,8 +222,9 @@ class ActionJoinMember(Action):
             if mine is not None:
                 dispatcher.utter_message(response="utter_already_member")
                 return _clear_form("joined", True)
+            # The number is someone's membership: prove it is theirs by SMS code (rules: action_send_link_code).
             dispatcher.utter_message(response="utter_phone_taken")
-            return _clear_form("phone_taken", False)
+            return [*_clear_form("phone_taken", False), SlotSet("link_phone", phone)]
         except Unavailable:
             unavailable(dispatcher)
             return _clear_form("failed", False)
@@ -252,13 +259,16 @@ class ActionJoinMember(Action):
 
 
 class ActionResetJoinForm(Action):
+    """Forgets what the join form (or the link form) was told."""
+
     def name(self) -> str:
         return "action_reset_join_form"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         return [
             *(SlotSet(s, None)
-              for s in ("consent", "phone", "name", "birthday", "requested_after_join", "join_status")),
+              for s in ("consent", "phone", "name", "birthday", "requested_after_join", "join_status",
+                        "link_phone")),
             SlotSet("phone_tries", 0),
         ]
 

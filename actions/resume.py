@@ -9,6 +9,7 @@ from rasa_sdk.types import DomainDict
 
 from actions import coupons, membership, points
 from actions.common import current_member, unavailable
+from actions.identity import show_member_code
 from loyalty.errors import Unavailable
 
 
@@ -43,6 +44,8 @@ class ActionResumeAfterJoin(Action):
                 events = await coupons.show_mine(dispatcher, tracker, domain, member)
             elif asked == "referral_info":
                 events = await membership.show_referral(dispatcher, member)
+            elif asked == "member_code":
+                events = await show_member_code(dispatcher, member)
             elif asked == "claim_coupon":
                 choice = coupons.chosen_coupon(tracker)
                 if choice:

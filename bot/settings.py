@@ -332,3 +332,77 @@ def secret_bytes(cfg: ConsoleSettings) -> bytes:
             raise SettingsError("CONSOLE_SECRET must have at least 16 characters")
         return cfg.secret.encode()
     return dev_secret(cfg.var_dir, "console.secret")
+
+
+# ---------------------------------------------------------------- action server
+
+DEFAULT_ACTIONS_PORT = 5055
+# Long enough for any action of ours (they take well under a second), short
+# enough that the apology still fits WeChat's 4-second passive reply.
+DEFAULT_ACTION_TIMEOUT = 3.0
+MIN_TOKEN_LENGTH = 16
+
+
+@dataclass(frozen=True)
+class ActionServerSettings:
+    """Where the action server listens, the secret every call must carry, how long Rasa waits."""
+
+    # Shared with Rasa (endpoints.yml sends it as "Authorization: Bearer …").
+    token: str = ""
+    # Loopback unless the action server runs on a host of its own.
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_ACTIONS_PORT
+    # Seconds Rasa waits for one action before the shopper gets an apology.
+    timeout: float = DEFAULT_ACTION_TIMEOUT
+
+    def __post_init__(self) -> None:
+        if self.timeout <= 0:
+            raise SettingsError("ACTION_SERVER_TIMEOUT must be positive")
+
+    def require_token(self) -> str:
+        """The token, or an error saying how to set one (the action server never runs open)."""
+        if len(self.token) < MIN_TOKEN_LENGTH:
+            raise SettingsError(
+                f"ACTION_SERVER_TOKEN must be set to a random secret of at least {MIN_TOKEN_LENGTH} "
+                "characters (the same for Rasa and the action server; `make run` makes one)"
+            )
+        return self.token
+
+
+def load_action_server_settings(env: Mapping[str, str] | None = None) -> ActionServerSettings:
+    """Read the action server settings from environment variables."""
+    e = os.environ if env is None else env
+    return ActionServerSettings(
+        token=(e.get("ACTION_SERVER_TOKEN") or "").strip(),
+        host=(e.get("ACTIONS_HOST") or "").strip() or "127.0.0.1",
+        port=env_value(e, "ACTIONS_PORT", DEFAULT_ACTIONS_PORT, int),
+        timeout=env_value(e, "ACTION_SERVER_TIMEOUT", DEFAULT_ACTION_TIMEOUT, float),
+    )
+
+
+# ---------------------------------------------------------------- operations
+
+
+def metrics_enabled(env: Mapping[str, str] | None = None) -> bool:
+    """``METRICS_ENABLED`` (default true): false turns every Prometheus instrument into a no-op."""
+    return env_flag(os.environ if env is None else env, "METRICS_ENABLED", True)
+
+
+def log_format(env: Mapping[str, str] | None = None) -> str:
+    """``LOG_FORMAT``: ``text`` (default, for people) or ``json`` (one object per line, for collectors)."""
+    value = (os.environ if env is None else env).get("LOG_FORMAT", "").strip().lower() or "text"
+    if value not in ("text", "json"):
+        raise SettingsError(f"LOG_FORMAT={value!r} must be text or json")
+    return value
+
+
+def metrics_token(env: Mapping[str, str] | None = None) -> str | None:
+    """``METRICS_TOKEN``: when set, ``GET /metrics`` needs ``Authorization: Bearer <it>`` on both servers."""
+    return (os.environ if env is None else env).get("METRICS_TOKEN") or None
+
+
+def redis_urls(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The Redis servers the channels are configured with (readiness checks each)."""
+    e = os.environ if env is None else env
+    names = {"webchat": "WEBCHAT_REDIS_URL", "wechat": "WECHAT_REDIS_URL", "console": "CONSOLE_REDIS_URL"}
+    return {label: e[var] for label, var in names.items() if e.get(var)}

@@ -71,6 +71,30 @@ DEFAULT_TIERS: tuple[TierDef, ...] = (
 
 
 @dataclass(frozen=True)
+class SmsSettings:
+    """The SMS gateway for one-time codes (loyalty/sms): Aliyun SMS, or the local fake of it."""
+
+    # "aliyun" sends real messages; "fake" sends the same signed requests to the
+    # local fake server (python -m loyalty.sms), which only records them.
+    provider: str = "fake"
+    access_key_id: str = ""
+    access_key_secret: str = ""
+    # The approved sign name (签名) and template (模板CODE); the template has one variable for the code.
+    sign_name: str = "会员助手"
+    template_code: str = "SMS_000000"
+    template_param: str = "code"
+    endpoint: str = "https://dysmsapi.aliyuncs.com/"
+    region: str = "cn-hangzhou"
+    fake_url: str = "http://127.0.0.1:8090/"
+    timeout: float = 5.0
+
+    @property
+    def url(self) -> str:
+        """Where the SendSms request goes."""
+        return self.endpoint if self.provider == "aliyun" else self.fake_url
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every knob of the core. Build with :func:`settings` (cached) or directly in tests."""
 
@@ -107,6 +131,21 @@ class Settings:
     lifecycle_new_days: int = 30
     lifecycle_active_days: int = 90
     lifecycle_churn_days: int = 180
+    # One identity across channels (loyalty/identity): SMS one-time codes and member codes.
+    # Keys the hashes of codes and phone numbers and derives member-code secrets. Unset: a
+    # random secret kept in var_dir/identity.secret (development only; every process must share it).
+    identity_secret: str | None = None
+    var_dir: str = "var"
+    otp_ttl_seconds: int = 300
+    otp_max_tries: int = 5
+    otp_cooldown_seconds: int = 60
+    otp_daily_per_phone: int = 5
+    otp_daily_per_identity: int = 10
+    # Member codes shown at the till: prefix + digits, valid this many seconds, one use.
+    member_code_prefix: str = "88"
+    member_code_digits: int = 8
+    member_code_seconds: int = 60
+    sms: SmsSettings = field(default_factory=SmsSettings)
     extra: dict[str, str] = field(default_factory=dict)
 
     def tier(self, code: str) -> TierDef:
@@ -127,6 +166,35 @@ def _tiers_from_env(raw: str | None) -> tuple[TierDef, ...]:
     if any(a.threshold >= b.threshold for a, b in zip(tiers, tiers[1:], strict=False)):
         raise ValueError("LOYALTY_TIERS thresholds must increase")
     return tiers
+
+
+def _sms_from_env(e: Mapping[str, str]) -> SmsSettings:
+    key_id = e.get("SMS_ALIYUN_ACCESS_KEY_ID", "").strip()
+    provider = (e.get("SMS_PROVIDER") or ("aliyun" if key_id else "fake")).strip().lower()
+    if provider not in ("aliyun", "fake"):
+        raise SettingsError("SMS_PROVIDER must be 'aliyun' or 'fake'")
+    d = SmsSettings()
+    s = SmsSettings(
+        provider=provider,
+        access_key_id=key_id,
+        access_key_secret=e.get("SMS_ALIYUN_ACCESS_KEY_SECRET", "").strip(),
+        sign_name=e.get("SMS_SIGN_NAME", "").strip() or d.sign_name,
+        template_code=e.get("SMS_TEMPLATE_CODE", "").strip() or d.template_code,
+        template_param=e.get("SMS_TEMPLATE_PARAM", "").strip() or d.template_param,
+        endpoint=e.get("SMS_ALIYUN_ENDPOINT", "").strip() or d.endpoint,
+        region=e.get("SMS_ALIYUN_REGION", "").strip() or d.region,
+        fake_url=e.get("SMS_FAKE_URL", "").strip() or d.fake_url,
+        timeout=env_value(e, "SMS_TIMEOUT", d.timeout, float),
+    )
+    if provider == "aliyun" and not (s.access_key_id and s.access_key_secret):
+        raise SettingsError("SMS_PROVIDER=aliyun needs SMS_ALIYUN_ACCESS_KEY_ID and SMS_ALIYUN_ACCESS_KEY_SECRET")
+    return s
+
+
+def _digits(raw: str) -> str:
+    if not raw.isdigit() or not 1 <= len(raw) <= 4:
+        raise ValueError("must be 1 to 4 digits")
+    return raw
 
 
 def from_env(env: Mapping[str, str] | None = None) -> Settings:
@@ -170,6 +238,16 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         service_days=hours[1],
         service_closed_dates=hours[2],
         service_tz=hours[3],
+        identity_secret=e.get("LOYALTY_IDENTITY_SECRET") or None,
+        var_dir=e.get("LOYALTY_VAR_DIR") or "var",
+        otp_ttl_seconds=env_value(e, "LOYALTY_OTP_TTL_SECONDS", 300, int),
+        otp_max_tries=env_value(e, "LOYALTY_OTP_MAX_TRIES", 5, int),
+        otp_cooldown_seconds=env_value(e, "LOYALTY_OTP_COOLDOWN_SECONDS", 60, int),
+        otp_daily_per_phone=env_value(e, "LOYALTY_OTP_DAILY_PER_PHONE", 5, int),
+        otp_daily_per_identity=env_value(e, "LOYALTY_OTP_DAILY_PER_IDENTITY", 10, int),
+        member_code_prefix=env_value(e, "LOYALTY_MEMBER_CODE_PREFIX", "88", _digits),
+        member_code_seconds=env_value(e, "LOYALTY_MEMBER_CODE_SECONDS", 60, int),
+        sms=_sms_from_env(e),
     )
 
 

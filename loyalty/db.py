@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, declarative_base, sessionmaker
 from sqlalchemy.pool import QueuePool
 from sqlalchemy.types import DateTime, TypeDecorator
 
+from loyalty import telemetry
 from loyalty.config import settings
 from loyalty.errors import Unavailable
 
@@ -191,10 +192,12 @@ def run(fn: Callable[..., T], *args: Any, readonly: bool = False, attempts: int 
                 return fn(s, *args, **kwargs)
         except DBAPIError as exc:
             if _retryable(exc) and attempt < attempts:
+                telemetry.notify(telemetry.DB_RETRY)
                 time.sleep(random.uniform(0.001, 0.02) * attempt)
                 continue
             if isinstance(exc, OperationalError) or exc.connection_invalidated:
                 log.error("database unavailable: %s", type(exc.orig).__name__)
+                telemetry.notify(telemetry.DB_UNAVAILABLE)
                 raise Unavailable("The database is unavailable, nothing was written.") from exc
             raise
     raise AssertionError("unreachable")

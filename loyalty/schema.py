@@ -11,6 +11,7 @@ import loyalty.audit
 import loyalty.catalogue.models
 import loyalty.coupons.models
 import loyalty.handoff.models
+import loyalty.identity.models
 import loyalty.members.models
 import loyalty.nlu_review.models
 import loyalty.orders.models

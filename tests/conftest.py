@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 
 from loyalty import config, db, migrate
 from tests.support.servers import PgServer, start_postgres
+from tests.support.sms import fake_sms, fake_sms_server  # noqa: F401 - fixtures for every test folder
 
 _counter = itertools.count()
 

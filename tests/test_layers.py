@@ -10,12 +10,13 @@ GRAPH = module_graph()
 # loyalty/: plumbing at the bottom, then the domains in the order they may use each other,
 # then what stands on all of them. A package may import only packages of lower rank.
 LOYALTY_RANKS = [
-    {"loyalty.errors", "loyalty.hours", "loyalty.migrate"},
+    {"loyalty.errors", "loyalty.hours", "loyalty.migrate", "loyalty.telemetry"},
     {"loyalty.config"},
     {"loyalty.db"},
     {"loyalty.common", "loyalty.audit"},
-    {"loyalty.catalogue", "loyalty.apikeys", "loyalty.nlu_review"},
+    {"loyalty.catalogue", "loyalty.apikeys", "loyalty.sms", "loyalty.nlu_review"},
     {"loyalty.members"},
+    {"loyalty.identity"},
     {"loyalty.points"},
     {"loyalty.tiers"},
     {"loyalty.coupons", "loyalty.referrals"},

@@ -24,6 +24,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot import metrics
 from bot.console import conversation, runtime, sessions, texts, views
 from bot.console.live import live
 from bot.settings import ConsoleSettings, secret_bytes
@@ -32,6 +33,7 @@ from loyalty.config import settings as core_settings
 from loyalty.errors import InvalidInput, LoyaltyError, Refused, Unavailable
 from loyalty.handoff import auth, goodwill, service
 from loyalty.handoff.auth import AgentView
+from loyalty.identity import service as identity
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
@@ -300,6 +302,8 @@ class Console:
     @authed(write=True)
     async def take(self, request: Request, agent: AgentView, hid: int) -> HTTPResponse:
         h = await db.arun(service.take, hid, agent.id)
+        if h.taken_at is not None:
+            metrics.handoff_taken((h.taken_at - h.created_at).total_seconds())
         live.queue_changed()
         sent = await self._announce(request.app, h, agent)
         if sent is not None and sent.ok:
@@ -340,6 +344,34 @@ class Console:
         mv = await db.arun(goodwill.adjust_points, hid, agent_id=agent.id, delta=data.get("delta"),
                            reason=data.get("reason"), key=data.get("key"))
         return response.json({"delta": mv.delta, "balance": mv.balance})
+
+    @authed(write=True)
+    async def link(self, request: Request, agent: AgentView, hid: int) -> HTTPResponse:
+        """Start linking the shopper's chat to a member whose number changed: an SMS code to the new number.
+
+        Body: the member (``member_id``, or ``phone``: the number on file) and ``new_phone``.
+        Audited under the agent's name; the shopper is told where the code went.
+        """
+        data = _body(request)
+        member_id = data.get("member_id")
+        if member_id is not None and (not isinstance(member_id, int) or isinstance(member_id, bool)):
+            raise InvalidInput("member_id is a number.", code="invalid_member")
+        h = await db.arun(service.check_assignee, hid, agent.id)
+        # Two short transactions around the SMS provider's HTTP call: off the event loop.
+        sent = await asyncio.to_thread(
+            identity.agent_link, h.channel, h.sender_id, member_id=member_id,
+            member_phone=data.get("phone") if isinstance(data.get("phone"), str) else None,
+            new_phone=data.get("new_phone") if isinstance(data.get("new_phone"), str) else None,
+            agent=f"agent:{agent.username}",
+        )
+        minutes = max(sent.expires_in // 60, 1)
+        told = await conversation.say(request.app, h.id, h.sender_id, h.channel,
+                                      texts.link_code_sent(h.language, sent.phone_masked, minutes),
+                                      agent_name=agent.display_name, agent_username=agent.username)
+        await db.arun(service.add_note, h.id, agent_id=agent.id, kind="system",
+                      text=f"link code sent to {sent.phone_masked} for member {sent.member_id}")
+        return response.json({"member_id": sent.member_id, "phone": sent.phone_masked,
+                               "expires_in": sent.expires_in, "told": told.ok, "delivery": told.code})
 
     @authed(write=True)
     async def note(self, request: Request, agent: AgentView, hid: int) -> HTTPResponse:
@@ -412,6 +444,7 @@ ROUTES = (
     ("POST", "/api/handoffs/<hid:int>/coupon", "coupon"),
     ("POST", "/api/handoffs/<hid:int>/points", "adjust"),
     ("POST", "/api/handoffs/<hid:int>/note", "note"),
+    ("POST", "/api/handoffs/<hid:int>/link", "link"),
     ("POST", "/api/handoffs/<hid:int>/transfer", "transfer"),
     ("POST", "/api/handoffs/<hid:int>/close", "close"),
 )

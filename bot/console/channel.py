@@ -22,8 +22,13 @@ from typing import Any
 from rasa.core.channels.channel import InputChannel, UserMessage
 from sanic import Blueprint
 
+from bot import ops
 from bot.console import api
 from bot.settings import ConsoleSettings, load_console_settings
+
+# Rasa imports the channels before the first message: apologise instead of going silent,
+# count and log every turn (bot/ops.py).
+ops.install()
 
 
 class ConsoleInput(InputChannel):

@@ -11,3 +11,15 @@ AGENT_JOINED = {
 def agent_joined(language: str, name: str) -> str:
     """The greeting sent when an agent takes the conversation, in the shopper's language."""
     return AGENT_JOINED.get(language, AGENT_JOINED["zh"]).format(name=name)
+
+
+LINK_CODE_SENT = {
+    "zh": "验证码已发送到 {phone}📩 {minutes}分钟内有效，请直接回复6位数字，完成会员卡绑定。",
+    "en": "I've texted a code to {phone} 📩 It's valid for {minutes} min: reply with the 6 digits "
+          "to link your membership.",
+}
+
+
+def link_code_sent(language: str, phone: str, minutes: int) -> str:
+    """Told to the shopper when an agent starts a link: where the code went."""
+    return LINK_CODE_SENT.get(language, LINK_CODE_SENT["zh"]).format(phone=phone, minutes=minutes)

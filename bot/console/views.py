@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from bot import metrics
 from bot.wechat.delivery import mask
 from loyalty import db
 from loyalty.errors import NotFound
@@ -62,8 +63,15 @@ def _snapshot(s: Session) -> dict[str, Any]:
 
 
 async def snapshot() -> dict[str, Any]:
-    """The waiting queue (priority tiers first, then longest waiting) and the conversations with agents."""
-    return await db.arun(_snapshot, readonly=True)
+    """The waiting queue (priority tiers first, then longest waiting) and the conversations with agents.
+
+    Also refreshes the handoff queue gauges (the console polls this every few seconds).
+    """
+    snap = await db.arun(_snapshot, readonly=True)
+    waiting = [h["created_at"] for h in snap["queue"] if h.get("created_at")]
+    oldest = (db.utcnow() - min(datetime.fromisoformat(t) for t in waiting)).total_seconds() if waiting else 0.0
+    metrics.handoff_queue(len(snap["queue"]), oldest)
+    return snap
 
 
 def may_view(h: HandoffView, who: AgentView) -> bool:

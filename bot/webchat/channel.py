@@ -33,12 +33,15 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from sanic import Blueprint, response
 from sanic.request import Request
 
-from bot import buttons
+from bot import buttons, linking, logs, ops
 from bot.limits import too_long_reply
 from bot.settings import WebChatSettings, dev_secret, load_webchat_settings
 from bot.webchat.hub import hub
 
 log = logging.getLogger(__name__)
+# Rasa imports the channels before the first message: apologise instead of going silent,
+# count and log every turn (bot/ops.py).
+ops.install()
 STATIC = Path(__file__).resolve().parent / "static"
 # Characters a shopper may send at once: BOT_MAX_TEXT_CHARS (WebChatSettings.max_text_chars).
 MAX_FRAME = 16 * 1024  # bytes; a larger frame closes the socket (code 1009) before any parsing
@@ -259,10 +262,13 @@ class WebchatInput(InputChannel):
             tracker = await channel._tracker(request, sender)
             if channel._in_tracker(tracker, message_id):
                 return {"type": "ack", "id": message_id, "duplicate": True}
+            # An SMS code typed for a pending link is checked here and never reaches the tracker.
+            text = await linking.screen("webchat", sender, text)
             if not data.get("payload") and tracker is not None:
                 # A typed button title acts as the button (see bot/buttons.py).
                 text = buttons.match(text, buttons.last_offered(list(tracker.events))) or text
             out = WebchatOutput()
+            logs.start_turn()  # this message's task only: each message runs in a task or request of its own
             await on_new_message(
                 UserMessage(
                     text.strip(), out, sender, input_channel=channel.name(),

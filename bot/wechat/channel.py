@@ -26,6 +26,7 @@ from sanic.response import HTTPResponse
 from wechatpy import parse_message
 from wechatpy.messages import BaseMessage
 
+from bot import linking, metrics, ops
 from bot.settings import WeChatSettings, load_wechat_settings
 from bot.wechat.client import WeChatApi
 from bot.wechat.dedup import CallbackDedup, dedup_key
@@ -36,9 +37,13 @@ from bot.wechat.outbound import PushOutput
 from bot.wechat.security import CallbackAuth, CallbackRejected, CallbackSecurity
 from bot.wechat.shoppers import ShopperState
 from bot.wechat.turns import OnNewMessage, TurnRunner
+from bot.wechat.unionid import UnionIds
 from bot.wechat.xml import render_text_reply
 
 logger = logging.getLogger(__name__)
+# Rasa imports the channels before the first message: apologise instead of going silent,
+# count and log every turn (bot/ops.py).
+ops.install()
 
 # WeChat callbacks are a few hundred bytes. The cap still admits a 100 KB text in
 # AES mode (~140 KB) so that its sender gets the polite "too long" answer; larger
@@ -77,6 +82,7 @@ class WeChatInput(InputChannel):
         self.api = api or (WeChatApi(settings) if settings.can_send else None)
         self.delivery = Delivery(self.api, self.state, settings.max_text_bytes)
         self.turns = TurnRunner(settings, self.state, self.delivery)
+        self.unions = UnionIds(self.api, self.store)
 
     def get_output_channel(self) -> OutputChannel:
         """Pushes messages with the customer-service API (handoff, reminders)."""
@@ -134,9 +140,11 @@ class WeChatInput(InputChannel):
             if message is None:
                 raise CallbackRejected(400, "empty message")
         except CallbackRejected as exc:
+            metrics.wechat_callback("refused")
             logger.warning("wechat callback refused status=%d: %s", exc.status, exc.reason)
             return response.text(exc.reason, status=exc.status)
         except Exception:  # malformed XML or fields: the sender's fault, not ours
+            metrics.wechat_callback("refused")
             logger.warning("wechat callback unreadable", exc_info=True)
             return response.text("bad message", status=400)
 
@@ -146,11 +154,12 @@ class WeChatInput(InputChannel):
         delivered: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         work = asyncio.ensure_future(self._process(message, auth, on_new_message, delivered))
         try:
-            reply = await asyncio.shield(work)
+            reply, outcome = await asyncio.shield(work)
         except BaseException:
             _settle(delivered, False)
             raise
         _settle(delivered, True)
+        metrics.wechat_callback(outcome)
         logger.info(
             "wechat callback openid=%s status=%d ms=%d",
             mask(message.source),
@@ -165,7 +174,8 @@ class WeChatInput(InputChannel):
         auth: CallbackAuth,
         on_new_message: OnNewMessage,
         delivered: asyncio.Future[bool],
-    ) -> HTTPResponse:
+    ) -> tuple[HTTPResponse, str]:
+        """The answer to WeChat and its outcome (the label of ``loyalty_wechat_callbacks_total``)."""
         key = dedup_key(message)
         try:
             first = await self.dedup.claim(key)
@@ -173,10 +183,10 @@ class WeChatInput(InputChannel):
             # Without dedup a retry could run an action twice: refuse, and let
             # WeChat's own retries try again once the store is back.
             logger.exception("wechat dedup store unavailable; callback refused for now")
-            return response.text("dedup store unavailable", status=503)
+            return response.text("dedup store unavailable", status=503), "error"
         if not first:
             logger.info("wechat retry ignored openid=%s", mask(message.source))
-            return _success()
+            return _success(), "deduplicated"
 
         try:
             inbound = classify(message, self.settings.menu_intents, self.settings.max_text_chars)
@@ -185,7 +195,7 @@ class WeChatInput(InputChannel):
             # Nothing has run yet: give the claim back so WeChat's retry is processed.
             logger.exception("wechat callback not processed openid=%s", mask(message.source))
             await self._release(key)
-            return response.text("try again", status=503)
+            return response.text("try again", status=503), "error"
 
         if inbound.action == "reply":
             reply: str | None = inbound.text
@@ -197,9 +207,10 @@ class WeChatInput(InputChannel):
             "wechat callback kind=%s aes=%s passive=%s", inbound.label, auth.encrypted, reply is not None
         )
         if reply is None:
-            return _success()
+            # The assistant's answer (if any) follows by customer-service message.
+            return _success(), "silent" if text is None else "customer_service"
         xml = render_text_reply(inbound.openid, inbound.account, reply)
-        return response.text(self.security.seal_reply(xml, auth), content_type="application/xml")
+        return response.text(self.security.seal_reply(xml, auth), content_type="application/xml"), "passive"
 
     async def _prepare(self, inbound: Inbound) -> str | None:
         """Record the interaction; the text for the assistant, or None if it is not asked."""
@@ -207,8 +218,12 @@ class WeChatInput(InputChannel):
             await self.state.open_window(inbound.openid, inbound.window)
         if inbound.action != "bot":
             return None
+        # Before the turn, so a shopper linked by UnionID is answered as the member at once.
+        await self.unions.note(inbound.openid)
         if inbound.typed:
-            return await self.state.resolve_choice(inbound.openid, inbound.text) or neutralise(inbound.text)
+            choice = await self.state.resolve_choice(inbound.openid, inbound.text)
+            # An SMS code typed for a pending link is checked here and never reaches the tracker.
+            return choice or await linking.screen("wechat", inbound.openid, neutralise(inbound.text))
         return inbound.text
 
     async def _release(self, key: str) -> None:

@@ -23,6 +23,7 @@ import requests
 from wechatpy import WeChatClient
 from wechatpy.exceptions import WeChatClientException
 
+from bot import metrics
 from bot.settings import WeChatSettings
 from bot.wechat.errors import WeChatApiError
 from bot.wechat.token import AccessTokenManager, TokenStore, open_token_store
@@ -99,16 +100,28 @@ class WeChatApi:
         try:
             return await asyncio.wait_for(future, timeout=self._deadline)
         except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
+            metrics.wechat_api_error("timeout")
             raise WeChatApiError(None, "timed out") from None
         except WeChatClientException as exc:
             code = int(exc.errcode) if exc.errcode is not None else None
+            metrics.wechat_api_error(code)
             raise WeChatApiError(code, str(exc.errmsg)) from None
         except requests.RequestException as exc:
+            metrics.wechat_api_error("transport")
             raise WeChatApiError(None, type(exc).__name__) from None
 
     async def send_text(self, openid: str, text: str) -> None:
         """Send one customer-service text message; raises WeChatApiError."""
         await self._call(self._client.message.send_text, openid, text)
+
+    async def user_info(self, openid: str) -> dict[str, Any]:
+        """The shopper's basic information (``unionid`` when the account is bound to an Open Platform)."""
+        return await self._call(self._client.user.get, openid)
+
+    async def send_image(self, openid: str, png: bytes) -> None:
+        """Upload ``png`` as a temporary image and send it as a customer-service image message."""
+        media = await self._call(self._client.media.upload, "image", ("code.png", png, "image/png"))
+        await self._call(self._client.message.send_image, openid, str(media["media_id"]))
 
     async def create_qrcode(self, scene: str, expire_seconds: int | None = None) -> QrTicket:
         """A store QR code: permanent when ``expire_seconds`` is None, else temporary."""

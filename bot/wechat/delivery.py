@@ -69,6 +69,26 @@ class Delivery:
             sent += 1
         return sent
 
+    async def send_image(self, openid: str, png: bytes) -> bool:
+        """Upload and send one image (a member code) as a customer-service message."""
+        if self._api is None:
+            logger.warning("wechat image send skipped openid=%s: WECHAT_APP_ID/WECHAT_APP_SECRET not set",
+                           mask(openid))
+            return False
+        if not await self._state.take_quota(openid):
+            logger.warning("wechat cs quota reached openid=%s dropped=1 image", mask(openid))
+            return False
+        try:
+            await self._api.send_image(openid, png)
+            return True
+        except WeChatApiError as exc:
+            if exc.errcode == errors.CS_QUOTA_EXCEEDED:
+                await self._state.exhaust(openid)
+            logger.warning("wechat image refused openid=%s errcode=%s", mask(openid), exc.errcode)
+        except Exception:
+            logger.exception("wechat image send crashed openid=%s", mask(openid))
+        return False
+
     async def _send_one(self, openid: str, text: str) -> bool:
         for attempt in (1, 2):
             try:

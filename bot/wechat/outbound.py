@@ -3,11 +3,14 @@
 WeChat chat has text only: buttons become numbered choices ("1. …"), answered
 by number or by typing the title (bot/wechat/shoppers.py),
 images and attachments become links, and custom payloads with a ``text`` are
-shown as that text.
+shown as that text. An image given as a PNG ``data:`` URL (the member code)
+is uploaded and sent as an image message.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -66,8 +69,15 @@ class _WeChatText(OutputChannel):
         await self.send_text_with_buttons(recipient_id, text, quick_replies)
 
     async def send_image_url(self, recipient_id: str, image: str, **kwargs: Any) -> None:
-        # Chat images need a media upload; a link works everywhere.
-        await self._emit(recipient_id, image)
+        png = png_of(image)
+        if png is not None:
+            await self._emit_image(recipient_id, png)
+        else:
+            # Chat images need a media upload; a link works everywhere.
+            await self._emit(recipient_id, image)
+
+    async def _emit_image(self, recipient_id: str, png: bytes) -> None:
+        raise NotImplementedError
 
     async def send_attachment(self, recipient_id: str, attachment: Any, **kwargs: Any) -> None:
         await self._emit(recipient_id, str(attachment))
@@ -88,16 +98,20 @@ class _WeChatText(OutputChannel):
 
 
 class TurnCollector(_WeChatText):
-    """Collects one turn's texts so the channel can choose passive reply or push."""
+    """Collects one turn's texts so the channel can choose passive reply or push (images are always pushed)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.texts: list[str] = []
+        self.images: list[bytes] = []
         self._taken = 0
 
     async def _emit(self, recipient_id: str, text: str) -> None:
         if text and text.strip():
             self.texts.append(text)
+
+    async def _emit_image(self, recipient_id: str, png: bytes) -> None:
+        self.images.append(png)
 
     def take_new(self) -> list[str]:
         """Texts collected since the last call."""
@@ -121,9 +135,27 @@ class PushOutput(_WeChatText):
     async def _emit(self, recipient_id: str, text: str) -> None:
         await self._delivery.send(recipient_id, [text])
 
+    async def _emit_image(self, recipient_id: str, png: bytes) -> None:
+        await self._delivery.send_image(recipient_id, png)
+
     async def send_text_with_buttons(
         self, recipient_id: str, text: str, buttons: list[dict[str, Any]], **kwargs: Any
     ) -> None:
         self.choices = []  # pushed messages stand alone: number from 1 each time
         await super().send_text_with_buttons(recipient_id, text, buttons)
         await self._state.save_choices(recipient_id, self.choices)
+
+
+_PNG_DATA = "data:image/png;base64,"
+MAX_IMAGE_BYTES = 2 * 1024 * 1024  # WeChat's limit for a temporary image
+
+
+def png_of(image: str) -> bytes | None:
+    """The PNG in a ``data:image/png;base64,…`` URL, or None for anything else."""
+    if not isinstance(image, str) or not image.startswith(_PNG_DATA):
+        return None
+    try:
+        png = base64.b64decode(image[len(_PNG_DATA):], validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return png if png.startswith(b"\x89PNG") and len(png) <= MAX_IMAGE_BYTES else None

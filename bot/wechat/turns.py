@@ -17,6 +17,7 @@ from typing import Any
 
 from rasa.core.channels.channel import UserMessage
 
+from bot import logs
 from bot.settings import WeChatSettings
 from bot.wechat import texts
 from bot.wechat.delivery import Delivery, mask
@@ -55,6 +56,8 @@ class TurnRunner:
         handed to WeChat, False if WeChat hung up first.
         """
         collector = TurnCollector()
+        # Before the tasks are made: they copy the context, so the late delivery logs carry it too.
+        logs.start_turn()
         message = UserMessage(
             text, collector, inbound.openid, input_channel="wechat", metadata=dict(inbound.metadata)
         )
@@ -113,9 +116,12 @@ class TurnRunner:
                 "wechat hung up before the passive reply openid=%s; sending it instead", mask(openid)
             )
             pending.insert(0, passive)
-        if not pending:
+        if not pending and not collector.images:
             return
         sent = await self._delivery.send(openid, pending)
+        # Images (the member code) follow the texts: a passive reply carries text only.
+        for png in collector.images:
+            sent += await self._delivery.send_image(openid, png)
         logger.info(
             "wechat cs delivery openid=%s sent=%d waited_ms=%d",
             mask(openid),

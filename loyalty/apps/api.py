@@ -1,4 +1,4 @@
-"""HTTP API for POS tills and the web shop: orders, returns, coupon redemption, points.
+"""HTTP API for POS tills and the web shop: orders, returns, coupon redemption, points, member codes.
 
 Every entry point authenticates the caller by its API key, checks the body
 before anything is written and answers errors as JSON
@@ -7,19 +7,26 @@ thread (:func:`loyalty.db.arun`), one transaction each, so a refused request
 leaves nothing behind and the event loop never blocks.
 
 Run it with ``python -m loyalty.apps.api --host 127.0.0.1 --port 8081`` or
-:func:`serve`. See docs/api.md for the contract.
+:func:`serve`. The contract is in docs/api.md and, as OpenAPI 3.1, at
+``/api/v1/openapi.json`` (loyalty/apps/openapi.py), rendered at ``/api/v1/docs``.
+Around it: ``/api/v1/health`` (liveness), ``/api/v1/ready`` (the database
+answers) and ``/metrics`` (Prometheus).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import hashlib
 import json
 import logging
+import mimetypes
 import re
 import time
 from datetime import date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from sanic import Sanic
@@ -27,17 +34,19 @@ from sanic.exceptions import SanicException
 from sanic.handlers import ErrorHandler
 from sanic.request import Request
 from sanic.response import BaseHTTPResponse, HTTPResponse
-from sqlalchemy import select
+from sqlalchemy import text
 from sqlalchemy.exc import DataError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
 from loyalty import db
 from loyalty.apikeys import service as apikeys
-from loyalty.apikeys.models import ApiClient
+from loyalty.apps.metrics import ApiMetrics, use_multiprocess_dir
+from loyalty.apps.openapi import build_spec
 from loyalty.common import yuan_to_fen
 from loyalty.coupons import service as coupons
 from loyalty.errors import InvalidInput, LoyaltyError, NotFound, Unauthorized, Unavailable
+from loyalty.identity import member_codes
 from loyalty.membership import service as membership
 from loyalty.orders import service as orders
 from loyalty.points import service as points
@@ -47,11 +56,15 @@ log = logging.getLogger("loyalty.apps.api")
 PREFIX = "/api/v1"
 # Orders of 500 lines fit in well under this; anything bigger is refused before it is read.
 MAX_BODY_BYTES = 256 * 1024
-HEALTH_TIMEOUT_S = 5.0
+READY_TIMEOUT_S = 2.0
+# The page's files, installed by `make api-docs` (npm ci in loyalty/apps/apidocs, not in git).
+DOCS_DIR = Path(__file__).parent / "apidocs" / "node_modules" / "swagger-ui-dist"
+DOCS_ASSETS = frozenset({"swagger-ui-bundle.js", "swagger-ui.css", "favicon-16x16.png", "favicon-32x32.png"})
 REDEEM_FIELDS = frozenset({"code", "order_ref", "order_amount", "store_code"})
+MEMBER_CODE_FIELDS = frozenset({"code", "member_id"})
 MAX_ORDER_REF = 64
 MAX_RECENT = 50
-_MAX_ID = 2**31 - 1  # members.id is a 32-bit integer on PostgreSQL
+_MAX_ID = orders.MAX_MEMBER_ID
 _BAD_CHARS = re.compile("[\x00\ud800-\udfff]")
 
 # Codes for errors Sanic raises itself, before a handler runs.
@@ -247,18 +260,87 @@ def _text_field(body: dict[str, Any], name: str, max_len: int, *, required: bool
 # --------------------------------------------------------------------------- handlers
 
 
-def _ping(s: Session) -> None:
-    # A read of a real table, not just "SELECT 1": an unmigrated database is not healthy.
-    s.execute(select(ApiClient.id).limit(1)).all()
-
-
 async def health(request: Request) -> HTTPResponse:
-    """200 when the database answers a trivial query, else 503 ``unavailable``. No key needed."""
+    """Liveness: 200 while the process answers. No key, no database (see :func:`ready`)."""
+    return _json({"status": "ok"})
+
+
+def _select_one(s: Session) -> None:
+    s.execute(text("SELECT 1")).one()
+
+
+async def ready(request: Request) -> HTTPResponse:
+    """Readiness: 200 when the database answers ``SELECT 1`` in time, else 503 with a ``reason``."""
     try:
-        await asyncio.wait_for(db.arun(_ping, readonly=True), HEALTH_TIMEOUT_S)
+        await asyncio.wait_for(db.arun(_select_one, readonly=True, attempts=1), READY_TIMEOUT_S)
     except asyncio.TimeoutError:
-        raise Unavailable("The database did not answer in time.") from None
-    return _json({"status": "ok", "database": "ok"})
+        raise Unavailable("The database did not answer in time.", reason="database_timeout") from None
+    except (Unavailable, SQLAlchemyError) as exc:
+        log.warning("api not ready: %s", type(exc).__name__)
+        raise Unavailable("The database cannot be reached.", reason="database_unreachable") from None
+    return _json({"status": "ready", "database": "ok"})
+
+
+async def openapi_spec(request: Request) -> HTTPResponse:
+    """This API's OpenAPI 3.1 document (no key)."""
+    return _json(request.app.ctx.spec)
+
+
+_DOCS_INIT = (
+    'window.ui = SwaggerUIBundle({url: "openapi.json", dom_id: "#ui", deepLinking: true, validatorUrl: null});'
+)
+_DOCS_PAGE = f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Loyalty API for tills and the web shop</title>
+<link rel="stylesheet" href="docs/assets/swagger-ui.css">
+<link rel="icon" type="image/png" href="docs/assets/favicon-32x32.png">
+</head>
+<body>
+<div id="ui"></div>
+<script src="docs/assets/swagger-ui-bundle.js"></script>
+<script>{_DOCS_INIT}</script>
+</body>
+</html>
+"""
+# Everything from this server: the page works offline and cannot load anything from elsewhere.
+_DOCS_CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    f"script-src 'self' 'sha256-{base64.b64encode(hashlib.sha256(_DOCS_INIT.encode()).digest()).decode()}'"
+)
+
+
+def _docs_dir(request: Request) -> Path:
+    folder: Path = request.app.ctx.docs_dir
+    if not (folder / "swagger-ui-bundle.js").is_file():
+        raise Unavailable("The API docs page is not built: run 'make api-docs' "
+                          "(npm ci --prefix loyalty/apps/apidocs). The spec is at /api/v1/openapi.json.",
+                          code="docs_not_built")
+    return folder
+
+
+async def docs_page(request: Request) -> HTTPResponse:
+    """The spec as a readable page (Swagger UI from local files); 503 when they are not installed."""
+    _docs_dir(request)
+    return HTTPResponse(_DOCS_PAGE, content_type="text/html; charset=utf-8",
+                        headers={"Content-Security-Policy": _DOCS_CSP})
+
+
+async def docs_asset(request: Request, name: str) -> HTTPResponse:
+    """One of the page's files (a fixed list: nothing else of the folder is served)."""
+    folder = _docs_dir(request)
+    if name not in DOCS_ASSETS:
+        raise NotFound("No such file.", code="no_such_asset")
+    mime = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    return HTTPResponse((folder / name).read_bytes(), content_type=mime,
+                        headers={"Cache-Control": "public, max-age=86400"})
+
+
+async def metrics_page(request: Request) -> HTTPResponse:
+    """Prometheus metrics (every worker's) in the text format."""
+    body, content_type = request.app.ctx.metrics.render()
+    return HTTPResponse(body, content_type=content_type)
 
 
 async def post_order(request: Request) -> HTTPResponse:
@@ -345,6 +427,33 @@ async def member_points(request: Request, member_id: int) -> HTTPResponse:
     return _json(view)
 
 
+def _resolve_member_code(s: Session, code: str, source: str, member_id: int | None, now: datetime) -> dict[str, Any]:
+    mid = member_codes.resolve(s, code, source=source, member_id=member_id, now=now)
+    card = membership.card(s, mid)
+    return {"member_id": mid, "tier": card.tier, "points": card.points, "phone_masked": card.phone_masked}
+
+
+async def resolve_member_code(request: Request) -> HTTPResponse:
+    """The member behind a member code the cashier just scanned; the code is used up (one use)."""
+    source = await _authenticate(request)
+    body = _json_body(request)
+    unknown = set(body) - MEMBER_CODE_FIELDS
+    if unknown:
+        raise InvalidInput(f"Unknown fields: {', '.join(sorted(unknown))}", code="unknown_field",
+                           fields=sorted(unknown))
+    code = body.get("code")
+    if code is None:
+        raise InvalidInput("code is required.", code="missing_field", field="code")
+    if not isinstance(code, str) or len(code) > 32:
+        raise InvalidInput("This is not a member code.", code="invalid_member_code")
+    member_id = body.get("member_id")
+    if member_id is not None and (isinstance(member_id, bool) or not isinstance(member_id, int)
+                                  or not 0 < member_id <= _MAX_ID):
+        raise InvalidInput("member_id must be a member's id.", code="invalid_field", field="member_id")
+    result = await db.arun(_resolve_member_code, code.strip(), source, member_id, db.utcnow())
+    return _json(result)
+
+
 # --------------------------------------------------------------------------- app
 
 
@@ -354,10 +463,20 @@ async def _started(request: Request) -> None:
         request.ctx.t0 = time.perf_counter()
 
 
+def route_template(request: Request) -> str:
+    """The route a request matched, as the spec writes it (``/api/v1/members/{member_id}/points``)."""
+    route = getattr(request, "route", None)
+    if route is None:
+        return "unmatched"  # 404s and broken requests: one label, not one per URL tried
+    return "/" + re.sub(r"<(\w+)(:[^>]*)?>", r"{\1}", route.path.lstrip("/"))
+
+
 async def _log_response(request: Request, response: BaseHTTPResponse) -> None:
     # Path only: no query string, body, key or phone number reaches the log.
     t0 = getattr(request.ctx, "t0", None)
-    ms = (time.perf_counter() - t0) * 1000 if t0 is not None else -1.0
+    seconds = time.perf_counter() - t0 if t0 is not None else 0.0
+    ms = seconds * 1000 if t0 is not None else -1.0
+    request.app.ctx.metrics.observe(request.method, route_template(request), response.status, seconds)
     log.info(
         "api request method=%s path=%s status=%s source=%s error=%s ms=%.1f",
         request.method, request.path, response.status, getattr(request.ctx, "source", "-"),
@@ -365,25 +484,40 @@ async def _log_response(request: Request, response: BaseHTTPResponse) -> None:
     )
 
 
-def create_app(name: str = "loyalty-api", *, max_body: int = MAX_BODY_BYTES) -> Sanic:
+def create_app(name: str = "loyalty-api", *, max_body: int = MAX_BODY_BYTES, docs_dir: Path | None = None) -> Sanic:
     """The API as a Sanic app; ``name`` must be unique per process (Sanic's rule)."""
     app = Sanic(name, error_handler=_JsonErrors(), configure_logging=False)
+    app.ctx.spec = build_spec(max_body=max_body, max_recent=MAX_RECENT)
+    app.ctx.docs_dir = docs_dir or DOCS_DIR
+    app.ctx.metrics = ApiMetrics()
     app.config.REQUEST_MAX_SIZE = max_body
     app.config.FALLBACK_ERROR_FORMAT = "json"
     app.config.ACCESS_LOG = False  # replaced by _log_response, which masks what it must
     app.register_middleware(_started, "request")
     app.register_middleware(_log_response, "response")
     app.add_route(health, f"{PREFIX}/health", methods=["GET"])
+    app.add_route(ready, f"{PREFIX}/ready", methods=["GET"])
+    app.add_route(openapi_spec, f"{PREFIX}/openapi.json", methods=["GET"])
+    app.add_route(docs_page, f"{PREFIX}/docs", methods=["GET"])
+    app.add_route(docs_asset, f"{PREFIX}/docs/assets/<name:str>", methods=["GET"])
+    app.add_route(metrics_page, "/metrics", methods=["GET"])
     app.add_route(post_order, f"{PREFIX}/orders", methods=["POST"])
     app.add_route(post_return, f"{PREFIX}/returns", methods=["POST"])
     app.add_route(redeem_coupon, f"{PREFIX}/coupons/redeem", methods=["POST"])
     app.add_route(member_points, f"{PREFIX}/members/<member_id:int>/points", methods=["GET"])
+    app.add_route(resolve_member_code, f"{PREFIX}/member-codes/resolve", methods=["POST"])
     return app
 
 
 def serve(host: str = "127.0.0.1", port: int = 8081, *, workers: int = 1) -> None:
-    """Serve the API until interrupted (each worker opens its own database pool)."""
+    """Serve the API until interrupted (each worker opens its own database pool).
+
+    With several workers the metrics of all of them are kept in files (prometheus_client's
+    multiprocess mode, ``PROMETHEUS_MULTIPROC_DIR``); the folder is emptied first.
+    """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if workers > 1:
+        log.info("api metrics of %d workers in %s", workers, use_multiprocess_dir())
     app = create_app()
     app.run(host=host, port=port, workers=workers, access_log=False, motd=False)
 

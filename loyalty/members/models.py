@@ -58,6 +58,8 @@ class ChannelIdentity(Base):
     member_id: Mapped[int] = Column(ForeignKey("members.id"), index=True, nullable=False)
     channel: Mapped[str] = Column(String(20), nullable=False)
     external_id: Mapped[str] = Column(String(128), index=True, nullable=False)
+    # WeChat only: the shopper's UnionID, the same across the brand's official accounts and mini programs.
+    union_id: Mapped[str | None] = Column(String(128), index=True, nullable=True)
     created_at: Mapped[datetime] = Column(UTCDateTime, default=utcnow, nullable=False)
 
 

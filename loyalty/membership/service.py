@@ -15,6 +15,7 @@ from loyalty.common import local_date, now_or, random_code
 from loyalty.config import settings
 from loyalty.coupons import service as coupons
 from loyalty.errors import InvalidInput, NotFound, Refused
+from loyalty.identity import service as identity
 from loyalty.members.lock import lock_member
 from loyalty.members.models import ChannelIdentity, Member
 from loyalty.members.service import check_identity, identity_owner, mask_phone, normalize_phone
@@ -212,6 +213,7 @@ def close_account(s: Session, member_id: int, *, actor: str, now: datetime | Non
         points.debit(s, member_id, left, kind="close", at=at, reason="account closed")
     coupons.void_member_coupons(s, member_id)
     s.execute(delete(ChannelIdentity).where(ChannelIdentity.member_id == member_id))
+    identity.forget_member(s, member_id)
     s.refresh(m)
     m.phone = None
     m.name = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
@@ -30,6 +30,7 @@ from loyalty.referrals import service as referrals
 from loyalty.tiers import service as tiers
 
 MAX_LINES = 500
+MAX_MEMBER_ID = 2**31 - 1  # members.id is a 32-bit integer on PostgreSQL
 CLOCK_SKEW = timedelta(minutes=10)
 
 # The statements of the order path, built once: on SQLite, building and keying a statement
@@ -94,6 +95,11 @@ def _when(v: Any, now: datetime) -> datetime:
         raise InvalidInput("placed_at must be an ISO 8601 time", code="invalid_time", field="placed_at") from None
     if at.tzinfo is None:
         raise InvalidInput("placed_at needs a time zone", code="invalid_time", field="placed_at")
+    try:
+        # Stored in UTC: a zone that pushes year 1 or 9999 over the edge cannot be.
+        at.astimezone(timezone.utc)
+    except OverflowError:
+        raise InvalidInput("placed_at is out of range", code="invalid_time", field="placed_at") from None
     if at > now + CLOCK_SKEW:
         raise InvalidInput("placed_at is in the future", code="invalid_time", field="placed_at")
     return at
@@ -128,8 +134,11 @@ def parse(payload: Any, now: datetime, *, is_return: bool = False) -> OrderIn:
         assert sku is not None
         lines.append(LineIn(sku, qty, yuan_to_fen(ln.get("unit_price"), f"lines[{i}].unit_price")))
     member_id = payload.get("member_id")
-    if member_id is not None and (not isinstance(member_id, int) or isinstance(member_id, bool)):
-        raise InvalidInput("member_id must be a number", code="invalid_field", field="member_id")
+    if member_id is not None and (not isinstance(member_id, int) or isinstance(member_id, bool)
+                                  or not 0 < member_id <= MAX_MEMBER_ID):
+        # Beyond the column's range SQLite's driver overflows instead of finding nothing.
+        raise InvalidInput(f"member_id must be a whole number 1-{MAX_MEMBER_ID}", code="invalid_field",
+                           field="member_id")
     phone = payload.get("phone")
     if phone is not None:
         phone = normalize_phone(phone)

@@ -28,7 +28,7 @@ def domain() -> dict[str, Any]:
     """The domain as Rasa sends it to the action server."""
     from rasa.shared.core.domain import Domain
 
-    path = ROOT / "domain.yml" if (ROOT / "domain.yml").exists() else ROOT / "domain"
+    path = ROOT / "domain"
     return Domain.load(str(path)).as_dict()
 
 

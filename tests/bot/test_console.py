@@ -51,6 +51,7 @@ from tests.support.console import PW, H, WsClient
 from tests.support.console import agent as agent_account
 from tests.support.console import console_login as login
 from tests.support.console import console_socket as console_ws
+from tests.support.sms import FakeSms
 from tests.support.stack import MODEL, require_model
 
 WEB_SECRET = "console-tests-webchat"
@@ -215,6 +216,7 @@ ROUTES = [
     ("GET", "/api/agents"), ("GET", "/api/handoffs/1"), ("POST", "/api/handoffs/1/take"),
     ("POST", "/api/handoffs/1/reply"), ("POST", "/api/handoffs/1/coupon"), ("POST", "/api/handoffs/1/points"),
     ("POST", "/api/handoffs/1/note"), ("POST", "/api/handoffs/1/transfer"), ("POST", "/api/handoffs/1/close"),
+    ("POST", "/api/handoffs/1/link"),
 ]
 
 
@@ -426,6 +428,53 @@ def test_takeover_from_queue_to_hand_back(served: Served) -> None:
     console.wait(lambda f: f.get("type") == "ended" and f["handoff"] == h)
     console.close()
     shopper.close()
+
+
+def test_an_agent_links_a_shopper_whose_number_changed(served: Served, fake_sms: FakeSms) -> None:
+    agent_account("anna", display="Anna")
+    v = visitor()
+    sender = f"web-{v}"
+    old, new = "13600136000", "13700137000"
+    m = join(phone=old)
+    http = login(served, "anna")
+    shopper = shopper_ws(served, v)
+    assert say(served, v, "你好")
+    h = start_handoff(served, sender)
+    assert http.post(served.console + f"/api/handoffs/{h}/take", headers=H, timeout=30).status_code == 200
+    # Not the number of another member; not someone the agent cannot name.
+    join(phone="13500135000")
+    taken = http.post(served.console + f"/api/handoffs/{h}/link", json={"phone": old, "new_phone": "13500135000"},
+                      headers=H, timeout=30)
+    assert taken.status_code == 409 and taken.json()["error"] == "phone_taken"
+    unknown = http.post(served.console + f"/api/handoffs/{h}/link", json={"phone": "13900000001", "new_phone": new},
+                        headers=H, timeout=30)
+    assert unknown.status_code == 404 and unknown.json()["error"] == "not_a_member"
+
+    r = http.post(served.console + f"/api/handoffs/{h}/link", json={"phone": old, "new_phone": new}, headers=H,
+                  timeout=30)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"member_id": m, "phone": "137****7000", "expires_in": 300, "told": True, "delivery": None}
+    told = shopper.wait(lambda f: f.get("type") == "bot" and "137****7000" in f.get("text", ""))
+    assert told["agent"] == "Anna"
+    assert fake_sms.messages(old) == []
+    code = fake_sms.last_code(new)
+    say(served, v, code)  # while the agent has the conversation: checked by the channel all the same
+    served.settle()
+    assert db.run(lambda s: s.get(Member, m).phone) == new
+    with db.session(readonly=True) as s:
+        from sqlalchemy import select
+
+        from loyalty.audit import AuditEntry
+        from loyalty.members.models import ChannelIdentity
+
+        assert s.execute(select(ChannelIdentity.member_id).where(ChannelIdentity.external_id == sender)
+                         ).scalar_one() == m
+        actions = [tuple(a) for a in s.execute(select(AuditEntry.actor, AuditEntry.action)
+                                               .where(AuditEntry.member_id == m).order_by(AuditEntry.id))]
+    assert ("agent:anna", "link_started_by_agent") in actions and ("agent:anna", "phone_change") in actions
+    assert actions[-1] == ("agent:anna", "identity_link")
+    tracker_text = repr([e.as_dict() for e in served.tracker(sender).events])
+    assert code not in tracker_text and "/link_code" in tracker_text
 
 
 def test_racing_agents_over_http_exactly_one_wins(served: Served) -> None:

@@ -105,3 +105,27 @@ def test_too_long_texts_get_a_friendly_answer_on_the_page(stack: Stack) -> None:
         shown = page.locator(".msg.bot").count()
         _say(page, "你好")  # and the page still talks
         page.locator(".msg.bot").nth(shown).wait_for(timeout=60_000)
+
+
+def test_member_code_is_shown_inline_and_scans(stack: Stack, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 390, "height": 844}, locale="zh-CN")
+        page.goto(f"{stack.base}/webhooks/webchat/")
+        page.locator(".msg.bot").first.wait_for(timeout=60_000)
+        for text, answer in (("我要入会", "隐私"), ("同意", "手机号"), ("139 0000 5678", "怎么称呼你"),
+                             ("跳过", "你的生日是哪天"), ("跳过", "入会成功")):
+            _say(page, text)
+            _wait_bot(page, answer)
+        _say(page, "会员码")
+        _wait_bot(page, "会员码 88")
+        image = page.locator("img.msg-image").last
+        image.wait_for(timeout=30_000)
+        assert page.evaluate("document.querySelector('img.msg-image').naturalWidth") > 100
+        digits = "".join(ch for ch in _bot_texts(page)[-1].split("\n")[0] if ch.isdigit())
+        shot = tmp_path / "member_code.png"
+        image.screenshot(path=str(shot))
+        page.screenshot(path=str(SHOTS / "webchat_member_code.png"), full_page=True)
+        out = subprocess.run(["zbarimg", "-q", "--raw", str(shot)], capture_output=True, text=True, timeout=30)
+        assert len(digits) == 10 and out.stdout.strip() == digits

@@ -7,13 +7,13 @@ error bodies for bad input with nothing written, and outages.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
+import os
 import socket
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -33,60 +33,19 @@ from loyalty.coupons import service as coupons
 from loyalty.coupons.models import Coupon
 from loyalty.db import Base
 from loyalty.errors import InvalidInput, Refused
+from loyalty.identity import member_codes
+from loyalty.identity.models import MemberCode
 from loyalty.members.models import Member
 from loyalty.membership import service as membership
 from loyalty.orders.models import Order
 from loyalty.points.models import LedgerEntry
+from tests.support.live_api import LiveServer
 from tests.support.servers import free_port
 
 pytestmark = pytest.mark.timeout(180)
 
 
 # --------------------------------------------------------------------------- a live server
-
-
-class LiveServer:
-    """A Sanic app served from its own event loop in a background thread."""
-
-    def __init__(self, app: Sanic) -> None:
-        self.app = app
-        self.loop = asyncio.new_event_loop()
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))  # the OS picks a free port; no race
-        self.port = self.sock.getsockname()[1]
-        self._ready: Future[None] = Future()
-        self._server: Any = None
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        try:
-            srv = self.loop.run_until_complete(self.app.create_server(sock=self.sock, return_asyncio_server=True))
-            for step in (srv.startup, srv.before_start, srv.after_start, srv.start_serving):
-                self.loop.run_until_complete(step())
-            self._server = srv
-        except BaseException as exc:  # hand start-up failures to the test
-            self._ready.set_exception(exc)
-            return
-        self._ready.set_result(None)
-        self.loop.run_forever()
-
-    def start(self) -> str:
-        self._thread.start()
-        self._ready.result(timeout=30)
-        return f"http://127.0.0.1:{self.port}/api/v1"
-
-    def stop(self) -> None:
-        async def shutdown() -> None:
-            await self._server.before_stop()
-            self._server.close()
-            await self._server.wait_closed()
-            await self._server.after_stop()
-
-        if self._server is not None:
-            asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
 
 
 @pytest.fixture(scope="module")
@@ -195,9 +154,11 @@ def _at_once(n: int, call: Callable[[int], requests.Response]) -> list[requests.
 # --------------------------------------------------------------------------- health
 
 
-def test_health_needs_no_key_and_checks_the_database(pos_lite: Api) -> None:
+def test_health_needs_no_key_and_readiness_checks_the_database(pos_lite: Api) -> None:
     r = pos_lite.get("/health", auth=False)
-    assert r.status_code == 200 and r.json() == {"status": "ok", "database": "ok"}
+    assert r.status_code == 200 and r.json() == {"status": "ok"}
+    r = pos_lite.get("/ready", auth=False)
+    assert r.status_code == 200 and r.json() == {"status": "ready", "database": "ok"}
 
 
 # --------------------------------------------------------------------------- orders
@@ -445,6 +406,10 @@ BAD_INPUT = {
     "time in future": ("/orders", _bytes({**_order(), "placed_at": FUTURE}), JSON, 400, "invalid_time"),
     "unknown member": ("/orders", _bytes(_order(member_id=987654)), JSON, 400, "unknown_member"),
     "member id text": ("/orders", _bytes(_order(member_id="1")), JSON, 400, "invalid_field"),
+    # Found by the fuzzing (test_api_fuzz.py): both were 500s on SQLite before.
+    "member id beyond 32 bits": ("/orders", _bytes(_order(member_id=10**30)), JSON, 400, "invalid_field"),
+    "time out of range in UTC": ("/orders", _bytes({**_order(), "placed_at": "0001-01-01T00:00:00+14:00"}), JSON,
+                                 400, "invalid_time"),
     "unknown store": ("/orders", _bytes(_order(store_code="NOPE")), JSON, 400, "unknown_store"),
     "bad phone": ("/orders", _bytes(_order(phone="12345")), JSON, 400, "invalid_phone"),
     "zero qty": ("/orders", _bytes(_order(lines=[{"sku": "S1", "qty": 0, "unit_price": "1.00"}])), JSON, 400,
@@ -563,13 +528,20 @@ def test_database_down_is_503_unavailable(pos_lite: Api, sqlite_engine: Engine, 
     before = _counts()
     closed_pg = db.make_engine(f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/loyalty",
                                connect_args={"connect_timeout": 2})
-    # A directory is no SQLite file: "unable to open database file".
-    unreadable = db.make_engine(f"sqlite:///{tmp_path}")
+    # A directory is no SQLite file: "unable to open database file". (make_engine creates the
+    # file, so the directory takes its place before the first connection.)
+    gone = os.path.join(str(tmp_path), "gone.db")
+    unreadable = db.make_engine(f"sqlite:///{gone}")
+    os.remove(gone)
+    os.mkdir(gone)
     try:
         for down in (closed_pg, unreadable):
             db.configure(down)
-            r = pos_lite.get("/health", auth=False)
+            # Liveness does not depend on the database; readiness does, and says why not.
+            assert pos_lite.get("/health", auth=False).status_code == 200
+            r = pos_lite.get("/ready", auth=False)
             assert r.status_code == 503 and r.json()["error"] == "unavailable", r.text
+            assert r.json()["reason"] == "database_unreachable"
             assert r.headers["Retry-After"]
             r = pos_lite.post("/orders", _order("DOWN-1"))
             assert r.status_code == 503 and r.json()["error"] == "unavailable", r.text
@@ -577,7 +549,7 @@ def test_database_down_is_503_unavailable(pos_lite: Api, sqlite_engine: Engine, 
             assert r.status_code == 503 and r.json()["error"] == "unavailable"
     finally:
         db.configure(sqlite_engine)
-    assert pos_lite.get("/health", auth=False).status_code == 200
+    assert pos_lite.get("/ready", auth=False).status_code == 200
     assert _counts() == before
 
 
@@ -591,3 +563,88 @@ def test_logs_carry_neither_keys_nor_phone_numbers(pos_lite: Api, caplog: pytest
     assert "status=201 source=pos" in text and "error=invalid_api_key" in text
     for secret in ("13912345678", pos_lite.key, "lk_wrong-key-123"):
         assert secret not in text
+
+
+# --------------------------------------------------------------------------- member codes (会员码)
+
+
+MC_PATH = "/member-codes/resolve"
+
+
+def _shown(member_id: int, seconds_ago: float = 0) -> str:
+    return db.run(member_codes.issue, member_id, now=db.utcnow() - timedelta(seconds=seconds_ago)).code
+
+
+def _used() -> list[tuple[str, str | None]]:
+    return db.run(lambda s: sorted(s.execute(select(MemberCode.code, MemberCode.used_by)).all()), readonly=True)
+
+
+def test_a_member_code_resolves_once(pos: Api) -> None:
+    member = _member("13800138000")
+    code = _shown(member)
+    r = pos.post(MC_PATH, {"code": code})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"member_id": member, "tier": "normal", "points": 0, "phone_masked": "138****8000"}
+    again = pos.post(MC_PATH, {"code": code})
+    assert again.status_code == 409 and again.json()["error"] == "member_code_used"
+    assert _used() == [(code, "pos")]
+
+
+def test_a_code_claimed_for_another_member_is_refused_and_stays_usable(pos: Api) -> None:
+    member, other = _member("13800138000"), _member("13900139000")
+    code = _shown(member)
+    before = _counts()
+    r = pos.post(MC_PATH, {"code": code, "member_id": other})
+    assert r.status_code == 409 and r.json()["error"] == "member_code_mismatch"
+    assert _counts() == before and _used() == [(code, None)]
+    ok = pos.post(MC_PATH, {"code": code, "member_id": member})
+    assert ok.status_code == 200 and ok.json()["member_id"] == member
+
+
+@pytest.mark.parametrize("body, status, error", [
+    ({"code": "12345"}, 400, "invalid_member_code"),
+    ({"code": "9912345678"}, 400, "invalid_member_code"),
+    ({"code": "88abcdefgh"}, 400, "invalid_member_code"),
+    ({"code": 8812345678}, 400, "invalid_member_code"),
+    ({"code": "8" * 100}, 400, "invalid_member_code"),
+    ({}, 400, "missing_field"),
+    ({"code": "8800000000", "store": "SH01"}, 400, "unknown_field"),
+    ({"code": "8800000000", "member_id": "7"}, 400, "invalid_field"),
+    ({"code": "8800000000"}, 404, "unknown_member_code"),
+])
+def test_bad_input_is_answered_clearly_and_writes_nothing(pos_lite: Api, body: dict, status: int,
+                                                          error: str) -> None:
+    member = _member()
+    code = _shown(member)
+    if body.get("code") == "8800000000" and code == "8800000000":
+        pytest.skip("the random code happens to be the unknown one")
+    before = _counts()
+    r = pos_lite.post(MC_PATH, body)
+    assert r.status_code == status and r.json()["error"] == error, r.text
+    assert r.json()["message"]
+    assert _counts() == before and _used() == [(code, None)]
+
+
+def test_an_expired_code_is_refused_and_writes_nothing(pos: Api) -> None:
+    member = _member()
+    code = _shown(member, seconds_ago=61)
+    before = _counts()
+    r = pos.post(MC_PATH, {"code": code})
+    assert r.status_code == 409 and r.json()["error"] == "member_code_expired"
+    assert "fresh" in r.json()["message"]
+    assert _counts() == before and _used() == [(code, None)]
+
+
+def test_the_key_is_needed(pos_lite: Api) -> None:
+    code = _shown(_member())
+    r = pos_lite.post(MC_PATH, {"code": code}, auth=False)
+    assert r.status_code == 401 and _used() == [(code, None)]
+    r = pos_lite.post(MC_PATH, raw=b"code=1", headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 415
+
+
+def test_tills_scanning_the_same_code_at_once_get_it_once(pos: Api) -> None:
+    code = _shown(_member())
+    replies = _at_once(16, lambda i: pos.post(MC_PATH, {"code": code}))
+    assert sorted(r.status_code for r in replies) == [200] + [409] * 15
+    assert {r.json()["error"] for r in replies if r.status_code == 409} == {"member_code_used"}

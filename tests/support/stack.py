@@ -4,8 +4,14 @@ Both run on free loopback ports against a temporary SQLite loyalty database
 and tracker store (or a PostgreSQL tracker store, ``tracker_url``), with the
 trained model in ``models/``. Tests talk to the bot through the web chat
 channel's token-protected REST entry. The agent console is mounted too
-(``Stack.console``), fed by its event broker, as in production; more
-channels can be mounted with ``channels_extra``.
+(``Stack.console``), fed by its event broker, as in production. The action
+server is ours (``bot.action_server``) and Rasa calls it with ``ACTION_TOKEN``.
+
+``endpoints=`` runs Rasa with a given endpoints file instead of the SQLite
+one written here (its ``${VAR}``s come from ``env_extra``; ACTION_SERVER_URL
+and ACTION_SERVER_TOKEN are set to this stack's). ``wechat_api=`` mounts the
+WeChat channel talking to a fake WeChat API at that base URL (``Stack.wechat``
+plays WeChat's servers); ``wechat=True`` mounts it with passive replies only.
 """
 
 from __future__ import annotations
@@ -13,10 +19,12 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
@@ -26,6 +34,7 @@ from typing import Any
 import pytest
 
 from bot.webchat.channel import sign
+from bot.wechat.dev.simulate import WeChatSide
 from tests.support.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,6 +45,13 @@ CONSOLE_SECRET = "conversation-tests-console-secret"
 WECHAT_TOKEN = "stack-wechat-token"
 WECHAT_APP_ID = "wx00000000stack00"
 WECHAT_AES_KEY = base64.b64encode(bytes(range(100, 132))).decode()[:-1]
+ACTION_TOKEN = "conversation-tests-action-server-token"
+# The WeChat official account the stack plays when started with ``wechat_api``.
+WECHAT = {
+    "WECHAT_TOKEN": "conversation-tests-wechat",
+    "WECHAT_APP_ID": "wx00e2e000000000001",
+    "WECHAT_APP_SECRET": "conversation-tests-wechat-secret",
+}
 
 
 def require_model() -> None:
@@ -86,6 +102,7 @@ class Stack:
     launches: dict[str, _Launch] = field(default_factory=dict)
     # SQLAlchemy URL of Rasa's tracker store (its ``events`` table).
     tracker_url: str = ""
+    wechat_side: WeChatSide | None = None
 
     def restart(self, name: str, env_extra: dict[str, str] | None = None) -> None:
         """Stop one process ("actions" or "rasa") and start it again, as a crash or a deploy would."""
@@ -101,6 +118,35 @@ class Stack:
             launch.env = {**launch.env, **env_extra}
         self.procs[index] = launch.start()
         _wait(launch.health, self.procs[index], launch.log)
+
+    def proc(self, name: str) -> subprocess.Popen[bytes]:
+        """The running process "actions" or "rasa"."""
+        return self.procs[list(self.launches).index(name)]
+
+    def kill(self, name: str) -> None:
+        """Kill one process at once (SIGKILL), as a crash would; ``revive`` starts it again."""
+        proc = self.proc(name)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(20)
+
+    def revive(self, name: str) -> None:
+        """Start a killed process again and wait until it answers."""
+        launch = self.launches[name]
+        index = list(self.launches).index(name)
+        self.procs[index] = launch.start()
+        _wait(launch.health, self.procs[index], launch.log)
+
+    def wechat(self, openid: str, text: str) -> tuple[str | None, int]:
+        """Send a text as WeChat would; the passive reply's text (None for "success") and the HTTP status."""
+        assert self.wechat_side is not None, "start the stack with wechat_api="
+        params, body = self.wechat_side.sign(self.wechat_side.text(openid, text))
+        req = urllib.request.Request(f"{self.base}/webhooks/wechat/webhook?{urllib.parse.urlencode(params)}",
+                                     data=body, headers={"Content-Type": "text/xml"})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return self.wechat_side.open_reply(r.read().decode()).text, r.status
+        except urllib.error.HTTPError as e:
+            return None, e.code
 
     @property
     def base(self) -> str:
@@ -161,6 +207,7 @@ class Stack:
 
     def stop(self) -> None:
         for p in self.procs:
+            p.send_signal(signal.SIGCONT)  # a test may have left one stopped
             p.terminate()
         for p in self.procs:
             try:
@@ -179,6 +226,9 @@ def start_stack(
     tracker_url: str | None = None,
     wechat: bool = False,
     rest: bool = False,
+    endpoints: Path | None = None,
+    wechat_api: str | None = None,
+    extra_channels: str = "",
 ) -> Stack:
     """Start the action server and Rasa (with the web chat channel and the console) on free ports.
 
@@ -188,7 +238,8 @@ def start_stack(
     existing database for Rasa's SQL tracker store (e.g. PostgreSQL) instead of
     ``workdir/tracker.db``. ``wechat``: mount the WeChat channel too (signed
     with ``WECHAT_TOKEN``/``WECHAT_AES_KEY``; no app secret, so replies are
-    passive only). ``rest``: mount Rasa's own REST channel (/webhooks/rest/webhook).
+    passive only). ``rest``: mount Rasa's own REST channel (/webhooks/rest/webhook). ``extra_channels``:
+    more credentials.yml entries (e.g. the WeChat channel, configured by ``env_extra``).
     """
     model = (assistant / "models" / "loyalty.tar.gz") if assistant else MODEL
     if assistant is None:
@@ -205,19 +256,28 @@ def start_stack(
     else:
         tracker = f'tracker_store:\n  type: SQL\n  dialect: "sqlite"\n  db: "{workdir / "tracker.db"}"\n'
         stack.tracker_url = f"sqlite:///{workdir / 'tracker.db'}"
-    (workdir / "endpoints.yml").write_text(
-        f'action_endpoint:\n  url: "http://127.0.0.1:{stack.actions_port}/webhook"\n' + tracker + broker
-    )
-    channels = "bot.webchat.channel.WebchatInput:\n  allow_rest: true\n"
+    if endpoints is None:
+        endpoints = workdir / "endpoints.yml"
+        endpoints.write_text(
+            f'action_endpoint:\n  url: "http://127.0.0.1:{stack.actions_port}/webhook"\n'
+            f'  headers:\n    Authorization: "Bearer {ACTION_TOKEN}"\n' + tracker + broker
+        )
+    # /metrics, /health and /health/ready at the root, as in credentials.yml.
+    channels = "bot.webchat.channel.WebchatInput:\n  allow_rest: true\nbot.ops.OpsInput: {}\n"
     if console:
         channels += "bot.console.channel.ConsoleInput:\n  poll_seconds: 1\n"
-    if wechat:
+    wechat_env: dict[str, str] = {}
+    if wechat_api:
         channels += "bot.wechat.channel.WeChatInput: {}\n"
-        env_extra = {"WECHAT_TOKEN": WECHAT_TOKEN, "WECHAT_APP_ID": WECHAT_APP_ID,
-                     "WECHAT_AES_KEY": WECHAT_AES_KEY, "WECHAT_APP_SECRET": "", **(env_extra or {})}
+        wechat_env = {**WECHAT, "WECHAT_API_BASE_URL": wechat_api}
+        stack.wechat_side = WeChatSide(WECHAT["WECHAT_TOKEN"], WECHAT["WECHAT_APP_ID"])
+    elif wechat:
+        channels += "bot.wechat.channel.WeChatInput: {}\n"
+        wechat_env = {"WECHAT_TOKEN": WECHAT_TOKEN, "WECHAT_APP_ID": WECHAT_APP_ID,
+                      "WECHAT_AES_KEY": WECHAT_AES_KEY, "WECHAT_APP_SECRET": ""}
     if rest:
         channels += "rest: {}\n"
-    (workdir / "credentials.yml").write_text(channels)
+    (workdir / "credentials.yml").write_text(channels + extra_channels)
     env = {
         **os.environ,
         "LOYALTY_DATABASE_URL": database_url,
@@ -227,16 +287,22 @@ def start_stack(
         "LOYALTY_MODEL_DIR": str(workdir / "reco-models"),
         "RASA_TELEMETRY_ENABLED": "false",
         "PYTHONPATH": os.pathsep.join(str(p) for p in (assistant, ROOT) if p),
+        "ACTION_SERVER_TOKEN": ACTION_TOKEN,
+        "ACTION_SERVER_URL": f"http://127.0.0.1:{stack.actions_port}/webhook",
+        **wechat_env,
         **(env_extra or {}),
     }
     bin_dir = Path(sys.executable).parent
+    # As the launcher does: Rasa through bot.rasa_run when the logs are JSON (ours from the first line).
+    json_logs = env.get("LOG_FORMAT") == "json"
+    rasa_cmd = [sys.executable, "-m", "bot.rasa_run"] if json_logs else [str(bin_dir / "rasa")]
     stack.launches = {
         "actions": _Launch(
-            [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(stack.actions_port)],
+            [sys.executable, "-m", "bot.action_server", "--actions", "actions", "--port", str(stack.actions_port)],
             assistant or ROOT, env, workdir / "actions.log", f"http://127.0.0.1:{stack.actions_port}/health",
         ),
         "rasa": _Launch(
-            [str(bin_dir / "rasa"), "run", "--model", str(model), "--endpoints", str(workdir / "endpoints.yml"),
+            [*rasa_cmd, "run", "--model", str(model), "--endpoints", str(endpoints),
              "--credentials", str(workdir / "credentials.yml"), "--port", str(stack.port),
              "--interface", "127.0.0.1"],
             ROOT, env, workdir / "rasa.log", f"{stack.base}/",

@@ -24,7 +24,11 @@
       quota_left: "微信额度剩余 {n} 条", window_until: "窗口至 {n}", already_taken: "已被 {n} 接入",
       not_waiting: "该对话已不在排队", supervisor_only: "超过 {n} 积分需要主管操作", not_grantable: "该券不能发给此会员",
       not_yours: "该对话由其他客服处理", error: "出错了：{n}", earlier: "以往转人工", rating: "评分",
-      channel_webchat: "网页", channel_wechat: "微信"
+      channel_webchat: "网页", channel_wechat: "微信",
+      link_member: "换号绑定会员卡（原手机号、新手机号）", send_code: "发验证码", link_old: "原手机号", link_new: "新手机号（可空）",
+      link_sent: "验证码已发到 {n}，顾客回复验证码即完成绑定", not_a_member: "没有这个手机号的会员",
+      phone_taken: "新号码已属于其他会员", code_cooldown: "刚发过验证码，请稍后再试", code_daily_limit: "今天的验证码次数已用完",
+      already_linked: "该对话已绑定这位会员", identity_taken: "该对话已绑定其他会员", sms_failed: "短信没发出去"
     },
     en: {
       title: "Agent console", username: "Username", password: "Password", login: "Log in", logout: "Log out",
@@ -49,7 +53,13 @@
       quota_left: "{n} WeChat messages left", window_until: "window until {n}", already_taken: "Already taken by {n}",
       not_waiting: "No longer waiting", supervisor_only: "Above {n} points needs a supervisor", not_grantable: "This coupon cannot be given to this member",
       not_yours: "With another agent", error: "Error: {n}", earlier: "Earlier handoffs", rating: "score",
-      channel_webchat: "web", channel_wechat: "WeChat"
+      channel_webchat: "web", channel_wechat: "WeChat",
+      link_member: "Link a member whose number changed (number on file, new number)", send_code: "Send code",
+      link_old: "number on file", link_new: "new number (optional)",
+      link_sent: "Code sent to {n}; the link is made when the shopper replies with it", not_a_member: "No member has this number",
+      phone_taken: "The new number belongs to another member", code_cooldown: "A code was just sent; try again shortly",
+      code_daily_limit: "No more codes today", already_linked: "This chat is already linked to this member",
+      identity_taken: "This chat is linked to another member", sms_failed: "The text did not go out"
     }
   };
   var lang = localStorage.getItem("console.lang") || ((navigator.language || "zh").toLowerCase().indexOf("zh") === 0 ? "zh" : "en");
@@ -82,6 +92,7 @@
     document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
     Array.prototype.forEach.call(document.querySelectorAll("[data-t]"), function (n) { n.textContent = t(n.getAttribute("data-t")); });
     $("points-reason").placeholder = lang === "zh" ? "原因" : "reason";
+    $("link-phone").placeholder = t("link_old"); $("link-new").placeholder = t("link_new");
     $("reply").placeholder = lang === "zh" ? "回复顾客…" : "Reply to the shopper…";
     $("conn").textContent = ws && ws.readyState === 1 ? t("online") : t("offline");
     renderLists();
@@ -358,6 +369,15 @@
       toast(t("points_done", { n: r.balance })); $("points-delta").value = ""; $("points-reason").value = "";
       return openHandoff(openId);
     }).catch(function (err) { toast(explain(err)); }).then(function () { $("adjust").disabled = false; });
+  });
+  $("link").addEventListener("click", function () {
+    var onFile = $("link-phone").value.trim(), fresh = $("link-new").value.trim();
+    if (!onFile) return;
+    $("link").disabled = true;
+    api("POST", "api/handoffs/" + openId + "/link", { phone: onFile, new_phone: fresh || null }).then(function (r) {
+      toast(t("link_sent", { n: r.phone })); $("link-phone").value = ""; $("link-new").value = "";
+      return openHandoff(openId);
+    }).catch(function (err) { toast(explain(err)); }).then(function () { $("link").disabled = false; });
   });
   $("add-note").addEventListener("click", function () {
     var text = $("note-text").value.trim(); if (!text) return;

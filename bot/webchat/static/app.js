@@ -44,6 +44,14 @@
     if (m.ts && seen[m.ts]) return;
     if (m.ts) { seen[m.ts] = true; if (m.ts > lastTs) lastTs = m.ts; }
     if (m.text) bubble("bot", m.text, m.agent ? T.agent + " " + m.agent : "");
+    // Images the assistant renders itself (the member code's QR) come as PNG data URLs only.
+    if (typeof m.image === "string" && m.image.indexOf("data:image/png;base64,") === 0) {
+      var pic = document.createElement("img");
+      pic.className = "msg-image";
+      pic.alt = m.text || "";
+      pic.src = m.image;
+      log.appendChild(pic); scroll();
+    }
     if (m.buttons && m.buttons.length) {
       var box = document.createElement("div");
       box.className = "buttons";

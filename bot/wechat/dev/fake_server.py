@@ -1,7 +1,9 @@
 """A local stand-in for WeChat's API server, for tests and development.
 
 It speaks the endpoints the bot uses, with WeChat's JSON shapes and error
-codes: ``token``, ``message/custom/send``, ``qrcode/create`` and ``menu/*``.
+codes: ``token``, ``message/custom/send`` (text and image), ``media/upload``,
+``user/info`` (with the UnionIDs set through ``/_fake/users``),
+``qrcode/create`` and ``menu/*``.
 Control endpoints under ``/_fake/`` let tests inspect sent messages and make
 the next calls fail, expire tokens or slow down.
 
@@ -49,6 +51,9 @@ class FakeWeChatState:
     menu: dict[str, Any] | None = None
     qrcodes: dict[str, dict[str, Any]] = field(default_factory=dict)
     tickets: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    media: dict[str, bytes] = field(default_factory=dict)  # media_id -> uploaded bytes
+    unionids: dict[str, str] = field(default_factory=dict)  # openid -> unionid
+    user_lookups: int = 0
 
 
 def _err(code: int, msg: str) -> HTTPResponse:
@@ -124,6 +129,9 @@ async def custom_send(request: Request) -> HTTPResponse:
             return _err(44003, "empty news data")
         if len(content.encode("utf-8")) > MAX_TEXT_BYTES:
             return _err(45002, "content size out of limit")
+    elif data.get("msgtype") == "image":
+        if (data.get("image") or {}).get("media_id") not in state.media:
+            return _err(40007, "invalid media_id")
     if state.sent_per_openid.get(openid, 0) >= state.cs_quota:
         return _err(45047, "out of response count limit")
     state.sent_per_openid[openid] = state.sent_per_openid.get(openid, 0) + 1
@@ -132,6 +140,48 @@ async def custom_send(request: Request) -> HTTPResponse:
         "fake wechat: customer-service message to %s: %s", openid, json.dumps(data, ensure_ascii=False)
     )
     return _err(0, "ok")
+
+
+async def media_upload(request: Request) -> HTTPResponse:
+    """A temporary image (multipart field ``media``); the bytes stay readable at /_fake/media/<id>."""
+    state = _state(request)
+    bad = _check_token(state, request)
+    if bad:
+        return bad
+    failure = await _injected(state, "media/upload")
+    if failure:
+        return failure
+    if request.args.get("type") != "image":
+        return _err(40004, "invalid media type")
+    upload = (request.files or {}).get("media")
+    body = upload[0].body if isinstance(upload, list) else getattr(upload, "body", None)
+    if not body:
+        return _err(41005, "media data missing")
+    if not body.startswith((b"\x89PNG", b"\xff\xd8")) or len(body) > 2 * 1024 * 1024:
+        return _err(40005, "invalid file type")
+    media_id = f"fake-media-{uuid.uuid4().hex}"
+    state.media[media_id] = body
+    return response.json({"type": "image", "media_id": media_id, "created_at": int(time.time())})
+
+
+async def user_info(request: Request) -> HTTPResponse:
+    """Basic user information; ``unionid`` only for openids given one through /_fake/users."""
+    state = _state(request)
+    bad = _check_token(state, request)
+    if bad:
+        return bad
+    openid = request.args.get("openid")
+    if not openid:
+        return _err(40003, "invalid openid")
+    failure = await _injected(state, "user/info", openid)
+    if failure:
+        return failure
+    state.user_lookups += 1
+    info: dict[str, Any] = {"subscribe": 1, "openid": openid, "language": "zh_CN",
+                            "subscribe_time": int(time.time()), "remark": "", "groupid": 0, "tagid_list": []}
+    if openid in state.unionids:
+        info["unionid"] = state.unionids[openid]
+    return response.json(info)
 
 
 async def qrcode_create(request: Request) -> HTTPResponse:
@@ -198,6 +248,22 @@ async def fake_messages(request: Request) -> HTTPResponse:
     return response.json({"messages": found})
 
 
+async def fake_users(request: Request) -> HTTPResponse:
+    """Give openids a UnionID: {"openid": "o1", "unionid": "u1"}."""
+    state = _state(request)
+    spec = request.json or {}
+    state.unionids[str(spec["openid"])] = str(spec["unionid"])
+    return response.json({"users": len(state.unionids)})
+
+
+async def fake_media(request: Request, media_id: str) -> HTTPResponse:
+    """The bytes of an uploaded image."""
+    body = _state(request).media.get(media_id)
+    if body is None:
+        return response.json({"error": "unknown media"}, status=404)
+    return response.raw(body, content_type="image/png")
+
+
 async def fake_stats(request: Request) -> HTTPResponse:
     state = _state(request)
     return response.json(
@@ -206,6 +272,8 @@ async def fake_stats(request: Request) -> HTTPResponse:
             "messages": len(state.messages),
             "menu": state.menu,
             "qrcodes": state.qrcodes,
+            "user_lookups": state.user_lookups,
+            "media": len(state.media),
         }
     )
 
@@ -244,6 +312,7 @@ async def fake_reset(request: Request) -> HTTPResponse:
     state.messages.clear()
     state.sent_per_openid.clear()
     state.failures.clear()
+    state.unionids.clear()
     state.delay = 0.0
     return response.json({"reset": True})
 
@@ -251,6 +320,8 @@ async def fake_reset(request: Request) -> HTTPResponse:
 ROUTES = (
     ("GET", "/cgi-bin/token", token),
     ("POST", "/cgi-bin/message/custom/send", custom_send),
+    ("POST", "/cgi-bin/media/upload", media_upload),
+    ("GET", "/cgi-bin/user/info", user_info),
     ("POST", "/cgi-bin/qrcode/create", qrcode_create),
     ("POST", "/cgi-bin/menu/create", menu_create),
     ("GET", "/cgi-bin/menu/get", menu_get),
@@ -262,6 +333,8 @@ ROUTES = (
     ("POST", "/_fake/expire_tokens", fake_expire),
     ("POST", "/_fake/interaction", fake_interaction),
     ("POST", "/_fake/reset", fake_reset),
+    ("POST", "/_fake/users", fake_users),
+    ("GET", "/_fake/media/<media_id>", fake_media),
 )
 
 

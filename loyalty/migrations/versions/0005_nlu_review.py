@@ -1,17 +1,14 @@
 """review list of messages the assistant did not understand well (masked)
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-11-30 23:00:00
-
-Chained after 0003 because this branch has no 0004 (another branch adds
-0004_identity): when both land, set ``down_revision = "0004"`` here.
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-down_revision = "0003"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,209 @@
+"""How the Rasa server calls the action server: a time limit, and an apology instead of silence.
+
+Rasa 3.6 waits up to five minutes for a custom action, holding the
+conversation's lock all the while (a shopper's next message then waits 60 s
+for the lock to expire, and runs beside the stuck one). When the call fails
+-- server down, refused, 5xx -- Rasa logs the error, drops the action's
+events and carries on: the shopper hears nothing.
+
+:class:`GuardedRemoteAction` is a ``RemoteAction`` that:
+
+- gives each call ``ACTION_SERVER_TIMEOUT`` seconds (3 by default);
+- turns any failure into ``utter_service_unavailable`` rendered by Rasa's
+  NLG in the shopper's language. The ``BotUttered`` is returned as the
+  action's event, so Rasa sends it through the turn's output channel and
+  stores it in the tracker like any other bot message; then the bot
+  listens. One apology per turn: an action that fails after one already
+  apologised stays quiet;
+- replaces a failed ``action_session_start`` with Rasa's built-in session
+  start (keeping a paused conversation paused), so a new session still
+  starts and answers that need no action (a greeting, help) still work;
+- after a timeout or an unreachable server, fails at once for the next
+  second instead of waiting again: a turn that runs two actions (session
+  start, then the answer) pays the timeout once. The second is short, so
+  the first message after the server is back gets a normal answer.
+
+A rejection (``ActionExecutionRejection``, the action server's 400) is not a
+failure: forms rely on it, so it passes through.
+
+Mechanism: Rasa builds every remote action by calling the name
+``RemoteAction`` in ``rasa.core.actions.action`` (the action factory and slot
+extraction) and ``rasa.core.actions.forms`` (form validation).
+:func:`install` points those two names at the subclass; Rasa's code is
+otherwise untouched and ``isinstance(x, RemoteAction)`` still holds. Rasa has
+no registry for action classes, and swapping the agent's ``EndpointConfig``
+would have to follow every model (re)load. The channels call
+:func:`install` when Rasa imports them, which is before any message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import rasa.core.actions.action as rasa_actions
+import rasa.core.actions.forms as rasa_forms
+from rasa.core.actions.action import ActionExecutionRejection, ActionSessionStart, RemoteAction
+from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_NAME
+from rasa.shared.core.events import BotUttered, ConversationPaused, Event, FollowupAction, UserUttered
+
+from bot import metrics
+from bot.logs import TURN_HEADER, current_turn
+from bot.settings import DEFAULT_ACTION_TIMEOUT, load_action_server_settings
+
+if TYPE_CHECKING:
+    from rasa.core.channels.channel import OutputChannel
+    from rasa.core.nlg import NaturalLanguageGenerator
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+logger = logging.getLogger(__name__)
+
+APOLOGY = "utter_service_unavailable"
+# Seconds during which calls fail at once after the server could not be reached.
+RETRY_AFTER = 1.0
+
+
+class _Outage:
+    """When the action server was last found unreachable or hung (one per Rasa process)."""
+
+    def __init__(self) -> None:
+        self.until = 0.0
+
+    def begin(self) -> None:
+        self.until = time.monotonic() + RETRY_AFTER
+
+    def ongoing(self) -> bool:
+        return time.monotonic() < self.until
+
+
+outage = _Outage()
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Whether a failure means the server could not be reached (Rasa re-raises those without a cause)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, aiohttp.ClientConnectionError | asyncio.TimeoutError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def apologised_this_turn(tracker: DialogueStateTracker) -> bool:
+    """Whether the apology was already said since the shopper's latest message."""
+    for event in reversed(tracker.events):
+        if isinstance(event, UserUttered):
+            return False
+        if isinstance(event, BotUttered) and event.metadata.get("utter_action") == APOLOGY:
+            return True
+    return False
+
+
+class GuardedRemoteAction(RemoteAction):
+    """A remote action with a time limit that answers with an apology when the call fails."""
+
+    # Set from ACTION_SERVER_TIMEOUT by install().
+    timeout: float = DEFAULT_ACTION_TIMEOUT
+
+    async def run(
+        self,
+        output_channel: OutputChannel,
+        nlg: NaturalLanguageGenerator,
+        tracker: DialogueStateTracker,
+        domain: Domain,
+    ) -> list[Event]:
+        """Run the action on the action server; on failure, the fallback events."""
+        name = self.name()
+        if outage.ongoing():
+            metrics.action_call(name, "skipped")
+            logger.warning("action %s not called: the action server was unreachable a moment ago", name)
+            return await self._fallback(output_channel, nlg, tracker, domain)
+        self._send_turn_id()
+        started = time.monotonic()
+        try:
+            events = await asyncio.wait_for(super().run(output_channel, nlg, tracker, domain), self.timeout)
+        except ActionExecutionRejection:
+            metrics.action_call(name, "rejected", time.monotonic() - started)
+            raise
+        except Exception as exc:
+            unreachable = _unreachable(exc)
+            if unreachable:
+                outage.begin()
+            outcome = "timeout" if isinstance(exc, asyncio.TimeoutError) else "unreachable" if unreachable else "error"
+            metrics.action_call(name, outcome, time.monotonic() - started)
+            logger.error(
+                "action %s failed after %.1f s (%s): %s", name, time.monotonic() - started,
+                "unreachable or too slow" if unreachable else "error", _describe(exc),
+            )
+        else:
+            metrics.action_call(name, "ok", time.monotonic() - started)
+            return events
+        return await self._fallback(output_channel, nlg, tracker, domain)
+
+    def _send_turn_id(self) -> None:
+        """Send the turn's id along (header ``X-Turn-Id``) so the action server's logs carry it.
+
+        Rasa builds a remote action per call but shares its endpoint, so the header
+        goes on a copy of the endpoint of this call only.
+        """
+        turn = current_turn()
+        shared: Any = getattr(self, "action_endpoint", None)
+        if turn and shared is not None:
+            endpoint = copy.copy(shared)
+            endpoint.headers = {**(endpoint.headers or {}), TURN_HEADER: turn}
+            self.action_endpoint = endpoint
+
+    async def _fallback(
+        self,
+        output_channel: OutputChannel,
+        nlg: NaturalLanguageGenerator,
+        tracker: DialogueStateTracker,
+        domain: Domain,
+    ) -> list[Event]:
+        if self.name() == ACTION_SESSION_START_NAME:
+            return await _plain_session_start(output_channel, nlg, tracker, domain)
+        # Then listen: predicting on as if the action had done its job only
+        # adds a confused "I'm not sure how to go on" after the apology.
+        listen: list[Event] = [FollowupAction(ACTION_LISTEN_NAME)]
+        if apologised_this_turn(tracker):
+            return listen
+        apology = await self._utter_responses([{"response": APOLOGY}], output_channel, nlg, tracker)
+        return [*apology, *listen]
+
+
+async def _plain_session_start(
+    output_channel: OutputChannel,
+    nlg: NaturalLanguageGenerator,
+    tracker: DialogueStateTracker,
+    domain: Domain,
+) -> list[Event]:
+    """Rasa's own session start; a conversation with an agent stays paused (ours would keep it so)."""
+    events: list[Event] = await ActionSessionStart().run(output_channel, nlg, tracker, domain)
+    if tracker.is_paused():
+        events.insert(len(events) - 1, ConversationPaused())  # before the closing action_listen
+    return events
+
+
+def _describe(exc: BaseException) -> str:
+    """The failure without the response body (which may echo the tracker: personal data)."""
+    if isinstance(exc, asyncio.TimeoutError):
+        return "timed out"
+    cause: Any = exc.__cause__
+    status = getattr(cause, "status", None)
+    if status == 401:
+        return "HTTP 401: Rasa and the action server do not share ACTION_SERVER_TOKEN"
+    if status is not None:
+        return f"HTTP {status}"
+    return type(exc).__name__
+
+
+def install() -> None:
+    """Make Rasa build :class:`GuardedRemoteAction` wherever it builds a remote action (idempotent)."""
+    GuardedRemoteAction.timeout = load_action_server_settings().timeout
+    for module in (rasa_actions, rasa_forms):
+        module.RemoteAction = GuardedRemoteAction  # type: ignore[misc]
