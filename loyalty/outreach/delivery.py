@@ -243,7 +243,7 @@ class InboxTransport:
     def send(self, msg: Outgoing, route: Route) -> Result:
         if self._push is not None:
             try:
-                self._push(msg.to, msg.text)
+                self._push(msg.to, msg.text, msg.send_id)
             except Exception:  # the inbox keeps it; the page shows it at the next visit
                 log.warning("web chat push of send %d failed; kept in the inbox", msg.send_id)
         return Result(True)

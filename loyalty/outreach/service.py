@@ -322,3 +322,17 @@ def language_of(member: Member) -> str:
 
 def tier_names() -> dict[str, tuple[str, str]]:
     return {t.code: (t.name_zh, t.name_en) for t in core_settings().tiers}
+
+
+def inbox_seen(s: Session, send_id: int, now: datetime | None = None) -> None:
+    """An open page showed the message at once: it is not shown again at the next visit."""
+    s.execute(update(InboxMessage).where(InboxMessage.send_id == send_id, InboxMessage.seen_at.is_(None))
+              .values(seen_at=now_or(now)))
+
+
+def inbox_for_visitor(s: Session, visitor: str, now: datetime | None = None) -> list[str]:
+    """The unseen inbox of the member a web chat visitor is linked to (none for a stranger)."""
+    from loyalty.members.service import identity_owner
+
+    member_id = identity_owner(s, "webchat", visitor)
+    return inbox_take(s, member_id, now) if member_id is not None else []
