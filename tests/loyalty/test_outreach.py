@@ -256,3 +256,45 @@ def test_holding_rules_are_pure() -> None:
     early = datetime(2026, 3, 2, 20, 0, tzinfo=timezone.utc)  # 04:00 local on 3 March
     assert rules.hold(early, 21, 9) == datetime(2026, 3, 3, 1, 0, tzinfo=timezone.utc)
     assert date(2026, 3, 3)
+
+
+def cli_run(capsys: Any, *argv: str) -> tuple[int, str]:
+    from loyalty.apps import cli
+
+    code = cli.main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out + out.err
+
+
+def test_cli_preview_run_pause_report(sqlite_engine: Any, capsys: Any) -> None:
+    ids = web_members(50)
+    db.run(members.set_marketing, ids[0], False, actor="test")
+    at = "2026-03-02T10:30"
+    code, out = cli_run(capsys, "journey", "preview", "welcome", "--now", at)
+    assert code == 0 and "audience 50" in out and "skipped by opted_out: 1" in out and "欢迎入会" in out
+    assert sends() == []  # a preview writes nothing
+    code, out = cli_run(capsys, "journey", "run", "welcome", "--now", at)
+    assert code == 0 and "50 new sends" in out
+    code, out = cli_run(capsys, "journey", "preview", "welcome", "--now", at)
+    assert "planned before 50" in out and "would send 0" in out
+    assert cli_run(capsys, "journey", "pause", "welcome", "--actor", "ops")[0] == 0
+    assert db.run(svc.paused, "welcome")
+    code, out = cli_run(capsys, "journey", "report", "welcome")
+    assert code == 0 and "conversion uplift" in out
+    code, out = cli_run(capsys, "broadcast", "create", "SPRING", "--audience", "[1]", "--zh", "春", "--en", "Spring",
+                        "--at", at, "--actor", "ops")
+    assert code == 2 and "JSON object" in out
+
+
+def test_broadcast_to_an_audience_at_its_time(engine: Any) -> None:
+    gold = web_member()
+    web_member()
+    db.run(lambda s: s.execute(update(Member).where(Member.id == gold).values(tier="gold")))
+    send_at = DAY + timedelta(hours=2)
+    db.run(svc.create_broadcast, "GOLD-DAY", {"tier": "gold"}, "金卡日", "Gold day", send_at, actor="ops")
+    db.run(svc.plan_all, DAY + timedelta(hours=1), replace(CFG, journeys=()))
+    assert sends() == []  # not yet
+    db.run(svc.plan_all, send_at, replace(CFG, journeys=(), holdout_percent=0.0))
+    deliver(send_at)
+    assert [(x.member_id, x.status) for x in sends()] == [(gold, "sent")]
+    assert db.run(svc.inbox_take, gold, send_at) == ["金卡日"]
