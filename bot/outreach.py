@@ -112,9 +112,10 @@ class WebchatPush:
 
 def transports(cfg: OutreachSettings, wechat: WeChatSettings | None = None) -> dict[str, Any]:
     """The channels this deployment can reach members on."""
-    wechat = wechat or load_wechat_settings()
     out: dict[str, Any] = {}
-    if wechat.app_id and wechat.app_secret:
+    if wechat is None and os.environ.get("WECHAT_APP_ID") and os.environ.get("WECHAT_APP_SECRET"):
+        wechat = load_wechat_settings()
+    if wechat is not None and wechat.app_id and wechat.app_secret:
         out["wechat"] = WeChatTransport(WeChatApi(wechat), CsWindow(wechat.redis_url, wechat), cfg)
     push_url = os.environ.get("WEBCHAT_REDIS_URL")
     out["webchat"] = delivery.InboxTransport(WebchatPush(push_url) if push_url else None)
