@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -52,6 +52,7 @@ class Route:
     route: str | None  # cs | template | subscribe | inbox | sms; None: cannot go now
     reason: str | None = None  # why not (window_closed_no_credit, marketing_not_template, ...)
     credit_template: str | None = None  # a subscription credit to spend
+    channel: str = ""  # set by prepare: the channel the route belongs to
 
 
 @dataclass(frozen=True)
@@ -102,27 +103,29 @@ def _recommendation(s: Session, member_id: int) -> dict[str, str]:
             "reco_en": ", ".join(p.name_en for p in picks) or "this season's new arrivals"}
 
 
-def _skip(send: OutreachSend, reason: str, now: datetime) -> tuple[Outgoing, Route] | None:
+def _skip(send: OutreachSend, reason: str, now: datetime) -> str:
     """Record that a rule stopped the send; nothing to deliver."""
     send.status, send.reason, send.done_at = "skipped", reason, now
-    return None
+    return "skipped"
 
 
 def prepare(s: Session, send_id: int, transports: Mapping[str, Transport], now: datetime,
-            cfg: OutreachSettings) -> tuple[Outgoing, Route] | None:
-    """Re-check the rules under the member's lock and mark the send ``sending`` (or skip it, or hold it)."""
+            cfg: OutreachSettings) -> tuple[Outgoing, Route] | str:
+    """Re-check the rules under the member's lock and mark the send ``sending``.
+
+    Otherwise the send's new status: skipped (a rule said no), due (held: quiet hours, paused)."""
     send = s.get(OutreachSend, send_id, with_for_update=True)
     if send is None or send.status != "claimed":
-        return None
+        return "gone"
     member = lock_member(s, send.member_id, allow_closed=True)
     if svc.paused(s, send.journey):
         send.status, send.claimed_by, send.claimed_at = "due", None, None
         send.due_at = now + timedelta(minutes=5)
-        return None
+        return "due"
     if rules.quiet(now, cfg.quiet_start, cfg.quiet_end):
         send.status, send.claimed_by, send.claimed_at = "due", None, None
         send.due_at = rules.hold(now, cfg.quiet_start, cfg.quiet_end)
-        return None
+        return "due"
     if member.status != "active":
         return _skip(send, "closed", now)
     if send.kind == MARKETING:
@@ -152,7 +155,7 @@ def prepare(s: Session, send_id: int, transports: Mapping[str, Transport], now: 
         send.done_at = now
         if route.route == "inbox":  # the inbox row is the delivery: written with the record, exactly once
             svc.inbox_put(s, send, text, now)
-        return msg, route
+        return msg, replace(route, channel=address.channel)
     return _skip(send, (reasons[0] if reasons else "no_channel")[:40], now)
 
 
@@ -205,21 +208,19 @@ def deliver_due(worker: str, transports: Mapping[str, Transport], *, now: dateti
     for send_id in db.run(svc.claim, worker, now, limit):
         at = now_or(now)
         prepared = db.run(prepare, send_id, transports, at, cfg)
-        if prepared is None:
-            status = db.run(lambda s, i=send_id: s.get(OutreachSend, i).status, readonly=True)
-            tally.skipped += status == "skipped"
-            tally.held += status == "due"
+        if not isinstance(prepared, tuple):
+            tally.skipped += prepared == "skipped"
+            tally.held += prepared == "due"
             continue
         msg, route = prepared
         if route.route == "inbox":
-            result = transports["webchat"].send(msg, route)  # best-effort push; the inbox already holds it
+            transports["webchat"].send(msg, route)  # best-effort push; the inbox already holds it
             db.run(finish, send_id, Result(True), at)
             tally.sent += 1
             continue
-        channel = db.run(lambda s, i=send_id: s.get(OutreachSend, i).channel, readonly=True)
-        limits.setdefault(channel, RateLimit(cfg.rates.get(channel, 10.0))).wait()
+        limits.setdefault(route.channel, RateLimit(cfg.rates.get(route.channel, 10.0))).wait()
         try:
-            result = transports[channel].send(msg, route)
+            result = transports[route.channel].send(msg, route)
         except Exception as exc:  # a bug or transport crash: recorded as a failure, the batch goes on
             log.exception("outreach send %d crashed", send_id)
             result = Result(False, type(exc).__name__)
