@@ -298,3 +298,16 @@ def test_broadcast_to_an_audience_at_its_time(engine: Any) -> None:
     deliver(send_at)
     assert [(x.member_id, x.status) for x in sends()] == [(gold, "sent")]
     assert db.run(svc.inbox_take, gold, send_at) == ["金卡日"]
+
+
+def test_web_chat_inbox_is_shown_once_at_the_next_visit_unless_an_open_page_had_it(engine: Any) -> None:
+    cfg = replace(CFG, holdout_percent=0.0)
+    a, b = web_member(), web_member()
+    plan("welcome", DAY + timedelta(hours=1), cfg)
+    deliver(DAY + timedelta(hours=1), cfg=cfg)
+    pushed = db.run(lambda s: s.execute(select(OutreachSend.id).where(OutreachSend.member_id == b)).scalar())
+    db.run(svc.inbox_seen, pushed)  # b's page was open and showed it
+    assert db.run(svc.inbox_for_visitor, f"v{a}") == [svc.JOURNEYS["welcome"].steps["day0"].zh]
+    assert db.run(svc.inbox_for_visitor, f"v{a}") == []
+    assert db.run(svc.inbox_for_visitor, f"v{b}") == []
+    assert db.run(svc.inbox_for_visitor, "stranger") == []
