@@ -144,11 +144,11 @@ def main() -> None:
         elapsed = time.perf_counter() - t0
         sent = db.run(lambda s: s.execute(select(text("count(*)")).select_from(OutreachSend)
                                           .where(OutreachSend.status == "sent")).scalar(), readonly=True)
-        notices = requests.get(f"http://127.0.0.1:{port}/_fake/stats", timeout=30).json()
+        received = len(requests.get(f"http://127.0.0.1:{port}/_fake/notices", timeout=60).json()["notices"])
         rate = sent / elapsed
         base = baseline(api, 2000)
         print(f"scheduler x{a.workers}: {sent} sent in {elapsed:.1f} s = {rate:.0f} sends/s "
-              f"(fake API holds {notices['messages']} cs + notices); peak RSS "
+              f"(the fake API recorded {received}); peak RSS "
               f"{', '.join(f'{pk:.0f} MB' for pk in peaks)}")
         print(f"baseline: bare wechatpy calls, no ledger: {base:.0f} sends/s; ledger+rules cost: "
               f"{rate / base:.2f}x of bare")
