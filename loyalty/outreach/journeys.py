@@ -17,11 +17,13 @@ from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from loyalty.common import local_date, local_midnight
+from loyalty.config import settings as core_settings
 from loyalty.coupons.gifts import birthday_in_year
 from loyalty.coupons.models import Coupon, CouponCampaign
 from loyalty.members.models import Member, MemberSegment
 from loyalty.orders.models import Order
 from loyalty.points.models import PointsLot
+from loyalty.tiers import service as tiers
 from loyalty.tiers.models import TierChange
 
 SERVICE, MARKETING = "service", "marketing"
@@ -113,13 +115,38 @@ def _coupon_expiring(s: Session, now: datetime) -> list[Candidate]:
             for mid, cid, zh, en in rows]
 
 
-def _tier(s: Session, now: datetime) -> list[Candidate]:
+def _upgrades(s: Session, now: datetime) -> list[Candidate]:
     rows = s.execute(
         select(TierChange.member_id, TierChange.id, TierChange.to_tier)
         .where(TierChange.reason == "upgrade", TierChange.changed_at > now - timedelta(days=1),
                TierChange.changed_at <= now)
     )
     return [Candidate(mid, "upgrade", f"change{cid}", {"tier": tier}) for mid, cid, tier in rows]
+
+
+KEEP_NOTICE_DAYS = 30
+
+
+def _tier(s: Session, now: datetime) -> list[Candidate]:
+    return _upgrades(s, now) + _keep(s, now)
+
+
+def _keep(s: Session, now: datetime) -> list[Candidate]:
+    """30 days before a review that would move a member down: how much more to spend to keep the tier.
+
+    The growth counted is what the review window will hold if the member buys nothing more."""
+    review = tiers.next_boundary(now)
+    if local_date(review) != local_date(now) + timedelta(days=KEEP_NOTICE_DAYS):
+        return []
+    st = core_settings()
+    out = []
+    for mid, code in s.execute(select(Member.id, Member.tier).where(Member.status == "active",
+                                                                     Member.tier != st.tiers[0].code)):
+        short = st.tier(code).threshold - tiers.growth_in_window(s, mid, review)
+        if short > 0:
+            out.append(Candidate(mid, "keep", local_date(review).isoformat(),
+                                 {"tier": code, "yuan": short, "date": local_date(review).isoformat()}))
+    return out
 
 
 def _wakeup(s: Session, now: datetime) -> list[Candidate]:
@@ -167,6 +194,9 @@ JOURNEYS: dict[str, Journey] = {j.name: j for j in (
     Journey("tier", _steps(
         Step("upgrade", SERVICE, "恭喜升级为{tier_zh}！新权益已生效。",
              "Congratulations, you are now {tier_en}! Your new benefits apply."),
+        # Urging a purchase is marketing, even about a tier: never a template message.
+        Step("keep", MARKETING, "再消费¥{yuan}，{date}前即可保级{tier_zh}。",
+             "Spend ¥{yuan} more before {date} to keep {tier_en}."),
     ), _tier),
     Journey("wakeup", _steps(
         Step("dormant", MARKETING, "好久不见！送您一张回归券。也许您会喜欢：{reco_zh}",

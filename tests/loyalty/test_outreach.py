@@ -311,3 +311,18 @@ def test_web_chat_inbox_is_shown_once_at_the_next_visit_unless_an_open_page_had_
     assert db.run(svc.inbox_for_visitor, f"v{a}") == []
     assert db.run(svc.inbox_for_visitor, f"v{b}") == []
     assert db.run(svc.inbox_for_visitor, "stranger") == []
+
+
+def test_tier_keep_reminder_30_days_before_a_review_that_would_move_down(engine: Any) -> None:
+    gold, safe = web_member(), web_member()
+    buy(gold, "1000.00", DAY)
+    buy(safe, "7000.00", DAY)
+    db.run(lambda s: s.execute(update(Member).where(Member.id.in_([gold, safe])).values(tier="gold")))
+    review_minus_31 = datetime(2026, 12, 1, 2, 0, tzinfo=timezone.utc)  # the review is on 1 January
+    plan("tier", review_minus_31)
+    assert sends(step="keep") == []
+    plan("tier", review_minus_31 + timedelta(days=1))
+    [keep] = sends(step="keep")
+    assert (keep.member_id, keep.facts["yuan"], keep.kind) == (gold, 5000, "marketing")
+    text = db.run(lambda s: delivery.render(s, s.get(OutreachSend, keep.id), "zh"))
+    assert text == "再消费¥5000，2027-01-01前即可保级金卡会员。"
