@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from loyalty import db
 from loyalty.common import now_or
+from loyalty.coupons import service as coupons
 from loyalty.errors import LoyaltyError
 from loyalty.members.lock import lock_member
 from loyalty.outreach import rules
@@ -86,6 +87,8 @@ def render(s: Session, send: OutreachSend, lang: str = "zh") -> str:
         store = m.store if m is not None else None
         facts.update(store_zh=store.name_zh if store else "官网商城",
                      store_en=store.name_en if store else "our web shop")
+    if facts.get("coupon_zh") and "{gift_" in template:
+        facts.update(gift_zh=f"送您一张「{facts['coupon_zh']}」。", gift_en=f"Here is a {facts['coupon_en']} for you. ")
     if "tier" in facts:
         zh, en = svc.tier_names().get(str(facts["tier"]), (str(facts["tier"]),) * 2)
         facts.update(tier_zh=zh, tier_en=en)
@@ -133,6 +136,8 @@ def prepare(s: Session, send_id: int, transports: Mapping[str, Transport], now: 
             return _skip(send, "opted_out", now)
         if svc.marketing_sent(s, member.id, now - timedelta(days=cfg.cap_days)) >= cfg.cap_messages:
             return _skip(send, "frequency_cap", now)
+    if send.journey == "wakeup" and cfg.wakeup_campaign:
+        _grant_wakeup_coupon(s, send, cfg.wakeup_campaign, now)
     text = render(s, send, svc.language_of(member))
     reasons = []
     for address in svc.addresses(s, member):
@@ -157,6 +162,19 @@ def prepare(s: Session, send_id: int, transports: Mapping[str, Transport], now: 
             svc.inbox_put(s, send, text, now)
         return msg, replace(route, channel=address.channel)
     return _skip(send, (reasons[0] if reasons else "no_channel")[:40], now)
+
+
+def _grant_wakeup_coupon(s: Session, send: OutreachSend, campaign: str, now: datetime) -> None:
+    """The wake-up's targeted coupon, once per send (its key); out of stock: the message goes without it."""
+    try:
+        with s.begin_nested():
+            claim = coupons.grant(s, send.member_id, campaign, key=f"outreach:{send.id}", now=now)
+    except LoyaltyError as exc:
+        log.warning("wake-up coupon not granted for send %d: %s", send.id, exc.code)
+        return
+    c = claim.coupon
+    send.facts = {**(send.facts or {}), "coupon_zh": c.campaign.name_zh, "coupon_en": c.campaign.name_en,
+                  "coupon": c.code}
 
 
 def finish(s: Session, send_id: int, result: Result, now: datetime) -> None:

@@ -199,8 +199,8 @@ JOURNEYS: dict[str, Journey] = {j.name: j for j in (
              "Spend ¥{yuan} more before {date} to keep {tier_en}."),
     ), _tier),
     Journey("wakeup", _steps(
-        Step("dormant", MARKETING, "好久不见！送您一张回归券。也许您会喜欢：{reco_zh}",
-             "We miss you! Here is a welcome-back coupon. You may like: {reco_en}"),
+        Step("dormant", MARKETING, "好久不见！{gift_zh}也许您会喜欢：{reco_zh}",
+             "We miss you! {gift_en}You may like: {reco_en}"),
     ), _wakeup),
     Journey("after_purchase", _steps(
         Step("thanks", MARKETING, "感谢购买！本单获得{points}积分。搭配推荐：{reco_zh}",

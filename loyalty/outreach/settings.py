@@ -42,6 +42,7 @@ class OutreachSettings:
     template_ids: dict[str, str] = field(default_factory=dict)  # OUTREACH_TEMPLATE_<JOURNEY>
     subscribe_template: str = "SUB-MARKETING"  # OUTREACH_SUBSCRIBE_TEMPLATE
     lease_seconds: int = 300  # OUTREACH_LEASE_SECONDS: a claim older than this belongs to a dead scheduler
+    wakeup_campaign: str | None = None  # OUTREACH_WAKEUP_CAMPAIGN: coupon granted with the wake-up message
 
 
 def from_env(env: Mapping[str, str] | None = None) -> OutreachSettings:
@@ -60,4 +61,5 @@ def from_env(env: Mapping[str, str] | None = None) -> OutreachSettings:
         template_ids=templates,
         subscribe_template=e.get("OUTREACH_SUBSCRIBE_TEMPLATE") or d.subscribe_template,
         lease_seconds=env_value(e, "OUTREACH_LEASE_SECONDS", d.lease_seconds, int),
+        wakeup_campaign=e.get("OUTREACH_WAKEUP_CAMPAIGN") or None,
     )

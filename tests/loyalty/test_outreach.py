@@ -326,3 +326,23 @@ def test_tier_keep_reminder_30_days_before_a_review_that_would_move_down(engine:
     assert (keep.member_id, keep.facts["yuan"], keep.kind) == (gold, 5000, "marketing")
     text = db.run(lambda s: delivery.render(s, s.get(OutreachSend, keep.id), "zh"))
     assert text == "再消费¥5000，2027-01-01前即可保级金卡会员。"
+
+
+def test_wakeup_grants_its_coupon_once_with_the_message(engine: Any) -> None:
+    from loyalty.coupons.models import Coupon
+    from loyalty.members.models import MemberSegment
+    from tests.loyalty.corekit import campaign
+
+    campaign("COMEBACK", audience="goodwill", kind="threshold", threshold_fen=10000, discount_fen=2000,
+             name_zh="回归券", name_en="welcome-back coupon", valid_days=14)
+    mid = web_member()
+    buy(mid, "30.00", DAY - timedelta(days=200))
+    db.run(lambda s: s.add(MemberSegment(member_id=mid, recency=1, frequency=1, monetary=1, segment="hibernating",
+                                         lifecycle="dormant", tags=[], as_of=DAY)))
+    cfg = replace(CFG, holdout_percent=0.0, wakeup_campaign="COMEBACK", journeys=("wakeup",))
+    for _ in range(2):
+        db.run(svc.plan_all, DAY, cfg)
+        deliver(DAY, cfg=cfg)
+    assert db.run(lambda s: s.execute(select(func.count()).select_from(Coupon)).scalar()) == 1
+    [text] = db.run(svc.inbox_take, mid, DAY)
+    assert text.startswith("好久不见！送您一张「回归券」。")
