@@ -1,7 +1,7 @@
 """Start everything `make run` promises: action server, loyalty API, Rasa with the channels.
 
-``python -m bot.launcher`` starts the three processes (and the fake SMS
-gateway when no SMS provider is configured), waits until each answers,
+``python -m bot.launcher`` starts the three processes and the outreach
+scheduler (and the fake SMS gateway when no SMS provider is configured), waits until each answers,
 prints where to open the web chat, the agent console and the fake SMS page, and keeps
 them running: one that exits is started again after a pause that doubles
 with each quick failure (1 s, 2 s, 4 s … at most 30 s), while the others go
@@ -197,6 +197,8 @@ def commands(args: argparse.Namespace, var_dir: Path) -> list[Child]:
               f"http://127.0.0.1:{args.actions_port}/health"),
         Child("loyalty API", [py, "-m", "loyalty", "serve", "--host", args.host, "--port", str(args.api_port)],
               f"http://127.0.0.1:{args.api_port}/api/v1/health"),
+        # Journeys and broadcasts (docs/outreach.md); more than one may run, each with its own --worker.
+        Child("outreach scheduler", [py, "-m", "bot.outreach"], None),
         Child("assistant", rasa, None if args.shell else f"http://127.0.0.1:{args.port}/"),
     ]
 

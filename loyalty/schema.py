@@ -15,6 +15,7 @@ import loyalty.identity.models
 import loyalty.members.models
 import loyalty.nlu_review.models
 import loyalty.orders.models
+import loyalty.outreach.models
 import loyalty.points.models
 import loyalty.referrals.models
 import loyalty.tiers.models  # noqa: F401

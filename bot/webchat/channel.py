@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import json
 import logging
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -37,6 +38,8 @@ from bot import buttons, linking, logs, ops
 from bot.limits import too_long_reply
 from bot.settings import WebChatSettings, dev_secret, load_webchat_settings
 from bot.webchat.hub import hub
+from loyalty import db
+from loyalty.outreach import service as outreach
 
 log = logging.getLogger(__name__)
 # Rasa imports the channels before the first message: apologise instead of going silent,
@@ -146,6 +149,21 @@ class WebchatOutput(OutputChannel):
         await self.send_response(recipient_id, {"text": text})
 
 
+async def _show_inbox(ws: Any, visitor: str) -> None:
+    """Messages the brand sent while the page was closed (outreach), shown once at this visit."""
+    try:
+        texts = await db.arun(outreach.inbox_for_visitor, visitor)
+    except Exception:  # the chat goes on without them; they stay unseen for the next visit
+        log.warning("web chat inbox unavailable")
+        return
+    for text in texts:
+        await ws.send(json.dumps({"type": "bot", "ts": time.time(), "text": text, "inbox": True}, ensure_ascii=False))
+
+
+async def _inbox_seen(send_id: int) -> None:
+    await db.arun(outreach.inbox_seen, send_id)
+
+
 class _Seen:
     """Recently processed message ids (bounded), besides those found in the tracker."""
 
@@ -227,6 +245,7 @@ class WebchatInput(InputChannel):
 
         @bp.listener("before_server_start")
         async def _fan_out(app: Any, _loop: Any) -> None:
+            hub.on_inbox_delivered = _inbox_seen
             if channel.settings.redis_url:
                 await hub.start_redis(channel.settings.redis_url)
 
@@ -305,6 +324,7 @@ class WebchatInput(InputChannel):
                         continue
                     if data.get("type") == "hello":
                         await channel._replay(request, ws, sender_id(visitor), float(data.get("last_ts") or 0))
+                        await _show_inbox(ws, visitor)
                     elif data.get("type") == "message":
                         # Handle in the background so a slow turn never blocks the socket reader.
                         async def run(d: dict[str, Any] = data) -> None:

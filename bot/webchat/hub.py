@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from bot.pubsub import FanOut
@@ -27,7 +28,14 @@ class Hub:
 
     def __init__(self) -> None:
         self._sockets: dict[str, set[Socket]] = defaultdict(set)
-        self._fanout = FanOut(CHANNEL, lambda item: self.deliver_local(item["v"], item["p"]))
+        self._fanout = FanOut(CHANNEL, self._arrived)
+        # Called with an inbox message id once an open page got it (outreach: not shown again).
+        self.on_inbox_delivered: Callable[[int], Awaitable[None]] | None = None
+
+    async def _arrived(self, item: dict[str, Any]) -> None:
+        sent = await self.deliver_local(item["v"], item["p"])
+        if sent and item.get("inbox") and self.on_inbox_delivered is not None:
+            await self.on_inbox_delivered(int(item["inbox"]))
 
     def register(self, visitor: str, ws: Socket) -> None:
         self._sockets[visitor].add(ws)

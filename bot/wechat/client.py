@@ -94,6 +94,11 @@ class WeChatApi:
         # Token fetch + call, possibly twice (wechatpy retries once on a stale token).
         self._deadline = settings.http_timeout * 4 + 1
 
+    @property
+    def blocking(self) -> WeChatClient:
+        """The synchronous wechatpy client, for a process without an event loop (the outreach scheduler)."""
+        return self._client
+
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))

@@ -17,6 +17,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, relationship
+from sqlalchemy.sql.expression import false
 
 from loyalty.catalogue.models import Store
 from loyalty.db import Base, UTCDateTime, utcnow
@@ -41,6 +42,8 @@ class Member(Base):
     consent_version: Mapped[str | None] = Column(String(20), nullable=True)
     consent_at: Mapped[datetime | None] = Column(UTCDateTime, nullable=True)
     marketing_opt_in: Mapped[bool] = Column(Boolean, default=True, nullable=False)
+    # Consent to marketing by SMS (off unless the member said yes); service notices follow marketing_opt_in.
+    sms_opt_in: Mapped[bool] = Column(Boolean, default=False, server_default=false(), nullable=False)
     status: Mapped[str] = Column(String(10), default="active", nullable=False)
     created_at: Mapped[datetime] = Column(UTCDateTime, default=utcnow, nullable=False)
     closed_at: Mapped[datetime | None] = Column(UTCDateTime, nullable=True)

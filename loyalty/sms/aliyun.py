@@ -71,8 +71,9 @@ class AliyunSms:
         self._http = session or requests.Session()
 
     def request_params(self, phone: str, code: str, *, nonce: str | None = None,
-                       at: datetime | None = None) -> dict[str, str]:
-        """The signed form of one SendSms request."""
+                       at: datetime | None = None, template_code: str | None = None,
+                       values: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The signed form of one SendSms request (a code, or ``values`` for another approved template)."""
         params = {
             "AccessKeyId": self._key_id,
             "Action": "SendSms",
@@ -83,8 +84,9 @@ class AliyunSms:
             "SignatureMethod": "HMAC-SHA1",
             "SignatureNonce": nonce or uuid.uuid4().hex,
             "SignatureVersion": "1.0",
-            "TemplateCode": self.cfg.template_code,
-            "TemplateParam": json.dumps({self.cfg.template_param: code}, separators=(",", ":")),
+            "TemplateCode": template_code or self.cfg.template_code,
+            "TemplateParam": json.dumps(dict(values) if values is not None else {self.cfg.template_param: code},
+                                        ensure_ascii=False, separators=(",", ":")),
             "Timestamp": _timestamp(at),
             "Version": API_VERSION,
         }
@@ -93,7 +95,13 @@ class AliyunSms:
 
     def send_code(self, phone: str, code: str) -> SmsReceipt:
         """Send one code; raises :class:`SmsError` (its message names the provider's code, never ours)."""
-        params = self.request_params(phone, code)
+        return self._post(self.request_params(phone, code))
+
+    def send_message(self, phone: str, template_code: str, values: Mapping[str, str]) -> SmsReceipt:
+        """Send one message of another approved template (outreach); raises :class:`SmsError`."""
+        return self._post(self.request_params(phone, "", template_code=template_code, values=values))
+
+    def _post(self, params: dict[str, str]) -> SmsReceipt:
         try:
             res = self._http.post(self.cfg.url, data=params, timeout=self.cfg.timeout)
         except requests.RequestException as exc:
@@ -108,7 +116,8 @@ class AliyunSms:
             raise SmsError(f"SMS refused by the provider: {result}", result, retryable=result in _RETRYABLE)
         if self.name == "fake":
             # Development: say where to read the code; the code itself stays on the fake server's page.
-            log.info("code sent to %s via the fake SMS gateway; see %s", _mask(phone), self.cfg.fake_url)
+            log.info("message sent to %s via the fake SMS gateway; see %s", _mask(params["PhoneNumbers"]),
+                     self.cfg.fake_url)
         return SmsReceipt(self.name, str(body.get("BizId") or body.get("RequestId") or ""))
 
 

@@ -1,7 +1,8 @@
 """A local stand-in for WeChat's API server, for tests and development.
 
 It speaks the endpoints the bot uses, with WeChat's JSON shapes and error
-codes: ``token``, ``message/custom/send`` (text and image), ``media/upload``,
+codes: ``token``, ``message/custom/send`` (text and image), ``message/template/send``,
+``message/subscribe/bizsend`` (recorded at ``/_fake/notices``), ``media/upload``,
 ``user/info`` (with the UnionIDs set through ``/_fake/users``),
 ``qrcode/create`` and ``menu/*``.
 Control endpoints under ``/_fake/`` let tests inspect sent messages and make
@@ -54,6 +55,10 @@ class FakeWeChatState:
     media: dict[str, bytes] = field(default_factory=dict)  # media_id -> uploaded bytes
     unionids: dict[str, str] = field(default_factory=dict)  # openid -> unionid
     user_lookups: int = 0
+    # Template and subscription messages: the templates the account holds, every send recorded.
+    templates: set[str] = field(default_factory=lambda: {"TPL-POINTS", "TPL-COUPON", "TPL-TIER", "SUB-MARKETING"})
+    notices: list[dict[str, Any]] = field(default_factory=list)
+    next_msgid: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
 
 
 def _err(code: int, msg: str) -> HTTPResponse:
@@ -140,6 +145,44 @@ async def custom_send(request: Request) -> HTTPResponse:
         "fake wechat: customer-service message to %s: %s", openid, json.dumps(data, ensure_ascii=False)
     )
     return _err(0, "ok")
+
+
+async def _notice(request: Request, path: str, kind: str) -> HTTPResponse:
+    """Template and subscription messages: WeChat's checks and errcodes, then recorded."""
+    state = _state(request)
+    bad = _check_token(state, request)
+    if bad:
+        return bad
+    try:
+        data = json.loads(request.body or b"")
+    except ValueError:
+        return _err(47001, "data format error")
+    openid = data.get("touser")
+    if not openid:
+        return _err(40003, "invalid openid")
+    failure = await _injected(state, path, openid)
+    if failure:
+        return failure
+    if data.get("template_id") not in state.templates:
+        return _err(40037, "invalid template_id")
+    if not isinstance(data.get("data"), dict) or not data["data"]:
+        return _err(47003, "argument invalid! data is empty")
+    msgid = next(state.next_msgid)
+    state.notices.append({**data, "kind": kind, "msgid": msgid, "received_at": time.time()})
+    return response.json({"errcode": 0, "errmsg": "ok", "msgid": msgid})
+
+
+async def template_send(request: Request) -> HTTPResponse:
+    return await _notice(request, "message/template/send", "template")
+
+
+async def subscribe_bizsend(request: Request) -> HTTPResponse:
+    return await _notice(request, "message/subscribe/bizsend", "subscribe")
+
+
+async def fake_notices(request: Request) -> HTTPResponse:
+    touser = request.args.get("touser")
+    return response.json({"notices": [n for n in _state(request).notices if touser in (None, n.get("touser"))]})
 
 
 async def media_upload(request: Request) -> HTTPResponse:
@@ -310,6 +353,7 @@ async def fake_interaction(request: Request) -> HTTPResponse:
 async def fake_reset(request: Request) -> HTTPResponse:
     state = _state(request)
     state.messages.clear()
+    state.notices.clear()
     state.sent_per_openid.clear()
     state.failures.clear()
     state.unionids.clear()
@@ -321,6 +365,9 @@ ROUTES = (
     ("GET", "/cgi-bin/token", token),
     ("POST", "/cgi-bin/message/custom/send", custom_send),
     ("POST", "/cgi-bin/media/upload", media_upload),
+    ("POST", "/cgi-bin/message/template/send", template_send),
+    ("POST", "/cgi-bin/message/subscribe/bizsend", subscribe_bizsend),
+    ("GET", "/_fake/notices", fake_notices),
     ("GET", "/cgi-bin/user/info", user_info),
     ("POST", "/cgi-bin/qrcode/create", qrcode_create),
     ("POST", "/cgi-bin/menu/create", menu_create),

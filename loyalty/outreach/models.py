@@ -1,0 +1,103 @@
+"""The sends ledger, one-time subscription credits, journey switches, broadcasts and the web chat inbox."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Boolean, Column, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped
+
+from loyalty.db import Base, UTCDateTime, utcnow
+
+
+class OutreachSend(Base):
+    """One step of a journey for one member on one occasion: a record first, then (maybe) a message.
+
+    ``idem_key`` (member, journey, step, occasion) is unique, so a crash or a second
+    scheduler can repeat the planning but never the message. ``status``:
+    due → claimed → sending → sent | failed | in_doubt (crashed during the API call);
+    skipped (a rule said no, ``reason`` says which); control (holdout: recorded, never sent).
+    """
+
+    __tablename__ = "outreach_sends"
+    __table_args__ = (
+        Index("ix_outreach_status_due", "status", "due_at"),
+        Index("ix_outreach_member_kind", "member_id", "kind", "done_at"),
+        Index("ix_outreach_journey", "journey", "arm"),
+    )
+
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    idem_key: Mapped[str] = Column(String(160), unique=True, nullable=False)
+    member_id: Mapped[int] = Column(ForeignKey("members.id"), nullable=False)
+    journey: Mapped[str] = Column(String(60), nullable=False)
+    step: Mapped[str] = Column(String(30), nullable=False)
+    occasion: Mapped[str] = Column(String(40), nullable=False)
+    kind: Mapped[str] = Column(String(10), nullable=False)  # service | marketing
+    arm: Mapped[str] = Column(String(10), nullable=False)  # treatment | control
+    status: Mapped[str] = Column(String(10), nullable=False)
+    reason: Mapped[str | None] = Column(String(40), nullable=True)
+    facts: Mapped[dict] = Column(JSON, default=dict, nullable=False)
+    channel: Mapped[str | None] = Column(String(10), nullable=True)  # wechat | webchat | sms
+    route: Mapped[str | None] = Column(String(12), nullable=True)  # cs | template | subscribe | inbox | sms
+    errcode: Mapped[str | None] = Column(String(40), nullable=True)
+    attempts: Mapped[int] = Column(Integer, default=0, nullable=False)
+    planned_at: Mapped[datetime] = Column(UTCDateTime, nullable=False)
+    due_at: Mapped[datetime] = Column(UTCDateTime, nullable=False)
+    claimed_by: Mapped[str | None] = Column(String(64), nullable=True)
+    claimed_at: Mapped[datetime | None] = Column(UTCDateTime, nullable=True)
+    # When it was sent, skipped or failed; for the control arm, when it would have been sent.
+    done_at: Mapped[datetime | None] = Column(UTCDateTime, nullable=True)
+
+
+class SubscriptionCredit(Base):
+    """One one-time subscription-message credit (订阅通知) a member granted for one template."""
+
+    __tablename__ = "subscription_credits"
+    __table_args__ = (Index("ix_subscription_credits_open", "member_id", "template_id", "spent_at"),)
+
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    member_id: Mapped[int] = Column(ForeignKey("members.id"), nullable=False)
+    template_id: Mapped[str] = Column(String(64), nullable=False)
+    granted_at: Mapped[datetime] = Column(UTCDateTime, default=utcnow, nullable=False)
+    spent_at: Mapped[datetime | None] = Column(UTCDateTime, nullable=True)
+    send_id: Mapped[int | None] = Column(ForeignKey("outreach_sends.id"), unique=True, nullable=True)
+
+
+class JourneySwitch(Base):
+    """A journey or broadcast paused by staff (absent: running as configured)."""
+
+    __tablename__ = "journey_switches"
+
+    journey: Mapped[str] = Column(String(60), primary_key=True)
+    paused: Mapped[bool] = Column(Boolean, default=False, nullable=False)
+    changed_at: Mapped[datetime] = Column(UTCDateTime, default=utcnow, nullable=False)
+    actor: Mapped[str] = Column(String(64), nullable=False)
+
+
+class Broadcast(Base):
+    """A one-off message to an audience at a time."""
+
+    __tablename__ = "broadcasts"
+
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    code: Mapped[str] = Column(String(40), unique=True, nullable=False)
+    audience: Mapped[dict] = Column(JSON, default=dict, nullable=False)
+    text_zh: Mapped[str] = Column(Text, nullable=False)
+    text_en: Mapped[str] = Column(Text, nullable=False)
+    send_at: Mapped[datetime] = Column(UTCDateTime, nullable=False)
+    planned_at: Mapped[datetime | None] = Column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = Column(UTCDateTime, default=utcnow, nullable=False)
+
+
+class InboxMessage(Base):
+    """A web chat message for a member whose page was closed: shown at the next visit."""
+
+    __tablename__ = "inbox_messages"
+    __table_args__ = (Index("ix_inbox_member_seen", "member_id", "seen_at"),)
+
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    member_id: Mapped[int] = Column(ForeignKey("members.id"), nullable=False)
+    send_id: Mapped[int] = Column(ForeignKey("outreach_sends.id"), unique=True, nullable=False)
+    text: Mapped[str] = Column(Text, nullable=False)
+    created_at: Mapped[datetime] = Column(UTCDateTime, nullable=False)
+    seen_at: Mapped[datetime | None] = Column(UTCDateTime, nullable=True)

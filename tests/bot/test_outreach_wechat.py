@@ -1,0 +1,130 @@
+"""Outreach on WeChat against the fake API: the 48-hour window, template messages, subscription credits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import datetime, time, timedelta, timezone
+from typing import Any
+
+import pytest
+import redis
+import requests
+from sqlalchemy import func, select
+
+from bot.outreach import CsWindow, WeChatTransport
+from bot.settings import load_wechat_settings
+from bot.wechat.client import WeChatApi
+from loyalty import db
+from loyalty.common import local_date
+from loyalty.config import SHANGHAI
+from loyalty.members import service as members
+from loyalty.outreach import delivery
+from loyalty.outreach import service as svc
+from loyalty.outreach.models import OutreachSend, SubscriptionCredit
+from loyalty.outreach.settings import OutreachSettings
+from tests.bot.conftest import APP_ID, APP_SECRET, FakeApi
+from tests.loyalty.corekit import buy, join
+
+DAY = datetime(2026, 3, 2, 2, 0, tzinfo=timezone.utc)  # 10:00 in Shanghai
+CFG = OutreachSettings(holdout_percent=0.0, template_ids={"points_expiring": "TPL-POINTS"})
+
+
+@pytest.fixture
+def wechat(fake_api: FakeApi, redis_url: str) -> Iterator[dict[str, Any]]:
+    fake_api.reset()
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    r.flushdb()
+    settings = load_wechat_settings({}, app_id=APP_ID, app_secret=APP_SECRET, token="t",
+                                    api_base_url=fake_api.api_base_url, redis_url=redis_url)
+    api = WeChatApi(settings)
+    yield {"wechat": WeChatTransport(api, CsWindow(redis_url, settings), CFG), "redis": r}
+    api.close()
+
+
+def notices(fake_api: FakeApi, openid: str) -> list[dict[str, Any]]:
+    return requests.get(fake_api.base + "/_fake/notices", params={"touser": openid}, timeout=5).json()["notices"]
+
+
+def wechat_member(openid: str) -> int:
+    mid = join(now=DAY)
+    db.run(members.bind_identity, mid, "wechat", openid)
+    return mid
+
+
+def run(journey: str, now: datetime, transports: dict[str, Any]) -> None:
+    db.run(svc.plan_journey, journey, now, CFG)
+    while delivery.deliver_due("w", transports, now=now, cfg=CFG).sent:
+        pass
+
+
+def test_inside_the_window_a_customer_service_message_shares_the_quota(
+        engine: Any, wechat: dict[str, Any], fake_api: FakeApi) -> None:
+    wechat_member("o-open")
+    wechat["redis"].set("wechat:cs:allow:o-open", "5", ex=48 * 3600)
+    wechat["redis"].set("wechat:cs:used:o-open", "4", ex=48 * 3600)  # the conversation used four
+    run("welcome", DAY + timedelta(hours=1), {"wechat": wechat["wechat"]})
+    assert len(fake_api.messages("o-open")) == 1 and "欢迎" in fake_api.messages("o-open")[0]
+    assert wechat["redis"].get("wechat:cs:used:o-open") == "5"
+
+
+def test_outside_the_window_marketing_is_never_a_template(
+        engine: Any, wechat: dict[str, Any], fake_api: FakeApi) -> None:
+    cfg_all_templates = replace(CFG, template_ids={"welcome": "TPL-POINTS"})
+    # Even with a template configured for the welcome journey, outside the window it does not go.
+    transport = WeChatTransport(_api(fake_api), CsWindow(None, _settings(fake_api)), cfg_all_templates)
+    wechat_member("o-closed")
+    run("welcome", DAY + timedelta(hours=1), {"wechat": transport})
+    assert fake_api.messages("o-closed") == [] and notices(fake_api, "o-closed") == []
+    [send] = db.run(lambda s: list(s.execute(select(OutreachSend)).scalars()))
+    assert (send.status, send.reason) == ("skipped", "wechat_no_window_no_credit")
+
+
+def _settings(fake_api: FakeApi) -> Any:
+    return load_wechat_settings({}, app_id=APP_ID, app_secret=APP_SECRET, token="t", api_base_url=fake_api.api_base_url)
+
+
+def _api(fake_api: FakeApi) -> WeChatApi:
+    return WeChatApi(_settings(fake_api))
+
+
+def test_outside_the_window_a_service_notice_goes_as_a_template(
+        engine: Any, wechat: dict[str, Any], fake_api: FakeApi) -> None:
+    mid = wechat_member("o-points")
+    buy(mid, "80.00", DAY)
+    from loyalty.points.models import PointsLot
+
+    expires = db.run(lambda s: s.execute(select(PointsLot.expires_at)).scalar())
+    # 10:00 local, 30 days before the lot's day of expiry (outside the quiet hours).
+    at = datetime.combine(local_date(expires) - timedelta(days=30), time(10, 0), tzinfo=SHANGHAI)
+    run("points_expiring", at, {"wechat": wechat["wechat"]})
+    [notice] = notices(fake_api, "o-points")
+    assert notice["kind"] == "template" and notice["template_id"] == "TPL-POINTS"
+    assert "80" in notice["data"]["content"]["value"]
+
+
+def test_a_subscription_send_spends_exactly_one_credit_and_none_without(
+        engine: Any, wechat: dict[str, Any], fake_api: FakeApi) -> None:
+    with_credit, without = wechat_member("o-credit"), wechat_member("o-none")
+    db.run(svc.grant_credit, with_credit, "SUB-MARKETING")
+    db.run(svc.grant_credit, with_credit, "SUB-MARKETING")
+    run("welcome", DAY + timedelta(hours=1), {"wechat": wechat["wechat"]})
+    [notice] = notices(fake_api, "o-credit")
+    assert notice["kind"] == "subscribe" and len(notice["data"]["thing1"]["value"]) <= 20
+    assert notices(fake_api, "o-none") == []
+    assert db.run(svc.open_credits, with_credit, "SUB-MARKETING") == 1
+    spent = db.run(lambda s: s.execute(select(func.count()).where(SubscriptionCredit.spent_at.is_not(None))).scalar())
+    assert spent == 1
+    assert db.run(lambda s: s.execute(select(OutreachSend.reason).where(OutreachSend.member_id == without))
+                  .scalar()) == "wechat_no_window_no_credit"
+
+
+def test_a_refused_subscription_send_keeps_its_credit_and_records_the_errcode(
+        engine: Any, wechat: dict[str, Any], fake_api: FakeApi) -> None:
+    mid = wechat_member("o-refused")
+    db.run(svc.grant_credit, mid, "SUB-MARKETING")
+    fake_api.fail_next(43101, path="message/subscribe/bizsend")  # the user refused the subscription
+    run("welcome", DAY + timedelta(hours=1), {"wechat": wechat["wechat"]})
+    send = db.run(lambda s: s.execute(select(OutreachSend)).scalar_one())
+    assert (send.status, send.errcode) == ("failed", "43101")
+    assert db.run(svc.open_credits, mid, "SUB-MARKETING") == 1

@@ -1,0 +1,348 @@
+"""Outreach on SQLite and PostgreSQL: journeys fire when due and only then; the rules; exactly once; the holdout."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, update
+
+from loyalty import db
+from loyalty.apps.demo.response import respond
+from loyalty.config import SmsSettings
+from loyalty.members import service as members
+from loyalty.members.models import Member
+from loyalty.outreach import delivery, report, rules
+from loyalty.outreach import service as svc
+from loyalty.outreach.models import InboxMessage, OutreachSend
+from loyalty.outreach.settings import OutreachSettings
+from loyalty.sms.aliyun import AliyunSms
+from tests.loyalty.corekit import buy, join, many_members
+
+# 10:00 in Shanghai: outside the quiet hours.
+DAY = datetime(2026, 3, 2, 2, 0, tzinfo=timezone.utc)
+CFG = OutreachSettings(holdout_percent=10.0)
+WEB = {"webchat": delivery.InboxTransport()}
+
+
+def web_member(now: datetime = DAY, **kw: Any) -> int:
+    mid = join(now=now, **kw)
+    db.run(members.bind_identity, mid, "webchat", f"v{mid}")
+    return mid
+
+
+def web_members(n: int) -> list[int]:
+    """``n`` members who joined at DAY, each with a web chat address."""
+    ids = many_members(n, DAY)
+    db.run(lambda s: s.execute(update(Member).values(created_at=DAY)))
+    for mid in ids:
+        db.run(members.bind_identity, mid, "webchat", f"v{mid}")
+    return ids
+
+
+def plan(journey: str, now: datetime, cfg: OutreachSettings = CFG) -> svc.Plan:
+    return db.run(svc.plan_journey, journey, now, cfg)
+
+
+def sends(**where: Any) -> list[OutreachSend]:
+    def q(s: Any) -> list[OutreachSend]:
+        stmt = select(OutreachSend).order_by(OutreachSend.id)
+        for k, v in where.items():
+            stmt = stmt.where(getattr(OutreachSend, k) == v)
+        return list(s.execute(stmt).scalars())
+    return db.run(q, readonly=True)
+
+
+def deliver(now: datetime, transports: Any = WEB, cfg: OutreachSettings = CFG) -> delivery.Tally:
+    total = delivery.Tally()
+    while True:
+        t = delivery.deliver_due("w1", transports, now=now, limit=50, cfg=cfg)
+        if not (t.sent or t.skipped or t.failed or t.held):
+            return total
+        total = delivery.Tally(total.sent + t.sent, total.skipped + t.skipped, total.failed + t.failed,
+                               total.held + t.held)
+
+
+def treated(mid: int, journey: str) -> bool:
+    return not rules.in_control(mid, journey, CFG.holdout_percent)
+
+
+def test_welcome_fires_on_day_zero_and_day_three_only_without_an_order(engine: Any) -> None:
+    a, b = web_member(), web_member()
+    plan("welcome", DAY + timedelta(hours=1))
+    assert {(x.member_id, x.step) for x in sends()} == {(a, "day0"), (b, "day0")}
+    buy(b, "50.00", DAY + timedelta(days=1))
+    for day in (1, 2):
+        plan("welcome", DAY + timedelta(days=day))
+    assert len(sends()) == 2  # nothing new on days 1 and 2
+    plan("welcome", DAY + timedelta(days=3, hours=1))
+    plan("welcome", DAY + timedelta(days=3, hours=2))  # again: nothing twice
+    assert [x.member_id for x in sends(step="day3")] == [a]
+
+
+def test_birthday_week_and_29_february_in_a_common_year(engine: Any) -> None:
+    leap = web_member(birthday="2000-02-29")
+    march = web_member(birthday="1990-03-20")
+    feb20 = datetime(2027, 2, 20, 2, 0, tzinfo=timezone.utc)  # 2027 is a common year
+    plan("birthday", feb20)
+    assert sends() == []  # 28 February is 8 days away
+    plan("birthday", feb20 + timedelta(days=2))
+    got = sends()
+    assert [(x.member_id, x.facts["date"]) for x in got] == [(leap, "2027-02-28")]
+    assert march not in [x.member_id for x in got]
+
+
+def test_points_expiring_at_30_and_7_days_and_coupon_at_3(engine: Any) -> None:
+    mid = web_member()
+    buy(mid, "120.00", DAY)
+    lot_expiry = db.run(lambda s: s.execute(select(func.min(delivery.svc.Member.id))).scalar(), readonly=True)
+    assert lot_expiry
+    from loyalty.points.models import PointsLot
+    expires = db.run(lambda s: s.execute(select(PointsLot.expires_at)).scalar(), readonly=True)
+    day30 = expires - timedelta(days=30)
+    plan("points_expiring", day30 - timedelta(days=1))
+    assert sends() == []
+    plan("points_expiring", day30)
+    plan("points_expiring", expires - timedelta(days=7))
+    got = sends()
+    assert [(x.step, x.facts["points"]) for x in got] == [("d30", 120), ("d7", 120)]
+    assert {x.kind for x in got} == {"service"}
+
+
+def test_opted_out_and_over_cap_get_nothing_marketing(engine: Any) -> None:
+    cfg = replace(CFG, holdout_percent=0.0)
+    out, busy = web_member(), web_member()
+    db.run(members.set_marketing, out, False, actor="test")
+    plan("welcome", DAY + timedelta(hours=1), cfg)
+    deliver(DAY + timedelta(hours=1), cfg=cfg)
+    assert sends(member_id=out)[0].reason == "opted_out"
+    # Two marketing messages in a week reach the cap: the third is skipped and recorded as such.
+    for n in range(2):
+        buy(busy, "10.00", DAY + timedelta(hours=2 + n))
+    plan("after_purchase", DAY + timedelta(hours=3), cfg)
+    deliver(DAY + timedelta(hours=3), cfg=cfg)
+    mine = Counter((x.journey, x.status, x.reason) for x in sends(member_id=busy))
+    assert mine == {("welcome", "sent", None): 1, ("after_purchase", "sent", None): 1,
+                    ("after_purchase", "skipped", "frequency_cap"): 1}
+    inbox = db.run(lambda s: s.execute(select(func.count()).where(InboxMessage.member_id == out)).scalar())
+    assert inbox == 0
+
+
+def test_quiet_hours_hold_until_nine(engine: Any) -> None:
+    cfg = replace(CFG, holdout_percent=0.0)
+    late = datetime(2026, 3, 2, 14, 30, tzinfo=timezone.utc)  # 22:30 in Shanghai
+    mid = web_member(now=late)
+    plan("welcome", late + timedelta(minutes=5), cfg)
+    nine = datetime(2026, 3, 3, 1, 0, tzinfo=timezone.utc)  # 09:00 next morning
+    assert sends()[0].due_at == nine
+    assert deliver(nine - timedelta(minutes=1), cfg=cfg).sent == 0
+    assert deliver(nine, cfg=cfg).sent == 1
+    assert db.run(svc.inbox_take, mid, nine) == [svc.JOURNEYS["welcome"].steps["day0"].zh]
+    assert db.run(svc.inbox_take, mid, nine) == []  # shown once
+
+
+def test_control_group_is_never_messaged_and_stable(engine: Any) -> None:
+    ids = web_members(400)
+    plan("welcome", DAY + timedelta(hours=1))
+    deliver(DAY + timedelta(hours=1))
+    control = {x.member_id for x in sends(arm="control")}
+    assert 20 <= len(control) <= 60  # about 10 % of 400
+    assert all(x.status == "control" for x in sends(arm="control"))
+    messaged = db.run(lambda s: set(s.execute(select(InboxMessage.member_id)).scalars()), readonly=True)
+    assert messaged.isdisjoint(control) and len(messaged) == 400 - len(control)
+    assert control == {m for m in ids if rules.in_control(m, "welcome", 10.0)}  # the same on every run
+
+
+def test_a_crash_mid_batch_sends_nobody_twice_and_misses_nobody(engine: Any) -> None:
+    cfg = replace(CFG, holdout_percent=0.0)
+    ids = [web_member() for _ in range(6)]
+    plan("welcome", DAY + timedelta(hours=1), cfg)
+    now = DAY + timedelta(hours=1)
+    # The dead scheduler claimed four and was inside the call of one when it died.
+    claimed = db.run(svc.claim, "w1", now, 4)
+    db.run(lambda s: s.execute(update(OutreachSend).where(OutreachSend.id == claimed[0])
+                               .values(status="sending")))
+    assert db.run(svc.recover, "w1", now, cfg) == (3, 1)
+    deliver(now, cfg=cfg)
+    by_member = Counter(x.member_id for x in sends() if x.status in ("sent", "in_doubt"))
+    assert by_member == Counter(ids)  # each once: sent, or visibly in doubt
+    assert len(sends(status="in_doubt")) == 1
+
+
+def test_two_schedulers_claim_each_send_once(engine: Any) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    cfg = replace(CFG, holdout_percent=0.0)
+    ids = web_members(300)
+    plan("welcome", DAY + timedelta(hours=1), cfg)
+
+    def work(name: str) -> int:
+        n = 0
+        while True:
+            t = delivery.deliver_due(name, WEB, now=DAY + timedelta(hours=1), limit=20, cfg=cfg)
+            n += t.sent
+            if not t.sent and not t.skipped:
+                return n
+
+    with ThreadPoolExecutor(2) as pool:
+        counts = list(pool.map(work, ["a", "b"]))
+    assert sum(counts) == 300
+    rows = db.run(lambda s: list(s.execute(select(InboxMessage.member_id)).scalars()), readonly=True)
+    assert sorted(rows) == sorted(ids)
+
+
+def test_sms_only_with_sms_consent_through_the_fake_gateway(engine: Any, fake_sms: Any) -> None:
+    cfg = replace(CFG, holdout_percent=0.0)
+    yes, no = join(now=DAY), join(now=DAY)
+    db.run(lambda s: s.execute(update(Member).where(Member.id == yes).values(sms_opt_in=True)))
+    gateway = AliyunSms(SmsSettings(fake_url=fake_sms.url))
+    transports = {"sms": delivery.SmsTransport(gateway, "SMS_OUTREACH")}
+    plan("welcome", DAY + timedelta(hours=1), cfg)
+    deliver(DAY + timedelta(hours=1), transports, cfg)
+    phone = db.run(lambda s: s.get(Member, yes).phone)
+    got = fake_sms.messages(phone)
+    assert len(got) == 1 and got[0]["template_code"] == "SMS_OUTREACH" and "欢迎" in got[0]["params"]["text"]
+    assert sends(member_id=no)[0].reason == "no_channel"
+
+
+class _Refusing:
+    channel = "webchat"
+
+    def route(self, msg: delivery.Outgoing) -> delivery.Route:
+        return delivery.Route("cs")
+
+    def send(self, msg: delivery.Outgoing, route: delivery.Route) -> delivery.Result:
+        return delivery.Result(False, "45047")
+
+
+def test_api_failures_are_recorded_with_the_errcode(engine: Any) -> None:
+    cfg = replace(CFG, holdout_percent=0.0)
+    web_member()
+    plan("welcome", DAY + timedelta(hours=1), cfg)
+    deliver(DAY + timedelta(hours=1), {"webchat": _Refusing()}, cfg)
+    assert [(x.status, x.errcode) for x in sends()] == [("failed", "45047")]
+
+
+@pytest.mark.parametrize("effect", [0.25, 0.0])
+def test_measured_uplift_recovers_the_known_effect(sqlite_engine: Any, effect: float) -> None:
+    cfg = replace(CFG, holdout_percent=30.0)
+    web_members(1200)
+    plan("welcome", DAY + timedelta(hours=1), cfg)
+    deliver(DAY + timedelta(hours=1), cfg=cfg)
+    # One fixed seed keeps the test deterministic; a 95 % interval misses 1 run in 20 by design.
+    respond("welcome", base=0.2, effect=effect, seed=4)
+    r = db.run(report.journey_report, "welcome", cfg, readonly=True)
+    assert r.control.members > 250 and r.treatment.reached == r.treatment.members
+    assert r.conversion_uplift.low <= effect <= r.conversion_uplift.high
+    if effect:
+        assert r.conversion_uplift.low > 0  # the effect is found, not just allowed
+    assert r.revenue_uplift_fen.low <= effect * 10000 <= r.revenue_uplift_fen.high
+
+
+def test_paused_journey_plans_nothing_until_resumed(engine: Any) -> None:
+    web_member()
+    db.run(svc.set_paused, "welcome", True, actor="test")
+    assert plan("welcome", DAY + timedelta(hours=1)).new == 0
+    db.run(svc.set_paused, "welcome", False, actor="test")
+    assert plan("welcome", DAY + timedelta(hours=1)).new == 1
+
+
+def test_holding_rules_are_pure() -> None:
+    assert rules.quiet(datetime(2026, 3, 2, 13, 0, tzinfo=timezone.utc), 21, 9)  # 21:00 local
+    assert not rules.quiet(datetime(2026, 3, 2, 1, 0, tzinfo=timezone.utc), 21, 9)  # 09:00 local
+    early = datetime(2026, 3, 2, 20, 0, tzinfo=timezone.utc)  # 04:00 local on 3 March
+    assert rules.hold(early, 21, 9) == datetime(2026, 3, 3, 1, 0, tzinfo=timezone.utc)
+    assert date(2026, 3, 3)
+
+
+def cli_run(capsys: Any, *argv: str) -> tuple[int, str]:
+    from loyalty.apps import cli
+
+    code = cli.main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out + out.err
+
+
+def test_cli_preview_run_pause_report(sqlite_engine: Any, capsys: Any) -> None:
+    ids = web_members(50)
+    db.run(members.set_marketing, ids[0], False, actor="test")
+    at = "2026-03-02T10:30"
+    code, out = cli_run(capsys, "journey", "preview", "welcome", "--now", at)
+    assert code == 0 and "audience 50" in out and "skipped by opted_out: 1" in out and "欢迎入会" in out
+    assert sends() == []  # a preview writes nothing
+    code, out = cli_run(capsys, "journey", "run", "welcome", "--now", at)
+    assert code == 0 and "50 new sends" in out
+    code, out = cli_run(capsys, "journey", "preview", "welcome", "--now", at)
+    assert "planned before 50" in out and "would send 0" in out
+    assert cli_run(capsys, "journey", "pause", "welcome", "--actor", "ops")[0] == 0
+    assert db.run(svc.paused, "welcome")
+    code, out = cli_run(capsys, "journey", "report", "welcome")
+    assert code == 0 and "conversion uplift" in out
+    code, out = cli_run(capsys, "broadcast", "create", "SPRING", "--audience", "[1]", "--zh", "春", "--en", "Spring",
+                        "--at", at, "--actor", "ops")
+    assert code == 2 and "JSON object" in out
+
+
+def test_broadcast_to_an_audience_at_its_time(engine: Any) -> None:
+    gold = web_member()
+    web_member()
+    db.run(lambda s: s.execute(update(Member).where(Member.id == gold).values(tier="gold")))
+    send_at = DAY + timedelta(hours=2)
+    db.run(svc.create_broadcast, "GOLD-DAY", {"tier": "gold"}, "金卡日", "Gold day", send_at, actor="ops")
+    db.run(svc.plan_all, DAY + timedelta(hours=1), replace(CFG, journeys=()))
+    assert sends() == []  # not yet
+    db.run(svc.plan_all, send_at, replace(CFG, journeys=(), holdout_percent=0.0))
+    deliver(send_at)
+    assert [(x.member_id, x.status) for x in sends()] == [(gold, "sent")]
+    assert db.run(svc.inbox_take, gold, send_at) == ["金卡日"]
+
+
+def test_web_chat_inbox_is_shown_once_at_the_next_visit_unless_an_open_page_had_it(engine: Any) -> None:
+    cfg = replace(CFG, holdout_percent=0.0)
+    a, b = web_member(), web_member()
+    plan("welcome", DAY + timedelta(hours=1), cfg)
+    deliver(DAY + timedelta(hours=1), cfg=cfg)
+    pushed = db.run(lambda s: s.execute(select(OutreachSend.id).where(OutreachSend.member_id == b)).scalar())
+    db.run(svc.inbox_seen, pushed)  # b's page was open and showed it
+    assert db.run(svc.inbox_for_visitor, f"v{a}") == [svc.JOURNEYS["welcome"].steps["day0"].zh]
+    assert db.run(svc.inbox_for_visitor, f"v{a}") == []
+    assert db.run(svc.inbox_for_visitor, f"v{b}") == []
+    assert db.run(svc.inbox_for_visitor, "stranger") == []
+
+
+def test_tier_keep_reminder_30_days_before_a_review_that_would_move_down(engine: Any) -> None:
+    gold, safe = web_member(), web_member()
+    buy(gold, "1000.00", DAY)
+    buy(safe, "7000.00", DAY)
+    db.run(lambda s: s.execute(update(Member).where(Member.id.in_([gold, safe])).values(tier="gold")))
+    review_minus_31 = datetime(2026, 12, 1, 2, 0, tzinfo=timezone.utc)  # the review is on 1 January
+    plan("tier", review_minus_31)
+    assert sends(step="keep") == []
+    plan("tier", review_minus_31 + timedelta(days=1))
+    [keep] = sends(step="keep")
+    assert (keep.member_id, keep.facts["yuan"], keep.kind) == (gold, 5000, "marketing")
+    text = db.run(lambda s: delivery.render(s, s.get(OutreachSend, keep.id), "zh"))
+    assert text == "再消费¥5000，2027-01-01前即可保级金卡会员。"
+
+
+def test_wakeup_grants_its_coupon_once_with_the_message(engine: Any) -> None:
+    from loyalty.coupons.models import Coupon
+    from loyalty.members.models import MemberSegment
+    from tests.loyalty.corekit import campaign
+
+    campaign("COMEBACK", audience="goodwill", kind="threshold", threshold_fen=10000, discount_fen=2000,
+             name_zh="回归券", name_en="welcome-back coupon", valid_days=14)
+    mid = web_member()
+    buy(mid, "30.00", DAY - timedelta(days=200))
+    db.run(lambda s: s.add(MemberSegment(member_id=mid, recency=1, frequency=1, monetary=1, segment="hibernating",
+                                         lifecycle="dormant", tags=[], as_of=DAY)))
+    cfg = replace(CFG, holdout_percent=0.0, wakeup_campaign="COMEBACK", journeys=("wakeup",))
+    for _ in range(2):
+        db.run(svc.plan_all, DAY, cfg)
+        deliver(DAY, cfg=cfg)
+    assert db.run(lambda s: s.execute(select(func.count()).select_from(Coupon)).scalar()) == 1
+    [text] = db.run(svc.inbox_take, mid, DAY)
+    assert text.startswith("好久不见！送您一张「回归券」。")
