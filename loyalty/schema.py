@@ -17,6 +17,7 @@ import loyalty.nlu_review.models
 import loyalty.orders.models
 import loyalty.points.models
 import loyalty.referrals.models
+import loyalty.staff.models
 import loyalty.tiers.models  # noqa: F401
 from loyalty.db import Base
 

@@ -23,6 +23,7 @@ LOYALTY_RANKS = [
     {"loyalty.orders", "loyalty.membership"},
     {"loyalty.segments", "loyalty.recommender"},
     {"loyalty.handoff"},
+    {"loyalty.staff", "loyalty.reports"},
     {"loyalty.schema", "loyalty.apps"},
     {"loyalty.migrations", "loyalty.__main__"},
 ]
