@@ -46,7 +46,7 @@ def _error(code: str, status: int, **extra: Any) -> HTTPResponse:
     return response.json({"error": code, **extra}, status=status)
 
 
-def _body(request: Request) -> dict[str, Any]:
+def json_body(request: Request) -> dict[str, Any]:
     if request.body and len(request.body) > MAX_BODY:
         raise InvalidInput("The request is too large.", code="too_large")
     try:
@@ -111,7 +111,7 @@ def client_address(peer: str, forwarded_for: list[str], proxies: tuple[Network, 
     return hops[0] if hops else peer  # proxies all the way: the farthest one known
 
 
-def _same_origin(request: Request) -> bool:
+def same_origin(request: Request) -> bool:
     origin = request.headers.get("origin")
     if not origin:
         return True  # not a browser, or a same-origin GET that sends none
@@ -127,7 +127,7 @@ def authed(write: bool = False) -> Callable[[Handler], Handler]:
                 agent = await self.who(request)
                 if agent is None:
                     return _error("unauthorized", 401)
-                if write and (request.headers.get("x-console") != "1" or not _same_origin(request)):
+                if write and (request.headers.get("x-console") != "1" or not same_origin(request)):
                     return _error("forbidden", 403)
                 return await fn(self, request, agent, *args, **kwargs)
             except LoyaltyError as exc:
@@ -213,10 +213,10 @@ class Console:
         })
 
     async def login(self, request: Request) -> HTTPResponse:
-        if request.headers.get("x-console") != "1" or not _same_origin(request):
+        if request.headers.get("x-console") != "1" or not same_origin(request):
             return _error("forbidden", 403)
         try:
-            data = _body(request)
+            data = json_body(request)
         except InvalidInput as exc:
             return response.json(exc.as_dict(), status=400)
         try:
@@ -258,7 +258,7 @@ class Console:
 
     @authed(write=True)
     async def password(self, request: Request, agent: AgentView) -> HTTPResponse:
-        data = _body(request)
+        data = json_body(request)
         a = await db.arun(auth.change_password, agent.id, data.get("old"), data.get("new"))
         resp = response.json({"ok": True})
         self._set_cookie(resp, a)  # the new version voided every other session, this one gets a fresh cookie
@@ -314,7 +314,7 @@ class Console:
 
     @authed(write=True)
     async def reply(self, request: Request, agent: AgentView, hid: int) -> HTTPResponse:
-        text = _clean(_body(request).get("text"), MAX_REPLY)
+        text = _clean(json_body(request).get("text"), MAX_REPLY)
         h = await db.arun(service.check_assignee, hid, agent.id)
         sent = await conversation.say(request.app, h.id, h.sender_id, h.channel, text,
                                       agent_name=agent.display_name, agent_username=agent.username)
@@ -330,7 +330,7 @@ class Console:
 
     @authed(write=True)
     async def coupon(self, request: Request, agent: AgentView, hid: int) -> HTTPResponse:
-        data = _body(request)
+        data = json_body(request)
         claim = await db.arun(goodwill.grant_coupon, hid, agent_id=agent.id, campaign=data.get("campaign"),
                               key=data.get("key"))
         c = claim.coupon
@@ -340,7 +340,7 @@ class Console:
 
     @authed(write=True)
     async def adjust(self, request: Request, agent: AgentView, hid: int) -> HTTPResponse:
-        data = _body(request)
+        data = json_body(request)
         mv = await db.arun(goodwill.adjust_points, hid, agent_id=agent.id, delta=data.get("delta"),
                            reason=data.get("reason"), key=data.get("key"))
         return response.json({"delta": mv.delta, "balance": mv.balance})
@@ -352,7 +352,7 @@ class Console:
         Body: the member (``member_id``, or ``phone``: the number on file) and ``new_phone``.
         Audited under the agent's name; the shopper is told where the code went.
         """
-        data = _body(request)
+        data = json_body(request)
         member_id = data.get("member_id")
         if member_id is not None and (not isinstance(member_id, int) or isinstance(member_id, bool)):
             raise InvalidInput("member_id is a number.", code="invalid_member")
@@ -376,13 +376,13 @@ class Console:
     @authed(write=True)
     async def note(self, request: Request, agent: AgentView, hid: int) -> HTTPResponse:
         await self.viewable(hid, agent)
-        n = await db.arun(service.add_note, hid, agent_id=agent.id, text=_body(request).get("text"))
+        n = await db.arun(service.add_note, hid, agent_id=agent.id, text=json_body(request).get("text"))
         return response.json({"id": n.id, "kind": n.kind, "text": n.text, "agent": n.agent_username,
                               "at": n.created_at.isoformat()})
 
     @authed(write=True)
     async def transfer(self, request: Request, agent: AgentView, hid: int) -> HTTPResponse:
-        target = _body(request).get("to")
+        target = json_body(request).get("to")
         rows = await db.arun(auth.agents, readonly=True)
         found = next((a for a in rows if a.username == str(target or "").strip().lower()), None)
         if found is None:
@@ -407,7 +407,7 @@ class Console:
 
     async def socket(self, request: Request, ws: Any) -> None:
         agent = await self.who(request)
-        if agent is None or not _same_origin(request):
+        if agent is None or not same_origin(request):
             await ws.send(json.dumps({"type": "error", "code": "unauthorized"}))
             await ws.close()
             return
