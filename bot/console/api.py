@@ -18,7 +18,6 @@ import unicodedata
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from sanic import Blueprint, response
 from sanic.request import Request
@@ -28,6 +27,7 @@ from bot import metrics
 from bot.console import conversation, runtime, sessions, texts, views
 from bot.console.live import live
 from bot.settings import ConsoleSettings, secret_bytes
+from bot.web import client_address, json_body, same_origin
 from loyalty import db
 from loyalty.config import settings as core_settings
 from loyalty.errors import InvalidInput, LoyaltyError, Refused, Unavailable
@@ -37,25 +37,12 @@ from loyalty.identity import service as identity
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
-MAX_BODY = 16 * 1024
 MAX_REPLY = 1000
 Handler = Callable[..., Awaitable[HTTPResponse]]
 
 
 def _error(code: str, status: int, **extra: Any) -> HTTPResponse:
     return response.json({"error": code, **extra}, status=status)
-
-
-def json_body(request: Request) -> dict[str, Any]:
-    if request.body and len(request.body) > MAX_BODY:
-        raise InvalidInput("The request is too large.", code="too_large")
-    try:
-        data = json.loads(request.body or b"{}")
-    except ValueError:
-        raise InvalidInput("The body is not JSON.", code="bad_json") from None
-    if not isinstance(data, dict):
-        raise InvalidInput("The body is a JSON object.", code="bad_json")
-    return data
 
 
 def _clean(text: object, max_len: int) -> str:
@@ -68,54 +55,6 @@ def _clean(text: object, max_len: int) -> str:
     if len(cleaned) > max_len:
         raise InvalidInput(f"At most {max_len} characters.", code="too_long", max=max_len)
     return cleaned
-
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def _host(hop: str) -> str:
-    """An X-Forwarded-For entry without the port some proxies add ("[2001:db8::1]:443", "1.2.3.4:80")."""
-    hop = hop.strip()
-    if hop.startswith("["):
-        return hop[1:].split("]", 1)[0]
-    if hop.count(":") == 1:
-        return hop.split(":", 1)[0]
-    return hop
-
-
-def _is_proxy(address: str, proxies: tuple[Network, ...]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in net for net in proxies)
-
-
-def client_address(peer: str, forwarded_for: list[str], proxies: tuple[Network, ...]) -> str:
-    """The address a login is counted against.
-
-    The socket's peer, unless it is one of our trusted proxies: then the
-    X-Forwarded-For hops are read from the right (each proxy appends the
-    address it saw) and the first hop that is not a trusted proxy is the
-    client. Entries further left were written by the client itself; believing
-    them would let an attacker pick the address their failures are counted
-    against, and so dodge the per-address lock or lock out an agent's own
-    address.
-    """
-    if not _is_proxy(peer, proxies):
-        return peer
-    hops = [_host(h) for header in forwarded_for for h in header.split(",") if h.strip()]
-    for hop in reversed(hops):
-        if not _is_proxy(hop, proxies):
-            return hop
-    return hops[0] if hops else peer  # proxies all the way: the farthest one known
-
-
-def same_origin(request: Request) -> bool:
-    origin = request.headers.get("origin")
-    if not origin:
-        return True  # not a browser, or a same-origin GET that sends none
-    return urlsplit(origin).netloc == request.headers.get("host", "")
 
 
 def authed(write: bool = False) -> Callable[[Handler], Handler]:

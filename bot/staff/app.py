@@ -30,9 +30,9 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from bot.console import sessions
-from bot.console.api import client_address, json_body, same_origin
 from bot.settings import ConsoleSettings, load_console_settings, secret_bytes
 from bot.staff import manage
+from bot.web import client_address, json_body, same_origin
 from loyalty import db
 from loyalty.common import now_or
 from loyalty.errors import InvalidInput, LoyaltyError, NotFound, Refused, Unavailable
