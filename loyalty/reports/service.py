@@ -10,7 +10,7 @@ Definitions (zh and en) are in :data:`DEFINITIONS`, shown beside each figure.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import String, and_, case, cast, func, select
@@ -32,9 +32,11 @@ DEFINITIONS: dict[str, tuple[str, str]] = {
     "segments": ("当前 RFM 分群与生命周期阶段的会员数（最近一次计算）。",
                  "Members per RFM segment and lifecycle stage, as of the last segment run."),
     "sales_by_tier": ("按会员当前等级：时段内订单数、购买会员数、客单价（订单金额合计/订单数）、"
-                      "购买频次（订单数/购买会员数）。",
+                      "购买频次（订单数/购买会员数）；30/90 天复购率＝时段内首单后 30/90 天内再次下单的会员占比。",
                       "By the member's current tier: orders in the range, buying members, average order value "
-                      "(sum of amounts / orders) and frequency (orders / buying members)."),
+                      "(sum of amounts / orders), frequency (orders / buying members) and repurchase rate: "
+                      "the share of buyers who ordered again within 30 (90) days of their first order in the "
+                      "range (that next order may fall after the range)."),
     "points": ("时段内发放（earn/referral/正向调整）、兑换（spend）、过期（expire）的积分；未过期积分余额为负债；"
                "预计沉淀＝负债×历史过期率（过期/(过期+兑换)）。",
                "Points issued (earn, referral, positive adjustments), spent and expired in the range; liability is "
@@ -112,14 +114,36 @@ def segments(s: Session, sc: Scope) -> list[dict[str, Any]]:
     return [{"lifecycle": lc, "segment": sg, "members": n} for lc, sg, n in s.execute(q)]
 
 
+def _repurchases(s: Session, sc: Scope) -> dict[str, tuple[int, int]]:
+    """Per tier: buyers whose next order came within 30 and within 90 days of their first in the range."""
+    first = (select(Order.member_id.label("member_id"), func.min(Order.placed_at).label("first"))
+             .where(*_orders(sc)).group_by(Order.member_id).subquery())
+    after = [Order.kind == "order", Order.member_id == first.c.member_id, Order.placed_at > first.c.first]
+    if sc.store_id is not None:
+        after.append(Order.store_id == sc.store_id)
+    if sc.channel:
+        after.append(Order.channel == sc.channel)
+    nxt = (select(Member.tier, first.c.first, func.min(Order.placed_at))
+           .select_from(first).join(Member, Member.id == first.c.member_id).join(Order, and_(*after))
+           .group_by(first.c.member_id, Member.tier, first.c.first))
+    out: dict[str, tuple[int, int]] = {}
+    for tier, at, again in s.execute(nxt):
+        gap = again - at
+        within30, within90 = out.get(tier, (0, 0))
+        out[tier] = (within30 + (gap <= timedelta(days=30)), within90 + (gap <= timedelta(days=90)))
+    return out
+
+
 def sales_by_tier(s: Session, sc: Scope) -> list[dict[str, Any]]:
-    """Orders, buyers, average order value (fen) and frequency per current tier."""
+    """Orders, buyers, average order value (fen), frequency and repurchase rates per current tier."""
     q = (select(Member.tier, func.count(Order.id), func.count(func.distinct(Order.member_id)),
                 func.sum(Order.amount_fen))
          .join(Member, Member.id == Order.member_id).where(*_orders(sc))
          .group_by(Member.tier).order_by(Member.tier))
+    again = _repurchases(s, sc)
     return [{"tier": t, "orders": n, "buyers": b, "aov_fen": int(total) // n if n else 0,
-             "frequency": _ratio(n, b)} for t, n, b, total in s.execute(q)]
+             "frequency": _ratio(n, b), "repurchase_30": _ratio(again.get(t, (0, 0))[0], b),
+             "repurchase_90": _ratio(again.get(t, (0, 0))[1], b)} for t, n, b, total in s.execute(q)]
 
 
 def points(s: Session, sc: Scope, now: datetime) -> dict[str, Any]:

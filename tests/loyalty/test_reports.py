@@ -64,8 +64,19 @@ def test_figures_by_hand(engine: Engine) -> None:
     # All three are of the first tier: 3 orders, 2 buyers, (10000 + 5000 + 3000) / 3 fen.
     (tier,) = every["sales_by_tier"]
     assert (tier["orders"], tier["buyers"], tier["aov_fen"], tier["frequency"]) == (3, 2, 6000, 1.5)
+    # m1 bought again a day after the first order, m3 did not: 1 of 2 buyers within 30 and 90 days.
+    assert (tier["repurchase_30"], tier["repurchase_90"]) == (0.5, 0.5)
     (tier_a,) = only_a["sales_by_tier"]
     assert (tier_a["orders"], tier_a["aov_fen"]) == (2, 7500)
+
+
+def test_repurchase_windows_by_hand(engine: Engine) -> None:
+    f = _fixture()  # m1 buys on days 1 and 2, m3 on day 2
+    buy(f["m3"], "10.00", T0 + 62 * DAY, store_code="RB2")  # 60 days after m3's first: within 90, not 30
+    buy(f["m2"], "10.00", T0 + 5 * DAY, store_code="RA1")  # m2's only order
+    (tier,) = db.run(reports.sales_by_tier, Scope(T0 - DAY, T0 + 10 * DAY), readonly=True)
+    assert tier["buyers"] == 3
+    assert (tier["repurchase_30"], tier["repurchase_90"]) == (round(1 / 3, 4), round(2 / 3, 4))
 
 
 def test_coupon_funnel_by_hand(engine: Engine) -> None:
