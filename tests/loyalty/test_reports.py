@@ -124,3 +124,4 @@ def test_points_by_hand(engine: Engine) -> None:
     # Nothing spent or expired: the liability is every balance; no history, so no breakage estimate.
     assert p["issued"] == sum(earned) == p["liability"]
     assert (p["spent"], p["expired"], p["expected_breakage"]) == (0, 0, None)
+
