@@ -11,15 +11,18 @@ MODEL      := models/loyalty.tar.gz
 # The API docs page's viewer (swagger-ui-dist, pinned in its package-lock.json), served from here.
 API_DOCS   := loyalty/apps/apidocs
 API_DOCS_JS := $(API_DOCS)/node_modules/swagger-ui-dist/swagger-ui-bundle.js
+# The staff app's charts (chart.js, pinned in its package-lock.json), served from here.
+STAFF_VENDOR := bot/staff/vendor
+STAFF_CHART_JS := $(STAFF_VENDOR)/node_modules/chart.js/dist/chart.umd.min.js
 RASA_SRC   := config.yml $(wildcard domain/*.yml) $(shell find data -name '*.yml' 2>/dev/null)
 export LOYALTY_DATABASE_URL ?= sqlite:///var/loyalty.db
 export PYTHONDONTWRITEBYTECODE := 1
 # Rasa's telemetry would try to reach the internet.
 export RASA_TELEMETRY_ENABLED := false
 
-.PHONY: run test install dev lint train shell db seed clean constraints bench api-docs nlu-eval
+.PHONY: run test install dev lint train shell db seed clean constraints bench api-docs staff-assets nlu-eval
 
-run: install $(MODEL) db ## start the assistant, the action server, the loyalty API, web chat and console
+run: install $(MODEL) db ## start the assistant, the action server, the loyalty API, web chat, console and staff app
 	$(PY) -m bot.launcher
 
 test: lint $(MODEL) ## every test: lint and types, unit, database (SQLite and PostgreSQL), conversation, browser
@@ -37,9 +40,9 @@ $(VENV)/.dev-installed: $(VENV)/.installed requirements-dev.txt
 	$(PIP) install -q -r requirements-dev.txt -c constraints.txt
 	touch $@
 
-install: $(VENV)/.installed api-docs
+install: $(VENV)/.installed api-docs staff-assets
 
-dev: $(VENV)/.dev-installed api-docs
+dev: $(VENV)/.dev-installed api-docs staff-assets
 
 # Without Node the API still runs: /api/v1/docs answers 503 saying to run this target.
 api-docs: $(API_DOCS_JS) ## the files of the API docs page (/api/v1/docs), from the npm registry, no install scripts
@@ -48,6 +51,14 @@ $(API_DOCS_JS): $(API_DOCS)/package.json $(API_DOCS)/package-lock.json
 	@if command -v npm >/dev/null; then \
 	  npm ci --prefix $(API_DOCS) --ignore-scripts --no-audit --no-fund --loglevel=error && touch $@; \
 	else echo "npm not found: install Node.js and run 'make api-docs' for the API docs page" >&2; fi
+
+# Without Node the staff app still runs: its tables and CSVs work, the charts say to run this target.
+staff-assets: $(STAFF_CHART_JS) ## the staff app's charting library, from the npm registry, no install scripts
+
+$(STAFF_CHART_JS): $(STAFF_VENDOR)/package.json $(STAFF_VENDOR)/package-lock.json
+	@if command -v npm >/dev/null; then \
+	  npm ci --prefix $(STAFF_VENDOR) --ignore-scripts --no-audit --no-fund --loglevel=error && touch $@; \
+	else echo "npm not found: install Node.js and run 'make staff-assets' for the staff app's charts" >&2; fi
 
 $(MODEL): $(RASA_SRC) | $(VENV)/.installed
 	$(RASA) train --domain domain --fixed-model-name loyalty --out models
@@ -78,4 +89,4 @@ constraints:
 	$(PIP) freeze | grep -v '^-e' | sed '1i # Tested versions of every package; installs use -c constraints.txt.' > constraints.txt
 
 clean:
-	rm -rf var results models .pytest_cache $(API_DOCS)/node_modules
+	rm -rf var results models .pytest_cache $(API_DOCS)/node_modules $(STAFF_VENDOR)/node_modules

@@ -1,8 +1,8 @@
 """Start everything `make run` promises: action server, loyalty API, Rasa with the channels.
 
-``python -m bot.launcher`` starts the three processes and the outreach
+``python -m bot.launcher`` starts the three processes, the staff app and the outreach
 scheduler (and the fake SMS gateway when no SMS provider is configured), waits until each answers,
-prints where to open the web chat, the agent console and the fake SMS page, and keeps
+prints where to open the web chat, the agent console, the staff app and the fake SMS page, and keeps
 them running: one that exits is started again after a pause that doubles
 with each quick failure (1 s, 2 s, 4 s … at most 30 s), while the others go
 on serving. Ctrl-C or SIGTERM stops them all. ``--shell`` talks to the bot
@@ -199,6 +199,8 @@ def commands(args: argparse.Namespace, var_dir: Path) -> list[Child]:
               f"http://127.0.0.1:{args.api_port}/api/v1/health"),
         # Journeys and broadcasts (docs/outreach.md); more than one may run, each with its own --worker.
         Child("outreach scheduler", [py, "-m", "bot.outreach"], None),
+        Child("staff app", [py, "-m", "bot.staff", "--host", args.host, "--port", str(args.staff_port)],
+              f"http://127.0.0.1:{args.staff_port}/staff/health"),
         Child("assistant", rasa, None if args.shell else f"http://127.0.0.1:{args.port}/"),
     ]
 
@@ -212,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=int(os.environ.get("BOT_PORT", "5005")))
     p.add_argument("--actions-host", default=os.environ.get("ACTIONS_HOST") or "127.0.0.1")
     p.add_argument("--actions-port", type=int, default=int(os.environ.get("ACTIONS_PORT", "5055")))
+    p.add_argument("--staff-port", type=int, default=int(os.environ.get("STAFF_PORT", "5010")))
     p.add_argument("--api-port", type=int, default=int(os.environ.get("LOYALTY_API_PORT", "8081")))
     args = p.parse_args(argv)
     os.chdir(ROOT)
@@ -241,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
             f"  Agent console:  {base}/webhooks/console/\n"
             f"  WeChat webhook: {base}/webhooks/wechat/webhook\n"
             f"  Loyalty API:    http://{args.host}:{args.api_port}/api/v1/health\n"
+            f"  Staff app:      http://{args.host}:{args.staff_port}/staff/   (an account: python -m loyalty staff "
+            "create NAME --role supervisor)\n"
             f"{fake_sms}"
             "Press Ctrl-C to stop.",
             flush=True,

@@ -18,6 +18,7 @@ import loyalty.orders.models
 import loyalty.outreach.models
 import loyalty.points.models
 import loyalty.referrals.models
+import loyalty.staff.models
 import loyalty.tiers.models  # noqa: F401
 from loyalty.db import Base
 

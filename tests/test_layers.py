@@ -24,6 +24,7 @@ LOYALTY_RANKS = [
     {"loyalty.segments", "loyalty.recommender"},
     {"loyalty.handoff"},
     {"loyalty.outreach"},
+    {"loyalty.staff", "loyalty.reports"},
     {"loyalty.schema", "loyalty.apps"},
     {"loyalty.migrations", "loyalty.__main__"},
 ]

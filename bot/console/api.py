@@ -18,7 +18,6 @@ import unicodedata
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from sanic import Blueprint, response
 from sanic.request import Request
@@ -28,6 +27,7 @@ from bot import metrics
 from bot.console import conversation, runtime, sessions, texts, views
 from bot.console.live import live
 from bot.settings import ConsoleSettings, secret_bytes
+from bot.web import client_address, json_body, same_origin
 from loyalty import db
 from loyalty.config import settings as core_settings
 from loyalty.errors import InvalidInput, LoyaltyError, Refused, Unavailable
@@ -37,25 +37,12 @@ from loyalty.identity import service as identity
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
-MAX_BODY = 16 * 1024
 MAX_REPLY = 1000
 Handler = Callable[..., Awaitable[HTTPResponse]]
 
 
 def _error(code: str, status: int, **extra: Any) -> HTTPResponse:
     return response.json({"error": code, **extra}, status=status)
-
-
-def _body(request: Request) -> dict[str, Any]:
-    if request.body and len(request.body) > MAX_BODY:
-        raise InvalidInput("The request is too large.", code="too_large")
-    try:
-        data = json.loads(request.body or b"{}")
-    except ValueError:
-        raise InvalidInput("The body is not JSON.", code="bad_json") from None
-    if not isinstance(data, dict):
-        raise InvalidInput("The body is a JSON object.", code="bad_json")
-    return data
 
 
 def _clean(text: object, max_len: int) -> str:
@@ -70,54 +57,6 @@ def _clean(text: object, max_len: int) -> str:
     return cleaned
 
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def _host(hop: str) -> str:
-    """An X-Forwarded-For entry without the port some proxies add ("[2001:db8::1]:443", "1.2.3.4:80")."""
-    hop = hop.strip()
-    if hop.startswith("["):
-        return hop[1:].split("]", 1)[0]
-    if hop.count(":") == 1:
-        return hop.split(":", 1)[0]
-    return hop
-
-
-def _is_proxy(address: str, proxies: tuple[Network, ...]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in net for net in proxies)
-
-
-def client_address(peer: str, forwarded_for: list[str], proxies: tuple[Network, ...]) -> str:
-    """The address a login is counted against.
-
-    The socket's peer, unless it is one of our trusted proxies: then the
-    X-Forwarded-For hops are read from the right (each proxy appends the
-    address it saw) and the first hop that is not a trusted proxy is the
-    client. Entries further left were written by the client itself; believing
-    them would let an attacker pick the address their failures are counted
-    against, and so dodge the per-address lock or lock out an agent's own
-    address.
-    """
-    if not _is_proxy(peer, proxies):
-        return peer
-    hops = [_host(h) for header in forwarded_for for h in header.split(",") if h.strip()]
-    for hop in reversed(hops):
-        if not _is_proxy(hop, proxies):
-            return hop
-    return hops[0] if hops else peer  # proxies all the way: the farthest one known
-
-
-def _same_origin(request: Request) -> bool:
-    origin = request.headers.get("origin")
-    if not origin:
-        return True  # not a browser, or a same-origin GET that sends none
-    return urlsplit(origin).netloc == request.headers.get("host", "")
-
-
 def authed(write: bool = False) -> Callable[[Handler], Handler]:
     """A route for a logged-in agent (401 otherwise); ``write`` also needs the console's own header (403)."""
     def wrap(fn: Handler) -> Handler:
@@ -127,7 +66,7 @@ def authed(write: bool = False) -> Callable[[Handler], Handler]:
                 agent = await self.who(request)
                 if agent is None:
                     return _error("unauthorized", 401)
-                if write and (request.headers.get("x-console") != "1" or not _same_origin(request)):
+                if write and (request.headers.get("x-console") != "1" or not same_origin(request)):
                     return _error("forbidden", 403)
                 return await fn(self, request, agent, *args, **kwargs)
             except LoyaltyError as exc:
@@ -213,10 +152,10 @@ class Console:
         })
 
     async def login(self, request: Request) -> HTTPResponse:
-        if request.headers.get("x-console") != "1" or not _same_origin(request):
+        if request.headers.get("x-console") != "1" or not same_origin(request):
             return _error("forbidden", 403)
         try:
-            data = _body(request)
+            data = json_body(request)
         except InvalidInput as exc:
             return response.json(exc.as_dict(), status=400)
         try:
@@ -258,7 +197,7 @@ class Console:
 
     @authed(write=True)
     async def password(self, request: Request, agent: AgentView) -> HTTPResponse:
-        data = _body(request)
+        data = json_body(request)
         a = await db.arun(auth.change_password, agent.id, data.get("old"), data.get("new"))
         resp = response.json({"ok": True})
         self._set_cookie(resp, a)  # the new version voided every other session, this one gets a fresh cookie
@@ -314,7 +253,7 @@ class Console:
 
     @authed(write=True)
     async def reply(self, request: Request, agent: AgentView, hid: int) -> HTTPResponse:
-        text = _clean(_body(request).get("text"), MAX_REPLY)
+        text = _clean(json_body(request).get("text"), MAX_REPLY)
         h = await db.arun(service.check_assignee, hid, agent.id)
         sent = await conversation.say(request.app, h.id, h.sender_id, h.channel, text,
                                       agent_name=agent.display_name, agent_username=agent.username)
@@ -330,7 +269,7 @@ class Console:
 
     @authed(write=True)
     async def coupon(self, request: Request, agent: AgentView, hid: int) -> HTTPResponse:
-        data = _body(request)
+        data = json_body(request)
         claim = await db.arun(goodwill.grant_coupon, hid, agent_id=agent.id, campaign=data.get("campaign"),
                               key=data.get("key"))
         c = claim.coupon
@@ -340,7 +279,7 @@ class Console:
 
     @authed(write=True)
     async def adjust(self, request: Request, agent: AgentView, hid: int) -> HTTPResponse:
-        data = _body(request)
+        data = json_body(request)
         mv = await db.arun(goodwill.adjust_points, hid, agent_id=agent.id, delta=data.get("delta"),
                            reason=data.get("reason"), key=data.get("key"))
         return response.json({"delta": mv.delta, "balance": mv.balance})
@@ -352,7 +291,7 @@ class Console:
         Body: the member (``member_id``, or ``phone``: the number on file) and ``new_phone``.
         Audited under the agent's name; the shopper is told where the code went.
         """
-        data = _body(request)
+        data = json_body(request)
         member_id = data.get("member_id")
         if member_id is not None and (not isinstance(member_id, int) or isinstance(member_id, bool)):
             raise InvalidInput("member_id is a number.", code="invalid_member")
@@ -376,13 +315,13 @@ class Console:
     @authed(write=True)
     async def note(self, request: Request, agent: AgentView, hid: int) -> HTTPResponse:
         await self.viewable(hid, agent)
-        n = await db.arun(service.add_note, hid, agent_id=agent.id, text=_body(request).get("text"))
+        n = await db.arun(service.add_note, hid, agent_id=agent.id, text=json_body(request).get("text"))
         return response.json({"id": n.id, "kind": n.kind, "text": n.text, "agent": n.agent_username,
                               "at": n.created_at.isoformat()})
 
     @authed(write=True)
     async def transfer(self, request: Request, agent: AgentView, hid: int) -> HTTPResponse:
-        target = _body(request).get("to")
+        target = json_body(request).get("to")
         rows = await db.arun(auth.agents, readonly=True)
         found = next((a for a in rows if a.username == str(target or "").strip().lower()), None)
         if found is None:
@@ -407,7 +346,7 @@ class Console:
 
     async def socket(self, request: Request, ws: Any) -> None:
         agent = await self.who(request)
-        if agent is None or not _same_origin(request):
+        if agent is None or not same_origin(request):
             await ws.send(json.dumps({"type": "error", "code": "unauthorized"}))
             await ws.close()
             return

@@ -170,7 +170,7 @@ _TIME_FIELDS = ("claim_start", "claim_end", "valid_from", "valid_until")
 _TEXT_FIELDS = {"name_zh": 100, "name_en": 100, "gift_sku": 64, "min_tier": 20, "target_segment": 30}
 
 
-def _check_campaign_fields(f: dict[str, Any]) -> None:
+def check_campaign_fields(f: dict[str, Any]) -> None:
     """Types and ranges of the fields, so that junk never reaches the database."""
     bad = InvalidInput  # every complaint below is about the staff's input
     allowed = {c.name for c in CouponCampaign.__table__.columns} - {"id", "issued", "created_at"}
@@ -204,7 +204,7 @@ def create_campaign(s: Session, *, actor: str = "system", **f: Any) -> CampaignV
     code = raw_code.strip().upper() if isinstance(raw_code, str) else ""
     if not code or len(code) > 40:
         raise InvalidInput("A campaign needs a code of at most 40 characters.", code="invalid_campaign")
-    _check_campaign_fields(f)
+    check_campaign_fields(f)
     kind = f.get("kind")
     if kind not in KINDS:
         raise InvalidInput(f"kind must be one of {', '.join(KINDS)}", code="invalid_campaign")

@@ -42,8 +42,10 @@ import hashlib
 import ipaddress
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -89,9 +91,9 @@ class AgentView:
 
 @dataclass(frozen=True)
 class LoginResult:
-    """The outcome of a login: the agent, or why not (``bad_credentials`` | ``locked``)."""
+    """The outcome of a login: the account's view (an agent's, or a staff member's), or why not."""
 
-    agent: AgentView | None
+    agent: Any
     error: str | None = None
     retry_after: int = 0  # seconds, when locked
 
@@ -229,12 +231,16 @@ def _count_failure(s: Session, row: LoginThrottle | None, who: str, where: str, 
 
 
 def login(username: object, password: object, now: datetime | None = None, *,
-          address: str | None = None) -> LoginResult:
+          address: str | None = None, accounts: Any = Agent,
+          view_of: Callable[[Any], Any] = agent_view) -> LoginResult:
     """Check a username and password from a client ``address``; count failures, lock as the module says.
 
     Runs its own short transactions (see the module docstring). Unknown user,
     wrong password and deactivated account all answer ``bad_credentials``,
-    and all count alike.
+    and all count alike. ``accounts`` is the table of accounts (agents by
+    default; the staff app passes its own, with the same username, hash,
+    active and last-login columns) and ``view_of`` turns a row into its view.
+    The failure counters are shared by both tables, keyed by the name typed.
     """
     at = now_or(now)
     name = username.strip().lower() if isinstance(username, str) else ""
@@ -242,7 +248,7 @@ def login(username: object, password: object, now: datetime | None = None, *,
     who, where = _name_key(name), client_key(address)
 
     def load(s: Session) -> tuple[tuple[int, str, bool] | None, int]:
-        a = s.execute(select(Agent).where(Agent.username == who)).scalar_one_or_none()
+        a = s.execute(select(accounts).where(accounts.username == who)).scalar_one_or_none()
         row = None if a is None else (a.id, a.password_hash, a.active)
         return row, _retry_after(_counters(s, who, where), at)
 
@@ -263,14 +269,14 @@ def login(username: object, password: object, now: datetime | None = None, *,
             return LoginResult(None, "locked", retry)
         pair = next((c for c in counters if c.username == who), None)
         if ok and row is not None:
-            a = s.get(Agent, row[0])
+            a = s.get(accounts, row[0])
             assert a is not None
             a.last_login_at = at
             if rehash:
                 a.password_hash = rehash
             if pair is not None:
                 s.delete(pair)
-            return LoginResult(agent_view(a))
+            return LoginResult(view_of(a))
         per_address = next((c for c in counters if c.username == ANY_NAME), None)
         pair_locked = _count_failure(s, pair, who, where, MAX_FAILURES, at)
         address_locked = _count_failure(s, per_address, ANY_NAME, where, ADDRESS_MAX_FAILURES, at)

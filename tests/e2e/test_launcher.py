@@ -43,6 +43,7 @@ class Launched:
     port: int
     actions_port: int
     api_port: int
+    staff_port: int
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -105,11 +106,12 @@ def launched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Launched]:
         "LOYALTY_MODEL_DIR": str(work / "reco-models"), "RASA_ENDPOINTS": str(endpoints),
         "RASA_TELEMETRY_ENABLED": "false", "PYTHONUNBUFFERED": "1",
     })
-    ports = free_port(), free_port(), free_port()
+    ports = free_port(), free_port(), free_port(), free_port()
     log = work / "launcher.log"
     proc = subprocess.Popen(
         [sys.executable, "-m", "bot.launcher", "--model", str(MODEL), "--port", str(ports[0]),
-         "--actions-port", str(ports[1]), "--api-port", str(ports[2])],
+         "--actions-port", str(ports[1]), "--api-port", str(ports[2]),
+         "--staff-port", str(ports[3])],
         cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
     )
     launched = Launched(proc, log, work / "var", *ports)
@@ -156,6 +158,7 @@ def test_killed_action_server_is_restarted_while_the_others_serve(launched: Laun
     os.kill(old, signal.SIGKILL)
     # The others keep serving: the loyalty API answers, the bot apologises instead of going quiet.
     assert _up(f"http://127.0.0.1:{launched.api_port}/api/v1/health")
+    assert _up(f"http://127.0.0.1:{launched.staff_port}/staff/health")
     assert "系统有点忙" in _ask(launched, visitor, "我的积分")
     _wait_until(lambda: launched.children().get("actions", old) != old, 30, "a new action server", launched)
     assert re.search(rf"action server \(pid {old}\) exited with code -9; restarting in 1 s", launched.output())

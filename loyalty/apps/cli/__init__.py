@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from loyalty import config, db
-from loyalty.apps.cli import access, campaigns, jobs, outreach, review, setup
+from loyalty.apps.cli import access, campaigns, jobs, outreach, review, setup, staff
 from loyalty.apps.cli import orders as order_import
 from loyalty.apps.cli.common import EXIT_BAD_INPUT, EXIT_REFUSED, NotReady, UsageError, err, require_schema
 from loyalty.errors import InvalidInput, LoyaltyError, NotFound
@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="command")
     for add in (setup.add_db, setup.add_seed, campaigns.add_campaign, jobs.add_points, jobs.add_tiers,
                 jobs.add_recommender, jobs.add_segments, campaigns.add_gifts, order_import.add_orders,
-                access.add_apikey, access.add_agent, review.add_review, outreach.add_journey,
+                access.add_apikey, access.add_agent, staff.add_staff, review.add_review, outreach.add_journey,
                 outreach.add_broadcast, setup.add_serve):
         add(sub)
     return p

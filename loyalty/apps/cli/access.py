@@ -54,7 +54,7 @@ def cmd_apikey_list(a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _new_password(a: argparse.Namespace) -> str:
+def new_password(a: argparse.Namespace) -> str:
     """The password from stdin (--password-stdin) or typed twice at a prompt; never from argv."""
     if a.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
@@ -71,7 +71,7 @@ def _new_password(a: argparse.Namespace) -> str:
 
 def cmd_agent_create(a: argparse.Namespace) -> int:
     auth = optional_module("loyalty.handoff.auth", "agent")
-    password = _new_password(a)
+    password = new_password(a)
     view = db.run(auth.create_agent, a.username, password, role=a.role, display_name=a.name, actor=a.actor)
     print(f"{view.role} {view.username!r} created; they log in at /webhooks/console/")
     return EXIT_OK
@@ -79,7 +79,7 @@ def cmd_agent_create(a: argparse.Namespace) -> int:
 
 def cmd_agent_password(a: argparse.Namespace) -> int:
     auth = optional_module("loyalty.handoff.auth", "agent")
-    view = db.run(auth.set_password, a.username, _new_password(a), actor=a.actor)
+    view = db.run(auth.set_password, a.username, new_password(a), actor=a.actor)
     print(f"password of {view.username!r} reset; their open sessions ended")
     return EXIT_OK
 

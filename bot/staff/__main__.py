@@ -1,0 +1,3 @@
+from bot.staff.app import main
+
+main()

@@ -1,0 +1,213 @@
+"use strict";
+// The staff app's page: login, dashboard (chart + table + CSV + definition per figure), campaigns, stores, review.
+(function () {
+  const T = {
+    zh: { title: "会员运营后台", dashboard: "数据看板", campaigns: "优惠券活动", stores: "门店与二维码", review: "对话复核",
+      logout: "退出", login: "登录", username: "用户名", password: "密码", start: "开始", end: "结束", store: "门店",
+      channel: "渠道", all: "全部", apply: "查询", new_campaign: "新建活动", create: "创建", export: "导出训练样本",
+      name_zh: "中文名", name_en: "英文名", kind: "类型", threshold: "门槛 (元)", discount: "减 (元)", percent_off: "折扣 %",
+      gift_sku: "赠品 SKU", total_stock: "库存", per_member_limit: "每人限领", claim_start: "领取开始", claim_end: "领取结束",
+      valid_days: "有效天数", points_cost: "所需积分", fresh: "数据实时计算于", csv: "下载 CSV", bad_credentials: "用户名或密码错误",
+      locked: "尝试次数过多，请稍后再试", pause: "暂停", resume: "恢复", end_act: "结束", sheet: "A4 桌牌", pick: "确定",
+      dismiss: "忽略", other_store: "您的账号只能查看本门店的数据",
+      f_new_members: "新会员（按日、门店、渠道）", f_active_members: "活跃会员", f_segments: "分群与生命周期",
+      f_sales_by_tier: "按等级的销售", f_points: "积分", f_coupons: "优惠券漏斗", f_bot: "机器人与人工",
+      f_not_understood: "未理解的消息" },
+    en: { title: "Member marketing", dashboard: "Dashboard", campaigns: "Coupon campaigns", stores: "Stores & QR codes",
+      review: "Conversation review", logout: "Log out", login: "Log in", username: "Username", password: "Password",
+      start: "From", end: "To", store: "Store", channel: "Channel", all: "All", apply: "Apply",
+      new_campaign: "New campaign", create: "Create", export: "Export training examples", name_zh: "Chinese name",
+      name_en: "English name", kind: "Kind", threshold: "Threshold (yuan)", discount: "Discount (yuan)",
+      percent_off: "Percent off", gift_sku: "Gift SKU", total_stock: "Stock", per_member_limit: "Per member",
+      claim_start: "Claims from", claim_end: "Claims until", valid_days: "Valid days", points_cost: "Points cost",
+      fresh: "Computed live at", csv: "Download CSV", bad_credentials: "Wrong username or password",
+      locked: "Too many tries; try again later", pause: "Pause", resume: "Resume", end_act: "End", sheet: "A4 tents",
+      pick: "Save", dismiss: "Dismiss", other_store: "Your account reads only your own store.",
+      f_new_members: "New members (day, store, channel)", f_active_members: "Active members",
+      f_segments: "Segments and lifecycle", f_sales_by_tier: "Sales by tier", f_points: "Points",
+      f_coupons: "Coupon funnel", f_bot: "Bot and agents", f_not_understood: "Messages not understood" },
+  };
+  let lang = localStorage.getItem("staff-lang") || "zh";
+  let me = null;
+  const charts = {};
+  const $ = (sel) => document.querySelector(sel);
+  const t = (k) => (T[lang] && T[lang][k]) || k;
+
+  function el(tag, attrs, ...kids) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (k === "class") e.className = v; else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+      else e.setAttribute(k, v);
+    }
+    for (const c of kids) e.append(c instanceof Node ? c : document.createTextNode(c == null ? "" : String(c)));
+    return e;
+  }
+
+  function translate() {
+    document.documentElement.lang = lang;
+    document.querySelectorAll("[data-t]").forEach((n) => { n.textContent = t(n.dataset.t); });
+    $("#lang").textContent = lang === "zh" ? "English" : "中文";
+  }
+
+  async function api(path, opts) {
+    const o = Object.assign({ headers: {} }, opts || {});
+    if (o.method && o.method !== "GET") { o.headers["X-Staff"] = "1"; o.headers["Content-Type"] = "application/json"; }
+    const r = await fetch(path, o);
+    const body = (r.headers.get("content-type") || "").includes("json") ? await r.json() : await r.text();
+    if (r.status === 401 && path !== "api/login") { showLogin(); }
+    if (!r.ok) { const e = new Error((body && (t(body.error) !== body.error ? t(body.error) : body.message)) || r.status); e.body = body; throw e; }
+    return body;
+  }
+
+  function showLogin() {
+    me = null;
+    $("#login").hidden = false; $("#tabs").hidden = true; $("#logout").hidden = true; $("#who").textContent = "";
+    document.querySelectorAll(".view").forEach((v) => { v.hidden = true; });
+  }
+
+  function show(view) {
+    document.querySelectorAll(".view").forEach((v) => { v.hidden = v.id !== view; });
+    document.querySelectorAll("#tabs button").forEach((b) => b.classList.toggle("on", b.dataset.view === view));
+    ({ dashboard: loadDashboard, campaigns: loadCampaigns, stores: loadStores, review: loadReview })[view]();
+  }
+
+  async function start(who) {
+    me = who;
+    $("#login").hidden = true; $("#tabs").hidden = false; $("#logout").hidden = false;
+    $("#who").textContent = `${me.name} · ${me.role}${me.store ? " · " + me.store : ""}`;
+    $("#tabs button[data-view=campaigns]").hidden = !me.campaigns;
+    const sel = $("#filters select[name=store]");
+    sel.querySelectorAll("option:not([value=''])").forEach((o) => o.remove());
+    const { stores } = await api("api/stores");
+    stores.forEach((s) => sel.append(el("option", { value: s.code }, `${s.code} ${lang === "zh" ? s.name_zh : s.name_en}`)));
+    if (!me.all_stores) { sel.value = me.store; sel.querySelector("option[value='']").remove(); }
+    show("dashboard");
+  }
+
+  function query() {
+    const f = new FormData($("#filters"));
+    const p = new URLSearchParams();
+    for (const [k, v] of f.entries()) if (v) p.set(k, v);
+    return p.toString();
+  }
+
+  function table(rows) {
+    const tb = el("table", { class: "data" });
+    if (!rows.length) return tb;
+    const cols = Object.keys(rows[0]);
+    tb.append(el("thead", {}, el("tr", {}, ...cols.map((c) => el("th", {}, c)))));
+    tb.append(el("tbody", {}, ...rows.map((r) => el("tr", {}, ...cols.map((c) =>
+      el("td", { class: typeof r[c] === "number" ? "num" : "" }, r[c] == null ? "–" : r[c]))))));
+    return tb;
+  }
+
+  // Each figure: its rows (the same as the CSV), and what the chart draws from them.
+  function figureRows(d) {
+    const byDay = {};
+    d.new_members.forEach((r) => { byDay[r.day] = (byDay[r.day] || 0) + r.members; });
+    const b = d.bot;
+    return {
+      new_members: { rows: d.new_members, chart: ["bar", Object.keys(byDay), Object.values(byDay)], def: "new_members" },
+      active_members: { rows: [{ figure: "active_members", value: d.active_members }], def: "active_members" },
+      segments: { rows: d.segments, chart: ["bar", d.segments.map((r) => r.lifecycle + "/" + r.segment), d.segments.map((r) => r.members)], def: "segments" },
+      sales_by_tier: { rows: d.sales_by_tier, chart: ["bar", d.sales_by_tier.map((r) => r.tier), d.sales_by_tier.map((r) => r.aov_fen / 100)], def: "sales_by_tier" },
+      points: { rows: Object.entries(d.points).map(([k, v]) => ({ figure: k, value: v })), chart: ["bar", ["issued", "spent", "expired", "liability"], ["issued", "spent", "expired", "liability"].map((k) => d.points[k])], def: "points" },
+      coupons: { rows: d.coupons, chart: ["bar", d.coupons.map((r) => r.campaign), d.coupons.map((r) => r.claimed), d.coupons.map((r) => r.redeemed)], def: "coupons" },
+      bot: { rows: Object.entries(b.by_reason).map(([k, v]) => ({ figure: "handoffs_" + k, value: v })).concat(
+        ["handoffs", "wait_p50_s", "wait_p90_s", "rated", "satisfaction"].map((k) => ({ figure: k, value: b[k] }))),
+        chart: ["doughnut", Object.keys(b.by_reason), Object.values(b.by_reason)], def: "bot" },
+      not_understood: { rows: b.not_understood, def: "bot" },
+    };
+  }
+
+  function draw(name, spec) {
+    if (charts[name]) { charts[name].destroy(); delete charts[name]; }
+    if (!spec || !window.Chart) return null;
+    const [type, labels, ...series] = spec;
+    const canvas = el("canvas", { id: "chart-" + name, "data-values": JSON.stringify(series[0]) });
+    const colors = ["#2d5283", "#e0822d", "#3a9d5d", "#b03a48", "#7a5195"];
+    const datasets = series.map((data, i) => ({ data, label: i ? "redeemed" : name,
+      backgroundColor: type === "doughnut" ? colors : colors[i % colors.length] }));
+    setTimeout(() => { charts[name] = new window.Chart(canvas, { type, data: { labels, datasets },
+      options: { animation: false, responsive: true, maintainAspectRatio: false, plugins: { legend: { display: series.length > 1 || type === "doughnut" } } } }); }, 0);
+    return el("div", { style: "height:240px" }, canvas);
+  }
+
+  async function loadDashboard() {
+    $("#dash-error").textContent = "";
+    let d;
+    try { d = await api("api/dashboard?" + query()); } catch (e) { $("#dash-error").textContent = e.message; return; }
+    $("#freshness").textContent = `${t("fresh")} ${new Date(d.as_of).toLocaleString()}`;
+    const box = $("#figures");
+    box.replaceChildren();
+    for (const [name, f] of Object.entries(figureRows(d))) {
+      const def = d.definitions[f.def][lang === "zh" ? 0 : 1];
+      const card = el("div", { class: "card figure", id: "figure-" + name },
+        el("h3", {}, t("f_" + name)), el("p", { class: "definition" }, def));
+      const chart = draw(name, f.chart);
+      if (chart) card.append(chart);
+      card.append(table(f.rows), el("a", { href: `api/dashboard/${name}.csv?${query()}`, class: "csv" }, t("csv")));
+      box.append(card);
+    }
+  }
+
+  async function loadCampaigns() {
+    const { campaigns } = await api("api/campaigns");
+    const tb = table(campaigns.map((c) => ({ code: c.code, name: lang === "zh" ? c.name_zh : c.name_en, kind: c.kind,
+      state: c.state, stock: c.total_stock, issued: c.issued, claim_end: c.claim_end })));
+    tb.querySelectorAll("tbody tr").forEach((tr, i) => {
+      const c = campaigns[i];
+      const acts = c.state === "ended" ? [] : [c.state === "paused" ? "resume" : "pause", "end"];
+      tr.append(el("td", {}, ...acts.map((a) => el("button", { type: "button", "data-act": a,
+        onclick: async () => { await api(`api/campaigns/${c.code}/${a}`, { method: "POST", body: "{}" }); loadCampaigns(); } },
+        t(a === "end" ? "end_act" : a)))));
+    });
+    $("#campaign-table").replaceWith(Object.assign(tb, { id: "campaign-table" }));
+  }
+
+  async function loadStores() {
+    const { stores } = await api("api/stores");
+    const tb = table(stores);
+    tb.querySelectorAll("tbody tr").forEach((tr, i) => tr.append(el("td", {},
+      el("a", { href: `api/stores/${stores[i].code}/qr-sheet.png`, target: "_blank" }, t("sheet")))));
+    $("#store-table").replaceWith(Object.assign(tb, { id: "store-table" }));
+  }
+
+  async function loadReview() {
+    const { messages } = await api("api/review");
+    const tb = table(messages.map((m) => ({ id: m.id, text: m.text, seen: m.seen, suggested: m.suggested, confidence: m.confidence })));
+    tb.querySelectorAll("tbody tr").forEach((tr, i) => {
+      const m = messages[i];
+      const input = el("input", { value: m.suggested || "", size: "14", "aria-label": "intent" });
+      tr.append(el("td", {}, input,
+        el("button", { type: "button", onclick: async () => { await api(`api/review/${m.id}`, { method: "POST", body: JSON.stringify({ intent: input.value }) }); loadReview(); } }, t("pick")),
+        el("button", { type: "button", onclick: async () => { await api(`api/review/${m.id}`, { method: "POST", body: JSON.stringify({ intent: "-" }) }); loadReview(); } }, t("dismiss"))));
+    });
+    $("#review-table").replaceWith(Object.assign(tb, { id: "review-table" }));
+  }
+
+  document.addEventListener("DOMContentLoaded", async () => {
+    translate();
+    $("#lang").addEventListener("click", () => { lang = lang === "zh" ? "en" : "zh"; localStorage.setItem("staff-lang", lang); translate(); if (me) show(document.querySelector("#tabs .on").dataset.view); });
+    document.querySelectorAll("#tabs button").forEach((b) => b.addEventListener("click", () => show(b.dataset.view)));
+    $("#login").addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const f = new FormData(ev.target);
+      try {
+        const r = await api("api/login", { method: "POST", body: JSON.stringify({ username: f.get("username"), password: f.get("password") }) });
+        $("#login-error").textContent = ""; start(r.me);
+      } catch (e) { $("#login-error").textContent = e.message; }
+    });
+    $("#logout").addEventListener("click", async () => { await api("api/logout", { method: "POST", body: "{}" }); showLogin(); });
+    $("#filters").addEventListener("submit", (ev) => { ev.preventDefault(); loadDashboard(); });
+    $("#campaign-form").addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const body = Object.fromEntries(new FormData(ev.target).entries());
+      try {
+        await api("api/campaigns", { method: "POST", body: JSON.stringify(body) });
+        $("#campaign-error").textContent = ""; ev.target.reset(); loadCampaigns();
+      } catch (e) { $("#campaign-error").textContent = e.message; }
+    });
+    try { start(await api("api/me")); } catch (e) { showLogin(); }
+  });
+})();

@@ -1,0 +1,241 @@
+"""Dashboard figures over a date range, a store and a channel: members, sales, points, coupons, the bot.
+
+Every figure is one SQL query over the core's own rows, scoped by
+:class:`Scope`. A store manager's scope always carries their store: the web
+app builds it from the session, never from the request, so the restriction
+holds in the query itself. Times are UTC, ranges half-open ``[start, end)``.
+Definitions (zh and en) are in :data:`DEFINITIONS`, shown beside each figure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import String, and_, case, cast, func, select
+from sqlalchemy.orm import Session
+
+from loyalty.catalogue.models import Store
+from loyalty.coupons.models import Coupon, CouponCampaign
+from loyalty.handoff.models import Handoff
+from loyalty.members.models import Member, MemberSegment
+from loyalty.nlu_review.models import ReviewMessage
+from loyalty.orders.models import Order
+from loyalty.points.models import LedgerEntry, PointsLot
+
+DEFINITIONS: dict[str, tuple[str, str]] = {
+    "new_members": ("所选时段内入会的会员数，按入会门店与渠道分组。",
+                    "Members who joined in the range, by the store and channel they joined through."),
+    "active_members": ("所选时段内至少有一笔消费（非退货）的会员数。",
+                       "Members with at least one order (not a return) placed in the range."),
+    "segments": ("当前 RFM 分群与生命周期阶段的会员数（最近一次计算）。",
+                 "Members per RFM segment and lifecycle stage, as of the last segment run."),
+    "sales_by_tier": ("按会员当前等级：时段内订单数、购买会员数、客单价（订单金额合计/订单数）、"
+                      "购买频次（订单数/购买会员数）；30/90 天复购率＝时段内首单后 30/90 天内再次下单的会员占比。",
+                      "By the member's current tier: orders in the range, buying members, average order value "
+                      "(sum of amounts / orders), frequency (orders / buying members) and repurchase rate: "
+                      "the share of buyers who ordered again within 30 (90) days of their first order in the "
+                      "range (that next order may fall after the range)."),
+    "points": ("时段内发放（earn/referral/正向调整）、兑换（spend）、过期（expire）的积分；未过期积分余额为负债；"
+               "预计沉淀＝负债×历史过期率（过期/(过期+兑换)）。",
+               "Points issued (earn, referral, positive adjustments), spent and expired in the range; liability is "
+               "the points left in unexpired lots now; expected breakage = liability × the historical expiry rate "
+               "(expired / (expired + spent))."),
+    "coupons": ("按活动：时段内领取数、核销数、核销率（核销/领取）、用券订单金额、"
+                "优惠成本（满减面额；折扣按订单金额计）。",
+                "Per campaign: coupons claimed in the range, of those redeemed, redemption rate (redeemed / "
+                "claimed), revenue of the orders that used them, discount cost (the face value of 满减; for 折扣 "
+                "the percentage of the order)."),
+    "bot": ("时段内转人工次数及原因分布；等待时长＝接入时间－请求时间（p50/p90，仅已接入的）；"
+            "满意度＝人工会话评分均值（1-5）；"
+            "未理解消息＝复核列表中时段内最后出现的消息，按出现次数排序。",
+            "Handoffs in the range by reason; wait = taken minus requested (p50/p90, taken ones only); "
+            "satisfaction = mean rating of agent conversations (1-5); not understood = review-list messages last "
+            "seen in the range, most frequent first."),
+}
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a figure covers: ``[start, end)`` in UTC, one store (by id) or all, one channel or all."""
+
+    start: datetime
+    end: datetime
+    store_id: int | None = None
+    channel: str | None = None
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return round(a / b, 4) if b else None
+
+
+def _day(col: Any) -> Any:
+    """The UTC calendar day of a timestamp column, as text YYYY-MM-DD on SQLite and PostgreSQL alike."""
+    return func.substr(cast(col, String), 1, 10)
+
+
+def new_members(s: Session, sc: Scope) -> list[dict[str, Any]]:
+    """Members who joined per day, store and channel."""
+    day = _day(Member.created_at)
+    q = (select(day.label("day"), Store.code, Member.join_channel, func.count())
+         .select_from(Member).outerjoin(Store, Store.id == Member.store_id)
+         .where(Member.created_at >= sc.start, Member.created_at < sc.end)
+         .group_by(day, Store.code, Member.join_channel).order_by(day, Store.code, Member.join_channel))
+    if sc.store_id is not None:
+        q = q.where(Member.store_id == sc.store_id)
+    if sc.channel:
+        q = q.where(Member.join_channel == sc.channel)
+    return [{"day": d, "store": st or "", "channel": ch or "", "members": n} for d, st, ch, n in s.execute(q)]
+
+
+def _orders(sc: Scope) -> list[Any]:
+    where = [Order.kind == "order", Order.member_id.is_not(None), Order.placed_at >= sc.start,
+             Order.placed_at < sc.end]
+    if sc.store_id is not None:
+        where.append(Order.store_id == sc.store_id)
+    if sc.channel:
+        where.append(Order.channel == sc.channel)
+    return where
+
+
+def active_members(s: Session, sc: Scope) -> int:
+    """Members with at least one order in the range."""
+    return s.execute(select(func.count(func.distinct(Order.member_id))).where(*_orders(sc))).scalar() or 0
+
+
+def segments(s: Session, sc: Scope) -> list[dict[str, Any]]:
+    """Members per (lifecycle, segment), of the store's members when scoped to a store."""
+    q = (select(MemberSegment.lifecycle, MemberSegment.segment, func.count())
+         .group_by(MemberSegment.lifecycle, MemberSegment.segment)
+         .order_by(MemberSegment.lifecycle, MemberSegment.segment))
+    if sc.store_id is not None:
+        q = q.join(Member, Member.id == MemberSegment.member_id).where(Member.store_id == sc.store_id)
+    return [{"lifecycle": lc, "segment": sg, "members": n} for lc, sg, n in s.execute(q)]
+
+
+def _repurchases(s: Session, sc: Scope) -> dict[str, tuple[int, int]]:
+    """Per tier: buyers whose next order came within 30 and within 90 days of their first in the range."""
+    first = (select(Order.member_id.label("member_id"), func.min(Order.placed_at).label("first"))
+             .where(*_orders(sc)).group_by(Order.member_id).subquery())
+    after = [Order.kind == "order", Order.member_id == first.c.member_id, Order.placed_at > first.c.first]
+    if sc.store_id is not None:
+        after.append(Order.store_id == sc.store_id)
+    if sc.channel:
+        after.append(Order.channel == sc.channel)
+    nxt = (select(Member.tier, first.c.first, func.min(Order.placed_at))
+           .select_from(first).join(Member, Member.id == first.c.member_id).join(Order, and_(*after))
+           .group_by(first.c.member_id, Member.tier, first.c.first))
+    out: dict[str, tuple[int, int]] = {}
+    for tier, at, again in s.execute(nxt):
+        gap = again - at
+        within30, within90 = out.get(tier, (0, 0))
+        out[tier] = (within30 + (gap <= timedelta(days=30)), within90 + (gap <= timedelta(days=90)))
+    return out
+
+
+def sales_by_tier(s: Session, sc: Scope) -> list[dict[str, Any]]:
+    """Orders, buyers, average order value (fen), frequency and repurchase rates per current tier."""
+    q = (select(Member.tier, func.count(Order.id), func.count(func.distinct(Order.member_id)),
+                func.sum(Order.amount_fen))
+         .join(Member, Member.id == Order.member_id).where(*_orders(sc))
+         .group_by(Member.tier).order_by(Member.tier))
+    again = _repurchases(s, sc)
+    return [{"tier": t, "orders": n, "buyers": b, "aov_fen": int(total) // n if n else 0,
+             "frequency": _ratio(n, b), "repurchase_30": _ratio(again.get(t, (0, 0))[0], b),
+             "repurchase_90": _ratio(again.get(t, (0, 0))[1], b)} for t, n, b, total in s.execute(q)]
+
+
+def points(s: Session, sc: Scope, now: datetime) -> dict[str, Any]:
+    """Points issued, spent, expired in the range; liability now and its expected breakage."""
+    kind = LedgerEntry.kind
+    issued = case((and_(kind.in_(("earn", "referral", "adjust", "gift", "welcome")), LedgerEntry.delta > 0),
+                   LedgerEntry.delta), else_=0)
+    q = (select(func.coalesce(func.sum(issued), 0),
+                func.coalesce(func.sum(case((kind == "spend", -LedgerEntry.delta), else_=0)), 0),
+                func.coalesce(func.sum(case((kind == "expire", -LedgerEntry.delta), else_=0)), 0))
+         .where(LedgerEntry.created_at >= sc.start, LedgerEntry.created_at < sc.end))
+    lq = select(func.coalesce(func.sum(PointsLot.remaining), 0)).where(PointsLot.expires_at > now)
+    hq = select(func.coalesce(func.sum(case((kind == "spend", -LedgerEntry.delta), else_=0)), 0),
+                func.coalesce(func.sum(case((kind == "expire", -LedgerEntry.delta), else_=0)), 0))
+    if sc.store_id is not None:
+        mine = select(Member.id).where(Member.store_id == sc.store_id).scalar_subquery()
+        q, hq = q.where(LedgerEntry.member_id.in_(mine)), hq.where(LedgerEntry.member_id.in_(mine))
+        lq = lq.where(PointsLot.member_id.in_(mine))
+    got, spent, expired = (int(x) for x in s.execute(q).one())
+    liability = int(s.execute(lq).scalar() or 0)
+    all_spent, all_expired = (int(x) for x in s.execute(hq).one())
+    rate = _ratio(all_expired, all_spent + all_expired)
+    return {"issued": got, "spent": spent, "expired": expired, "liability": liability,
+            "expiry_rate": rate, "expected_breakage": round(liability * rate) if rate is not None else None}
+
+
+def coupons(s: Session, sc: Scope) -> list[dict[str, Any]]:
+    """Per campaign: claimed, redeemed, redemption rate, revenue and discount cost of the redeeming orders."""
+    where = [Coupon.claimed_at >= sc.start, Coupon.claimed_at < sc.end]
+    if sc.store_id is not None:
+        where.append(Coupon.member_id.in_(select(Member.id).where(Member.store_id == sc.store_id)))
+    redeemed = Coupon.status == "redeemed"
+    q = (select(CouponCampaign.code, CouponCampaign.kind, CouponCampaign.discount_fen, CouponCampaign.percent_off,
+                CouponCampaign.issued, func.count(Coupon.id), func.sum(case((redeemed, 1), else_=0)))
+         .join(CouponCampaign, CouponCampaign.id == Coupon.campaign_id).where(*where)
+         .group_by(CouponCampaign.id).order_by(CouponCampaign.code))
+    revenue_q = (select(CouponCampaign.code, func.coalesce(func.sum(Order.amount_fen), 0))
+                 .join(Coupon, Coupon.campaign_id == CouponCampaign.id)
+                 .join(Order, and_(Order.external_id == Coupon.redeemed_ref, Order.kind == "order"))
+                 .where(*where, redeemed).group_by(CouponCampaign.code))
+    revenue = {code: int(v) for code, v in s.execute(revenue_q)}
+    out = []
+    for code, kind, disc, pct, issued, claimed, used in s.execute(q):
+        used = int(used or 0)
+        rev = revenue.get(code, 0)
+        cost = disc * used if kind == "threshold" else rev * pct // 100 if kind == "percent" else 0
+        out.append({"campaign": code, "issued_total": issued, "claimed": claimed, "redeemed": used,
+                    "redemption_rate": _ratio(used, claimed), "revenue_fen": rev, "discount_cost_fen": cost})
+    return out
+
+
+def _percentile(values: list[float], p: float) -> float | None:
+    """The nearest-rank percentile (p in 0..100) of ``values``."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * p // 100))
+    return ordered[int(rank) - 1]
+
+
+def bot(s: Session, sc: Scope, top: int = 10) -> dict[str, Any]:
+    """Handoffs by reason, wait to an agent p50/p90 (seconds), agent satisfaction, messages not understood."""
+    where = [Handoff.created_at >= sc.start, Handoff.created_at < sc.end]
+    if sc.store_id is not None:
+        where.append(Handoff.member_id.in_(select(Member.id).where(Member.store_id == sc.store_id)))
+    if sc.channel:
+        where.append(Handoff.channel == sc.channel)
+    by_reason = {r: n for r, n in s.execute(select(Handoff.reason, func.count()).where(*where)
+                                            .group_by(Handoff.reason).order_by(Handoff.reason))}
+    waits = [(t - c).total_seconds() for c, t in s.execute(
+        select(Handoff.created_at, Handoff.taken_at).where(*where, Handoff.taken_at.is_not(None)))]
+    rated = s.execute(select(func.count(Handoff.rating), func.avg(Handoff.rating)).where(*where)).one()
+    out: dict[str, Any] = {
+        "handoffs": sum(by_reason.values()), "by_reason": by_reason,
+        "wait_p50_s": _percentile(waits, 50), "wait_p90_s": _percentile(waits, 90),
+        "rated": rated[0], "satisfaction": round(float(rated[1]), 2) if rated[1] is not None else None,
+        "not_understood": [],
+    }
+    if sc.store_id is None:  # the review list is not attributed to stores
+        rq = (select(ReviewMessage.text, ReviewMessage.seen, ReviewMessage.intent)
+              .where(ReviewMessage.last_seen_at >= sc.start, ReviewMessage.last_seen_at < sc.end)
+              .order_by(ReviewMessage.seen.desc(), ReviewMessage.id).limit(top))
+        if sc.channel:
+            rq = rq.where(ReviewMessage.channel == sc.channel)
+        out["not_understood"] = [{"text": t, "seen": n, "suggested": i or ""} for t, n, i in s.execute(rq)]
+    return out
+
+
+def dashboard(s: Session, sc: Scope, now: datetime) -> dict[str, Any]:
+    """Every figure of the dashboard for one scope."""
+    return {
+        "new_members": new_members(s, sc), "active_members": active_members(s, sc), "segments": segments(s, sc),
+        "sales_by_tier": sales_by_tier(s, sc), "points": points(s, sc, now), "coupons": coupons(s, sc),
+        "bot": bot(s, sc), "definitions": DEFINITIONS, "as_of": now.isoformat(),
+    }

@@ -1,0 +1,1 @@
+"""Staff accounts of the staff web app: marketing, store managers, supervisors."""
