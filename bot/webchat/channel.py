@@ -35,6 +35,7 @@ from sanic.request import Request
 
 from bot import buttons, linking, logs, ops
 from bot.limits import too_long_reply
+from bot.lock_store import queued
 from bot.settings import WebChatSettings, dev_secret, load_webchat_settings
 from bot.tracker_store import bounded
 from bot.webchat.hub import hub
@@ -279,6 +280,15 @@ class WebchatInput(InputChannel):
             sender = sender_id(visitor)
             if not channel.seen.add(f"{sender}:{message_id}"):
                 return {"type": "ack", "id": message_id, "duplicate": True}
+            agent = getattr(request.app.ctx, "agent", None)
+            # Its place in the conversation's queue is taken on arrival (several replicas: bot/lock_store.py).
+            async with queued(getattr(agent, "lock_store", None), sender):
+                return await process(request, visitor, data, metadata, text, message_id, sender)
+
+        async def process(
+            request: Request, visitor: str, data: dict[str, Any], metadata: dict[str, Any],
+            text: str, message_id: str, sender: str,
+        ) -> dict[str, Any]:
             tracker = await channel._tracker(request, sender)
             if await channel._seen_before(request, sender, message_id, tracker):
                 return {"type": "ack", "id": message_id, "duplicate": True}
