@@ -56,6 +56,17 @@ def member(stack: Stack) -> str:
     return visitor
 
 
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process, from /proc (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+MEMORY: dict[str, tuple[float, float, float]] = {}  # store → (seconds to ready, RSS after start, RSS at the end)
+
+
 def run(store: str, work: Path, args: argparse.Namespace, pg: PgServer | None) -> list[tuple[float, float]]:
     if store == "postgres":
         assert pg is not None
@@ -76,7 +87,10 @@ def run(store: str, work: Path, args: argparse.Namespace, pg: PgServer | None) -
         Path(args.profile).mkdir(parents=True, exist_ok=True)
         prefix = ["python", "-m", "cProfile", "-o", str(Path(args.profile).resolve() / f"{store}.prof")]
         prefix[0] = __import__("sys").executable
+    started = time.perf_counter()
     stack = start_stack(work, url, tracker_url=tracker_url, tracker_type=args.tracker, rasa_prefix=prefix)
+    ready = time.perf_counter() - started
+    rss_start = rss_mb(stack.rasa_pid)
     times: list[tuple[float, float]] = []
     try:
         a = member(stack)
@@ -92,6 +106,7 @@ def run(store: str, work: Path, args: argparse.Namespace, pg: PgServer | None) -
             times.append((t1, t2) if first == a else (t2, t1))
             if args.verbose and (i + 1) % 25 == 0:
                 print(f"  {store}: turn {i + 1}: A {times[-1][0]:.0f} ms, B {times[-1][1]:.0f} ms", flush=True)
+        MEMORY[store] = (ready, rss_start, rss_mb(stack.rasa_pid))
     finally:
         if args.profile:
             proc = stack.proc("rasa")
@@ -147,6 +162,9 @@ def main() -> None:
             pg.stop()
     for store, times in results.items():
         report(store, args.tracker, times)
+    for store, (ready, rss0, rss1) in MEMORY.items():
+        print(f"\n{store}: Rasa + action server ready in {ready:.0f} s; Rasa RSS {rss0:.0f} MB after start, "
+              f"{rss1:.0f} MB after {2 * len(results[store]) + 3} turns")
     if args.profile:
         for store in results:
             show_profile(Path(args.profile) / f"{store}.prof", args.top)
