@@ -20,7 +20,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # Rasa's telemetry would try to reach the internet.
 export RASA_TELEMETRY_ENABLED := false
 
-.PHONY: run test install dev lint train shell db seed clean constraints bench api-docs staff-assets nlu-eval
+.PHONY: run run-cluster test install dev lint train shell db seed clean constraints bench api-docs staff-assets nlu-eval
 
 run: install $(MODEL) db ## start the assistant, the action server, the loyalty API, web chat, console and staff app
 	$(PY) -m bot.launcher
@@ -71,6 +71,10 @@ db: install ## migrate the database; on first start seed demo data, train the re
 	$(PY) -m loyalty seed --if-empty
 	@ls var/models/recommender-*.npz >/dev/null 2>&1 || { \
 	  $(PY) -m loyalty recommender train && $(PY) -m loyalty segments recompute; }
+
+# Needs PostgreSQL and Redis: LOYALTY_DATABASE_URL, TRACKER_DB_*, REDIS_* and WEBCHAT_REDIS_URL (docs/scaling.md).
+run-cluster: install $(MODEL) db ## two Rasa replicas and two action servers behind nginx on one port
+	RASA_ENDPOINTS=endpoints.prod.yml $(PY) -m bot.launcher --replicas $(or $(REPLICAS),2)
 
 shell: install $(MODEL) db ## talk to the bot in the terminal (the action server starts alongside)
 	$(PY) -m bot.launcher --shell

@@ -192,7 +192,10 @@ def _scrub_rows(store: Any, sender_id: str) -> int | None:
         for i, event in changed.items():
             rows[i].data = json.dumps(event)
         session.commit()
-        return len(changed)
+    forget = getattr(store, "forget_checkpoint", None)
+    if forget is not None:  # bot/tracker_store.py keeps slot values beside the events
+        forget(sender_id)
+    return len(changed)
 
 
 async def erase_conversation(agent: Any, sender_id: str, *, attempts: int = 20, pause: float = 0.25) -> int:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from bot import cluster
 from bot.files import private_files
 from bot.settings import dev_secret, log_format
 from loyalty.config import from_env
@@ -70,13 +71,14 @@ class Child:
     cmd: list[str]
     health: str | None
     proc: subprocess.Popen[bytes] | None = None
+    env: dict[str, str] | None = None  # None: the launcher's own environment
     started_at: float = 0.0
     failures: int = 0
     restart_at: float | None = None
 
     def start(self, now: float) -> None:
         """Start the process; ``now`` is the supervisor's clock."""
-        self.proc = subprocess.Popen(self.cmd)
+        self.proc = subprocess.Popen(self.cmd, env=self.env)
         self.started_at = now
         self.restart_at = None
         say(f"started {self.name} (pid {self.proc.pid})")
@@ -182,27 +184,46 @@ def commands(args: argparse.Namespace, var_dir: Path) -> list[Child]:
     """The processes to start, in order."""
     py = sys.executable
     endpoints = os.environ.get("RASA_ENDPOINTS", "endpoints.yml")
+
     # Through bot.rasa_run so that logging is ours from the first line (LOG_FORMAT=json).
-    rasa = [
-        py, "-m", "bot.rasa_run", "run", "--model", args.model, "--endpoints", endpoints,
-        "--credentials", credentials(var_dir), "--port", str(args.port), "--interface", args.host,
-    ]
-    if args.shell:
-        rasa = [py, "-m", "bot.rasa_run", "shell", "--model", args.model, "--endpoints", endpoints]
-    return [
-        *_fake_sms(),
-        Child("action server",
-              [py, "-m", "bot.action_server", "--actions", "actions", "--host", args.actions_host,
-               "--port", str(args.actions_port)],
-              f"http://127.0.0.1:{args.actions_port}/health"),
-        Child("loyalty API", [py, "-m", "loyalty", "serve", "--host", args.host, "--port", str(args.api_port)],
-              f"http://127.0.0.1:{args.api_port}/api/v1/health"),
-        # Journeys and broadcasts (docs/outreach.md); more than one may run, each with its own --worker.
+    def rasa(port: int) -> list[str]:
+        return [py, "-m", "bot.rasa_run", "run", "--model", args.model, "--endpoints", endpoints,
+                "--credentials", credentials(var_dir), "--port", str(port), "--interface", args.host]
+
+    def actions(port: int) -> list[str]:
+        return [py, "-m", "bot.action_server", "--actions", "actions", "--host", args.actions_host,
+                "--port", str(port)]
+
+    api = Child("loyalty API", [py, "-m", "loyalty", "serve", "--host", args.host, "--port", str(args.api_port)],
+                f"http://127.0.0.1:{args.api_port}/api/v1/health")
+    # Journeys and broadcasts (docs/outreach.md; more than one scheduler may run) and the staff app.
+    services = [
         Child("outreach scheduler", [py, "-m", "bot.outreach"], None),
         Child("staff app", [py, "-m", "bot.staff", "--host", args.host, "--port", str(args.staff_port)],
               f"http://127.0.0.1:{args.staff_port}/staff/health"),
-        Child("assistant", rasa, None if args.shell else f"http://127.0.0.1:{args.port}/"),
     ]
+    if args.shell:
+        shell = [py, "-m", "bot.rasa_run", "shell", "--model", args.model, "--endpoints", endpoints]
+        return [*_fake_sms(), Child("action server", actions(args.actions_port),
+                                    f"http://127.0.0.1:{args.actions_port}/health"), api, *services,
+                Child("assistant", shell, None)]
+    if args.replicas <= 1:
+        return [*_fake_sms(), Child("action server", actions(args.actions_port),
+                                    f"http://127.0.0.1:{args.actions_port}/health"), api, *services,
+                Child("assistant", rasa(args.port), f"http://127.0.0.1:{args.port}/")]
+    cluster.check_environment(os.environ)
+    children = [*_fake_sms(), api, *services]
+    ports = cluster.rasa_ports(args.port, args.replicas)
+    for i, port in enumerate(ports):
+        actions_port = args.actions_port + i
+        env = {**os.environ, "ACTION_SERVER_URL": f"http://127.0.0.1:{actions_port}/webhook"}
+        children += [
+            Child(f"action server {i + 1}", actions(actions_port), f"http://127.0.0.1:{actions_port}/health"),
+            Child(f"assistant {i + 1}", rasa(port), f"http://127.0.0.1:{port}/", env=env),
+        ]
+    nginx, _ = cluster.write_nginx(f"{args.host}:{args.port}", ports, var_dir)
+    children.append(Child("nginx", nginx, f"http://127.0.0.1:{args.port}/"))
+    return children
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -215,6 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--actions-host", default=os.environ.get("ACTIONS_HOST") or "127.0.0.1")
     p.add_argument("--actions-port", type=int, default=int(os.environ.get("ACTIONS_PORT", "5055")))
     p.add_argument("--staff-port", type=int, default=int(os.environ.get("STAFF_PORT", "5010")))
+    p.add_argument("--replicas", type=int, default=int(os.environ.get("BOT_REPLICAS", "1")),
+                   help="Rasa processes (each with an action server) behind nginx on --port; needs the "
+                        "production endpoints (bot/cluster.py)")
     p.add_argument("--api-port", type=int, default=int(os.environ.get("LOYALTY_API_PORT", "8081")))
     args = p.parse_args(argv)
     os.chdir(ROOT)

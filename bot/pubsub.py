@@ -1,9 +1,11 @@
 """Fan-out between Rasa processes: a JSON payload published here reaches every process.
 
-With a Redis URL, payloads go through Redis pub/sub and each process hands
-what it hears to its own ``deliver`` callback (its own open sockets). Without
-one there is a single process, and ``publish`` delivers straight away. The web
-chat's visitor sockets and the agent consoles both use it.
+With a Redis URL, payloads go through Redis pub/sub and each other process
+hands what it hears to its own ``deliver`` callback (its own open sockets).
+The publishing process delivers its own at once, not through Redis: a bot
+reply then reaches a page on this process before the ``ack`` of the message
+it answers, as with a single process. Without Redis there is a single
+process. The web chat's visitor sockets and the agent consoles both use it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -27,13 +30,14 @@ class FanOut:
         self._deliver = deliver
         self._redis: Any = None
         self._listener: asyncio.Task[None] | None = None
+        self.origin = uuid.uuid4().hex  # this process's mark on what it publishes
 
     async def publish(self, payload: dict[str, Any]) -> None:
-        """Deliver ``payload`` in every process (just this one without Redis)."""
+        """Deliver ``payload`` in every process: here at once, elsewhere through Redis."""
         if self._redis is not None:
-            await self._redis.publish(self.channel, json.dumps(payload, ensure_ascii=False, default=str))
-        else:
-            await self._deliver(payload)
+            message = {"o": self.origin, "p": payload}
+            await self._redis.publish(self.channel, json.dumps(message, ensure_ascii=False, default=str))
+        await self._deliver(payload)
 
     async def start(self, url: str) -> None:
         """Listen on Redis (once per process, on start)."""
@@ -48,8 +52,11 @@ class FanOut:
                 if msg.get("type") != "message":
                     continue
                 try:
-                    payload = json.loads(msg["data"])
-                except ValueError:
+                    message = json.loads(msg["data"])
+                    if message.get("o") == self.origin:
+                        continue  # delivered here when published
+                    payload = message["p"]
+                except (ValueError, KeyError, AttributeError):
                     log.warning("unreadable message on %s dropped", self.channel)
                     continue
                 try:

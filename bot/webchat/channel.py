@@ -36,7 +36,9 @@ from sanic.request import Request
 
 from bot import buttons, linking, logs, ops
 from bot.limits import too_long_reply
+from bot.lock_store import queued
 from bot.settings import WebChatSettings, dev_secret, load_webchat_settings
+from bot.tracker_store import bounded
 from bot.webchat.hub import hub
 from loyalty import db
 from loyalty.outreach import service as outreach
@@ -206,35 +208,54 @@ class WebchatInput(InputChannel):
         """Pushes to the visitor's open pages (agent replies, hand-back, trigger_intent)."""
         return WebchatOutput()
 
-    async def _tracker(self, request: Request, sender: str) -> DialogueStateTracker | None:
-        agent = getattr(request.app.ctx, "agent", None)
-        if agent is None or agent.tracker_store is None:
-            return None
-        return await agent.tracker_store.retrieve(sender)
-
     @staticmethod
-    def _in_tracker(tracker: DialogueStateTracker | None, message_id: str) -> bool:
+    def _store(request: Request) -> Any:
+        agent = getattr(request.app.ctx, "agent", None)
+        return None if agent is None else agent.tracker_store
+
+    async def _tracker(self, request: Request, sender: str) -> DialogueStateTracker | None:
+        store = self._store(request)
+        return None if store is None else await store.retrieve(sender)
+
+    async def _seen_before(self, request: Request, sender: str, message_id: str,
+                           tracker: DialogueStateTracker | None) -> bool:
+        """Whether the conversation already holds this message: an indexed look-up where the store has one."""
+        store = bounded(self._store(request))
+        if store is not None:
+            return bool(await store.has_message(sender, message_id))
         if tracker is None:
             return False
         return any(isinstance(e, UserUttered) and e.message_id == message_id for e in tracker.events)
 
     async def _replay(self, request: Request, ws: Any, sender: str, last_ts: float) -> None:
-        agent = getattr(request.app.ctx, "agent", None)
-        if agent is None or agent.tracker_store is None:
+        store = self._store(request)
+        if store is None:
             return
-        tracker = await agent.tracker_store.retrieve(sender)
-        if tracker is None:
-            return
-        frames = []
-        for e in tracker.events:
-            if e.timestamp <= last_ts:
-                continue
-            if isinstance(e, BotUttered):
-                frames.append(bot_payload(e.message()))
-            elif last_ts == 0 and isinstance(e, UserUttered) and e.text and not e.text.startswith("/"):
-                # A fresh page shows the shopper's side too; a reconnecting page already has it.
-                frames.append({"type": "user", "ts": e.timestamp, "text": e.text})
-        for frame in frames[-REPLAY_LIMIT:]:
+        fresh = last_ts == 0
+
+        def shown(event: dict[str, Any]) -> bool:
+            if event.get("event") == "bot":
+                return True
+            # A fresh page shows the shopper's side too; a reconnecting page already has it.
+            text = event.get("text") or ""
+            return fresh and event.get("event") == "user" and bool(text) and not text.startswith("/")
+
+        sql = bounded(store)
+        if sql is not None:  # the newest frames only, read newest first with an index
+            events = await sql.recent_messages(sender, last_ts, REPLAY_LIMIT, keep=shown)
+        else:
+            tracker = await store.retrieve(sender)
+            if tracker is None:
+                return
+            events = [e.as_dict() for e in tracker.events
+                      if e.timestamp > last_ts and isinstance(e, BotUttered | UserUttered)]
+            events = [e for e in events if shown(e)][-REPLAY_LIMIT:]
+        for e in events:
+            if e.get("event") == "bot":
+                frame = bot_payload(BotUttered(e.get("text"), e.get("data") or {}, e.get("metadata") or {},
+                                               e.get("timestamp")).message())
+            else:
+                frame = {"type": "user", "ts": e.get("timestamp"), "text": e.get("text")}
             await ws.send(json.dumps(frame, ensure_ascii=False))
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
@@ -278,8 +299,17 @@ class WebchatInput(InputChannel):
             sender = sender_id(visitor)
             if not channel.seen.add(f"{sender}:{message_id}"):
                 return {"type": "ack", "id": message_id, "duplicate": True}
+            agent = getattr(request.app.ctx, "agent", None)
+            # Its place in the conversation's queue is taken on arrival (several replicas: bot/lock_store.py).
+            async with queued(getattr(agent, "lock_store", None), sender):
+                return await process(request, visitor, data, metadata, text, message_id, sender)
+
+        async def process(
+            request: Request, visitor: str, data: dict[str, Any], metadata: dict[str, Any],
+            text: str, message_id: str, sender: str,
+        ) -> dict[str, Any]:
             tracker = await channel._tracker(request, sender)
-            if channel._in_tracker(tracker, message_id):
+            if await channel._seen_before(request, sender, message_id, tracker):
                 return {"type": "ack", "id": message_id, "duplicate": True}
             # An SMS code typed for a pending link is checked here and never reaches the tracker.
             text = await linking.screen("webchat", sender, text)

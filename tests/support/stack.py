@@ -229,6 +229,8 @@ def start_stack(
     endpoints: Path | None = None,
     wechat_api: str | None = None,
     extra_channels: str = "",
+    tracker_type: str = "bot.tracker_store.BoundedSQLTrackerStore",
+    rasa_prefix: list[str] | None = None,
 ) -> Stack:
     """Start the action server and Rasa (with the web chat channel and the console) on free ports.
 
@@ -240,6 +242,8 @@ def start_stack(
     with ``WECHAT_TOKEN``/``WECHAT_AES_KEY``; no app secret, so replies are
     passive only). ``rest``: mount Rasa's own REST channel (/webhooks/rest/webhook). ``extra_channels``:
     more credentials.yml entries (e.g. the WeChat channel, configured by ``env_extra``).
+    ``tracker_type``: the tracker store class (``SQL`` for Rasa's own, as benchmarks compare).
+    ``rasa_prefix``: a command that runs Rasa's entry script (e.g. under cProfile).
     """
     model = (assistant / "models" / "loyalty.tar.gz") if assistant else MODEL
     if assistant is None:
@@ -251,10 +255,10 @@ def start_stack(
     if tracker_url:
         # Rasa takes a whole SQLAlchemy URL in `url`; the dialect must still be named.
         dialect = tracker_url.split(":", 1)[0].split("+", 1)[0]
-        tracker = f'tracker_store:\n  type: SQL\n  dialect: "{dialect}"\n  url: "{tracker_url}"\n'
+        tracker = f'tracker_store:\n  type: {tracker_type}\n  dialect: "{dialect}"\n  url: "{tracker_url}"\n'
         stack.tracker_url = tracker_url
     else:
-        tracker = f'tracker_store:\n  type: SQL\n  dialect: "sqlite"\n  db: "{workdir / "tracker.db"}"\n'
+        tracker = f'tracker_store:\n  type: {tracker_type}\n  dialect: "sqlite"\n  db: "{workdir / "tracker.db"}"\n'
         stack.tracker_url = f"sqlite:///{workdir / 'tracker.db'}"
     if endpoints is None:
         endpoints = workdir / "endpoints.yml"
@@ -296,6 +300,8 @@ def start_stack(
     # As the launcher does: Rasa through bot.rasa_run when the logs are JSON (ours from the first line).
     json_logs = env.get("LOG_FORMAT") == "json"
     rasa_cmd = [sys.executable, "-m", "bot.rasa_run"] if json_logs else [str(bin_dir / "rasa")]
+    if rasa_prefix:
+        rasa_cmd = [*rasa_prefix, str(bin_dir / "rasa")]
     stack.launches = {
         "actions": _Launch(
             [sys.executable, "-m", "bot.action_server", "--actions", "actions", "--port", str(stack.actions_port)],

@@ -1,0 +1,327 @@
+"""A SQL tracker store whose per-turn cost does not grow with the conversation.
+
+Rasa's ``SQLTrackerStore`` loads and replays every event since the session
+started on each ``retrieve`` and ``save`` (``save`` retrieves the whole
+tracker once more to publish the new events, then counts the stored ones), and
+every policy featurises the whole tracker it is given. A shopper chatting for
+four hours makes each turn several times slower than the first.
+
+This store keeps every event in Rasa's ``events`` table (the console's
+transcript, the web chat replay and ``rasa export`` see them all) and hands
+Rasa a *bounded* tracker: the state of the conversation at a checkpoint
+(slots, active loop, pause) as a few events, then the stored events from the
+checkpoint on. The checkpoint is written on each save, ``max_turns`` shopper
+messages back (never before the latest session start, as Rasa's own retrieve),
+so the policies still see every turn their ``max_history`` reaches.
+
+- ``save`` inserts only the events added since the tracker was retrieved
+  (loaded events are marked, copies keep the marks), publishes exactly those
+  to the event broker, and moves the checkpoint: no re-read, no count.
+- Database work runs in a thread, off the event loop.
+- ``has_message`` and ``recent_messages`` answer the web chat channel's
+  duplicate check and reconnect replay with indexed, bounded queries.
+
+Configure in endpoints.yml::
+
+    tracker_store:
+      type: bot.tracker_store.BoundedSQLTrackerStore
+      dialect: sqlite
+      db: var/tracker.db
+      max_turns: 8
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import sqlalchemy as sa
+from rasa.core.tracker_store import SQLTrackerStore
+from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_NAME
+from rasa.shared.core.events import (
+    ActionExecuted,
+    ActionExecutionRejected,
+    ActiveLoop,
+    ConversationPaused,
+    Event,
+    LoopInterrupted,
+    SessionStarted,
+    SlotSet,
+    UserUttered,
+    deserialise_events,
+)
+from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.nlu.constants import INTENT_NAME_KEY
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_TURNS = 8  # shopper messages kept before the latest: policies here look 5 actions back
+_ROW = "_stored_row"  # attribute set on events that are in the database (or stand for its state)
+_SYNTHETIC = -1  # the row id of the events that restore the checkpoint's state
+
+EMPTY: dict[str, Any] = {"slots": {}, "loop": None, "paused": False}
+
+_meta = sa.MetaData()
+checkpoints = sa.Table(
+    "tracker_checkpoints", _meta,
+    sa.Column("sender_id", sa.String(255), primary_key=True),
+    # The first stored event a bounded tracker starts from.
+    sa.Column("event_id", sa.Integer, nullable=False),
+    # Slots, active loop and pause as they were just before that event (JSON).
+    sa.Column("state", sa.Text, nullable=False),
+)
+message_ids = sa.Table(
+    "tracker_message_ids", _meta,
+    sa.Column("sender_id", sa.String(255), primary_key=True),
+    sa.Column("message_id", sa.String(255), primary_key=True),
+    sa.Column("event_id", sa.Integer, nullable=False),
+)
+
+
+def _mark(event: Event, row_id: int) -> Event:
+    setattr(event, _ROW, row_id)
+    return event
+
+
+def _row_of(event: Event) -> int | None:
+    return getattr(event, _ROW, None)
+
+
+def state_of(tracker: DialogueStateTracker) -> dict[str, Any]:
+    """What a tracker's events leave behind that later events build on (JSON-safe)."""
+    loop = tracker.active_loop
+    return {
+        "slots": {name: slot.value for name, slot in tracker.slots.items() if slot.has_been_set},
+        "loop": None if loop is None or not loop.name else {
+            "name": loop.name, "interrupted": bool(loop.is_interrupted), "rejected": bool(loop.rejected),
+        },
+        "paused": tracker.is_paused(),
+    }
+
+
+def state_events(state: dict[str, Any], timestamp: float) -> list[Event]:
+    """Events that put a new tracker in ``state`` (see :func:`state_of`)."""
+    events: list[Event] = [SlotSet(name, value, timestamp=timestamp) for name, value in state["slots"].items()]
+    loop = state.get("loop")
+    if loop:
+        events.append(ActiveLoop(loop["name"], timestamp=timestamp))
+        if loop.get("interrupted"):
+            events.append(LoopInterrupted(True, timestamp=timestamp))
+        if loop.get("rejected"):
+            events.append(ActionExecutionRejected(loop["name"], timestamp=timestamp))
+    if state.get("paused"):
+        events.append(ConversationPaused(timestamp=timestamp))
+    return [_mark(e, _SYNTHETIC) for e in events]
+
+
+def tail_start(events: list[Event], max_turns: int) -> int:
+    """Index of the first event a bounded tracker needs: ``max_turns`` shopper messages back.
+
+    It starts at the ``action_listen`` before that message, and never before
+    the latest session start (Rasa's retrieve starts there too).
+    """
+    start, users = 0, 0
+    for i in range(len(events) - 1, -1, -1):
+        e = events[i]
+        if isinstance(e, SessionStarted):
+            before = i - 1
+            # Rasa logs action_session_start after running it, so it comes first in the table.
+            if before >= 0 and isinstance(events[before], ActionExecuted) and \
+                    events[before].action_name == ACTION_SESSION_START_NAME:
+                return before
+            return i
+        if isinstance(e, UserUttered):
+            users += 1
+            if users >= max_turns:
+                start = i
+                if i > 0 and isinstance(events[i - 1], ActionExecuted) and \
+                        events[i - 1].action_name == ACTION_LISTEN_NAME:
+                    start = i - 1
+                return start
+    return 0
+
+
+def _row_fields(sender_id: str, event: Event) -> dict[str, Any]:
+    data = event.as_dict()
+    return {
+        "sender_id": sender_id,
+        "type_name": event.type_name,
+        "timestamp": data.get("timestamp"),
+        "intent_name": (data.get("parse_data") or {}).get("intent", {}).get(INTENT_NAME_KEY),
+        "action_name": data.get("name"),
+        "data": json.dumps(data),
+    }
+
+
+class BoundedSQLTrackerStore(SQLTrackerStore):
+    """Rasa's SQL tracker store, bounded: a turn reads and writes a fixed amount whatever the history."""
+
+    def __init__(self, *args: Any, max_turns: int | str = DEFAULT_MAX_TURNS, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_turns = max(1, int(max_turns))
+        _meta.create_all(self.engine)
+        # Range reads by conversation and id (Rasa indexes sender_id alone).
+        with self.engine.begin() as c:
+            c.execute(sa.text("CREATE INDEX IF NOT EXISTS ix_events_sender_id_id ON events (sender_id, id)"))
+
+    # ------------------------------------------------------------ reading
+
+    def _load(self, sender_id: str, full: bool) -> DialogueStateTracker | None:
+        table = self.SQLEvent.__table__
+        with self.engine.connect() as c:
+            point = None if full else c.execute(
+                sa.select(checkpoints.c.event_id, checkpoints.c.state).where(checkpoints.c.sender_id == sender_id)
+            ).first()
+            query = sa.select(table.c.id, table.c.data).where(table.c.sender_id == sender_id)
+            if point is not None:
+                query = query.where(table.c.id >= point.event_id)
+            elif not full:
+                # No checkpoint yet (a conversation older than this store): Rasa's own query.
+                with self.session_scope() as session:
+                    rows = [(r.id, r.data) for r in self._event_query(session, sender_id, False).all()]
+                return self._build(sender_id, rows, None)
+            rows = [(r.id, r.data) for r in c.execute(query.order_by(table.c.id))]
+        return self._build(sender_id, rows, json.loads(point.state) if point is not None else None)
+
+    def _build(self, sender_id: str, rows: list[tuple[int, str]], state: dict[str, Any] | None
+               ) -> DialogueStateTracker | None:
+        if not rows:
+            return None
+        dicts = [json.loads(data) for _, data in rows]
+        events = deserialise_events(dicts)
+        if len(events) != len(rows):  # an unreadable row: keep ids aligned by reading one by one
+            events, kept = [], []
+            for (row_id, _), d in zip(rows, dicts, strict=True):
+                found = deserialise_events([d])
+                if found:
+                    events.append(found[0])
+                    kept.append(row_id)
+        else:
+            kept = [row_id for row_id, _ in rows]
+        for event, row_id in zip(events, kept, strict=True):
+            _mark(event, row_id)
+        prefix = state_events(state, events[0].timestamp) if state and events else []
+        tracker = self.init_tracker(sender_id)
+        for e in prefix + events:
+            tracker.update(e)
+        return tracker
+
+    async def retrieve(self, sender_id: str) -> DialogueStateTracker | None:
+        """The conversation from its checkpoint on, in the state it has now."""
+        return await asyncio.to_thread(self._load, sender_id, False)
+
+    async def retrieve_full_tracker(self, conversation_id: str) -> DialogueStateTracker | None:
+        """Every event of every session (the console's transcript, exports)."""
+        return await asyncio.to_thread(self._load, conversation_id, True)
+
+    async def exists(self, conversation_id: str) -> bool:
+        def query() -> bool:
+            table = self.SQLEvent.__table__
+            with self.engine.connect() as c:
+                return c.execute(sa.select(table.c.id).where(table.c.sender_id == conversation_id).limit(1)).first() \
+                    is not None
+        return await asyncio.to_thread(query)
+
+    # ------------------------------------------------------------ writing
+
+    def _write(self, tracker: DialogueStateTracker) -> list[Event]:
+        events = list(tracker.events)
+        last = max((i for i, e in enumerate(events) if _row_of(e) is not None), default=-1)
+        new = events[last + 1:]
+        table = self.SQLEvent.__table__
+        with self.engine.begin() as c:
+            for event in new:
+                inserted = c.execute(table.insert().values(**_row_fields(tracker.sender_id, event)))
+                row_id = inserted.inserted_primary_key[0]
+                _mark(event, int(row_id))
+                message_id = getattr(event, "message_id", None) if isinstance(event, UserUttered) else None
+                if message_id:
+                    c.execute(sa.delete(message_ids).where(message_ids.c.sender_id == tracker.sender_id,
+                                                           message_ids.c.message_id == str(message_id)[:255]))
+                    c.execute(message_ids.insert().values(sender_id=tracker.sender_id,
+                                                          message_id=str(message_id)[:255], event_id=int(row_id)))
+            self._move_checkpoint(c, tracker, events)
+        return new
+
+    def _move_checkpoint(self, c: Any, tracker: DialogueStateTracker, events: list[Event]) -> None:
+        stored = [e for e in events if (_row_of(e) or 0) > 0]
+        if not stored:
+            return
+        start = stored[tail_start(stored, self.max_turns)]
+        # The state just before ``start``: replay what comes before it (bounded: this tracker is).
+        before = tracker.init_copy()
+        for e in events:
+            if e is start:
+                break
+            before.update(e)
+        at_session_start = isinstance(start, SessionStarted) or (
+            isinstance(start, ActionExecuted) and start.action_name == ACTION_SESSION_START_NAME)
+        # A session start resets the state: the tracker is then exactly Rasa's (since the session began).
+        state = json.dumps(EMPTY if at_session_start else state_of(before), ensure_ascii=False, default=str)
+        c.execute(sa.delete(checkpoints).where(checkpoints.c.sender_id == tracker.sender_id))
+        c.execute(checkpoints.insert().values(sender_id=tracker.sender_id, event_id=_row_of(start), state=state))
+
+    async def save(self, tracker: DialogueStateTracker) -> None:
+        """Store the events added since the tracker was read, then publish exactly those."""
+        new = await asyncio.to_thread(self._write, tracker)
+        if self.event_broker is not None and new:
+            await self._stream_new_events(self.event_broker, new, tracker.sender_id)
+
+    def forget_checkpoint(self, sender_id: str) -> None:
+        """Drop the conversation's checkpoint (it holds slot values): erasure calls this."""
+        with self.engine.begin() as c:
+            c.execute(sa.delete(checkpoints).where(checkpoints.c.sender_id == sender_id))
+
+    # ------------------------------------------------------------ the channels' bounded reads
+
+    async def has_message(self, sender_id: str, message_id: str) -> bool:
+        """Whether the conversation already holds a shopper message with this id (indexed)."""
+        def query() -> bool:
+            with self.engine.connect() as c:
+                return c.execute(sa.select(message_ids.c.event_id).where(
+                    message_ids.c.sender_id == sender_id, message_ids.c.message_id == message_id[:255]
+                )).first() is not None
+        return await asyncio.to_thread(query)
+
+    async def recent_messages(self, sender_id: str, after_ts: float, limit: int,
+                              keep: Callable[[dict[str, Any]], bool] = lambda _: True,
+                              kinds: Iterable[str] = ("bot", "user")) -> list[dict[str, Any]]:
+        """The newest ``limit`` bot/user events newer than ``after_ts`` that ``keep`` accepts, oldest first.
+
+        Read newest first, a page at a time, so a long conversation costs what its last page does.
+        """
+        table = self.SQLEvent.__table__
+        wanted = list(kinds)
+
+        def query() -> list[dict[str, Any]]:
+            out: list[dict[str, Any]] = []
+            below: int | None = None
+            page = max(50, limit * 2)
+            with self.engine.connect() as c:
+                while len(out) < limit:
+                    q = sa.select(table.c.id, table.c.timestamp, table.c.data).where(
+                        table.c.sender_id == sender_id, table.c.type_name.in_(wanted))
+                    if below is not None:
+                        q = q.where(table.c.id < below)
+                    rows = c.execute(q.order_by(table.c.id.desc()).limit(page)).all()
+                    if not rows:
+                        break
+                    newer = [r for r in rows if (r.timestamp or 0) > after_ts]
+                    out.extend(d for d in (json.loads(r.data) for r in newer) if keep(d))
+                    if not newer:
+                        break  # everything older than the page's last reconnect point
+                    below = rows[-1].id
+            return out[:limit][::-1]
+        return await asyncio.to_thread(query)
+
+
+def bounded(store: Any) -> BoundedSQLTrackerStore | None:
+    """This store behind the agent's wrappers (awaitable, fail-safe), or None for another kind."""
+    for _ in range(5):
+        if isinstance(store, BoundedSQLTrackerStore):
+            return store
+        store = getattr(store, "_tracker_store", None)
+    return None
