@@ -26,6 +26,7 @@ from bench.reco_data import (  # noqa: E402
     CleanRules,
     ColumnMap,
     leave_last_basket_out,
+    load_numeric,
     load_transactions,
     time_split,
 )
@@ -53,6 +54,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="basket ids starting with it are cancellations; 'none' to keep all")
     p.add_argument("--exclude-items", default=DEFAULT_EXCLUDE_ITEMS,
                    help="regex of non-product item codes; 'none' to keep all")
+    p.add_argument("--synthetic", action="store_true",
+                   help="a bench/synth_chain.py file: its columns, no price or cancellations, "
+                        "read with the fast all-integer reader")
+    p.add_argument("--numeric", action="store_true", help="read with the fast all-integer reader")
     p.add_argument("--split", choices=("loo", "time", "both"), default="both")
     p.add_argument("--days", type=int, default=30, help="length of the held-out period of the time split")
     p.add_argument("--mode", choices=(*MODES, "both"), default="both")
@@ -87,6 +92,9 @@ def build_methods(names: list[str], threads: int) -> list[Method]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.synthetic:
+        args.user_col, args.item_col, args.basket_col, args.time_col = "member", "sku", "order_id", "paid_at"
+        args.qty_col, args.price_col, args.cancel_prefix, args.numeric = "qty", "none", "none", True
     columns = ColumnMap(
         user=args.user_col, item=args.item_col, basket=args.basket_col, time=args.time_col,
         qty=_none(args.qty_col), price=_none(args.price_col),
@@ -94,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     rules = CleanRules(cancel_prefix=_none(args.cancel_prefix), exclude_items=_none(args.exclude_items))
     t0 = time.perf_counter()
     try:
-        data, report = load_transactions(args.csv, columns, rules)
+        loader = load_numeric if args.numeric else load_transactions
+        data, report = loader(args.csv, columns, rules)
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
