@@ -111,13 +111,16 @@ def _column_index(header: list[str], name: str | None, what: str) -> int | None:
 
 
 def _parse_times(raw: list[str]) -> np.ndarray:
-    """ISO timestamps, or numbers taken as Unix seconds; a clear error otherwise."""
+    """Numbers taken as Unix seconds, or ISO timestamps; a clear error otherwise.
+
+    Numbers are tried first: NumPy would read "1704067300" as a year.
+    """
     try:
-        return np.array(raw, dtype="datetime64[s]").astype(np.int64)
+        return np.array(raw, dtype=np.float64).astype(np.int64)
     except ValueError:
         pass
     try:
-        return np.array(raw, dtype=np.float64).astype(np.int64)
+        return np.array(raw, dtype="datetime64[s]").astype(np.int64)
     except ValueError:
         for row, value in enumerate(raw, start=2):
             try:

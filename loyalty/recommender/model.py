@@ -40,7 +40,7 @@ class Config:
     shrink: float = 5.0
     ease_reg: float = 200.0
     neighbours: int = 100
-    buyers_per_item: int = 1000  # strongest buyers per item searched for similar customers
+    buyers_per_item: int = 300  # strongest buyers per item searched for similar customers
     ranker_users: int = 4000  # users whose held-out order trains the ranker
     ranker_negatives: float = 1.0  # share of not-bought candidates kept to fit the ranker
     # Pairwise feature products in the main ranker: on UCI they lift leave-last-basket-out

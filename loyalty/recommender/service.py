@@ -312,6 +312,12 @@ class _Serving:
 _serving = _Serving()
 
 
+def serving_version(directory: str | None = None) -> str | None:
+    """The version of the model this process answers from (None: best-sellers only)."""
+    loaded = _serving.get(directory or model_dir())
+    return loaded.model.version if loaded is not None else None
+
+
 def reload() -> None:
     """Drop the model in memory; the next request loads the newest file."""
     _serving.forget()

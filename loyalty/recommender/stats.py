@@ -16,6 +16,7 @@ import scipy.sparse as sp
 from loyalty.recommender.data import DAY
 
 KEY_SPAN = 1 << 36  # seconds; keeps (item, time) keys unique for times before year 4000
+PROBE_ITEMS = 64  # at most this many of a member's items look for similar customers
 
 
 @dataclass
@@ -52,6 +53,9 @@ class ItemStats:
         """
         n_items = self.buyers.size
         norm = float(np.sqrt((values**2).sum()))
+        if items.size > PROBE_ITEMS:  # a long history: its strongest items find the neighbours
+            strong = np.argpartition(-values, PROBE_ITEMS - 1)[:PROBE_ITEMS]
+            items, values = items[strong], values[strong]
         if norm == 0.0 or self.item_buyers.nnz == 0:
             return np.zeros(n_items)
         ib = self.item_buyers
@@ -179,23 +183,35 @@ def _cosine(x: sp.csr_matrix, shrink: float, neighbours: int) -> sp.csr_matrix:
 def _ease(binary: sp.csr_matrix, reg: float, neighbours: int, max_items: int) -> sp.csr_matrix:
     """EASE (Steck, 2019): closed-form item-to-item regression with a zero diagonal.
 
-    It solves a dense items x items system, so it is skipped (all zeros) for
-    catalogues above ``max_items``; the other similarities still work there.
+    It solves a dense system, so on catalogues above ``max_items`` it is
+    learned among the ``max_items`` items with the most buyers only (memory
+    and time bounded by that number, in float32); the long tail gets its
+    collaborative signal from the other similarities.
     """
     n = binary.shape[1]
-    if n == 0 or n > max_items:
-        return sp.csr_matrix((n, n))
-    gram = (binary.T @ binary).toarray()
-    gram[np.diag_indices(n)] += reg
+    if n == 0 or max_items <= 0:
+        return sp.csr_matrix((n, n), dtype=np.float32)
+    buyers = np.asarray(binary.sum(axis=0)).ravel()
+    keep = np.flatnonzero(buyers > 0)
+    if keep.size > max_items:
+        keep = np.sort(np.argsort(-buyers, kind="stable")[:max_items])
+    m_items = keep.size
+    if m_items < 2:
+        return sp.csr_matrix((n, n), dtype=np.float32)
+    sub = binary[:, keep].astype(np.float32)
+    gram = (sub.T @ sub).toarray()
+    gram[np.diag_indices(m_items)] += reg
     p = scipy.linalg.inv(gram, overwrite_a=True, check_finite=False)
-    b = p / (-np.diag(p))[None, :]
-    b[np.diag_indices(n)] = 0.0
+    del gram
+    p /= (-np.diag(p))[None, :]
+    p[np.diag_indices(m_items)] = 0.0
     # Keep each row's strongest positive weights; negative ones would only push items down.
-    k = min(neighbours, n)
-    top = np.argpartition(-b, k - 1, axis=1)[:, :k]
-    vals = np.take_along_axis(b, top, axis=1)
-    rows = np.repeat(np.arange(n), k)
-    m = sp.csr_matrix((np.maximum(vals, 0.0).ravel(), (rows, top.ravel())), shape=(n, n))
+    k = min(neighbours, m_items)
+    top = np.argpartition(-p, k - 1, axis=1)[:, :k]
+    vals = np.take_along_axis(p, top, axis=1)
+    del p
+    rows = np.repeat(keep, k)
+    m = sp.csr_matrix((np.maximum(vals, 0.0).ravel(), (rows, keep[top.ravel()])), shape=(n, n))
     m.eliminate_zeros()
     return m
 
@@ -264,8 +280,8 @@ def buyer_index(user_unit: sp.csr_matrix, per_item: int) -> sp.csr_matrix:
 
 def item_stats(u: np.ndarray, i: np.ndarray, t: np.ndarray, b: np.ndarray, n_users: int,
                n_items: int, *, shrink: float, neighbours: int, rank_decay: float,
-               ease_reg: float = 200.0, ease_max_items: int = 15_000,
-               repeat_prior: float = 5.0, buyers_per_item: int = 1000) -> ItemStats:
+               ease_reg: float = 200.0, ease_max_items: int = 6_000,
+               repeat_prior: float = 5.0, buyers_per_item: int = 300) -> ItemStats:
     """Compute item statistics from deduplicated lines (see :func:`dedupe`)."""
     end = float(t.max()) if t.size else 0.0
     ui = sp.csr_matrix((np.ones(u.size, dtype=np.float32), (u, i)), shape=(n_users, n_items))
