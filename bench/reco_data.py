@@ -262,7 +262,7 @@ def load_numeric(
             (columns.user, "user"), (columns.item, "item"), (columns.basket, "basket"),
             (columns.time, "time"), (columns.qty, "quantity"))]
         width = len(header)
-        parts: list[np.ndarray] = []
+        parts: list[list[np.ndarray]] = [[] for _ in cols]
         rest = b""
         while True:
             chunk = handle.read(block_bytes)
@@ -276,33 +276,39 @@ def load_numeric(
                 if values.size % width:
                     raise ValueError(f"{path}: a row does not have {width} integer fields")
                 rows = values.reshape(-1, width)
-                parts.append(rows[:, [c if c is not None else 0 for c in cols]].copy())
+                for n, c in enumerate(cols):  # times need 64 bits, ids and quantities 32
+                    if c is not None:
+                        parts[n].append(rows[:, c].astype(np.int64 if n == 3 else np.int32))
+                del values, rows
             if not chunk:
                 break
-    if not parts:
+    if not parts[0]:
         raise ValueError(f"{path} has no data rows")
-    table = np.concatenate(parts)
+    table = [np.concatenate(p) if p else None for p in parts]
     del parts
-    report = CleanReport(rows=int(table.shape[0]))
-    keep = np.ones(table.shape[0], dtype=bool)
-    if cols[4] is not None:
-        bad = table[:, 4] <= 0
+    user, item, basket, when, qty_col = table
+    report = CleanReport(rows=int(user.size))  # type: ignore[union-attr]
+    keep = np.ones(report.rows, dtype=bool)
+    if qty_col is not None:
+        bad = qty_col <= 0
         report.dropped["quantity <= 0"] = int(bad.sum())
         keep &= ~bad
     if rules.exclude_items:
         pattern = re.compile(rules.exclude_items)
-        codes = np.unique(table[:, 1])
+        codes = np.unique(item)  # type: ignore[arg-type]
         excluded = np.array([bool(pattern.match(str(c))) for c in codes])
         if excluded.any():
-            bad = np.isin(table[:, 1], codes[excluded])
+            bad = np.isin(item, codes[excluded])  # type: ignore[arg-type]
             report.dropped["fee/postage code"] = int((bad & keep).sum())
             keep &= ~bad
-    table = table[keep]
-    report.kept = int(table.shape[0])
+    report.kept = int(keep.sum())
     if report.kept == 0:
         raise ValueError(f"no usable rows in {path} after cleaning ({report.dropped})")
-    qty = table[:, 4].astype(np.float64) if cols[4] is not None else np.ones(report.kept)
-    return _index_numeric(table[:, 0], table[:, 1], table[:, 2], table[:, 3], qty), report
+    if report.kept < report.rows:
+        user, item, basket, when = (a[keep] for a in (user, item, basket, when))  # type: ignore[index]
+        qty_col = qty_col[keep] if qty_col is not None else None
+    qty = qty_col.astype(np.float64) if qty_col is not None else np.ones(report.kept)
+    return _index_numeric(user, item, basket, when, qty), report  # type: ignore[arg-type]
 
 
 def _index_numeric(users: np.ndarray, items: np.ndarray, baskets: np.ndarray, times: np.ndarray,
@@ -310,7 +316,8 @@ def _index_numeric(users: np.ndarray, items: np.ndarray, baskets: np.ndarray, ti
     """:func:`_index` for integer ids, without Python objects per line."""
     user_labels, user = np.unique(users, return_inverse=True)
     item_labels, item = np.unique(items, return_inverse=True)
-    _, braw = np.unique(user.astype(np.int64) * (int(baskets.max()) + 1) + (baskets - baskets.min()),
+    span = int(baskets.max()) - int(baskets.min()) + 1
+    _, braw = np.unique(user.astype(np.int64) * span + (baskets.astype(np.int64) - int(baskets.min())),
                         return_inverse=True)
     n_b = int(braw.max()) + 1
     btime = np.full(n_b, np.iinfo(np.int64).max, dtype=np.int64)

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"lines {tx.user.size:,}, members {tx.n_users:,}, SKUs {tx.n_items:,} "
           f"(read in {load_s:.0f} s, peak RSS so far {rss_loaded:,.0f} MB)")
     data = Interactions(tx.user, tx.item, tx.time.astype(np.float64), tx.basket)
-    now = float(tx.time.max()) + 3600.0
+    now = float(tx.time.max() // 3600 * 3600) + 3600.0 + 60.0  # early in an hour
     lines_per_user = np.bincount(tx.user, minlength=tx.n_users)
     del tx
     t0 = time.perf_counter()
