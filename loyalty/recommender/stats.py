@@ -16,7 +16,7 @@ import scipy.sparse as sp
 from loyalty.recommender.data import DAY
 
 KEY_SPAN = 1 << 36  # seconds; keeps (item, time) keys unique for times before year 4000
-PROBE_ITEMS = 64  # at most this many of a member's items look for similar customers
+PROBE_ITEMS = 32  # at most this many of a member's items look for similar customers
 
 
 @dataclass
@@ -43,6 +43,7 @@ class ItemStats:
 
     def __post_init__(self) -> None:
         self._recent: dict[tuple[int, float], np.ndarray] = {}
+        self._trending: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 
     def neighbour_scores(self, items: np.ndarray, values: np.ndarray, user: int, k: int) -> np.ndarray:
         """What the k customers most like this one buy (their vectors, similarity-weighted).
@@ -79,6 +80,19 @@ class ItemStats:
         w = sims[top]
         rows = cand[top]
         return np.asarray(self.user_unit[rows].T @ (w * self.user_norms[rows])).ravel() / w.sum()
+
+    def trending(self, now: float, days: float, n: int) -> np.ndarray:
+        """The n items with the most purchase events in the window (see :meth:`recent_counts`)."""
+        counts = self.recent_counts(now, days)
+        key = (id(counts), n)
+        top = self._trending.get(key)
+        if top is None or top[0] is not counts:
+            nz = np.flatnonzero(counts > 0)
+            pick = nz if nz.size <= n else nz[np.argpartition(-counts[nz], n - 1)[:n]]
+            if len(self._trending) > 64:
+                self._trending.clear()
+            top = self._trending[key] = (counts, pick)
+        return top[1]
 
     def recent_counts(self, now: float, days: float, items: np.ndarray | None = None) -> np.ndarray:
         """Purchase events per item in the ``days`` before ``now`` (capped at the end of training).
