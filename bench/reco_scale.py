@@ -4,6 +4,7 @@ Run by hand, one size per process (peak RSS is the process's). Example, on a
 file from bench/synth_chain.py:
 
     nice .venv/bin/python bench/reco_scale.py /tmp/chain-1000000.csv --save /tmp/models
+    .venv/bin/python bench/reco_scale.py --model /tmp/models     # serving only, a saved model
 
 Prints: lines, members, SKUs; fit seconds; peak resident memory; model file
 size; recommend() p50/p95 for members with the longest histories, the first
@@ -43,10 +44,15 @@ def _pct(ms: list[float]) -> tuple[float, float]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("csv", help="an all-integer transactions CSV (bench/synth_chain.py)")
+    p.add_argument("csv", nargs="?", help="an all-integer transactions CSV (bench/synth_chain.py)")
     p.add_argument("--members", type=int, default=500, help="long-history members to time")
     p.add_argument("--save", help="also save the model into this directory and time loading it")
+    p.add_argument("--model", help="time the newest saved model of this directory (no CSV read, no fit)")
     a = p.parse_args(argv)
+    if a.model:
+        return _serve_only(a.model, a.members)
+    if not a.csv:
+        p.error("give a CSV to train on, or --model DIR to time a saved model")
     t0 = time.perf_counter()
     tx, _ = load_numeric(a.csv, SYNTH, CleanRules(cancel_prefix=None, exclude_items=None))
     load_s = time.perf_counter() - t0
@@ -94,6 +100,32 @@ def main(argv: list[str] | None = None) -> int:
         p50, p95 = _pct(v)
         print(f"{name:<34} {p50:>8.2f} {p95:>8.2f}")
     print(f"ratio ours cold / buy-again at p95: x{_pct(cold)[1] / _pct(ref)[1]:.1f}")
+    return 0
+
+
+def _serve_only(directory: str, members: int) -> int:
+    """Latency of a saved model for its longest histories, cold then cached."""
+    path = store.newest(directory)
+    if path is None:
+        print(f"error: no model in {directory}", file=sys.stderr)
+        return 2
+    model = store.load(path)
+    assert model.history is not None
+    lines = np.diff(model.history.indptr)
+    longest = np.argsort(-lines, kind="stable")[:members]
+    now = float(model.trained_at // 3600 * 3600) + 3600.0 + 60.0
+    model.recommend(0, 10, now=now)  # the hour's trending lists, as a running server has them
+    model.cache_size = 20_000
+    print(f"model {path.name}: {model.n_users:,} members, {model.n_items:,} SKUs; timed members: the "
+          f"{longest.size} with the longest histories ({int(lines[longest].min())}-{int(lines[longest].max())} lines)")
+    for name, at in (("first call of the hour (cold)", now), ("again within the hour", now + 60.0)):
+        ms = []
+        for u in longest:
+            t1 = time.perf_counter()
+            model.recommend(int(u), 10, now=at)
+            ms.append((time.perf_counter() - t1) * 1000.0)
+        p50, p95 = _pct(ms)
+        print(f"{name:<34} p50 {p50:>6.2f} ms  p95 {p95:>6.2f} ms")
     return 0
 
 
