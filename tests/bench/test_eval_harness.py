@@ -141,3 +141,17 @@ def test_unreadable_times_are_reported(tmp_path: Path) -> None:
     path.write_text("u,i,b,t\n1,a,x,2024-01-01\n1,b,y,yesterday\n", encoding="utf-8")
     with pytest.raises(ValueError, match="yesterday"):
         load_transactions(str(path), ColumnMap("u", "i", "b", "t", None, None), CleanRules(None, None))
+
+
+def test_validation_never_reads_the_test_part(csv_path: str, capsys: pytest.CaptureFixture[str]) -> None:
+    data, _ = load_transactions(csv_path)
+    test = leave_last_basket_out(data)
+    val = leave_last_basket_out(test.train)
+    # u1's last basket {A, C} is the test; validation holds out the one before it, {A}.
+    assert [by_label(data, "", t) for t in val.test_items] == [{"AA"}]
+    assert val.train.user.size < test.train.user.size
+    assert eval_recommender.main([csv_path, "--validation", "--split", "loo",
+                                  "--methods", "popularity,ours", "--ours", "shrink=0"]) == 0
+    assert "VALIDATION" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="unknown setting"):
+        eval_recommender.main([csv_path, "--methods", "ours", "--ours", "nonsense=1"])
