@@ -17,6 +17,7 @@ import argparse
 import os
 import sys
 import time
+from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -26,6 +27,7 @@ from bench.reco_data import (  # noqa: E402
     CleanRules,
     ColumnMap,
     leave_last_basket_out,
+    load_numeric,
     load_transactions,
     time_split,
 )
@@ -53,7 +55,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="basket ids starting with it are cancellations; 'none' to keep all")
     p.add_argument("--exclude-items", default=DEFAULT_EXCLUDE_ITEMS,
                    help="regex of non-product item codes; 'none' to keep all")
+    p.add_argument("--synthetic", action="store_true",
+                   help="a bench/synth_chain.py file: its columns, no price or cancellations, "
+                        "read with the fast all-integer reader")
+    p.add_argument("--numeric", action="store_true", help="read with the fast all-integer reader")
     p.add_argument("--split", choices=("loo", "time", "both"), default="both")
+    p.add_argument("--validation", action="store_true",
+                   help="tune, do not test: cut the same kind of split again from each split's "
+                        "training part and evaluate on that (the test part is never read)")
+    p.add_argument("--ours", action="append", default=[], metavar="KEY=VALUE",
+                   help="a Config field of ours (features.<name> for FeatureConfig), e.g. shrink=0")
     p.add_argument("--days", type=int, default=30, help="length of the held-out period of the time split")
     p.add_argument("--mode", choices=(*MODES, "both"), default="both")
     p.add_argument("--limit-users", type=int, default=None, help="evaluate a random sample of test users")
@@ -64,29 +75,47 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _ours() -> Method:
+def _ours(settings: list[str]) -> Method:
+    import dataclasses
+
     from bench.reco_ours import OursMethod  # imported late so baselines run on their own
+    from loyalty.recommender.model import Config
 
-    return OursMethod()
+    top: dict[str, Any] = {}
+    feats: dict[str, Any] = {}
+    for item in settings:
+        key, _, value = item.partition("=")
+        target = feats if key.startswith("features.") else top
+        name = key.removeprefix("features.")
+        fields = {f.name: f for f in dataclasses.fields(Config().features if target is feats else Config())}
+        if name not in fields:
+            raise SystemExit(f"unknown setting {key!r}")
+        kind = type(getattr(Config().features if target is feats else Config(), name))
+        target[name] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+    base = Config()
+    return OursMethod(dataclasses.replace(base, features=dataclasses.replace(base.features, **feats), **top))
 
 
-def build_methods(names: list[str], threads: int) -> list[Method]:
+def build_methods(names: list[str], threads: int, ours: list[str] | None = None) -> list[Method]:
     """The methods to compare, in table order."""
     known = {
         "popularity": Popularity,
         "buy-again": BuyAgain,
         "itemknn": ItemKNN,
         "als": lambda: ImplicitALS(threads=threads),
-        "ours": _ours,
+        "ours": lambda: _ours(ours or []),
     }
     unknown = [n for n in names if n not in known]
     if unknown:
         raise SystemExit(f"unknown method(s) {unknown}; choose from {sorted(known)}")
-    return [known[n]() for n in names]  # type: ignore[operator]
+    return [known[n]() for n in names]  # type: ignore[no-untyped-call, operator]
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.synthetic:
+        args.user_col, args.item_col, args.basket_col, args.time_col = "member", "sku", "order_id", "paid_at"
+        args.qty_col, args.price_col, args.cancel_prefix, args.numeric = "qty", "none", "none", True
     columns = ColumnMap(
         user=args.user_col, item=args.item_col, basket=args.basket_col, time=args.time_col,
         qty=_none(args.qty_col), price=_none(args.price_col),
@@ -94,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     rules = CleanRules(cancel_prefix=_none(args.cancel_prefix), exclude_items=_none(args.exclude_items))
     t0 = time.perf_counter()
     try:
-        data, report = load_transactions(args.csv, columns, rules)
+        loader = load_numeric if args.numeric else load_transactions
+        data, report = loader(args.csv, columns, rules)
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -107,9 +137,13 @@ def main(argv: list[str] | None = None) -> int:
         splits.append(leave_last_basket_out(data))
     if args.split in ("time", "both"):
         splits.append(time_split(data, args.days))
+    if args.validation:
+        splits = [leave_last_basket_out(s.train) if s.name.startswith("leave") else time_split(s.train, args.days)
+                  for s in splits]
+        print("VALIDATION: evaluated on a split cut from each training part (for tuning)")
     modes = MODES if args.mode == "both" else (args.mode,)
     names = [m.strip() for m in args.methods.split(",") if m.strip()]
-    methods = build_methods(names, args.threads)
+    methods = build_methods(names, args.threads, args.ours)
     rows = evaluate(methods, splits, modes, args.limit_users, args.seed,
                     log=lambda msg: print(msg, file=sys.stderr))
     print()

@@ -91,41 +91,25 @@ class ItemKNN:
         self.neighbours = neighbours
 
     def fit(self, train: Transactions) -> None:
+        from loyalty.recommender.stats import top_products  # block-wise, so chain-sized data fits
+
         counts = basket_counts(train)
-        x = (counts > 0).astype(np.float64).tocsc()
-        coo = (x.T @ x).tocoo()
+        x = (counts > 0).astype(np.float32).tocsr()
         norms = np.sqrt(np.asarray(x.sum(axis=0)).ravel())
+
         # The diagonal (an item is its own best neighbour) stays: it lets kNN re-suggest
         # what the user bought, which makes it a fair competitor in "all" mode.
-        sim = coo.data / (norms[coo.row] * norms[coo.col])
-        self._sim = _keep_top(sp.csr_matrix((sim, (coo.row, coo.col)), shape=coo.shape), self.neighbours)
-        self._x = x.tocsr()
+        def cosine(r: np.ndarray, c: np.ndarray, v: np.ndarray) -> np.ndarray:
+            return v / (norms[r] * norms[c])
+
+        self._sim = top_products(x, x, cosine, self.neighbours)
+        self._x = x
         self._pop = _popularity_tiebreak(counts) * 1e-6  # only orders items with no CF score
 
     def recommend(self, user: int, k: int, exclude: np.ndarray | None, now: int) -> np.ndarray:
         row = self._x[user]
         scores = np.asarray(self._sim[row.indices].sum(axis=0)).ravel() + self._pop
         return top_k(scores, k, exclude)
-
-
-def _keep_top(m: sp.csr_matrix, n: int) -> sp.csr_matrix:
-    """Keep the n largest entries of each row."""
-    m = m.tocsr()
-    rows, cols, vals = [], [], []
-    for r in range(m.shape[0]):
-        lo, hi = m.indptr[r], m.indptr[r + 1]
-        if hi == lo:
-            continue
-        d = m.data[lo:hi]
-        keep = np.argpartition(-d, n - 1)[:n] if d.size > n else np.arange(d.size)
-        rows.append(np.full(keep.size, r))
-        cols.append(m.indices[lo:hi][keep])
-        vals.append(d[keep])
-    if not rows:
-        return sp.csr_matrix(m.shape)
-    return sp.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=m.shape
-    )
 
 
 class ImplicitALS:

@@ -111,13 +111,16 @@ def _column_index(header: list[str], name: str | None, what: str) -> int | None:
 
 
 def _parse_times(raw: list[str]) -> np.ndarray:
-    """ISO timestamps, or numbers taken as Unix seconds; a clear error otherwise."""
+    """Numbers taken as Unix seconds, or ISO timestamps; a clear error otherwise.
+
+    Numbers are tried first: NumPy would read "1704067300" as a year.
+    """
     try:
-        return np.array(raw, dtype="datetime64[s]").astype(np.int64)
+        return np.array(raw, dtype=np.float64).astype(np.int64)
     except ValueError:
         pass
     try:
-        return np.array(raw, dtype=np.float64).astype(np.int64)
+        return np.array(raw, dtype="datetime64[s]").astype(np.int64)
     except ValueError:
         for row, value in enumerate(raw, start=2):
             try:
@@ -233,6 +236,103 @@ def _index(
     return Transactions(
         user_labels=user_labels,
         item_labels=item_labels,
+        user=user[first].astype(np.int32),
+        item=(ukey % item_labels.size).astype(np.int32),
+        basket=b,
+        time=btime[order][b],
+        qty=qty,
+    )
+
+
+def load_numeric(
+    path: str, columns: ColumnMap = ColumnMap(), rules: CleanRules = CleanRules(),
+    block_bytes: int = 1 << 26,
+) -> tuple[Transactions, CleanReport]:
+    """Read a CSV whose columns are all integers (times in Unix seconds) block by block.
+
+    For chain-sized files (tens of millions of lines, e.g. bench/synth_chain.py)
+    where the general reader's Python rows would not fit in memory. The same
+    cleaning applies: quantities <= 0 dropped, item codes matching
+    ``rules.exclude_items`` dropped (cancellation prefixes cannot occur).
+    """
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as handle:
+        header = [h.strip().lstrip("\ufeff") for h in handle.readline().decode("utf-8").split(",")]
+        cols = [_column_index(header, name, what) for name, what in (
+            (columns.user, "user"), (columns.item, "item"), (columns.basket, "basket"),
+            (columns.time, "time"), (columns.qty, "quantity"))]
+        width = len(header)
+        parts: list[list[np.ndarray]] = [[] for _ in cols]
+        rest = b""
+        while True:
+            chunk = handle.read(block_bytes)
+            if not chunk and not rest:
+                break
+            data = rest + chunk
+            cut = data.rfind(b"\n") + 1 if chunk else len(data)
+            body, rest = data[:cut], data[cut:]
+            if body.strip():
+                values = np.array(body.replace(b"\n", b",").rstrip(b",\r ").split(b","), dtype=np.int64)
+                if values.size % width:
+                    raise ValueError(f"{path}: a row does not have {width} integer fields")
+                rows = values.reshape(-1, width)
+                for n, c in enumerate(cols):  # times need 64 bits, ids and quantities 32
+                    if c is not None:
+                        parts[n].append(rows[:, c].astype(np.int64 if n == 3 else np.int32))
+                del values, rows
+            if not chunk:
+                break
+    if not parts[0]:
+        raise ValueError(f"{path} has no data rows")
+    table = [np.concatenate(p) if p else None for p in parts]
+    del parts
+    user, item, basket, when, qty_col = table
+    report = CleanReport(rows=int(user.size))  # type: ignore[union-attr]
+    keep = np.ones(report.rows, dtype=bool)
+    if qty_col is not None:
+        bad = qty_col <= 0
+        report.dropped["quantity <= 0"] = int(bad.sum())
+        keep &= ~bad
+    if rules.exclude_items:
+        pattern = re.compile(rules.exclude_items)
+        codes = np.unique(item)  # type: ignore[arg-type]
+        excluded = np.array([bool(pattern.match(str(c))) for c in codes])
+        if excluded.any():
+            bad = np.isin(item, codes[excluded])  # type: ignore[arg-type]
+            report.dropped["fee/postage code"] = int((bad & keep).sum())
+            keep &= ~bad
+    report.kept = int(keep.sum())
+    if report.kept == 0:
+        raise ValueError(f"no usable rows in {path} after cleaning ({report.dropped})")
+    if report.kept < report.rows:
+        user, item, basket, when = (a[keep] for a in (user, item, basket, when))  # type: ignore[index]
+        qty_col = qty_col[keep] if qty_col is not None else None
+    qty = qty_col.astype(np.float64) if qty_col is not None else np.ones(report.kept)
+    return _index_numeric(user, item, basket, when, qty), report  # type: ignore[arg-type]
+
+
+def _index_numeric(users: np.ndarray, items: np.ndarray, baskets: np.ndarray, times: np.ndarray,
+                   qtys: np.ndarray) -> Transactions:
+    """:func:`_index` for integer ids, without Python objects per line."""
+    user_labels, user = np.unique(users, return_inverse=True)
+    item_labels, item = np.unique(items, return_inverse=True)
+    span = int(baskets.max()) - int(baskets.min()) + 1
+    _, braw = np.unique(user.astype(np.int64) * span + (baskets.astype(np.int64) - int(baskets.min())),
+                        return_inverse=True)
+    n_b = int(braw.max()) + 1
+    btime = np.full(n_b, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(btime, braw, times)
+    order = np.lexsort((np.arange(n_b), btime))
+    rank = np.empty(n_b, dtype=np.int64)
+    rank[order] = np.arange(n_b)
+    basket = rank[braw]
+    key = basket * item_labels.size + item
+    ukey, first, inv = np.unique(key, return_index=True, return_inverse=True)
+    qty = np.bincount(inv, weights=qtys)
+    b = (ukey // item_labels.size).astype(np.int32)
+    return Transactions(
+        user_labels=user_labels.astype(str).astype(object),
+        item_labels=item_labels.astype(str).astype(object),
         user=user[first].astype(np.int32),
         item=(ukey % item_labels.size).astype(np.int32),
         basket=b,

@@ -28,6 +28,8 @@ class Row:
     train_s: float
     p50_ms: float
     p95_ms: float
+    repeat10: float = 0.0  # hits@10 per user on items the user had bought before
+    explore10: float = 0.0  # hits@10 per user on items new to the user
 
 
 def _user_items(split: Split) -> sp.csr_matrix:
@@ -68,6 +70,7 @@ def evaluate(
             for mode in modes:
                 per_user: list[tuple[float, float, float, float]] = []
                 latencies: list[float] = []
+                repeat_hits = explore_hits = 0
                 for n in picked:
                     user = int(split.test_users[n])
                     own = seen.indices[seen.indptr[user] : seen.indptr[user + 1]]
@@ -81,20 +84,30 @@ def evaluate(
                     t1 = time.perf_counter()
                     ranked = method.recommend(user, DEPTH, exclude, int(split.now[n]))
                     latencies.append(time.perf_counter() - t1)
-                    per_user.append(user_metrics(np.asarray(ranked), target))
+                    ranked = np.asarray(ranked)
+                    per_user.append(user_metrics(ranked, target))
+                    hit = ranked[:10][np.isin(ranked[:10], target)]
+                    again = int(np.isin(hit, own).sum())
+                    repeat_hits += again
+                    explore_hits += hit.size - again
                 lat = np.asarray(latencies) * 1000.0 if latencies else np.zeros(1)
                 rows.append(
                     Row(split.name, mode, method.name, mean_scores(per_user), train_s,
-                        float(np.percentile(lat, 50)), float(np.percentile(lat, 95)))
+                        float(np.percentile(lat, 50)), float(np.percentile(lat, 95)),
+                        repeat_hits / max(len(per_user), 1), explore_hits / max(len(per_user), 1))
                 )
     return rows
 
 
 def format_table(rows: Sequence[Row], ours: str | None = None) -> str:
-    """A plain-text table; with ``ours`` named, a ratio line against the best other method."""
+    """A plain-text table; with ``ours`` named, a ratio line against the best other method.
+
+    rep@10 / exp@10: hits in the top 10 per evaluated user on items the user
+    had bought before (repeat) and on items new to them (explore).
+    """
     head = (
         f"{'method':<18} {'users':>6} {'HR@10':>7} {'NDCG@10':>8} {'R@10':>7} {'R@20':>7}"
-        f" {'train s':>8} {'p50 ms':>7} {'p95 ms':>7}"
+        f" {'rep@10':>7} {'exp@10':>7} {'train s':>8} {'p50 ms':>7} {'p95 ms':>7}"
     )
     out: list[str] = []
     groups: dict[tuple[str, str], list[Row]] = {}
@@ -107,7 +120,8 @@ def format_table(rows: Sequence[Row], ours: str | None = None) -> str:
             s = r.scores
             out.append(
                 f"{r.method:<18} {s.users:>6} {s.hit10:>7.4f} {s.ndcg10:>8.4f} {s.recall10:>7.4f}"
-                f" {s.recall20:>7.4f} {r.train_s:>8.2f} {r.p50_ms:>7.3f} {r.p95_ms:>7.3f}"
+                f" {s.recall20:>7.4f} {r.repeat10:>7.3f} {r.explore10:>7.3f}"
+                f" {r.train_s:>8.2f} {r.p50_ms:>7.3f} {r.p95_ms:>7.3f}"
             )
         mine = [r for r in group if r.method == ours]
         others = [r for r in group if r.method != ours]

@@ -70,10 +70,11 @@ class Candidates:
 
 
 def _top(values: np.ndarray, n: int) -> np.ndarray:
-    if n >= values.size:
-        return np.flatnonzero(values > 0)
-    idx = np.argpartition(-values, n)[:n]
-    return idx[values[idx] > 0]
+    """The n items with the highest positive values (partitioning only the non-zero ones)."""
+    nz = np.flatnonzero(values > 0)
+    if nz.size <= n:
+        return nz
+    return nz[np.argpartition(-values[nz], n - 1)[:n]]
 
 
 def _spread(sim: sp.csr_matrix, rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -123,7 +124,7 @@ def candidates(hist: UserHistory, user: int, now: float, stats: ItemStats, cfg: 
         _top(cf_next, cfg.cf_candidates),
         _top(cf_ease, cfg.cf_candidates),
         _top(cf_knn, cfg.cf_candidates),
-        _top(recent_30, cfg.trend_candidates),
+        stats.trending(now, 30.0, cfg.trend_candidates),
     ])).astype(np.int64)
     if uniq.size:
         pos = np.minimum(np.searchsorted(uniq, items), uniq.size - 1)
@@ -156,7 +157,7 @@ def candidates(hist: UserHistory, user: int, now: float, stats: ItemStats, cfg: 
     x[:, 14] = b * x[:, 9]
     x[:, 15] = own(rank_share)
     x[:, 16] = b * np.log1p(days_since / stats.gap_days[items])
-    x[:, 17] = np.log1p(stats.recent_counts(now, 7.0, items))
+    x[:, 17] = np.log1p(stats.recent_counts(now, 7.0)[items])
     x[:, 18] = own(in_last)
     x[:, 19] = np.log(cf_knn[items] + _EPS)
     return Candidates(items, bought, x, uniq, prof)

@@ -9,7 +9,9 @@ A member without a history gets what sells in their segment, store and city.
 
 from __future__ import annotations
 
+import threading
 import time as _time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +19,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from loyalty.recommender.data import DAY, HistoryStore, Interactions
+from loyalty.recommender.data import DAY, HistoryStore, Interactions, UserHistory
 from loyalty.recommender.features import INTERACTING, Candidates, FeatureConfig, candidates
 from loyalty.recommender.ranker import LinearRanker, fit_ranker, quadratic_pairs
 from loyalty.recommender.stats import ItemStats, dedupe, item_stats
@@ -38,6 +40,7 @@ class Config:
     shrink: float = 5.0
     ease_reg: float = 200.0
     neighbours: int = 100
+    buyers_per_item: int = 300  # strongest buyers per item searched for similar customers
     ranker_users: int = 4000  # users whose held-out order trains the ranker
     ranker_negatives: float = 1.0  # share of not-bought candidates kept to fit the ranker
     # Pairwise feature products in the main ranker: on UCI they lift leave-last-basket-out
@@ -91,7 +94,7 @@ def _last_orders(u: np.ndarray, b: np.ndarray) -> np.ndarray:
 class Recommender:
     """Fit on order lines, update per order, answer from memory."""
 
-    FORMAT = 1  # bump when the saved layout changes
+    FORMAT = 2  # bump when the saved layout changes
 
     def __init__(self, config: Config | None = None) -> None:
         self.config = config or Config()
@@ -108,6 +111,11 @@ class Recommender:
         self.trained_at = 0.0
         self.version = ""  # set when saved or loaded (see loyalty.recommender.store)
         self.extra: dict[str, Any] = {}  # JSON-safe data saved alongside (the service's id maps)
+        # Members' candidate features, kept for the hour they were computed in
+        # (0: no cache; the service turns it on for serving).
+        self.cache_size = 0
+        self._cache: OrderedDict[tuple[int, int, int], Candidates] = OrderedDict()
+        self._cache_lock = threading.Lock()
 
     # ------------------------------------------------------------------ training
     def fit(self, data: Interactions, n_users: int, n_items: int, *,
@@ -136,7 +144,8 @@ class Recommender:
             progress("statistics", 0, 1)
         self.stats = item_stats(u, i, t, b, n_users, n_items,
                                 shrink=cfg.shrink, neighbours=cfg.neighbours,
-                                rank_decay=cfg.features.rank_decay, ease_reg=cfg.ease_reg)
+                                rank_decay=cfg.features.rank_decay, ease_reg=cfg.ease_reg,
+                           buyers_per_item=cfg.buyers_per_item)
         self.history = HistoryStore(n_users, u, i, t, b)
         self._fit_groups(data, t.max() if t.size else 0.0)
         self.trained_at = float(t.max()) if t.size else 0.0
@@ -155,7 +164,8 @@ class Recommender:
             return
         stats = item_stats(u[rest], i[rest], t[rest], b[rest], self.n_users, self.n_items,
                            shrink=cfg.shrink, neighbours=cfg.neighbours,
-                           rank_decay=cfg.features.rank_decay, ease_reg=cfg.ease_reg)
+                           rank_decay=cfg.features.rank_decay, ease_reg=cfg.ease_reg,
+                           buyers_per_item=cfg.buyers_per_item)
         hist = HistoryStore(self.n_users, u[rest], i[rest], t[rest], b[rest])
         users = np.unique(u[held])
         if users.size > cfg.ranker_users:
@@ -250,7 +260,7 @@ class Recommender:
         hist = self.history.get(int(user))  # type: ignore[union-attr]
         if hist.empty:
             return self._popular(k, mask, context)
-        c = candidates(hist, int(user), now, self.stats, self.config.features)  # type: ignore[arg-type]
+        c = self._candidates(hist, int(user), now)
         keep = mask[c.items] & ~(c.bought if exclude_bought else np.zeros(c.items.size, bool))
         ranker = self.ranker_new if exclude_bought else self.ranker_all
         scores = ranker.score(c.x) if ranker is not None else _fallback_score(c.x)
@@ -262,6 +272,23 @@ class Recommender:
                 mask[c.profile_items] = False
             out += self._popular(k - len(out), mask, context)
         return out
+
+    def _candidates(self, hist: UserHistory, user: int, now: float) -> Candidates:
+        """The member's candidates and features, from the cache when asked again within the hour."""
+        if self.cache_size <= 0:
+            return candidates(hist, user, now, self.stats, self.config.features)  # type: ignore[arg-type]
+        key = (user, int(hist.item.size), int(now // 3600))  # a new order changes the size
+        with self._cache_lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                return hit
+        c = candidates(hist, user, now, self.stats, self.config.features)  # type: ignore[arg-type]
+        with self._cache_lock:
+            self._cache[key] = c
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return c
 
     def _explain(self, c: Candidates, picked: np.ndarray, scores: np.ndarray) -> list[Scored]:
         """Attach a reason to each picked candidate: re-buy, bought-with (and which item), or trending."""

@@ -1,19 +1,21 @@
 """Recommendations for members, from the orders and the catalogue in the database.
 
 Training (:func:`train_and_save`) reads every member order, fits the model and
-writes a versioned file. Serving (:func:`recommend`) loads the newest file once
-per process, applies the member's orders recorded since training on the fly,
+writes a versioned file. Serving (:func:`recommend`) keeps the newest file in
+memory (and follows newer ones as they appear), applies the member's orders recorded since training on the fly,
 filters by today's stock and answers from memory.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,6 +35,8 @@ from loyalty.recommender.needs import categories_for
 log = logging.getLogger(__name__)
 DEFAULT_DIR = "var/models"
 AVAILABILITY_TTL_S = 5.0
+RELOAD_CHECK_S = 2.0  # how often serving looks for a newer model file
+CACHE_MEMBERS = 20_000  # members whose candidate features a serving process keeps (per hour)
 SPARE = 5  # extra picks asked of the model, in case some sold out since the stock was read
 
 
@@ -112,8 +116,8 @@ def train_and_save(s: Session, directory: str | None = None, *, progress: bool =
     """Fit the recommender on every member order and save it as a new versioned file.
 
     Fully returned lines are left out. The serving side of this process
-    switches to the new model at once; other processes pick it up on
-    :func:`reload` or restart.
+    switches to the new model at once; other processes pick it up within
+    RELOAD_CHECK_S seconds (see :class:`_Serving`).
     """
     t0 = time.perf_counter()
     directory = directory or model_dir()
@@ -200,6 +204,7 @@ class _Loaded:
     def __init__(self, model: Recommender) -> None:
         x = model.extra
         self.model = model
+        model.cache_size = CACHE_MEMBERS
         self.product_ids = np.asarray(x["product_ids"], dtype=np.int64)
         self.item_of = {int(p): n for n, p in enumerate(x["product_ids"])}
         self.user_of = {int(m): n for n, m in enumerate(x["member_ids"])}
@@ -242,38 +247,75 @@ class _Loaded:
 
 
 class _Serving:
-    """Loads the newest model file of a directory once and keeps it in memory."""
+    """Keeps the newest model file of a directory in memory and follows new versions.
+
+    At most once every RELOAD_CHECK_S a request looks at the directory's
+    modification time (one stat call); when a newer complete model appeared,
+    the request that noticed loads it and swaps it in, while others keep
+    answering from the old one. So every running process picks up a retrained
+    model within seconds, without a restart.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._dir: str | None = None
         self._loaded: _Loaded | None = None
+        self._name: str | None = None  # file name of the model in memory
+        self._stamp: int | None = None  # the directory's mtime when last looked at
+        self._checked = float("-inf")
 
     def get(self, directory: str) -> _Loaded | None:
+        now = time.monotonic()
         with self._lock:
-            if self._dir != directory:
-                self._dir = directory
-                path = model_store.newest(directory)
-                self._loaded = None
-                if path is not None:
-                    try:
-                        self._loaded = _Loaded(model_store.load(path))
-                        log.info("recommender loaded: %s", path.name)
-                    except model_store.ModelFileError as exc:
-                        # Serve best-sellers rather than fail every request; retraining fixes it.
-                        log.error("recommender model unusable, serving best-sellers: %s", exc)
+            same = self._dir == directory
+            if same and now - self._checked < RELOAD_CHECK_S:
+                return self._loaded
+            self._checked = now
+            current, name, stamp = (self._loaded, self._name, self._stamp) if same else (None, None, None)
+        try:
+            mtime: int | None = os.stat(directory).st_mtime_ns
+        except OSError:
+            mtime = None
+        if same and mtime == stamp:
+            return current
+        path = model_store.newest(directory)
+        if path is not None and path.name == name:
+            with self._lock:
+                self._stamp = mtime
+            return current
+        loaded = current
+        if path is not None:
+            try:
+                loaded = _Loaded(model_store.load(path))
+                log.info("recommender loaded: %s", path.name)
+            except model_store.ModelFileError as exc:
+                # Keep what is in memory (or serve best-sellers) rather than fail every request.
+                log.error("recommender model unusable, keeping the previous one: %s", exc)
+                path = None if current is None else Path(name or "")
+        with self._lock:
+            self._dir, self._loaded, self._stamp = directory, loaded, mtime
+            self._name = path.name if path is not None else None
             return self._loaded
 
     def use(self, directory: str, model: Recommender) -> None:
         with self._lock:
             self._dir, self._loaded = directory, _Loaded(model)
+            self._name = f"{model_store.PREFIX}{model.version}.npz"
+            self._stamp, self._checked = None, float("-inf")
 
     def forget(self) -> None:
         with self._lock:
-            self._dir, self._loaded = None, None
+            self._dir, self._loaded, self._name, self._stamp = None, None, None, None
+            self._checked = float("-inf")
 
 
 _serving = _Serving()
+
+
+def serving_version(directory: str | None = None) -> str | None:
+    """The version of the model this process answers from (None: best-sellers only)."""
+    loaded = _serving.get(directory or model_dir())
+    return loaded.model.version if loaded is not None else None
 
 
 def reload() -> None:

@@ -6,6 +6,7 @@ counted, so a large order line counts as one purchase event.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,11 +16,18 @@ import scipy.sparse as sp
 from loyalty.recommender.data import DAY
 
 KEY_SPAN = 1 << 36  # seconds; keeps (item, time) keys unique for times before year 4000
+PROBE_ITEMS = 32  # at most this many of a member's items look for similar customers
 
 
 @dataclass
 class ItemStats:
-    """Everything the features read that does not depend on the requesting user."""
+    """Everything the features read that does not depend on the requesting user.
+
+    Memory grows with the number of distinct (user, item) pairs and items,
+    never with users x items: item-item matrices keep at most ``neighbours``
+    entries per item and the user-kNN search goes through a capped index of
+    each item's strongest buyers.
+    """
 
     buyers: np.ndarray  # distinct buyers per item
     repeat_rate: np.ndarray  # smoothed share of buyers who bought the item in 2+ orders
@@ -28,24 +36,40 @@ class ItemStats:
     co_user: sp.csr_matrix  # item -> item, bought by the same customers (cosine, shrunk)
     co_next: sp.csr_matrix  # item -> item, bought in the customer's next order
     ease: sp.csr_matrix  # item -> item, EASE regression weights (strongest kept)
-    user_vectors: sp.csr_matrix  # users x items, rank-decayed order shares (see features)
-    user_unit: sp.csr_matrix  # the same rows scaled to unit length, for cosine search
+    user_unit: sp.csr_matrix  # users x items, rank-decayed order shares scaled to unit length
+    user_norms: np.ndarray  # the length each row of user_unit was divided by
+    item_buyers: sp.csr_matrix  # items x users, user_unit transposed, strongest buyers per item
     end_time: float
+
+    def __post_init__(self) -> None:
+        self._recent: dict[tuple[int, float], np.ndarray] = {}
+        self._trending: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 
     def neighbour_scores(self, items: np.ndarray, values: np.ndarray, user: int, k: int) -> np.ndarray:
         """What the k customers most like this one buy (their vectors, similarity-weighted).
 
-        The user's own training row is skipped: it would be its own best match.
+        Only customers who share an item with this one can be similar; they
+        are found through ``item_buyers``, so the cost does not grow with the
+        number of members. The user's own training row is skipped.
         """
         n_items = self.buyers.size
         norm = float(np.sqrt((values**2).sum()))
-        if norm == 0.0 or self.user_unit.shape[0] == 0:
+        if items.size > PROBE_ITEMS:  # a long history: its strongest items find the neighbours
+            strong = np.argpartition(-values, PROBE_ITEMS - 1)[:PROBE_ITEMS]
+            items, values = items[strong], values[strong]
+        if norm == 0.0 or self.item_buyers.nnz == 0:
             return np.zeros(n_items)
-        probe = np.zeros(n_items)
-        probe[items] = values / norm
-        sims = self.user_unit @ probe
-        if 0 <= user < sims.size:
-            sims[user] = 0.0
+        ib = self.item_buyers
+        lo, hi = ib.indptr[items], ib.indptr[items + 1]
+        counts = hi - lo
+        if counts.sum() == 0:
+            return np.zeros(n_items)
+        pos = np.repeat(lo - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+        users = ib.indices[pos]
+        contrib = ib.data[pos] * np.repeat(values / norm, counts)
+        cand, inv = np.unique(users, return_inverse=True)
+        sims = np.bincount(inv, weights=contrib, minlength=cand.size)
+        sims[cand == user] = 0.0
         if k < sims.size:
             top = np.argpartition(-sims, k)[:k]
         else:
@@ -54,21 +78,47 @@ class ItemStats:
         if top.size == 0:
             return np.zeros(n_items)
         w = sims[top]
-        return np.asarray(self.user_vectors[top].T @ w).ravel() / w.sum()
+        rows = cand[top]
+        return np.asarray(self.user_unit[rows].T @ (w * self.user_norms[rows])).ravel() / w.sum()
+
+    def trending(self, now: float, days: float, n: int) -> np.ndarray:
+        """The n items with the most purchase events in the window (see :meth:`recent_counts`)."""
+        counts = self.recent_counts(now, days)
+        key = (id(counts), n)
+        top = self._trending.get(key)
+        if top is None or top[0] is not counts:
+            nz = np.flatnonzero(counts > 0)
+            pick = nz if nz.size <= n else nz[np.argpartition(-counts[nz], n - 1)[:n]]
+            if len(self._trending) > 64:
+                self._trending.clear()
+            top = self._trending[key] = (counts, pick)
+        return top[1]
 
     def recent_counts(self, now: float, days: float, items: np.ndarray | None = None) -> np.ndarray:
         """Purchase events per item in the ``days`` before ``now`` (capped at the end of training).
 
         Reading the window at the request time keeps "trending" honest when
         the moment asked about lies inside the training period (evaluation).
+        For the whole catalogue the window ends on the hour before ``now`` and
+        is cached, so a request does not search every item's events again.
         """
         n = self.buyers.size
-        items = np.arange(n, dtype=np.int64) if items is None else items.astype(np.int64)
         hi = int(min(now, self.end_time + 1.0))
+        if items is None:
+            hi -= hi % 3600
+            cached = self._recent.get((hi, days))
+            if cached is not None:
+                return cached
+        idx = np.arange(n, dtype=np.int64) if items is None else items.astype(np.int64)
         lo = int(hi - days * DAY)
-        base = items * KEY_SPAN
-        return (np.searchsorted(self.event_key, base + hi)
-                - np.searchsorted(self.event_key, base + lo)).astype(np.float64)
+        base = idx * KEY_SPAN
+        out = (np.searchsorted(self.event_key, base + hi)
+               - np.searchsorted(self.event_key, base + lo)).astype(np.float64)
+        if items is None:
+            if len(self._recent) > 64:
+                self._recent.clear()
+            self._recent[(hi, days)] = out
+        return out
 
 
 def dedupe(user: np.ndarray, item: np.ndarray, time: np.ndarray, basket: np.ndarray
@@ -82,52 +132,100 @@ def dedupe(user: np.ndarray, item: np.ndarray, time: np.ndarray, basket: np.ndar
             t[keep].astype(np.float64), b[keep].astype(np.int64))
 
 
-def keep_top(m: sp.csr_matrix, n: int) -> sp.csr_matrix:
-    """Keep the n largest entries of each row (the item's nearest neighbours)."""
-    m = m.tocsr()
-    m.sort_indices()
-    lens = np.diff(m.indptr)
-    keep = np.ones(m.data.size, dtype=bool)
-    for r in np.flatnonzero(lens > n):
-        lo, hi = m.indptr[r], m.indptr[r + 1]
-        drop = np.argpartition(-m.data[lo:hi], n)[n:]
-        keep[lo + drop] = False
-    rows = np.repeat(np.arange(m.shape[0]), lens)[keep]
-    return sp.csr_matrix((m.data[keep], (rows, m.indices[keep])), shape=m.shape)
+def keep_top(m: sp.spmatrix, n: int) -> sp.csr_matrix:
+    """Keep the n largest entries of each row (the item's nearest neighbours), as float32."""
+    m = m.tocoo()
+    order = np.lexsort((-m.data, m.row))
+    row = m.row[order]
+    start = np.searchsorted(row, row, side="left")
+    keep = order[(np.arange(row.size) - start) < n]
+    return sp.csr_matrix((m.data[keep].astype(np.float32), (m.row[keep], m.col[keep])), shape=m.shape)
+
+
+Score = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+
+
+def top_products(left: sp.csr_matrix, right: sp.csr_matrix, score: Score, neighbours: int,
+                 max_pairs: float = 2e7) -> sp.csr_matrix:
+    """Row-wise top ``neighbours`` of score(left.T @ right), computed a block of items at a time.
+
+    ``left`` and ``right`` are events x items. ``score(rows, cols, counts)``
+    turns co-occurrence counts into similarities (0 drops a pair); the full
+    items x items product is never held, only about ``max_pairs`` of it.
+    """
+    lt = left.T.tocsr()
+    n = lt.shape[0]
+    # Upper bound of each item's row in the product: its events times their widths.
+    width = np.diff(right.tocsr().indptr).astype(np.float64)
+    work = np.asarray(lt @ width).ravel() if lt.nnz else np.zeros(n)
+    bounds = [0]
+    acc = 0.0
+    for r in range(n):
+        acc += work[r]
+        if acc > max_pairs and r > bounds[-1]:
+            bounds.append(r)
+            acc = work[r]
+    bounds.append(n)
+    rc = right.tocsr()
+    parts = []
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=False):
+        if hi <= lo:
+            continue
+        co = (lt[lo:hi] @ rc).tocoo()
+        rows = co.row.astype(np.int64) + lo
+        vals = score(rows, co.col.astype(np.int64), co.data)
+        ok = vals > 0
+        parts.append(keep_top(sp.coo_matrix((vals[ok], (rows[ok] - lo, co.col[ok])),
+                                            shape=(hi - lo, rc.shape[1])), neighbours))
+    if not parts:
+        return sp.csr_matrix((n, rc.shape[1]), dtype=np.float32)
+    return sp.vstack(parts, format="csr")
 
 
 def _cosine(x: sp.csr_matrix, shrink: float, neighbours: int) -> sp.csr_matrix:
     """Item-item cosine of the columns of x, damped for pairs seen only a few times."""
-    x = x.tocsc()
-    co = (x.T @ x).tocoo()
     norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=0)).ravel())
-    off = co.row != co.col
-    r, c, v = co.row[off], co.col[off], co.data[off]
-    # Counting shared buyers (binary x) lets shrink act on co-occurrence support.
-    sim = v / (norms[r] * norms[c]) * (v / (v + shrink))
-    return keep_top(sp.csr_matrix((sim, (r, c)), shape=co.shape), neighbours)
+
+    def score(r: np.ndarray, c: np.ndarray, v: np.ndarray) -> np.ndarray:
+        # Counting shared buyers (binary x) lets shrink act on co-occurrence support.
+        sim = v / (norms[r] * norms[c]) * (v / (v + shrink))
+        return np.where(r != c, sim, 0.0)
+
+    return top_products(x, x, score, neighbours)
 
 
 def _ease(binary: sp.csr_matrix, reg: float, neighbours: int, max_items: int) -> sp.csr_matrix:
     """EASE (Steck, 2019): closed-form item-to-item regression with a zero diagonal.
 
-    It solves a dense items x items system, so it is skipped (all zeros) for
-    catalogues above ``max_items``; the other similarities still work there.
+    It solves a dense system, so on catalogues above ``max_items`` it is
+    learned among the ``max_items`` items with the most buyers only (memory
+    and time bounded by that number, in float32); the long tail gets its
+    collaborative signal from the other similarities.
     """
     n = binary.shape[1]
-    if n == 0 or n > max_items:
-        return sp.csr_matrix((n, n))
-    gram = (binary.T @ binary).toarray()
-    gram[np.diag_indices(n)] += reg
+    if n == 0 or max_items <= 0:
+        return sp.csr_matrix((n, n), dtype=np.float32)
+    buyers = np.asarray(binary.sum(axis=0)).ravel()
+    keep = np.flatnonzero(buyers > 0)
+    if keep.size > max_items:
+        keep = np.sort(np.argsort(-buyers, kind="stable")[:max_items])
+    m_items = keep.size
+    if m_items < 2:
+        return sp.csr_matrix((n, n), dtype=np.float32)
+    sub = binary[:, keep].astype(np.float32)
+    gram = (sub.T @ sub).toarray()
+    gram[np.diag_indices(m_items)] += reg
     p = scipy.linalg.inv(gram, overwrite_a=True, check_finite=False)
-    b = p / (-np.diag(p))[None, :]
-    b[np.diag_indices(n)] = 0.0
+    del gram
+    p /= (-np.diag(p))[None, :]
+    p[np.diag_indices(m_items)] = 0.0
     # Keep each row's strongest positive weights; negative ones would only push items down.
-    k = min(neighbours, n)
-    top = np.argpartition(-b, k - 1, axis=1)[:, :k]
-    vals = np.take_along_axis(b, top, axis=1)
-    rows = np.repeat(np.arange(n), k)
-    m = sp.csr_matrix((np.maximum(vals, 0.0).ravel(), (rows, top.ravel())), shape=(n, n))
+    k = min(neighbours, m_items)
+    top = np.argpartition(-p, k - 1, axis=1)[:, :k]
+    vals = np.take_along_axis(p, top, axis=1)
+    del p
+    rows = np.repeat(keep, k)
+    m = sp.csr_matrix((np.maximum(vals, 0.0).ravel(), (rows, keep[top.ravel()])), shape=(n, n))
     m.eliminate_zeros()
     return m
 
@@ -145,16 +243,16 @@ def _next_order(u: np.ndarray, i: np.ndarray, b: np.ndarray, n_items: int, neigh
     nxt_same_user = np.zeros(n_b, dtype=bool)
     nxt_same_user[:-1] = b_user[1:] == b_user[:-1]
     # basket x item incidence; transitions = B[k].T @ B[k+1] over consecutive pairs.
-    inc = sp.csr_matrix((np.ones(bid.size), (bid, i)), shape=(n_b, n_items))
+    inc = sp.csr_matrix((np.ones(bid.size, dtype=np.float32), (bid, i)), shape=(n_b, n_items))
     src = np.flatnonzero(nxt_same_user)
-    trans = (inc[src].T @ inc[src + 1]).tocsr()
-    trans = (trans - sp.diags(trans.diagonal())).tocsr()  # repeats are the other features' job
-    trans.eliminate_zeros()
     seen = np.asarray(inc[src].sum(axis=0)).ravel()
     # Row-normalise with a prior so that rare predecessors do not give certainties.
     scale = 1.0 / (seen + 10.0)
-    trans = sp.diags(scale) @ trans
-    return keep_top(trans.tocsr(), neighbours)
+
+    def score(r: np.ndarray, c: np.ndarray, v: np.ndarray) -> np.ndarray:
+        return np.where(r != c, v * scale[r], 0.0)  # repeats are the other features' job
+
+    return top_products(inc[src], inc[src + 1], score, neighbours)
 
 
 def _pair_index(ui: sp.csr_matrix, u: np.ndarray, i: np.ndarray) -> np.ndarray:
@@ -184,18 +282,23 @@ def _user_vectors(u: np.ndarray, i: np.ndarray, b: np.ndarray, n_users: int, n_i
     w = rank_decay ** (last_bid[u] - bid).astype(np.float64)
     n_orders = (last_bid - first_bid + 1).astype(np.float64)
     total = np.where(n_orders > 0, (1.0 - rank_decay ** np.maximum(n_orders, 0)) / (1.0 - rank_decay), 1.0)
-    m = sp.csr_matrix((w / total[u], (u, i)), shape=(n_users, n_items))
+    m = sp.csr_matrix(((w / total[u]).astype(np.float32), (u, i)), shape=(n_users, n_items))
     m.sum_duplicates()
     return m
 
 
+def buyer_index(user_unit: sp.csr_matrix, per_item: int) -> sp.csr_matrix:
+    """Items x users: each item's ``per_item`` strongest buyers (the user-kNN search space)."""
+    return keep_top(user_unit.T, per_item)
+
+
 def item_stats(u: np.ndarray, i: np.ndarray, t: np.ndarray, b: np.ndarray, n_users: int,
                n_items: int, *, shrink: float, neighbours: int, rank_decay: float,
-               ease_reg: float = 200.0, ease_max_items: int = 15_000,
-               repeat_prior: float = 5.0) -> ItemStats:
+               ease_reg: float = 200.0, ease_max_items: int = 6_000,
+               repeat_prior: float = 5.0, buyers_per_item: int = 300) -> ItemStats:
     """Compute item statistics from deduplicated lines (see :func:`dedupe`)."""
     end = float(t.max()) if t.size else 0.0
-    ui = sp.csr_matrix((np.ones(u.size), (u, i)), shape=(n_users, n_items))
+    ui = sp.csr_matrix((np.ones(u.size, dtype=np.float32), (u, i)), shape=(n_users, n_items))
     ui.sum_duplicates()  # orders per (user, item)
     binary = ui.copy()
     binary.data[:] = 1.0
@@ -217,6 +320,8 @@ def item_stats(u: np.ndarray, i: np.ndarray, t: np.ndarray, b: np.ndarray, n_use
     event_key = np.sort(i.astype(np.int64) * KEY_SPAN + t.astype(np.int64))
     vectors = _user_vectors(u, i, b, n_users, n_items, rank_decay)
     norms = np.sqrt(np.asarray(vectors.multiply(vectors).sum(axis=1)).ravel())
+    unit = (sp.diags((1.0 / np.where(norms > 0, norms, 1.0)).astype(np.float32)) @ vectors).tocsr()
+    del vectors
     return ItemStats(
         buyers=buyers,
         repeat_rate=repeat_rate,
@@ -225,7 +330,8 @@ def item_stats(u: np.ndarray, i: np.ndarray, t: np.ndarray, b: np.ndarray, n_use
         co_user=_cosine(binary, shrink, neighbours),
         co_next=_next_order(u, i, b, n_items, neighbours),
         ease=_ease(binary, ease_reg, neighbours, ease_max_items),
-        user_vectors=vectors,
-        user_unit=sp.diags(1.0 / np.where(norms > 0, norms, 1.0)) @ vectors,
+        user_unit=unit,
+        user_norms=norms.astype(np.float32),
+        item_buyers=buyer_index(unit, buyers_per_item),
         end_time=end,
     )

@@ -27,8 +27,8 @@ from loyalty.recommender.ranker import LinearRanker
 from loyalty.recommender.stats import ItemStats
 
 PREFIX = "recommender-"
-_SPARSE = ("co_user", "co_next", "ease", "user_vectors", "user_unit")
-_DENSE = ("buyers", "repeat_rate", "event_key", "gap_days")
+_SPARSE = ("co_user", "co_next", "ease", "user_unit", "item_buyers")
+_DENSE = ("buyers", "repeat_rate", "event_key", "gap_days", "user_norms")
 
 
 class ModelFileError(Exception):

@@ -102,8 +102,12 @@ def test_known_metric_values_for_popularity_and_buy_again(csv_path: str) -> None
     # Buy-again: u1 bought A twice, B once -> [A, B, C, D]; u2 -> [B, A, C, D].
     again = got[("buy-again", "all")]
     assert again.ndcg10 == pytest.approx(((D2 + D4) / ideal2 + (D2 + D5) / ideal2) / 2)
+    # u1's hits are A (bought before) and C (new); u2's are B (bought before) and D (new).
+    row = next(r for r in rows if (r.method, r.mode) == ("buy-again", "all"))
+    assert (row.repeat10, row.explore10) == (1.0, 1.0)
+    assert next(r for r in rows if (r.method, r.mode) == ("buy-again", "new")).repeat10 == 0.0
     table = format_table(rows, ours="buy-again")
-    assert "popularity" in table and "buy-again / best other" in table and "mode: new" in table
+    assert "rep@10" in table and "popularity" in table and "buy-again / best other" in table and "mode: new" in table
 
 
 def test_cli_takes_any_csv_with_a_column_mapping(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -137,3 +141,17 @@ def test_unreadable_times_are_reported(tmp_path: Path) -> None:
     path.write_text("u,i,b,t\n1,a,x,2024-01-01\n1,b,y,yesterday\n", encoding="utf-8")
     with pytest.raises(ValueError, match="yesterday"):
         load_transactions(str(path), ColumnMap("u", "i", "b", "t", None, None), CleanRules(None, None))
+
+
+def test_validation_never_reads_the_test_part(csv_path: str, capsys: pytest.CaptureFixture[str]) -> None:
+    data, _ = load_transactions(csv_path)
+    test = leave_last_basket_out(data)
+    val = leave_last_basket_out(test.train)
+    # u1's last basket {A, C} is the test; validation holds out the one before it, {A}.
+    assert [by_label(data, "", t) for t in val.test_items] == [{"AA"}]
+    assert val.train.user.size < test.train.user.size
+    assert eval_recommender.main([csv_path, "--validation", "--split", "loo",
+                                  "--methods", "popularity,ours", "--ours", "shrink=0"]) == 0
+    assert "VALIDATION" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="unknown setting"):
+        eval_recommender.main([csv_path, "--methods", "ours", "--ours", "nonsense=1"])

@@ -163,3 +163,24 @@ def test_training_an_empty_shop_is_refused_clearly(sqlite_engine: Engine, tmp_pa
         db.run(service.train_and_save, str(tmp_path / "m"), progress=False)
     assert err.value.code == "nothing_to_train"
     assert store.newest(tmp_path / "m") is None
+
+
+def test_a_model_saved_by_another_process_is_picked_up_without_restart(
+        shop: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    first = reco(shop["milk"], shop)
+    old = shop["result"].version
+    assert service.serving_version(shop["dir"]) == old
+    # Another process (the nightly training job) writes a newer version into the directory.
+    newer = store.load(shop["result"].path)
+    store.save(newer, shop["dir"])
+    assert newer.version > old
+    monkeypatch.setattr(service, "RELOAD_CHECK_S", 3600.0)
+    assert service.serving_version(shop["dir"]) == old  # looked at most once per interval
+    monkeypatch.setattr(service, "RELOAD_CHECK_S", 0.0)
+    assert reco(shop["milk"], shop) == first
+    assert service.serving_version(shop["dir"]) == newer.version
+    # A damaged newest file is not swapped in: the process keeps answering from what it has.
+    Path(shop["dir"], f"{store.PREFIX}99999999T000000Z-001.json").write_text("{}", encoding="utf-8")
+    Path(shop["dir"], f"{store.PREFIX}99999999T000000Z-001.npz").write_bytes(b"not a model")
+    assert reco(shop["milk"], shop) == first
+    assert service.serving_version(shop["dir"]) == newer.version

@@ -1,0 +1,81 @@
+"""The bounded-memory pieces of the recommender give the same answers as the direct computation."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from loyalty.recommender.stats import _ease, buyer_index, item_stats, keep_top, top_products
+
+
+def _random_incidence(rng: np.random.Generator, rows: int, cols: int, density: float) -> sp.csr_matrix:
+    m = sp.random(rows, cols, density=density, random_state=np.random.RandomState(int(rng.integers(1 << 30))),
+                  format="csr")
+    m.data[:] = 1.0
+    return m
+
+
+def test_block_wise_products_keep_the_same_neighbours_as_the_full_product() -> None:
+    rng = np.random.default_rng(1)
+    x = _random_incidence(rng, 300, 80, 0.08)
+    full = (x.T @ x).toarray()
+    np.fill_diagonal(full, 0.0)
+
+    def score(r: np.ndarray, c: np.ndarray, v: np.ndarray) -> np.ndarray:
+        return np.where(r != c, v + 0.001 * c, 0.0)  # a tie-free score
+
+    got = top_products(x, x, score, 5, max_pairs=200).toarray()  # forces many blocks
+    expected = np.where(full > 0, full + 0.001 * np.arange(80)[None, :], 0.0)
+    for r in range(80):
+        want = set(np.argsort(-expected[r])[:5][expected[r][np.argsort(-expected[r])[:5]] > 0])
+        assert set(np.flatnonzero(got[r])) == want
+        assert np.allclose(got[r][list(want)], expected[r][list(want)], rtol=1e-5)
+    assert got.dtype == np.float32
+
+
+def test_keep_top_keeps_the_largest_entries_of_each_row() -> None:
+    m = sp.csr_matrix(np.array([[0.0, 3.0, 1.0, 2.0], [5.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]))
+    assert keep_top(m, 2).toarray().tolist() == [[0, 3, 0, 2], [5, 0, 0, 0], [0, 0, 0, 0]]
+
+
+def test_similar_customers_are_found_through_the_buyer_index() -> None:
+    rng = np.random.default_rng(2)
+    n_users, n_items = 400, 60
+    u = rng.integers(0, n_users, 5000)
+    i = rng.integers(0, n_items, 5000)
+    t = rng.integers(0, 10**7, 5000).astype(np.float64)
+    order = np.lexsort((t, u))
+    u, i, t = u[order], i[order], t[order]
+    b = np.arange(u.size)
+    st = item_stats(u, i, t, b, n_users, n_items, shrink=5.0, neighbours=20, rank_decay=0.8,
+                    buyers_per_item=n_users)  # cap not binding: must equal a scan of every member
+    probe_items = np.array([3, 7, 11])
+    values = np.array([0.5, 0.3, 0.2])
+    got = st.neighbour_scores(probe_items, values, user=5, k=10)
+    dense = st.user_unit.toarray().astype(np.float64)
+    probe = np.zeros(n_items)
+    probe[probe_items] = values / np.sqrt((values**2).sum())
+    sims = dense @ probe
+    sims[5] = 0.0
+    top = np.argsort(-sims)[:10]
+    top = top[sims[top] > 0]
+    vectors = dense * st.user_norms[:, None]
+    expected = (vectors[top].T @ sims[top]) / sims[top].sum()
+    assert np.allclose(got, expected, rtol=1e-4, atol=1e-7)
+    # The capped index keeps each item's strongest buyers only.
+    capped = buyer_index(st.user_unit, 3)
+    assert np.diff(capped.indptr).max() <= 3
+
+
+def test_ease_on_a_large_catalogue_is_learned_among_the_best_sellers_only() -> None:
+    rng = np.random.default_rng(3)
+    x = _random_incidence(rng, 500, 40, 0.1)
+    x = sp.hstack([sp.csr_matrix(np.ones((500, 5))), x[:, 5:]], format="csr")  # items 0-4 sell most
+    buyers = np.asarray(x.sum(axis=0)).ravel()
+    best = set(np.argsort(-buyers, kind="stable")[:10].tolist())
+    full = _ease(x, 10.0, 100, 1000)
+    small = _ease(x, 10.0, 100, 10)
+    coo = small.tocoo()
+    assert set(coo.row.tolist()) | set(coo.col.tolist()) <= best
+    assert set(range(5)) <= best
+    assert full.nnz > small.nnz > 0
