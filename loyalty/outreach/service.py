@@ -317,7 +317,8 @@ def inbox_take(s: Session, member_id: int, now: datetime | None = None) -> list[
 
 
 def language_of(member: Member) -> str:
-    return "zh"  # members keep no language yet; Chinese first (docs/outreach.md)
+    """The language the member's messages are written in: theirs, Chinese when unknown."""
+    return "en" if member.language == "en" else "zh"
 
 
 def tier_names() -> dict[str, tuple[str, str]]:

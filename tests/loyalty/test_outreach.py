@@ -13,11 +13,13 @@ from sqlalchemy import func, select, update
 from loyalty import db
 from loyalty.apps.demo.response import respond
 from loyalty.config import SmsSettings
+from loyalty.errors import InvalidInput
 from loyalty.members import service as members
 from loyalty.members.models import Member
 from loyalty.outreach import delivery, report, rules
 from loyalty.outreach import service as svc
 from loyalty.outreach.models import InboxMessage, OutreachSend
+from loyalty.outreach.preview import preview
 from loyalty.outreach.settings import OutreachSettings
 from loyalty.sms.aliyun import AliyunSms
 from tests.loyalty.corekit import buy, join, many_members
@@ -142,6 +144,29 @@ def test_quiet_hours_hold_until_nine(engine: Any) -> None:
     assert deliver(nine, cfg=cfg).sent == 1
     assert db.run(svc.inbox_take, mid, nine) == [svc.JOURNEYS["welcome"].steps["day0"].zh]
     assert db.run(svc.inbox_take, mid, nine) == []  # shown once
+
+
+def test_each_member_gets_the_copy_in_their_language_and_previews_show_both(engine: Any) -> None:
+    cfg = replace(CFG, holdout_percent=0.0)
+    zh, en = web_member(), web_member(language="en")
+    later = web_member()
+    db.run(members.set_language, later, "en")  # learnt after joining (linked in an English chat)
+    with pytest.raises(InvalidInput):
+        join(language="fr")
+    with pytest.raises(InvalidInput):
+        db.run(members.set_language, zh, "jp")
+    p = db.run(preview, "welcome", DAY + timedelta(hours=1), cfg, readonly=True)
+    assert p.languages == {"zh": 1, "en": 2}
+    step = svc.JOURNEYS["welcome"].steps["day0"]
+    assert {(mid, lang) for mid, lang, _, _ in p.samples} == {(zh, "zh"), (en, "en"), (later, "en")}
+    assert all((a, b) == (step.zh, step.en) for _, _, a, b in p.samples)  # both texts, whatever the reader
+    plan("welcome", DAY + timedelta(hours=1), cfg)
+    db.run(svc.create_broadcast, "SALE", {}, "周末特卖", "Weekend sale", DAY, actor="ops")
+    db.run(svc.plan_all, DAY + timedelta(hours=1), replace(cfg, journeys=()))
+    deliver(DAY + timedelta(hours=1), cfg=cfg)
+    assert db.run(svc.inbox_take, zh, DAY) == [step.zh, "周末特卖"]
+    assert db.run(svc.inbox_take, en, DAY) == [step.en, "Weekend sale"]
+    assert db.run(svc.inbox_take, later, DAY) == [step.en, "Weekend sale"]
 
 
 def test_control_group_is_never_messaged_and_stable(engine: Any) -> None:
@@ -272,6 +297,8 @@ def test_cli_preview_run_pause_report(sqlite_engine: Any, capsys: Any) -> None:
     at = "2026-03-02T10:30"
     code, out = cli_run(capsys, "journey", "preview", "welcome", "--now", at)
     assert code == 0 and "audience 50" in out and "skipped by opted_out: 1" in out and "欢迎入会" in out
+    would = out.split("would send ", 1)[1].split()[0]
+    assert f"in zh: {would}\n" in out and "(reads zh)" in out and "Welcome!" in out  # everyone reads zh
     assert sends() == []  # a preview writes nothing
     code, out = cli_run(capsys, "journey", "run", "welcome", "--now", at)
     assert code == 0 and "50 new sends" in out
@@ -346,3 +373,24 @@ def test_wakeup_grants_its_coupon_once_with_the_message(engine: Any) -> None:
     assert db.run(lambda s: s.execute(select(func.count()).select_from(Coupon)).scalar()) == 1
     [text] = db.run(svc.inbox_take, mid, DAY)
     assert text.startswith("好久不见！送您一张「回归券」。")
+
+
+def test_migration_0008_gives_existing_members_chinese(engine: Any) -> None:
+    from alembic import command
+    from sqlalchemy import inspect, text
+
+    from loyalty import migrate
+
+    cfg = migrate.alembic_config(engine)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0007")
+    assert "language" not in {c["name"] for c in inspect(engine).get_columns("members")}
+    with engine.begin() as conn:  # a member who joined before 0008
+        conn.execute(text("INSERT INTO members (phone, referral_code, tier, points_balance, marketing_opt_in, "
+                          "sms_opt_in, status, created_at) VALUES ('13900000008', 'OLD008', 'normal', 0, "
+                          "true, false, 'active', '2026-03-02 02:00:00')"))
+    migrate.upgrade(engine)
+    assert migrate.current(engine) == "0008"
+    old = db.run(lambda s: s.execute(select(Member).where(Member.phone == "13900000008")).scalar_one())
+    assert old.language == "zh" and svc.language_of(old) == "zh"
