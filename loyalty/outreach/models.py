@@ -61,6 +61,8 @@ class SubscriptionCredit(Base):
     granted_at: Mapped[datetime] = Column(UTCDateTime, default=utcnow, nullable=False)
     spent_at: Mapped[datetime | None] = Column(UTCDateTime, nullable=True)
     send_id: Mapped[int | None] = Column(ForeignKey("outreach_sends.id"), unique=True, nullable=True)
+    # The callback (and template) that granted it: WeChat retries a callback, a credit is granted once.
+    grant_key: Mapped[str | None] = Column(String(200), unique=True, nullable=True)
 
 
 class JourneySwitch(Base):

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from loyalty.audit import audit
@@ -25,6 +26,7 @@ from loyalty.common import now_or
 from loyalty.config import settings as core_settings
 from loyalty.errors import InvalidInput, NotFound
 from loyalty.members.models import ChannelIdentity, Member, MemberSegment
+from loyalty.members.service import identity_owner
 from loyalty.outreach import rules
 from loyalty.outreach.journeys import JOURNEYS, MARKETING, Candidate, Step, broadcast_step
 from loyalty.outreach.models import Broadcast, InboxMessage, JourneySwitch, OutreachSend, SubscriptionCredit
@@ -205,12 +207,43 @@ def step_for(s: Session, journey: str, step: str = "main") -> Step:
 # ---------------------------------------------------------------- credits
 
 
-def grant_credit(s: Session, member_id: int, template_id: str, now: datetime | None = None) -> int:
-    """Record one one-time subscription credit the member granted (WeChat's subscribe callback)."""
-    c = SubscriptionCredit(member_id=member_id, template_id=template_id, granted_at=now_or(now))
-    s.add(c)
-    s.flush()
-    return int(c.id)
+def grant_credit(s: Session, member_id: int, template_id: str, now: datetime | None = None, *,
+                 key: str | None = None) -> int:
+    """Record one one-time subscription credit the member granted; with ``key``, at most one per key."""
+    return _grant(s, member_id, template_id, now_or(now), key)[0]
+
+
+def _grant(s: Session, member_id: int, template_id: str, at: datetime, key: str | None) -> tuple[int, bool]:
+    """(the credit's id, whether it is new): a key granted before returns the earlier credit."""
+    by_key = select(SubscriptionCredit.id).where(SubscriptionCredit.grant_key == key)
+    if key is not None and (found := s.execute(by_key).scalar()) is not None:
+        return int(found), False
+    c = SubscriptionCredit(member_id=member_id, template_id=template_id, granted_at=at, grant_key=key)
+    try:
+        with s.begin_nested():  # a replay racing this one in another process: its row wins, ours goes
+            s.add(c)
+            s.flush()
+    except IntegrityError:
+        return int(s.execute(by_key).scalar_one()), False
+    return int(c.id), True
+
+
+TEMPLATE_ID_MAX = 64
+
+
+def record_subscription(s: Session, openid: str, accepted: list[str], *, key: str,
+                        now: datetime | None = None) -> int:
+    """The shopper behind ``openid`` accepted these templates in WeChat's subscription pop-up: one credit each.
+
+    ``key`` is the callback's identity: a retried callback grants nothing more. Returns the credits
+    granted now (none for a shopper who is not a member: there is nobody to send to)."""
+    member_id = identity_owner(s, "wechat", openid)
+    member = s.get(Member, member_id) if member_id is not None else None
+    if member is None or member.status != "active":
+        return 0
+    at = now_or(now)
+    templates = dict.fromkeys(t for t in accepted if t and len(t) <= TEMPLATE_ID_MAX)  # once each, in order
+    return sum(_grant(s, member.id, t, at, f"{key}:{t}"[:200])[1] for t in templates)
 
 
 def open_credits(s: Session, member_id: int, template_id: str) -> int:
@@ -333,7 +366,5 @@ def inbox_seen(s: Session, send_id: int, now: datetime | None = None) -> None:
 
 def inbox_for_visitor(s: Session, visitor: str, now: datetime | None = None) -> list[str]:
     """The unseen inbox of the member a web chat visitor is linked to (none for a stranger)."""
-    from loyalty.members.service import identity_owner
-
     member_id = identity_owner(s, "webchat", visitor)
     return inbox_take(s, member_id, now) if member_id is not None else []
