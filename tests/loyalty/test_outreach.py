@@ -197,7 +197,9 @@ def test_a_crash_mid_batch_sends_nobody_twice_and_misses_nobody(engine: Any) -> 
     assert len(sends(status="in_doubt")) == 1
 
 
-def test_two_schedulers_claim_each_send_once(engine: Any) -> None:
+def test_two_delivery_loops_claim_each_send_once(engine: Any) -> None:
+    # Two loops in threads of one process, on both backends; two real scheduler processes on
+    # PostgreSQL: tests/bot/test_outreach_scheduler.py.
     from concurrent.futures import ThreadPoolExecutor
 
     cfg = replace(CFG, holdout_percent=0.0)
