@@ -92,7 +92,7 @@ def test_two_scheduler_processes_on_postgresql_message_each_member_once(
     logs = [tmp_path / f"{w}.log" for w in ("a", "b")]
     procs = [subprocess.Popen([sys.executable, "-m", "bot.outreach", "--worker", w, "--batch", "5", "--tick", "0.1"],
                               env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
-             for w, log in zip(("a", "b"), logs)]
+             for w, log in zip(("a", "b"), logs, strict=True)]
     try:
         deadline = time.monotonic() + 60
         while not all("scheduler" in log.read_text() for log in logs) and time.monotonic() < deadline:
