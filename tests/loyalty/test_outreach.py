@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
@@ -253,20 +254,46 @@ def test_api_failures_are_recorded_with_the_errcode(engine: Any) -> None:
     assert [(x.status, x.errcode) for x in sends()] == [("failed", "45047")]
 
 
-@pytest.mark.parametrize("effect", [0.25, 0.0])
-def test_measured_uplift_recovers_the_known_effect(sqlite_engine: Any, effect: float) -> None:
-    cfg = replace(CFG, holdout_percent=30.0)
-    web_members(1200)
-    plan("welcome", DAY + timedelta(hours=1), cfg)
-    deliver(DAY + timedelta(hours=1), cfg=cfg)
-    # One fixed seed keeps the test deterministic; a 95 % interval misses 1 run in 20 by design.
-    respond("welcome", base=0.2, effect=effect, seed=4)
-    r = db.run(report.journey_report, "welcome", cfg, readonly=True)
-    assert r.control.members > 250 and r.treatment.reached == r.treatment.members
-    assert r.conversion_uplift.low <= effect <= r.conversion_uplift.high
+SEEDS = 10  # seeds 0..9, every one of them: none picked
+
+
+def least_covered(runs: int, coverage: float = 0.95, risk: float = 1e-3) -> int:
+    """The fewest of ``runs`` independent ``coverage`` intervals that contain the truth, except with
+    probability below ``risk``: the binomial tail, so the test fails only when the intervals are wrong."""
+    def at_most(k: int) -> float:  # P(at most k intervals contain the truth)
+        return sum(math.comb(runs, i) * coverage**i * (1 - coverage) ** (runs - i) for i in range(k + 1))
+
+    return next(k for k in range(runs + 1) if at_most(k) > risk)
+
+
+@pytest.mark.parametrize(("effect", "audience"), [(0.25, 480), (0.0, 240)])
+def test_measured_uplift_recovers_the_known_effect(sqlite_engine: Any, effect: float, audience: int) -> None:
+    """One broadcast per seed to the same simulated shoppers, two weeks apart (attribution windows never
+    overlap), each with its own holdout draw and simulated responses; the report's 95 % intervals must
+    contain the true effect as often as 95 % intervals do."""
+    cfg = replace(CFG, holdout_percent=50.0)
+    web_members(audience)
+    covered = revenue_covered = found = 0
+    for seed in range(SEEDS):
+        at = DAY + timedelta(days=14 * seed)
+        db.run(svc.create_broadcast, f"SIM{seed}", {}, "新品到店", "New in store", at, actor="test")
+        db.run(svc.plan_broadcast, f"SIM{seed}", at, cfg)
+        deliver(at, cfg=cfg)
+        respond(f"broadcast:SIM{seed}", base=0.2, effect=effect, seed=seed)
+        r = db.run(report.journey_report, f"broadcast:SIM{seed}", cfg, readonly=True)
+        assert r.control.members > audience // 4 and r.treatment.reached == r.treatment.members
+        covered += r.conversion_uplift.low <= effect <= r.conversion_uplift.high
+        revenue_covered += r.revenue_uplift_fen.low <= effect * 10000 <= r.revenue_uplift_fen.high
+        found += r.conversion_uplift.low > 0
+    need = least_covered(SEEDS)
+    assert need == 6  # correct 95 % intervals miss 5 or more of 10 runs with probability 6e-5
+    assert covered >= need and revenue_covered >= need, (covered, revenue_covered)
     if effect:
-        assert r.conversion_uplift.low > 0  # the effect is found, not just allowed
-    assert r.revenue_uplift_fen.low <= effect * 10000 <= r.revenue_uplift_fen.high
+        # 480 shoppers: the interval is about ±0.08 wide, so a 25-point effect is found in every run
+        # (a miss has a probability near 1e-5 per run).
+        assert found == SEEDS
+    else:
+        assert found <= SEEDS - need  # no effect: an interval above 0 is one of the rare misses
 
 
 def test_paused_journey_plans_nothing_until_resumed(engine: Any) -> None:
