@@ -42,7 +42,7 @@ def _candidates(s: Session, journey: str, at: datetime) -> list[Candidate]:
 
 def _over_cap(s: Session, at: datetime, cfg: OutreachSettings) -> set[int]:
     q = (select(OutreachSend.member_id).where(
-        OutreachSend.kind == MARKETING, OutreachSend.status.in_(("sent", "sending", "in_doubt")),
+        OutreachSend.kind == MARKETING, OutreachSend.status.in_(svc.SPENT),
         OutreachSend.done_at >= at - timedelta(days=cfg.cap_days))
         .group_by(OutreachSend.member_id).having(func.count() >= cfg.cap_messages))
     return set(s.execute(q).scalars())

@@ -33,7 +33,10 @@ from loyalty.outreach.models import Broadcast, InboxMessage, JourneySwitch, Outr
 from loyalty.outreach.settings import OutreachSettings
 from loyalty.outreach.settings import from_env as outreach_settings
 
-PLANNED = ("due", "claimed", "sending")
+# Not finished yet: a scheduler will still send (or skip) these.
+PLANNED = ("due", "claimed", "ready", "sending")
+# Count against the frequency cap: sent, about to be, or perhaps sent.
+SPENT = ("ready", "sending", "sent", "in_doubt")
 
 
 def paused(s: Session, journey: str) -> bool:
@@ -265,6 +268,25 @@ def spend_credit(s: Session, member_id: int, template_id: str, send_id: int, now
     return False
 
 
+def open_credit_ids(s: Session, member_ids: list[int], template_id: str) -> dict[int, list[int]]:
+    """The open credits of each member for one template, oldest first."""
+    out: dict[int, list[int]] = {}
+    for i in range(0, len(member_ids), 900):
+        for cid, mid in s.execute(select(SubscriptionCredit.id, SubscriptionCredit.member_id).where(
+                SubscriptionCredit.member_id.in_(member_ids[i:i + 900]), SubscriptionCredit.template_id == template_id,
+                SubscriptionCredit.spent_at.is_(None)).order_by(SubscriptionCredit.id)):
+            out.setdefault(mid, []).append(cid)
+    return out
+
+
+def spend_credit_id(s: Session, credit_id: int, send_id: int, now: datetime) -> bool:
+    """Spend this credit for ``send_id`` unless it is spent already (a guarded update)."""
+    res = s.execute(update(SubscriptionCredit).where(SubscriptionCredit.id == credit_id,
+                                                     SubscriptionCredit.spent_at.is_(None))
+                    .values(spent_at=now, send_id=send_id))
+    return res.rowcount == 1
+
+
 def restore_credit(s: Session, send_id: int) -> None:
     """WeChat refused the send: the credit was not used."""
     s.execute(update(SubscriptionCredit).where(SubscriptionCredit.send_id == send_id)
@@ -299,9 +321,16 @@ def recover(s: Session, worker: str | None = None, now: datetime | None = None,
         OutreachSend.claimed_at < at - timedelta(seconds=cfg.lease_seconds))
     back = s.execute(update(OutreachSend).where(OutreachSend.status == "claimed", mine)
                      .values(status="due", claimed_by=None, claimed_at=None)).rowcount
+    # Decided but never handed to the API: due again, their credits given back.
+    ready = list(s.execute(select(OutreachSend.id).where(OutreachSend.status == "ready", mine)).scalars())
+    for send_id in ready:
+        restore_credit(s, send_id)
+    if ready:
+        s.execute(update(OutreachSend).where(OutreachSend.id.in_(ready), OutreachSend.status == "ready")
+                  .values(status="due", claimed_by=None, claimed_at=None, done_at=None, channel=None, route=None))
     doubt = s.execute(update(OutreachSend).where(OutreachSend.status == "sending", mine)
                       .values(status="in_doubt", reason="crashed_during_send", done_at=at)).rowcount
-    return int(back or 0), int(doubt or 0)
+    return int(back or 0) + len(ready), int(doubt or 0)
 
 
 # ---------------------------------------------------------------- address book
@@ -318,18 +347,40 @@ def addresses(s: Session, member: Member) -> list[Address]:
     found = {ch: ext for ch, ext in s.execute(
         select(ChannelIdentity.channel, ChannelIdentity.external_id)
         .where(ChannelIdentity.member_id == member.id).order_by(ChannelIdentity.id.desc()))}
-    out = [Address(ch, found[ch]) for ch in ("wechat", "webchat") if ch in found]
-    if member.sms_opt_in and member.phone:
-        out.append(Address("sms", member.phone))
-    return out
+    return [Address(ch, found[ch]) for ch in ("wechat", "webchat") if ch in found] + sms_address(member)
+
+
+def addresses_of(s: Session, member_ids: list[int]) -> dict[int, list[Address]]:
+    """:func:`addresses` on WeChat and web chat of many members at once (SMS: :func:`sms_address`)."""
+    found: dict[int, dict[str, str]] = {}
+    for i in range(0, len(member_ids), 900):
+        for mid, ch, ext in s.execute(
+                select(ChannelIdentity.member_id, ChannelIdentity.channel, ChannelIdentity.external_id)
+                .where(ChannelIdentity.member_id.in_(member_ids[i:i + 900])).order_by(ChannelIdentity.id.desc())):
+            found.setdefault(mid, {})[ch] = ext
+    return {mid: [Address(ch, chans[ch]) for ch in ("wechat", "webchat") if ch in chans]
+            for mid, chans in found.items()}
+
+
+def sms_address(member: Member) -> list[Address]:
+    return [Address("sms", member.phone)] if member.sms_opt_in and member.phone else []
 
 
 def marketing_sent(s: Session, member_id: int, since: datetime) -> int:
     """Marketing messages sent (or being sent) to a member since ``since``, across journeys."""
-    return int(s.execute(select(func.count()).where(
-        OutreachSend.member_id == member_id, OutreachSend.kind == MARKETING,
-        OutreachSend.status.in_(("sent", "sending", "in_doubt")),
-        OutreachSend.done_at >= since)).scalar() or 0)
+    return marketing_sent_by_member(s, [member_id], since).get(member_id, 0)
+
+
+def marketing_sent_by_member(s: Session, member_ids: list[int], since: datetime) -> dict[int, int]:
+    """:func:`marketing_sent` of many members at once (absent: none)."""
+    out: dict[int, int] = {}
+    for i in range(0, len(member_ids), 900):
+        out.update({mid: int(n) for mid, n in s.execute(
+            select(OutreachSend.member_id, func.count())
+            .where(OutreachSend.member_id.in_(member_ids[i:i + 900]), OutreachSend.kind == MARKETING,
+                   OutreachSend.status.in_(SPENT), OutreachSend.done_at >= since)
+            .group_by(OutreachSend.member_id))})
+    return out
 
 
 def inbox_put(s: Session, send: OutreachSend, text: str, now: datetime) -> int:

@@ -54,7 +54,7 @@ def test_killed_mid_batch_then_restarted(engine: Any, fake_sms: Any) -> None:
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         left = db.run(lambda s: s.execute(select(OutreachSend.id).where(
-            OutreachSend.status.in_(("due", "claimed", "sending")))).first(), readonly=True)
+            OutreachSend.status.in_(svc.PLANNED))).first(), readonly=True)
         if left is None:
             break
         time.sleep(0.2)
@@ -106,7 +106,7 @@ def test_two_scheduler_processes_on_postgresql_message_each_member_once(
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             left = db.run(lambda s: s.execute(select(OutreachSend.id).where(
-                OutreachSend.status.in_(("due", "claimed", "sending")))).first(), readonly=True)
+                OutreachSend.status.in_(svc.PLANNED))).first(), readonly=True)
             if left is None:
                 break
             time.sleep(0.2)

@@ -222,6 +222,74 @@ def test_two_delivery_loops_claim_each_send_once(engine: Any) -> None:
     assert sorted(rows) == sorted(ids)
 
 
+class _Subscribing:
+    """A channel that needs a subscription credit per message, like WeChat outside the window."""
+
+    channel = "webchat"
+
+    def __init__(self, on_send: Any = None) -> None:
+        self.sent: list[int] = []
+        self._on_send = on_send
+
+    def route(self, msg: delivery.Outgoing) -> delivery.Route:
+        if msg.credits.get(CFG.subscribe_template):
+            return delivery.Route("subscribe", credit_template=CFG.subscribe_template)
+        return delivery.Route(None, "no_credit")
+
+    def send(self, msg: delivery.Outgoing, route: delivery.Route) -> delivery.Result:
+        self.sent.append(msg.member_id)
+        if self._on_send:
+            self._on_send()
+        return delivery.Result(True)
+
+
+def test_a_batch_decided_but_not_sent_goes_back_with_its_credits(engine: Any) -> None:
+    cfg = replace(CFG, holdout_percent=0.0)
+    ids = [web_member() for _ in range(4)]
+    for mid in ids:
+        db.run(svc.grant_credit, mid, cfg.subscribe_template)
+    now = DAY + timedelta(hours=1)
+    plan("welcome", now, cfg)
+    transport = _Subscribing()
+    claimed = db.run(svc.claim, "w1", now, 10)
+    batch = db.run(delivery.prepare, claimed, {"webchat": transport}, now, cfg)
+    assert len(batch.ready) == 4 and {x.status for x in sends()} == {"ready"}
+    assert sum(db.run(svc.open_credits, mid, cfg.subscribe_template) for mid in ids) == 0
+    # The scheduler dies before its first API call; restarted, it finds the batch again.
+    assert db.run(svc.recover, "w1", now, cfg) == (4, 0)
+    assert {x.status for x in sends()} == {"due"}
+    assert [db.run(svc.open_credits, mid, cfg.subscribe_template) for mid in ids] == [1, 1, 1, 1]
+    deliver(now, {"webchat": transport}, cfg)
+    assert sorted(transport.sent) == sorted(ids)  # each once
+    assert {x.status for x in sends()} == {"sent"}
+    assert sum(db.run(svc.open_credits, mid, cfg.subscribe_template) for mid in ids) == 0
+
+
+def test_quiet_hours_that_begin_during_a_batch_hold_the_rest(engine: Any, monkeypatch: Any) -> None:
+    cfg = replace(CFG, holdout_percent=0.0)
+    ids = [web_member() for _ in range(3)]
+    for mid in ids:
+        db.run(svc.grant_credit, mid, cfg.subscribe_template)
+    clock = [datetime(2026, 3, 2, 12, 59, 59, tzinfo=timezone.utc)]  # 20:59:59 in Shanghai
+    plan("welcome", clock[0], cfg)
+
+    def tick() -> None:  # the first call takes us past 21:00
+        clock[0] += timedelta(seconds=2)
+
+    monkeypatch.setattr(delivery, "now_or", lambda now=None: now or clock[0])
+    monkeypatch.setattr(svc, "now_or", lambda now=None: now or clock[0])
+    transport = _Subscribing(tick)
+    t = delivery.deliver_due("w1", {"webchat": transport}, cfg=cfg)
+    assert (t.sent, t.held) == (1, 2) and len(transport.sent) == 1
+    nine = datetime(2026, 3, 3, 1, 0, tzinfo=timezone.utc)
+    held = [x for x in sends() if x.status == "due"]
+    assert len(held) == 2 and {x.due_at for x in held} == {nine}
+    assert sum(db.run(svc.open_credits, mid, cfg.subscribe_template) for mid in ids) == 2  # given back
+    clock[0] = nine
+    deliver(nine, {"webchat": transport}, cfg)
+    assert sorted(transport.sent) == sorted(ids)
+
+
 def test_sms_only_with_sms_consent_through_the_fake_gateway(engine: Any, fake_sms: Any) -> None:
     cfg = replace(CFG, holdout_percent=0.0)
     yes, no = join(now=DAY), join(now=DAY)
