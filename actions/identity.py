@@ -156,6 +156,8 @@ class ActionLinkCodeEntered(Action):
             if member is None:  # unlinked again meanwhile
                 dispatcher.utter_message(response="utter_no_link_pending")
                 return [SlotSet("is_member", False)]
+            # The member chats in this language now: outreach writes to them in it.
+            await core(members.set_language, member.id, lang(tracker))
             held = await core(coupons.member_coupons, member.id, readonly=True)
         except Unavailable:
             unavailable(dispatcher)

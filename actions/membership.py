@@ -17,6 +17,7 @@ from actions.common import (
     core,
     current_member,
     identity,
+    lang,
     phone_or_retry,
     pick,
     tier_name,
@@ -210,7 +211,7 @@ class ActionJoinMember(Action):
             "birthday": None if birthday in (None, SKIP) else date.fromisoformat(birthday),
             "store_code": tracker.get_slot("store_code"),
             "referral_code": tracker.get_slot("referral_code"),
-            "channel": channel, "external_id": address,
+            "channel": channel, "external_id": address, "language": lang(tracker),
         }
         try:
             result = await self._signup(dispatcher, args)

@@ -136,7 +136,7 @@ def main() -> None:
         peaks = [0.0] * a.workers
         while True:
             left = db.run(lambda s: s.execute(select(OutreachSend.id).where(
-                OutreachSend.status.in_(("due", "claimed", "sending")))).first(), readonly=True)
+                OutreachSend.status.in_(svc.PLANNED))).first(), readonly=True)
             peaks = [max(pk, peak_rss_mb(pr.pid)) for pk, pr in zip(peaks, procs, strict=True)]
             if left is None:
                 break

@@ -161,9 +161,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="a name that stays the same across restarts (its unfinished claims are recovered)")
     p.add_argument("--once", action="store_true", help="one round of planning and delivery, then exit")
     p.add_argument("--batch", type=int, default=100)
+    p.add_argument("--tick", type=float, default=2.0, help="seconds to wait when nothing is due")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    run(a.worker, batch=a.batch, once=a.once)
+    run(a.worker, tick=a.tick, batch=a.batch, once=a.once)
     return 0
 
 

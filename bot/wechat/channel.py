@@ -39,6 +39,8 @@ from bot.wechat.shoppers import ShopperState
 from bot.wechat.turns import OnNewMessage, TurnRunner
 from bot.wechat.unionid import UnionIds
 from bot.wechat.xml import render_text_reply
+from loyalty import db
+from loyalty.outreach import service as outreach
 
 logger = logging.getLogger(__name__)
 # Rasa imports the channels before the first message: apologise instead of going silent,
@@ -190,7 +192,7 @@ class WeChatInput(InputChannel):
 
         try:
             inbound = classify(message, self.settings.menu_intents, self.settings.max_text_chars)
-            text = await self._prepare(inbound)
+            text = await self._prepare(inbound, key)
         except Exception:
             # Nothing has run yet: give the claim back so WeChat's retry is processed.
             logger.exception("wechat callback not processed openid=%s", mask(message.source))
@@ -212,10 +214,16 @@ class WeChatInput(InputChannel):
         xml = render_text_reply(inbound.openid, inbound.account, reply)
         return response.text(self.security.seal_reply(xml, auth), content_type="application/xml"), "passive"
 
-    async def _prepare(self, inbound: Inbound) -> str | None:
+    async def _prepare(self, inbound: Inbound, key: str) -> str | None:
         """Record the interaction; the text for the assistant, or None if it is not asked."""
         if inbound.window:
             await self.state.open_window(inbound.openid, inbound.window)
+        if inbound.accepted:
+            # Keyed by the callback's identity too, so a retry that outlives the dedup store grants nothing twice.
+            granted = await db.arun(outreach.record_subscription, inbound.openid, list(inbound.accepted),
+                                    key=f"wechat:{key}")
+            logger.info("wechat subscription credits openid=%s accepted=%d granted=%d",
+                        mask(inbound.openid), len(inbound.accepted), granted)
         if inbound.action != "bot":
             return None
         # Before the turn, so a shopper linked by UnionID is answered as the member at once.

@@ -50,6 +50,8 @@ class Inbound:
     typed: bool = False
     store_code: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    # Subscription-message templates the shopper accepted (订阅通知 pop-up): one send credit each.
+    accepted: tuple[str, ...] = ()
 
 
 def intent_message(intent: str, entities: Mapping[str, Any] | None = None) -> str:
@@ -140,6 +142,10 @@ def classify(
         )
 
     raw_type = str(message._data.get("MsgType", "")).lower()
+    event = str(message._data.get("Event", "")).lower()
+    if raw_type == "event" and event == SUBSCRIBE_POPUP:
+        # Not a conversation: no window opens and the assistant is not asked.
+        return Inbound("ignore", label=SUBSCRIBE_POPUP, accepted=accepted_templates(message._data), **base)
     if isinstance(message, events.BaseEvent) or raw_type == "event":
         # unsubscribe, view, location reports, job notifications: nothing to say.
         return Inbound("ignore", label=str(message._data.get("Event", "event")).lower(), **base)
@@ -148,6 +154,25 @@ def classify(
     return Inbound(
         "reply", label=message.type or "unknown", text=texts.UNSUPPORTED_MESSAGE, window="message", **base
     )
+
+
+SUBSCRIBE_POPUP = "subscribe_msg_popup_event"
+
+
+def accepted_templates(data: Mapping[str, Any]) -> tuple[str, ...]:
+    """The template ids marked ``accept`` in a subscription pop-up event (one item parses as a dict, not a list)."""
+    items = (data.get("SubscribeMsgPopupEvent") or {}).get("List") if isinstance(
+        data.get("SubscribeMsgPopupEvent"), Mapping) else None
+    if isinstance(items, Mapping):
+        items = [items]
+    out = []
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, Mapping):
+            continue
+        template, status = item.get("TemplateId"), item.get("SubscribeStatusString")
+        if isinstance(template, str) and template.strip() and status == "accept":
+            out.append(template.strip())
+    return tuple(out)
 
 
 def _metadata(store_code: str | None, event: str | None) -> dict[str, Any]:

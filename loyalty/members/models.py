@@ -44,6 +44,8 @@ class Member(Base):
     marketing_opt_in: Mapped[bool] = Column(Boolean, default=True, nullable=False)
     # Consent to marketing by SMS (off unless the member said yes); service notices follow marketing_opt_in.
     sms_opt_in: Mapped[bool] = Column(Boolean, default=False, server_default=false(), nullable=False)
+    # The language the member chats in ("zh" or "en"): outreach copy goes in it.
+    language: Mapped[str] = Column(String(5), default="zh", server_default="zh", nullable=False)
     status: Mapped[str] = Column(String(10), default="active", nullable=False)
     created_at: Mapped[datetime] = Column(UTCDateTime, default=utcnow, nullable=False)
     closed_at: Mapped[datetime | None] = Column(UTCDateTime, nullable=True)

@@ -19,6 +19,8 @@ from loyalty.members.models import ChannelIdentity, Member
 
 PHONE_RE = re.compile(r"^1[3-9]\d{9}$")
 CHANNELS = ("wechat", "webchat", "pos", "online", "console", "cli", "rest")
+# The languages the assistant speaks and outreach writes in; "zh" is the default.
+LANGUAGES = ("zh", "en")
 
 _IDENTITY_OWNER = select(ChannelIdentity.member_id).where(
     ChannelIdentity.channel == bindparam("channel"), ChannelIdentity.external_id == bindparam("external_id")
@@ -80,6 +82,21 @@ def set_marketing(s: Session, member_id: int, opt_in: bool, *, actor: str, now: 
     if m.marketing_opt_in != opt_in:
         m.marketing_opt_in = opt_in
         audit(s, actor, "marketing_opt_in" if opt_in else "marketing_opt_out", member_id)
+
+
+def check_language(language: object) -> str:
+    """``language`` if the assistant speaks it; refuses anything else."""
+    if language not in LANGUAGES:
+        raise InvalidInput("Unknown language.", code="invalid_language")
+    return str(language)
+
+
+def set_language(s: Session, member_id: int, language: str) -> None:
+    """Remember the language a member chats in (outreach writes to them in it)."""
+    language = check_language(language)
+    m = lock_member(s, member_id)
+    if m.language != language:
+        m.language = language
 
 
 def can_market(s: Session, member_id: int) -> bool:

@@ -18,7 +18,7 @@ from loyalty.errors import InvalidInput, NotFound, Refused
 from loyalty.identity import service as identity
 from loyalty.members.lock import lock_member
 from loyalty.members.models import ChannelIdentity, Member
-from loyalty.members.service import check_identity, identity_owner, mask_phone, normalize_phone
+from loyalty.members.service import check_identity, check_language, identity_owner, mask_phone, normalize_phone
 from loyalty.points import service as points
 from loyalty.referrals import service as referrals
 
@@ -136,12 +136,14 @@ def signup(
     referral_code: str | None = None,
     channel: str | None = None,
     external_id: str | None = None,
+    language: str = "zh",
     now: datetime | None = None,
 ) -> Signup:
     """Make a shopper a member: consent first, a valid phone, one member per phone.
 
     Binds the channel address, attributes the store and the referrer, and
     gives the welcome coupon and (when configured so) the referral rewards.
+    ``language`` is the conversation's ("zh" or "en"): outreach writes in it.
     """
     at = now_or(now)
     st = settings()
@@ -152,6 +154,7 @@ def signup(
     bday = _check_birthday(birthday, local_date(at))
     if channel is not None:
         check_identity(channel, external_id)
+    language = check_language(language)
     if consent_version is not None and not (isinstance(consent_version, str) and 0 < len(consent_version) <= 20):
         raise InvalidInput("Unknown privacy notice version.", code="invalid_consent_version")
     store_id = None
@@ -176,7 +179,7 @@ def signup(
         referred_by_id=referrer_id, store_id=store_id, join_channel=channel,
         tier=st.tiers[0].code, points_balance=0,
         consent_version=consent_version or st.privacy_notice_version, consent_at=at,
-        marketing_opt_in=True, status="active", created_at=at,
+        marketing_opt_in=True, language=language, status="active", created_at=at,
     )
     s.add(m)
     s.flush()

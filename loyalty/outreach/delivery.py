@@ -16,17 +16,17 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from loyalty import db
 from loyalty.common import now_or
 from loyalty.coupons import service as coupons
 from loyalty.errors import LoyaltyError
-from loyalty.members.lock import lock_member
+from loyalty.members.models import Member
 from loyalty.outreach import rules
 from loyalty.outreach import service as svc
-from loyalty.outreach.journeys import MARKETING
+from loyalty.outreach.journeys import MARKETING, Step
 from loyalty.outreach.models import OutreachSend
 from loyalty.outreach.settings import OutreachSettings
 from loyalty.outreach.settings import from_env as outreach_settings
@@ -75,9 +75,9 @@ class _Blank(dict):  # type: ignore[type-arg]
         return ""
 
 
-def render(s: Session, send: OutreachSend, lang: str = "zh") -> str:
+def render(s: Session, send: OutreachSend, lang: str = "zh", step: Step | None = None) -> str:
     """The message of a send in ``lang``, filled with its facts (and a recommendation where the copy asks)."""
-    step = svc.step_for(s, send.journey, send.step)
+    step = step or svc.step_for(s, send.journey, send.step)
     template = step.zh if lang == "zh" else step.en
     facts = _Blank(send.facts or {})
     if "{reco_" in template:
@@ -112,16 +112,88 @@ def _skip(send: OutreachSend, reason: str, now: datetime) -> str:
     return "skipped"
 
 
-def prepare(s: Session, send_id: int, transports: Mapping[str, Transport], now: datetime,
-            cfg: OutreachSettings) -> tuple[Outgoing, Route] | str:
-    """Re-check the rules under the member's lock and mark the send ``sending``.
+@dataclass
+class Tally:
+    sent: int = 0
+    skipped: int = 0
+    failed: int = 0
+    held: int = 0
 
-    Otherwise the send's new status: skipped (a rule said no), due (held: quiet hours, paused)."""
-    send = s.get(OutreachSend, send_id, with_for_update=True)
-    if send is None or send.status != "claimed":
-        return "gone"
-    member = lock_member(s, send.member_id, allow_closed=True)
-    if svc.paused(s, send.journey):
+
+@dataclass
+class _Batch:
+    """What one transaction knows about the members of a batch (kept current as the batch is decided)."""
+
+    members: dict[int, Member]
+    paused: dict[str, bool]
+    marketing: dict[int, int]  # marketing messages in the cap window
+    addresses: dict[int, list[svc.Address]]
+    credits: dict[int, list[int]]  # open subscription credits (ids) of the configured template
+    steps: dict[tuple[str, str], Step] = field(default_factory=dict)
+
+    def step(self, s: Session, send: OutreachSend) -> Step:
+        key = (send.journey, send.step)
+        if key not in self.steps:
+            self.steps[key] = svc.step_for(s, send.journey, send.step)
+        return self.steps[key]
+
+
+@dataclass
+class Prepared:
+    """A batch decided: messages to send (``ready``), web chat inbox messages already delivered (``pushes``:
+    an open page is told at once, best effort), and what the rules did with the rest."""
+
+    ready: list[tuple[Outgoing, Route]] = field(default_factory=list)
+    pushes: list[tuple[Outgoing, Route]] = field(default_factory=list)
+    tally: Tally = field(default_factory=lambda: Tally())
+
+
+def _load(s: Session, sends: list[OutreachSend], now: datetime, cfg: OutreachSettings) -> _Batch:
+    ids = sorted({x.member_id for x in sends})
+    # Sorted: two schedulers locking members of overlapping batches never wait on each other in a cycle.
+    locked = s.execute(select(Member).where(Member.id.in_(ids)).order_by(Member.id).with_for_update()
+                       .execution_options(populate_existing=True)).scalars()
+    return _Batch(
+        members={m.id: m for m in locked},
+        paused={j: svc.paused(s, j) for j in {x.journey for x in sends}},
+        marketing=svc.marketing_sent_by_member(s, ids, now - timedelta(days=cfg.cap_days)),
+        addresses=svc.addresses_of(s, ids),
+        credits=svc.open_credit_ids(s, ids, cfg.subscribe_template),
+    )
+
+
+def prepare(s: Session, send_ids: list[int], transports: Mapping[str, Transport], now: datetime,
+            cfg: OutreachSettings) -> Prepared:
+    """Re-check the rules for a batch of claimed sends under their members' locks, in one transaction.
+
+    Each send becomes ``ready`` (its route chosen, a subscription credit spent: the API call is next),
+    ``sent`` (a web chat inbox message: the row is the delivery), ``skipped`` (a rule said no), or
+    ``due`` again (held: quiet hours, paused). Nothing here calls an API but ``Transport.route``."""
+    out = Prepared()
+    sends = list(s.execute(select(OutreachSend).where(OutreachSend.id.in_(send_ids),
+                                                      OutreachSend.status == "claimed")
+                           .order_by(OutreachSend.id).with_for_update()).scalars())
+    if not sends:
+        return out
+    batch = _load(s, sends, now, cfg)
+    for send in sends:
+        decided = _decide(s, send, batch, transports, now, cfg)
+        if isinstance(decided, str):
+            out.tally.skipped += decided == "skipped"
+            out.tally.held += decided == "due"
+        elif decided[1].route == "inbox":
+            out.pushes.append(decided)
+            out.tally.sent += 1
+        else:
+            out.ready.append(decided)
+    return out
+
+
+def _decide(s: Session, send: OutreachSend, batch: _Batch, transports: Mapping[str, Transport], now: datetime,
+            cfg: OutreachSettings) -> tuple[Outgoing, Route] | str:
+    """One send of the batch: its route (and the send marked for it), or its new status."""
+    member = batch.members.get(send.member_id)
+    if batch.paused[send.journey]:
         send.status, send.claimed_by, send.claimed_at = "due", None, None
         send.due_at = now + timedelta(minutes=5)
         return "due"
@@ -129,39 +201,52 @@ def prepare(s: Session, send_id: int, transports: Mapping[str, Transport], now: 
         send.status, send.claimed_by, send.claimed_at = "due", None, None
         send.due_at = rules.hold(now, cfg.quiet_start, cfg.quiet_end)
         return "due"
-    if member.status != "active":
+    if member is None or member.status != "active":
         return _skip(send, "closed", now)
     if send.kind == MARKETING:
         if not member.marketing_opt_in:
             return _skip(send, "opted_out", now)
-        if svc.marketing_sent(s, member.id, now - timedelta(days=cfg.cap_days)) >= cfg.cap_messages:
+        if batch.marketing.get(member.id, 0) >= cfg.cap_messages:
             return _skip(send, "frequency_cap", now)
     if send.journey == "wakeup" and cfg.wakeup_campaign:
         _grant_wakeup_coupon(s, send, cfg.wakeup_campaign, now)
-    text = render(s, send, svc.language_of(member))
+    text = render(s, send, svc.language_of(member), batch.step(s, send))
+    credits = batch.credits.setdefault(member.id, [])
     reasons = []
-    for address in svc.addresses(s, member):
+    for address in batch.addresses.get(member.id, []) + svc.sms_address(member):
         transport = transports.get(address.channel)
         if transport is None:
             reasons.append(f"{address.channel}_off")
             continue
-        credits = {cfg.subscribe_template: svc.open_credits(s, member.id, cfg.subscribe_template)}
         msg = Outgoing(send.id, member.id, send.journey, send.step, send.kind, address.to, text,
-                       dict(send.facts or {}), credits)
+                       dict(send.facts or {}), {cfg.subscribe_template: len(credits)})
         route = transport.route(msg)
         if route.route is None:
             reasons.append(route.reason or f"{address.channel}_refused")
             continue
-        if route.credit_template and not svc.spend_credit(s, member.id, route.credit_template, send.id, now):
+        if route.credit_template and not _spend(s, member.id, route.credit_template, credits, send.id, now, cfg):
             reasons.append("no_credit")
             continue
-        send.status, send.channel, send.route = "sending", address.channel, route.route
+        send.channel, send.route, send.done_at = address.channel, route.route, now
         send.attempts += 1
-        send.done_at = now
+        if send.kind == MARKETING:
+            batch.marketing[member.id] = batch.marketing.get(member.id, 0) + 1
         if route.route == "inbox":  # the inbox row is the delivery: written with the record, exactly once
+            send.status = "sent"
             svc.inbox_put(s, send, text, now)
+        else:
+            send.status = "ready"
         return msg, replace(route, channel=address.channel)
     return _skip(send, (reasons[0] if reasons else "no_channel")[:40], now)
+
+
+def _spend(s: Session, member_id: int, template: str, known: list[int], send_id: int, now: datetime,
+           cfg: OutreachSettings) -> bool:
+    """Spend one of the member's open credits (a guarded update: never one twice)."""
+    while known and template == cfg.subscribe_template:
+        if svc.spend_credit_id(s, known.pop(0), send_id, now):
+            return True
+    return svc.spend_credit(s, member_id, template, send_id, now)
 
 
 def _grant_wakeup_coupon(s: Session, send: OutreachSend, campaign: str, now: datetime) -> None:
@@ -177,17 +262,39 @@ def _grant_wakeup_coupon(s: Session, send: OutreachSend, campaign: str, now: dat
                   "coupon": c.code}
 
 
+def advance(s: Session, done: tuple[int, Result] | None, next_id: int | None, now: datetime) -> bool:
+    """Record the API's answer for ``done`` and mark ``next_id`` as being sent, in one transaction.
+
+    So at most one send of a scheduler is ever ``sending`` (in doubt if it dies), and each send costs one
+    short transaction. False when ``next_id`` is no longer ready (recovered by another scheduler)."""
+    if done is not None:
+        send_id, result = done
+        values: dict[str, Any] = {"status": "sent", "done_at": now} if result.ok else {
+            "status": "failed", "errcode": (result.errcode or "")[:40], "reason": "api_error", "done_at": now}
+        res = s.execute(update(OutreachSend).where(OutreachSend.id == send_id, OutreachSend.status == "sending")
+                        .values(**values))
+        if res.rowcount and not result.ok:
+            svc.restore_credit(s, send_id)
+    if next_id is None:
+        return True
+    res = s.execute(update(OutreachSend).where(OutreachSend.id == next_id, OutreachSend.status == "ready")
+                    .values(status="sending", done_at=now))
+    return res.rowcount == 1
+
+
 def finish(s: Session, send_id: int, result: Result, now: datetime) -> None:
     """Record the API's answer."""
-    send = s.get(OutreachSend, send_id, with_for_update=True)
-    if send is None or send.status != "sending":
-        return
-    send.done_at = now
-    if result.ok:
-        send.status = "sent"
-    else:
-        send.status, send.errcode, send.reason = "failed", (result.errcode or "")[:40], "api_error"
-        svc.restore_credit(s, send.id)
+    advance(s, (send_id, result), None, now)
+
+
+def _hold(s: Session, send_ids: list[int], until: datetime) -> None:
+    """Quiet hours began while a batch was going out: its unsent sends wait (their credits back)."""
+    for send_id in send_ids:
+        res = s.execute(update(OutreachSend).where(OutreachSend.id == send_id, OutreachSend.status == "ready")
+                        .values(status="due", due_at=until, claimed_by=None, claimed_at=None, done_at=None,
+                                channel=None, route=None))
+        if res.rowcount:
+            svc.restore_credit(s, send_id)
 
 
 class RateLimit:
@@ -208,43 +315,42 @@ class RateLimit:
         self.tokens -= 1
 
 
-@dataclass
-class Tally:
-    sent: int = 0
-    skipped: int = 0
-    failed: int = 0
-    held: int = 0
-
-
 def deliver_due(worker: str, transports: Mapping[str, Transport], *, now: datetime | None = None,
                 limit: int = 100, cfg: OutreachSettings | None = None,
                 limits: dict[str, RateLimit] | None = None) -> Tally:
-    """Claim up to ``limit`` due sends and deliver them one by one; returns what happened."""
+    """Claim up to ``limit`` due sends, decide them in one transaction, then send them one by one."""
     cfg = cfg or outreach_settings()
     limits = limits if limits is not None else {}
-    tally = Tally()
-    for send_id in db.run(svc.claim, worker, now, limit):
-        at = now_or(now)
-        prepared = db.run(prepare, send_id, transports, at, cfg)
-        if not isinstance(prepared, tuple):
-            tally.skipped += prepared == "skipped"
-            tally.held += prepared == "due"
-            continue
-        msg, route = prepared
-        if route.route == "inbox":
-            transports["webchat"].send(msg, route)  # best-effort push; the inbox already holds it
-            db.run(finish, send_id, Result(True), at)
-            tally.sent += 1
-            continue
+    ids = db.run(svc.claim, worker, now, limit)
+    if not ids:
+        return Tally()
+    batch = db.run(prepare, ids, transports, now_or(now), cfg)
+    tally = batch.tally
+    for msg, route in batch.pushes:
+        transports["webchat"].send(msg, route)  # best-effort push; the inbox already holds it
+    done: tuple[int, Result] | None = None
+    for i, (msg, route) in enumerate(batch.ready):
         limits.setdefault(route.channel, RateLimit(cfg.rates.get(route.channel, 10.0))).wait()
+        at = now_or(now)
+        if rules.quiet(at, cfg.quiet_start, cfg.quiet_end):  # the batch ran into the quiet hours
+            db.run(advance, done, None, at)
+            done = None
+            db.run(_hold, [m.send_id for m, _ in batch.ready[i:]], rules.hold(at, cfg.quiet_start, cfg.quiet_end))
+            tally.held += len(batch.ready) - i
+            break
+        if not db.run(advance, done, msg.send_id, at):
+            done = None
+            continue
         try:
             result = transports[route.channel].send(msg, route)
         except Exception as exc:  # a bug or transport crash: recorded as a failure, the batch goes on
-            log.exception("outreach send %d crashed", send_id)
+            log.exception("outreach send %d crashed", msg.send_id)
             result = Result(False, type(exc).__name__)
-        db.run(finish, send_id, result, now_or(now))
+        done = (msg.send_id, result)
         tally.sent += result.ok
         tally.failed += not result.ok
+    if done is not None:
+        db.run(advance, done, None, now_or(now))
     return tally
 
 

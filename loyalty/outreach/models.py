@@ -15,7 +15,9 @@ class OutreachSend(Base):
 
     ``idem_key`` (member, journey, step, occasion) is unique, so a crash or a second
     scheduler can repeat the planning but never the message. ``status``:
-    due → claimed → sending → sent | failed | in_doubt (crashed during the API call);
+    due → claimed → ready (rules checked, route chosen, credit spent; its batch is going out)
+    → sending → sent | failed | in_doubt (crashed during the API call); a web chat inbox message
+    goes claimed → sent (the row is the delivery);
     skipped (a rule said no, ``reason`` says which); control (holdout: recorded, never sent).
     """
 
@@ -61,6 +63,8 @@ class SubscriptionCredit(Base):
     granted_at: Mapped[datetime] = Column(UTCDateTime, default=utcnow, nullable=False)
     spent_at: Mapped[datetime | None] = Column(UTCDateTime, nullable=True)
     send_id: Mapped[int | None] = Column(ForeignKey("outreach_sends.id"), unique=True, nullable=True)
+    # The callback (and template) that granted it: WeChat retries a callback, a credit is granted once.
+    grant_key: Mapped[str | None] = Column(String(200), unique=True, nullable=True)
 
 
 class JourneySwitch(Base):

@@ -29,7 +29,8 @@ class Preview:
     would_send: int
     skips: dict[str, int]  # rule -> members it would skip
     held_until: datetime | None  # quiet hours: when the sends would go
-    samples: list[tuple[int, str, str]]  # member id, zh text, en text
+    languages: dict[str, int]  # language -> members it would send to in it
+    samples: list[tuple[int, str, str, str]]  # member id, their language, zh text, en text
 
 
 def _candidates(s: Session, journey: str, at: datetime) -> list[Candidate]:
@@ -41,7 +42,7 @@ def _candidates(s: Session, journey: str, at: datetime) -> list[Candidate]:
 
 def _over_cap(s: Session, at: datetime, cfg: OutreachSettings) -> set[int]:
     q = (select(OutreachSend.member_id).where(
-        OutreachSend.kind == MARKETING, OutreachSend.status.in_(("sent", "sending", "in_doubt")),
+        OutreachSend.kind == MARKETING, OutreachSend.status.in_(svc.SPENT),
         OutreachSend.done_at >= at - timedelta(days=cfg.cap_days))
         .group_by(OutreachSend.member_id).having(func.count() >= cfg.cap_messages))
     return set(s.execute(q).scalars())
@@ -79,10 +80,23 @@ def preview(s: Session, journey: str, now: datetime | None = None, cfg: Outreach
             skips["no_channel"] += 1
         else:
             sendable.append(r)
+    language = _languages(s, {r["member_id"] for r in sendable})
     shown = []
     for r in sendable[:samples]:
         send = OutreachSend(member_id=r["member_id"], journey=journey, step=r["step"], facts=r["facts"])
-        shown.append((r["member_id"], render(s, send, "zh"), render(s, send, "en")))
+        shown.append((r["member_id"], language.get(r["member_id"], "zh"), render(s, send, "zh"),
+                      render(s, send, "en")))
     held = rules.hold(at, cfg.quiet_start, cfg.quiet_end)
     return Preview(journey, len(found), len(existing), sum(r["status"] == "control" for r in rows),
-                   len(sendable), dict(skips), held if held != at else None, shown)
+                   len(sendable), dict(skips), held if held != at else None,
+                   dict(Counter(language.get(r["member_id"], "zh") for r in sendable)), shown)
+
+
+def _languages(s: Session, ids: set[int]) -> dict[int, str]:
+    """Each member's language (the copy they would get), in chunks."""
+    out: dict[int, str] = {}
+    ordered = sorted(ids)
+    for i in range(0, len(ordered), 900):
+        q = select(Member.id, Member.language).where(Member.id.in_(ordered[i:i + 900]))
+        out.update({mid: "en" if lang == "en" else "zh" for mid, lang in s.execute(q)})  # as language_of
+    return out

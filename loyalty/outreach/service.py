@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from loyalty.audit import audit
@@ -25,13 +26,17 @@ from loyalty.common import now_or
 from loyalty.config import settings as core_settings
 from loyalty.errors import InvalidInput, NotFound
 from loyalty.members.models import ChannelIdentity, Member, MemberSegment
+from loyalty.members.service import identity_owner
 from loyalty.outreach import rules
 from loyalty.outreach.journeys import JOURNEYS, MARKETING, Candidate, Step, broadcast_step
 from loyalty.outreach.models import Broadcast, InboxMessage, JourneySwitch, OutreachSend, SubscriptionCredit
 from loyalty.outreach.settings import OutreachSettings
 from loyalty.outreach.settings import from_env as outreach_settings
 
-PLANNED = ("due", "claimed", "sending")
+# Not finished yet: a scheduler will still send (or skip) these.
+PLANNED = ("due", "claimed", "ready", "sending")
+# Count against the frequency cap: sent, about to be, or perhaps sent.
+SPENT = ("ready", "sending", "sent", "in_doubt")
 
 
 def paused(s: Session, journey: str) -> bool:
@@ -205,12 +210,43 @@ def step_for(s: Session, journey: str, step: str = "main") -> Step:
 # ---------------------------------------------------------------- credits
 
 
-def grant_credit(s: Session, member_id: int, template_id: str, now: datetime | None = None) -> int:
-    """Record one one-time subscription credit the member granted (WeChat's subscribe callback)."""
-    c = SubscriptionCredit(member_id=member_id, template_id=template_id, granted_at=now_or(now))
-    s.add(c)
-    s.flush()
-    return int(c.id)
+def grant_credit(s: Session, member_id: int, template_id: str, now: datetime | None = None, *,
+                 key: str | None = None) -> int:
+    """Record one one-time subscription credit the member granted; with ``key``, at most one per key."""
+    return _grant(s, member_id, template_id, now_or(now), key)[0]
+
+
+def _grant(s: Session, member_id: int, template_id: str, at: datetime, key: str | None) -> tuple[int, bool]:
+    """(the credit's id, whether it is new): a key granted before returns the earlier credit."""
+    by_key = select(SubscriptionCredit.id).where(SubscriptionCredit.grant_key == key)
+    if key is not None and (found := s.execute(by_key).scalar()) is not None:
+        return int(found), False
+    c = SubscriptionCredit(member_id=member_id, template_id=template_id, granted_at=at, grant_key=key)
+    try:
+        with s.begin_nested():  # a replay racing this one in another process: its row wins, ours goes
+            s.add(c)
+            s.flush()
+    except IntegrityError:
+        return int(s.execute(by_key).scalar_one()), False
+    return int(c.id), True
+
+
+TEMPLATE_ID_MAX = 64
+
+
+def record_subscription(s: Session, openid: str, accepted: list[str], *, key: str,
+                        now: datetime | None = None) -> int:
+    """The shopper behind ``openid`` accepted these templates in WeChat's subscription pop-up: one credit each.
+
+    ``key`` is the callback's identity: a retried callback grants nothing more. Returns the credits
+    granted now (none for a shopper who is not a member: there is nobody to send to)."""
+    member_id = identity_owner(s, "wechat", openid)
+    member = s.get(Member, member_id) if member_id is not None else None
+    if member is None or member.status != "active":
+        return 0
+    at = now_or(now)
+    templates = dict.fromkeys(t for t in accepted if t and len(t) <= TEMPLATE_ID_MAX)  # once each, in order
+    return sum(_grant(s, member.id, t, at, f"{key}:{t}"[:200])[1] for t in templates)
 
 
 def open_credits(s: Session, member_id: int, template_id: str) -> int:
@@ -230,6 +266,25 @@ def spend_credit(s: Session, member_id: int, template_id: str, send_id: int, now
         if res.rowcount == 1:
             return True
     return False
+
+
+def open_credit_ids(s: Session, member_ids: list[int], template_id: str) -> dict[int, list[int]]:
+    """The open credits of each member for one template, oldest first."""
+    out: dict[int, list[int]] = {}
+    for i in range(0, len(member_ids), 900):
+        for cid, mid in s.execute(select(SubscriptionCredit.id, SubscriptionCredit.member_id).where(
+                SubscriptionCredit.member_id.in_(member_ids[i:i + 900]), SubscriptionCredit.template_id == template_id,
+                SubscriptionCredit.spent_at.is_(None)).order_by(SubscriptionCredit.id)):
+            out.setdefault(mid, []).append(cid)
+    return out
+
+
+def spend_credit_id(s: Session, credit_id: int, send_id: int, now: datetime) -> bool:
+    """Spend this credit for ``send_id`` unless it is spent already (a guarded update)."""
+    res = s.execute(update(SubscriptionCredit).where(SubscriptionCredit.id == credit_id,
+                                                     SubscriptionCredit.spent_at.is_(None))
+                    .values(spent_at=now, send_id=send_id))
+    return res.rowcount == 1
 
 
 def restore_credit(s: Session, send_id: int) -> None:
@@ -266,9 +321,16 @@ def recover(s: Session, worker: str | None = None, now: datetime | None = None,
         OutreachSend.claimed_at < at - timedelta(seconds=cfg.lease_seconds))
     back = s.execute(update(OutreachSend).where(OutreachSend.status == "claimed", mine)
                      .values(status="due", claimed_by=None, claimed_at=None)).rowcount
+    # Decided but never handed to the API: due again, their credits given back.
+    ready = list(s.execute(select(OutreachSend.id).where(OutreachSend.status == "ready", mine)).scalars())
+    for send_id in ready:
+        restore_credit(s, send_id)
+    if ready:
+        s.execute(update(OutreachSend).where(OutreachSend.id.in_(ready), OutreachSend.status == "ready")
+                  .values(status="due", claimed_by=None, claimed_at=None, done_at=None, channel=None, route=None))
     doubt = s.execute(update(OutreachSend).where(OutreachSend.status == "sending", mine)
                       .values(status="in_doubt", reason="crashed_during_send", done_at=at)).rowcount
-    return int(back or 0), int(doubt or 0)
+    return int(back or 0) + len(ready), int(doubt or 0)
 
 
 # ---------------------------------------------------------------- address book
@@ -285,18 +347,40 @@ def addresses(s: Session, member: Member) -> list[Address]:
     found = {ch: ext for ch, ext in s.execute(
         select(ChannelIdentity.channel, ChannelIdentity.external_id)
         .where(ChannelIdentity.member_id == member.id).order_by(ChannelIdentity.id.desc()))}
-    out = [Address(ch, found[ch]) for ch in ("wechat", "webchat") if ch in found]
-    if member.sms_opt_in and member.phone:
-        out.append(Address("sms", member.phone))
-    return out
+    return [Address(ch, found[ch]) for ch in ("wechat", "webchat") if ch in found] + sms_address(member)
+
+
+def addresses_of(s: Session, member_ids: list[int]) -> dict[int, list[Address]]:
+    """:func:`addresses` on WeChat and web chat of many members at once (SMS: :func:`sms_address`)."""
+    found: dict[int, dict[str, str]] = {}
+    for i in range(0, len(member_ids), 900):
+        for mid, ch, ext in s.execute(
+                select(ChannelIdentity.member_id, ChannelIdentity.channel, ChannelIdentity.external_id)
+                .where(ChannelIdentity.member_id.in_(member_ids[i:i + 900])).order_by(ChannelIdentity.id.desc())):
+            found.setdefault(mid, {})[ch] = ext
+    return {mid: [Address(ch, chans[ch]) for ch in ("wechat", "webchat") if ch in chans]
+            for mid, chans in found.items()}
+
+
+def sms_address(member: Member) -> list[Address]:
+    return [Address("sms", member.phone)] if member.sms_opt_in and member.phone else []
 
 
 def marketing_sent(s: Session, member_id: int, since: datetime) -> int:
     """Marketing messages sent (or being sent) to a member since ``since``, across journeys."""
-    return int(s.execute(select(func.count()).where(
-        OutreachSend.member_id == member_id, OutreachSend.kind == MARKETING,
-        OutreachSend.status.in_(("sent", "sending", "in_doubt")),
-        OutreachSend.done_at >= since)).scalar() or 0)
+    return marketing_sent_by_member(s, [member_id], since).get(member_id, 0)
+
+
+def marketing_sent_by_member(s: Session, member_ids: list[int], since: datetime) -> dict[int, int]:
+    """:func:`marketing_sent` of many members at once (absent: none)."""
+    out: dict[int, int] = {}
+    for i in range(0, len(member_ids), 900):
+        out.update({mid: int(n) for mid, n in s.execute(
+            select(OutreachSend.member_id, func.count())
+            .where(OutreachSend.member_id.in_(member_ids[i:i + 900]), OutreachSend.kind == MARKETING,
+                   OutreachSend.status.in_(SPENT), OutreachSend.done_at >= since)
+            .group_by(OutreachSend.member_id))})
+    return out
 
 
 def inbox_put(s: Session, send: OutreachSend, text: str, now: datetime) -> int:
@@ -317,7 +401,8 @@ def inbox_take(s: Session, member_id: int, now: datetime | None = None) -> list[
 
 
 def language_of(member: Member) -> str:
-    return "zh"  # members keep no language yet; Chinese first (docs/outreach.md)
+    """The language the member's messages are written in: theirs, Chinese when unknown."""
+    return "en" if member.language == "en" else "zh"
 
 
 def tier_names() -> dict[str, tuple[str, str]]:
@@ -332,7 +417,5 @@ def inbox_seen(s: Session, send_id: int, now: datetime | None = None) -> None:
 
 def inbox_for_visitor(s: Session, visitor: str, now: datetime | None = None) -> list[str]:
     """The unseen inbox of the member a web chat visitor is linked to (none for a stranger)."""
-    from loyalty.members.service import identity_owner
-
     member_id = identity_owner(s, "webchat", visitor)
     return inbox_take(s, member_id, now) if member_id is not None else []

@@ -17,6 +17,7 @@ from actions.identity import (
 from actions.membership import ActionJoinMember
 from loyalty import db
 from loyalty.identity import service as identity
+from loyalty.members.models import Member
 from loyalty.membership import service as membership
 from tests.actions.conftest import run
 from tests.support.sms import FakeSms
@@ -36,6 +37,15 @@ def test_send_enter_and_see_the_points(shop, fake_sms: FakeSms) -> None:
     assert r.slot("is_member") is True
     # Nothing the action said or set holds the code.
     assert code not in repr(r.messages) + repr(r.events)
+    assert db.run(lambda s: s.get(Member, shop["member_id"]).language) == "zh"
+
+
+def test_linking_in_english_makes_english_the_members_language(shop, fake_sms: FakeSms) -> None:
+    run(ActionSendLinkCode(), sender="web-new", slots={"link_phone": TILL_PHONE, "language": "en"})
+    assert db.run(identity.enter_code, "webchat", "web-new", fake_sms.last_code(TILL_PHONE)).outcome == "linked"
+    r = run(ActionLinkCodeEntered(), sender="web-new", intent="link_code", text="/link_code", slots={"language": "en"})
+    assert r.responses[0] == "utter_linked"
+    assert db.run(lambda s: s.get(Member, shop["member_id"]).language) == "en"
 
 
 def test_each_outcome_has_its_answer(shop, fake_sms: FakeSms) -> None:

@@ -101,6 +101,14 @@ def test_join_creates_member_with_store_gift_and_identity(shop):
         assert s.execute(bound).scalar() == "web-new"
 
 
+def test_join_keeps_the_conversation_language_for_outreach(shop):
+    _join("web-en", language="en")
+    _join("web-zh", phone="13700137001")  # the language slot says zh (or nothing yet): Chinese
+    with db.session() as s:
+        got = dict(s.execute(select(Member.phone, Member.language).where(Member.phone.like("1370013700%"))).all())
+    assert got == {"13700137000": "en", "13700137001": "zh"}
+
+
 def test_join_with_unknown_referral_code_still_joins(shop):
     r = _join("web-new", referral_code="ZZZZZZ")
     assert r.responses[:2] == ["utter_referral_code_unknown", "utter_joined"]

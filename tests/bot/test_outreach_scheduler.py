@@ -1,4 +1,5 @@
-"""The scheduler process killed mid-batch and restarted: nobody messaged twice, nobody missed."""
+"""Scheduler processes: killed mid-batch and restarted, or two at once on PostgreSQL: nobody messaged
+twice, nobody missed."""
 
 from __future__ import annotations
 
@@ -9,15 +10,20 @@ import sys
 import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+import pytest
+import requests
+from sqlalchemy import func, select, update
 
 from loyalty import db
+from loyalty.members import service as members
 from loyalty.members.models import Member
 from loyalty.outreach import service as svc
-from loyalty.outreach.models import OutreachSend
+from loyalty.outreach.models import OutreachSend, SubscriptionCredit
 from loyalty.outreach.settings import OutreachSettings
+from tests.bot.conftest import APP_ID, APP_SECRET, FakeApi
 from tests.loyalty.corekit import many_members
 
 DAY = datetime(2026, 3, 2, 2, 0, tzinfo=timezone.utc)
@@ -48,7 +54,7 @@ def test_killed_mid_batch_then_restarted(engine: Any, fake_sms: Any) -> None:
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         left = db.run(lambda s: s.execute(select(OutreachSend.id).where(
-            OutreachSend.status.in_(("due", "claimed", "sending")))).first(), readonly=True)
+            OutreachSend.status.in_(svc.PLANNED))).first(), readonly=True)
         if left is None:
             break
         time.sleep(0.2)
@@ -64,3 +70,58 @@ def test_killed_mid_batch_then_restarted(engine: Any, fake_sms: Any) -> None:
     doubt = [m for m in ids if status[m] == "in_doubt"]
     assert len(doubt) <= 1
     assert all(status[m] == "sent" and received[phones[m]] == 1 for m in ids if m not in doubt)
+
+
+@pytest.mark.parametrize("engine", ["postgresql"], indirect=True)
+def test_two_scheduler_processes_on_postgresql_message_each_member_once(
+        engine: Any, fake_api: FakeApi, tmp_path: Path) -> None:
+    """Two ``python -m bot.outreach`` processes deliver one journey to the fake WeChat API together."""
+    fake_api.reset()
+    n = 240
+    now = datetime.now(timezone.utc)  # the processes go by the real clock
+    ids = many_members(n, now - timedelta(hours=1))
+    openids = {mid: f"o-two-{mid}" for mid in ids}
+    for mid, openid in openids.items():
+        db.run(members.bind_identity, mid, "wechat", openid)
+        db.run(svc.grant_credit, mid, "SUB-MARKETING")  # outside the window: a subscription message each
+    url = engine.url.render_as_string(hide_password=False)
+    env = {**os.environ, "LOYALTY_DATABASE_URL": url, "WECHAT_APP_ID": APP_ID, "WECHAT_APP_SECRET": APP_SECRET,
+           "WECHAT_TOKEN": "t", "WECHAT_API_BASE_URL": fake_api.api_base_url, "WECHAT_REDIS_URL": "",
+           "WEBCHAT_REDIS_URL": "", "OUTREACH_RATES": "wechat=1000", "OUTREACH_QUIET_START": "0",
+           "OUTREACH_QUIET_END": "0", "OUTREACH_JOURNEYS": "birthday"}  # nobody has a birthday: they plan nothing
+    logs = [tmp_path / f"{w}.log" for w in ("a", "b")]
+    procs = [subprocess.Popen([sys.executable, "-m", "bot.outreach", "--worker", w, "--batch", "5", "--tick", "0.1"],
+                              env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
+             for w, log in zip(("a", "b"), logs, strict=True)]
+    try:
+        deadline = time.monotonic() + 60
+        while not all("scheduler" in log.read_text() for log in logs) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert all(p.poll() is None for p in procs), [log.read_text()[-2000:] for log in logs]
+        fake_api.set_delay(0.01)  # each API call takes a moment, as WeChat's do: the two overlap
+        # Both are polling now: what is planned is due for both at once.
+        db.run(svc.plan_journey, "welcome", datetime.now(timezone.utc),
+               OutreachSettings(holdout_percent=0.0, quiet_start=0, quiet_end=0))
+        assert db.run(lambda s: s.execute(select(func.count()).where(OutreachSend.status == "due")).scalar()) == n
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            left = db.run(lambda s: s.execute(select(OutreachSend.id).where(
+                OutreachSend.status.in_(svc.PLANNED))).first(), readonly=True)
+            if left is None:
+                break
+            time.sleep(0.2)
+    finally:
+        fake_api.set_delay(0)
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(10)
+    received = Counter(x["touser"] for x in requests.get(fake_api.base + "/_fake/notices", timeout=5).json()["notices"])
+    assert received == Counter(openids.values())  # every member, each exactly once
+    rows = db.run(lambda s: list(s.execute(select(OutreachSend.member_id, OutreachSend.status,
+                                                  OutreachSend.claimed_by))), readonly=True)
+    assert sorted(m for m, st, _ in rows if st == "sent") == sorted(ids)
+    by_worker = Counter(w for _, _, w in rows)
+    assert set(by_worker) == {"a", "b"}, by_worker  # both processes did part of the work
+    assert db.run(lambda s: s.execute(select(func.count()).select_from(SubscriptionCredit)
+                                      .where(SubscriptionCredit.spent_at.is_(None))).scalar()) == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time as _time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, time, timedelta, timezone
@@ -15,6 +16,7 @@ from sqlalchemy import func, select
 from bot.outreach import CsWindow, WeChatTransport
 from bot.settings import load_wechat_settings
 from bot.wechat.client import WeChatApi
+from bot.wechat.kv import MemoryStore
 from loyalty import db
 from loyalty.common import local_date
 from loyalty.config import SHANGHAI
@@ -23,7 +25,7 @@ from loyalty.outreach import delivery
 from loyalty.outreach import service as svc
 from loyalty.outreach.models import OutreachSend, SubscriptionCredit
 from loyalty.outreach.settings import OutreachSettings
-from tests.bot.conftest import APP_ID, APP_SECRET, FakeApi
+from tests.bot.conftest import APP_ID, APP_SECRET, FakeApi, new_openid
 from tests.loyalty.corekit import buy, join
 
 DAY = datetime(2026, 3, 2, 2, 0, tzinfo=timezone.utc)  # 10:00 in Shanghai
@@ -128,3 +130,45 @@ def test_a_refused_subscription_send_keeps_its_credit_and_records_the_errcode(
     send = db.run(lambda s: s.execute(select(OutreachSend)).scalar_one())
     assert (send.status, send.errcode) == ("failed", "43101")
     assert db.run(svc.open_credits, mid, "SUB-MARKETING") == 1
+
+
+def _credits(mid: int) -> dict[str, int]:
+    rows = db.run(lambda s: list(s.execute(select(SubscriptionCredit.template_id, func.count())
+                                           .where(SubscriptionCredit.member_id == mid,
+                                                  SubscriptionCredit.spent_at.is_(None))
+                                           .group_by(SubscriptionCredit.template_id))), readonly=True)
+    return dict(rows)
+
+
+def test_the_subscription_popup_callback_grants_one_credit_per_accepted_template_once(
+        engine: Any, make_channel: Any, wechat: dict[str, Any], fake_api: FakeApi) -> None:
+    openid, stranger = new_openid(), new_openid()
+    mid = wechat_member(openid)
+    ch = make_channel()
+    created = int(_time.time())
+    popup = ch.side.subscribe_popup(openid, [("SUB-MARKETING", "accept"), ("TPL-OTHER", "reject"),
+                                             ("SUB-BIRTHDAY", "accept")], create_time=created)
+    assert ch.send(popup, aes=True).raw == "success"
+    assert _credits(mid) == {"SUB-MARKETING": 1, "SUB-BIRTHDAY": 1}
+    # WeChat's retries (re-signed, plain or encrypted): the channel's dedup drops them.
+    assert [ch.send(popup, aes=aes).raw for aes in (True, False)] == ["success", "success"]
+    # A retry reaching another process after the dedup store forgot it: the core grants nothing twice.
+    other = make_channel(store=MemoryStore())
+    assert other.send(popup, aes=True).raw == "success"
+    assert _credits(mid) == {"SUB-MARKETING": 1, "SUB-BIRTHDAY": 1}
+    # A later pop-up (one item: WeChat's XML has a single <List>) is a new consent.
+    again = ch.side.subscribe_popup(openid, [("SUB-MARKETING", "accept")], create_time=created + 5)
+    ch.send(again)
+    assert _credits(mid) == {"SUB-MARKETING": 2, "SUB-BIRTHDAY": 1}
+    ch.send(ch.side.subscribe_popup(stranger, [("SUB-MARKETING", "accept")]))  # not a member: nobody to credit
+    assert db.run(lambda s: s.execute(select(func.count()).select_from(SubscriptionCredit)).scalar()) == 3
+    assert ch.assistant.calls == [] and other.assistant.calls == []  # consent is not a conversation
+    # The credits are what the outreach spends: one subscription message each, then nothing.
+    for day in (1, 2, 3):  # three broadcasts on three days (the frequency cap allows two a week)
+        at = DAY + timedelta(days=7 * day)
+        db.run(svc.create_broadcast, f"B{day}", {}, f"第{day}条", f"No. {day}", at, actor="ops")
+        db.run(svc.plan_all, at, replace(CFG, journeys=()))
+        while delivery.deliver_due("w", {"wechat": wechat["wechat"]}, now=at, cfg=CFG).sent:
+            pass
+    assert [n["kind"] for n in notices(fake_api, openid)] == ["subscribe", "subscribe"]
+    assert _credits(mid) == {"SUB-BIRTHDAY": 1}

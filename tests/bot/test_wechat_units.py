@@ -188,3 +188,19 @@ def test_unknown_event_types_are_ignored_and_unknown_messages_answered() -> None
     assert classify(unknown_event, {}).action == "ignore"
     unknown_message = parse_message(side._xml("o1", "hologram", {"MsgId": "1"}, None))
     assert classify(unknown_message, {}).action == "reply"
+
+
+def test_a_subscription_popup_is_classified_with_its_accepted_templates_only() -> None:
+    side = WeChatSide(TOKEN, APP_ID)
+    xml = side.subscribe_popup("o1", [("T-A", "accept"), ("T-B", "reject"), ("T-C", "accept")], create_time=7)
+    inbound = classify(parse_message(xml), {})
+    assert (inbound.action, inbound.window, inbound.accepted) == ("ignore", None, ("T-A", "T-C"))
+    assert dedup_key(parse_message(xml)) == "evt:o1:7:subscribe_msg_popup_event"
+    assert classify(parse_message(side.subscribe_popup("o1", [("T-A", "accept")])), {}).accepted == ("T-A",)
+    # Shapes WeChat does not send must not break the channel: nothing is accepted.
+    for body in ("", "<SubscribeMsgPopupEvent>x</SubscribeMsgPopupEvent>",
+                 "<SubscribeMsgPopupEvent><List>x</List></SubscribeMsgPopupEvent>",
+                 "<SubscribeMsgPopupEvent><List><TemplateId></TemplateId>"
+                 "<SubscribeStatusString>accept</SubscribeStatusString></List></SubscribeMsgPopupEvent>"):
+        odd = side.event("o1", "subscribe_msg_popup_event").replace("</xml>", body + "</xml>")
+        assert classify(parse_message(odd), {}).accepted == ()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
@@ -13,11 +14,13 @@ from sqlalchemy import func, select, update
 from loyalty import db
 from loyalty.apps.demo.response import respond
 from loyalty.config import SmsSettings
+from loyalty.errors import InvalidInput
 from loyalty.members import service as members
 from loyalty.members.models import Member
 from loyalty.outreach import delivery, report, rules
 from loyalty.outreach import service as svc
 from loyalty.outreach.models import InboxMessage, OutreachSend
+from loyalty.outreach.preview import preview
 from loyalty.outreach.settings import OutreachSettings
 from loyalty.sms.aliyun import AliyunSms
 from tests.loyalty.corekit import buy, join, many_members
@@ -144,6 +147,29 @@ def test_quiet_hours_hold_until_nine(engine: Any) -> None:
     assert db.run(svc.inbox_take, mid, nine) == []  # shown once
 
 
+def test_each_member_gets_the_copy_in_their_language_and_previews_show_both(engine: Any) -> None:
+    cfg = replace(CFG, holdout_percent=0.0)
+    zh, en = web_member(), web_member(language="en")
+    later = web_member()
+    db.run(members.set_language, later, "en")  # learnt after joining (linked in an English chat)
+    with pytest.raises(InvalidInput):
+        join(language="fr")
+    with pytest.raises(InvalidInput):
+        db.run(members.set_language, zh, "jp")
+    p = db.run(preview, "welcome", DAY + timedelta(hours=1), cfg, readonly=True)
+    assert p.languages == {"zh": 1, "en": 2}
+    step = svc.JOURNEYS["welcome"].steps["day0"]
+    assert {(mid, lang) for mid, lang, _, _ in p.samples} == {(zh, "zh"), (en, "en"), (later, "en")}
+    assert all((a, b) == (step.zh, step.en) for _, _, a, b in p.samples)  # both texts, whatever the reader
+    plan("welcome", DAY + timedelta(hours=1), cfg)
+    db.run(svc.create_broadcast, "SALE", {}, "周末特卖", "Weekend sale", DAY, actor="ops")
+    db.run(svc.plan_all, DAY + timedelta(hours=1), replace(cfg, journeys=()))
+    deliver(DAY + timedelta(hours=1), cfg=cfg)
+    assert db.run(svc.inbox_take, zh, DAY) == [step.zh, "周末特卖"]
+    assert db.run(svc.inbox_take, en, DAY) == [step.en, "Weekend sale"]
+    assert db.run(svc.inbox_take, later, DAY) == [step.en, "Weekend sale"]
+
+
 def test_control_group_is_never_messaged_and_stable(engine: Any) -> None:
     ids = web_members(400)
     plan("welcome", DAY + timedelta(hours=1))
@@ -172,7 +198,9 @@ def test_a_crash_mid_batch_sends_nobody_twice_and_misses_nobody(engine: Any) -> 
     assert len(sends(status="in_doubt")) == 1
 
 
-def test_two_schedulers_claim_each_send_once(engine: Any) -> None:
+def test_two_delivery_loops_claim_each_send_once(engine: Any) -> None:
+    # Two loops in threads of one process, on both backends; two real scheduler processes on
+    # PostgreSQL: tests/bot/test_outreach_scheduler.py.
     from concurrent.futures import ThreadPoolExecutor
 
     cfg = replace(CFG, holdout_percent=0.0)
@@ -192,6 +220,74 @@ def test_two_schedulers_claim_each_send_once(engine: Any) -> None:
     assert sum(counts) == 300
     rows = db.run(lambda s: list(s.execute(select(InboxMessage.member_id)).scalars()), readonly=True)
     assert sorted(rows) == sorted(ids)
+
+
+class _Subscribing:
+    """A channel that needs a subscription credit per message, like WeChat outside the window."""
+
+    channel = "webchat"
+
+    def __init__(self, on_send: Any = None) -> None:
+        self.sent: list[int] = []
+        self._on_send = on_send
+
+    def route(self, msg: delivery.Outgoing) -> delivery.Route:
+        if msg.credits.get(CFG.subscribe_template):
+            return delivery.Route("subscribe", credit_template=CFG.subscribe_template)
+        return delivery.Route(None, "no_credit")
+
+    def send(self, msg: delivery.Outgoing, route: delivery.Route) -> delivery.Result:
+        self.sent.append(msg.member_id)
+        if self._on_send:
+            self._on_send()
+        return delivery.Result(True)
+
+
+def test_a_batch_decided_but_not_sent_goes_back_with_its_credits(engine: Any) -> None:
+    cfg = replace(CFG, holdout_percent=0.0)
+    ids = [web_member() for _ in range(4)]
+    for mid in ids:
+        db.run(svc.grant_credit, mid, cfg.subscribe_template)
+    now = DAY + timedelta(hours=1)
+    plan("welcome", now, cfg)
+    transport = _Subscribing()
+    claimed = db.run(svc.claim, "w1", now, 10)
+    batch = db.run(delivery.prepare, claimed, {"webchat": transport}, now, cfg)
+    assert len(batch.ready) == 4 and {x.status for x in sends()} == {"ready"}
+    assert sum(db.run(svc.open_credits, mid, cfg.subscribe_template) for mid in ids) == 0
+    # The scheduler dies before its first API call; restarted, it finds the batch again.
+    assert db.run(svc.recover, "w1", now, cfg) == (4, 0)
+    assert {x.status for x in sends()} == {"due"}
+    assert [db.run(svc.open_credits, mid, cfg.subscribe_template) for mid in ids] == [1, 1, 1, 1]
+    deliver(now, {"webchat": transport}, cfg)
+    assert sorted(transport.sent) == sorted(ids)  # each once
+    assert {x.status for x in sends()} == {"sent"}
+    assert sum(db.run(svc.open_credits, mid, cfg.subscribe_template) for mid in ids) == 0
+
+
+def test_quiet_hours_that_begin_during_a_batch_hold_the_rest(engine: Any, monkeypatch: Any) -> None:
+    cfg = replace(CFG, holdout_percent=0.0)
+    ids = [web_member() for _ in range(3)]
+    for mid in ids:
+        db.run(svc.grant_credit, mid, cfg.subscribe_template)
+    clock = [datetime(2026, 3, 2, 12, 59, 59, tzinfo=timezone.utc)]  # 20:59:59 in Shanghai
+    plan("welcome", clock[0], cfg)
+
+    def tick() -> None:  # the first call takes us past 21:00
+        clock[0] += timedelta(seconds=2)
+
+    monkeypatch.setattr(delivery, "now_or", lambda now=None: now or clock[0])
+    monkeypatch.setattr(svc, "now_or", lambda now=None: now or clock[0])
+    transport = _Subscribing(tick)
+    t = delivery.deliver_due("w1", {"webchat": transport}, cfg=cfg)
+    assert (t.sent, t.held) == (1, 2) and len(transport.sent) == 1
+    nine = datetime(2026, 3, 3, 1, 0, tzinfo=timezone.utc)
+    held = [x for x in sends() if x.status == "due"]
+    assert len(held) == 2 and {x.due_at for x in held} == {nine}
+    assert sum(db.run(svc.open_credits, mid, cfg.subscribe_template) for mid in ids) == 2  # given back
+    clock[0] = nine
+    deliver(nine, {"webchat": transport}, cfg)
+    assert sorted(transport.sent) == sorted(ids)
 
 
 def test_sms_only_with_sms_consent_through_the_fake_gateway(engine: Any, fake_sms: Any) -> None:
@@ -226,20 +322,46 @@ def test_api_failures_are_recorded_with_the_errcode(engine: Any) -> None:
     assert [(x.status, x.errcode) for x in sends()] == [("failed", "45047")]
 
 
-@pytest.mark.parametrize("effect", [0.25, 0.0])
-def test_measured_uplift_recovers_the_known_effect(sqlite_engine: Any, effect: float) -> None:
-    cfg = replace(CFG, holdout_percent=30.0)
-    web_members(1200)
-    plan("welcome", DAY + timedelta(hours=1), cfg)
-    deliver(DAY + timedelta(hours=1), cfg=cfg)
-    # One fixed seed keeps the test deterministic; a 95 % interval misses 1 run in 20 by design.
-    respond("welcome", base=0.2, effect=effect, seed=4)
-    r = db.run(report.journey_report, "welcome", cfg, readonly=True)
-    assert r.control.members > 250 and r.treatment.reached == r.treatment.members
-    assert r.conversion_uplift.low <= effect <= r.conversion_uplift.high
+SEEDS = 10  # seeds 0..9, every one of them: none picked
+
+
+def least_covered(runs: int, coverage: float = 0.95, risk: float = 1e-3) -> int:
+    """The fewest of ``runs`` independent ``coverage`` intervals that contain the truth, except with
+    probability below ``risk``: the binomial tail, so the test fails only when the intervals are wrong."""
+    def at_most(k: int) -> float:  # P(at most k intervals contain the truth)
+        return sum(math.comb(runs, i) * coverage**i * (1 - coverage) ** (runs - i) for i in range(k + 1))
+
+    return next(k for k in range(runs + 1) if at_most(k) > risk)
+
+
+@pytest.mark.parametrize(("effect", "audience"), [(0.25, 480), (0.0, 240)])
+def test_measured_uplift_recovers_the_known_effect(sqlite_engine: Any, effect: float, audience: int) -> None:
+    """One broadcast per seed to the same simulated shoppers, two weeks apart (attribution windows never
+    overlap), each with its own holdout draw and simulated responses; the report's 95 % intervals must
+    contain the true effect as often as 95 % intervals do."""
+    cfg = replace(CFG, holdout_percent=50.0)
+    web_members(audience)
+    covered = revenue_covered = found = 0
+    for seed in range(SEEDS):
+        at = DAY + timedelta(days=14 * seed)
+        db.run(svc.create_broadcast, f"SIM{seed}", {}, "新品到店", "New in store", at, actor="test")
+        db.run(svc.plan_broadcast, f"SIM{seed}", at, cfg)
+        deliver(at, cfg=cfg)
+        respond(f"broadcast:SIM{seed}", base=0.2, effect=effect, seed=seed)
+        r = db.run(report.journey_report, f"broadcast:SIM{seed}", cfg, readonly=True)
+        assert r.control.members > audience // 4 and r.treatment.reached == r.treatment.members
+        covered += r.conversion_uplift.low <= effect <= r.conversion_uplift.high
+        revenue_covered += r.revenue_uplift_fen.low <= effect * 10000 <= r.revenue_uplift_fen.high
+        found += r.conversion_uplift.low > 0
+    need = least_covered(SEEDS)
+    assert need == 6  # correct 95 % intervals miss 5 or more of 10 runs with probability 6e-5
+    assert covered >= need and revenue_covered >= need, (covered, revenue_covered)
     if effect:
-        assert r.conversion_uplift.low > 0  # the effect is found, not just allowed
-    assert r.revenue_uplift_fen.low <= effect * 10000 <= r.revenue_uplift_fen.high
+        # 480 shoppers: the interval is about ±0.08 wide, so a 25-point effect is found in every run
+        # (a miss has a probability near 1e-5 per run).
+        assert found == SEEDS
+    else:
+        assert found <= SEEDS - need  # no effect: an interval above 0 is one of the rare misses
 
 
 def test_paused_journey_plans_nothing_until_resumed(engine: Any) -> None:
@@ -272,6 +394,8 @@ def test_cli_preview_run_pause_report(sqlite_engine: Any, capsys: Any) -> None:
     at = "2026-03-02T10:30"
     code, out = cli_run(capsys, "journey", "preview", "welcome", "--now", at)
     assert code == 0 and "audience 50" in out and "skipped by opted_out: 1" in out and "欢迎入会" in out
+    would = out.split("would send ", 1)[1].split()[0]
+    assert f"in zh: {would}\n" in out and "(reads zh)" in out and "Welcome!" in out  # everyone reads zh
     assert sends() == []  # a preview writes nothing
     code, out = cli_run(capsys, "journey", "run", "welcome", "--now", at)
     assert code == 0 and "50 new sends" in out
@@ -346,3 +470,24 @@ def test_wakeup_grants_its_coupon_once_with_the_message(engine: Any) -> None:
     assert db.run(lambda s: s.execute(select(func.count()).select_from(Coupon)).scalar()) == 1
     [text] = db.run(svc.inbox_take, mid, DAY)
     assert text.startswith("好久不见！送您一张「回归券」。")
+
+
+def test_migration_0008_gives_existing_members_chinese(engine: Any) -> None:
+    from alembic import command
+    from sqlalchemy import inspect, text
+
+    from loyalty import migrate
+
+    cfg = migrate.alembic_config(engine)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0007")
+    assert "language" not in {c["name"] for c in inspect(engine).get_columns("members")}
+    with engine.begin() as conn:  # a member who joined before 0008
+        conn.execute(text("INSERT INTO members (phone, referral_code, tier, points_balance, marketing_opt_in, "
+                          "sms_opt_in, status, created_at) VALUES ('13900000008', 'OLD008', 'normal', 0, "
+                          "true, false, 'active', '2026-03-02 02:00:00')"))
+    migrate.upgrade(engine)
+    assert migrate.current(engine) == "0008"
+    old = db.run(lambda s: s.execute(select(Member).where(Member.phone == "13900000008")).scalar_one())
+    assert old.language == "zh" and svc.language_of(old) == "zh"

@@ -87,6 +87,18 @@ class WeChatSide:
         """A follower scanning a store's QR code."""
         return self.event(openid, "SCAN", store, **kw)
 
+    def subscribe_popup(
+        self, openid: str, choices: list[tuple[str, str]], *, create_time: int | None = None
+    ) -> str:
+        """The shopper's answers in a subscription-message pop-up: (template id, "accept" | "reject")."""
+        items = "".join(
+            f"<List><TemplateId>{cdata(template)}</TemplateId>"
+            f"<SubscribeStatusString>{cdata(status)}</SubscribeStatusString><PopupScene>2</PopupScene></List>"
+            for template, status in choices
+        )
+        xml = self._xml(openid, "event", {"Event": "subscribe_msg_popup_event"}, create_time)
+        return xml.replace("</xml>", f"<SubscribeMsgPopupEvent>{items}</SubscribeMsgPopupEvent></xml>")
+
     def media(self, openid: str, msg_type: str, *, msg_id: int | None = None) -> str:
         """A message the assistant cannot read: image, voice, location, video."""
         fields = {

@@ -27,8 +27,10 @@ def _print_preview(p: Preview) -> None:
         print(f"  skipped by {rule}: {n}")
     if p.held_until:
         print(f"  quiet hours: held until {local_time(p.held_until)}")
-    for mid, zh, en in p.samples:
-        print(f"  member {mid}:\n    {zh}\n    {en}")
+    if p.languages:
+        print("  in " + ", ".join(f"{lang}: {n}" for lang, n in sorted(p.languages.items(), reverse=True)))
+    for mid, lang, zh, en in p.samples:
+        print(f"  member {mid} (reads {lang}):\n    {zh}\n    {en}")
 
 
 def cmd_preview(a: argparse.Namespace) -> int:
