@@ -136,21 +136,29 @@ def _csv(rows: list[dict[str, Any]], name: str) -> HTTPResponse:
                          headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
 
 
+BOT_FIGURES = ("conversations", "contained", "containment", "bot_turns", "fallback_turns", "fallback_rate",
+               "handoffs", "wait_p50_s", "wait_p90_s", "rated", "satisfaction")
+
+
+def bot_rows(b: dict[str, Any]) -> list[dict[str, Any]]:
+    """The bot figure's table: the summary figures, then handoffs and their rate per reason."""
+    rows = [{"figure": k, "value": b[k]} for k in BOT_FIGURES]
+    rows += [{"figure": f"handoffs_{r}", "value": n} for r, n in b["by_reason"].items()]
+    rows += [{"figure": f"handoff_rate_{r}", "value": v} for r, v in b["handoff_rate"].items()]
+    return rows
+
+
 def table_rows(figure: str, data: dict[str, Any]) -> list[dict[str, Any]]:
     """The rows of one figure's table (what the page shows under its chart and the CSV holds)."""
     if figure == "points":
         return [{"figure": k, "value": v} for k, v in data["points"].items()]
     if figure == "bot":
-        b = data["bot"]
-        rows = [{"figure": f"handoffs_{r}", "value": n} for r, n in b["by_reason"].items()]
-        rows += [{"figure": k, "value": b[k]} for k in ("handoffs", "wait_p50_s", "wait_p90_s", "rated",
-                                                        "satisfaction")]
-        return rows
+        return bot_rows(data["bot"])
     if figure == "not_understood":
         return list(data["bot"]["not_understood"])
     if figure == "active_members":
         return [{"figure": "active_members", "value": data["active_members"]}]
-    if figure not in ("new_members", "segments", "sales_by_tier", "coupons"):
+    if figure not in ("new_members", "segments", "sales_by_tier", "coupons", "conversations"):
         raise InvalidInput("No such figure.", code="unknown_figure")
     return list(data[figure])
 

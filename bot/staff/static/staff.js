@@ -13,7 +13,8 @@
       dismiss: "忽略", other_store: "您的账号只能查看本门店的数据",
       f_new_members: "新会员（按日、门店、渠道）", f_active_members: "活跃会员", f_segments: "分群与生命周期",
       f_sales_by_tier: "按等级的销售", f_points: "积分", f_coupons: "优惠券漏斗", f_bot: "机器人与人工",
-      f_not_understood: "未理解的消息", journeys: "营销旅程", f_journeys: "旅程与群发：实验组对照组",
+      f_not_understood: "未理解的消息", f_conversations: "对话（自助解决与转人工）", contained: "自助解决",
+      handed_off: "转人工", journeys: "营销旅程", f_journeys: "旅程与群发：实验组对照组",
       new_broadcast: "新建群发", send_at: "发送时间（北京时间）", text_zh: "中文文案", text_en: "英文文案",
       audience: "受众（全部条件同时满足；留空＝不限）", segment: "RFM 分群", tier: "等级", lifecycle: "生命周期",
       tag: "标签", preview: "预览", not_allowed: "您的账号无权操作", p_audience: "受众人数", p_control: "对照组（不发送）",
@@ -32,6 +33,7 @@
       f_new_members: "New members (day, store, channel)", f_active_members: "Active members",
       f_segments: "Segments and lifecycle", f_sales_by_tier: "Sales by tier", f_points: "Points",
       f_coupons: "Coupon funnel", f_bot: "Bot and agents", f_not_understood: "Messages not understood",
+      f_conversations: "Conversations (contained and handed off)", contained: "Contained", handed_off: "Handed off",
       journeys: "Journeys", f_journeys: "Journeys and broadcasts: treatment vs control", new_broadcast: "New broadcast",
       send_at: "Send at (Shanghai time)", text_zh: "Chinese copy", text_en: "English copy",
       audience: "Audience (every criterion must hold; empty = any)", segment: "RFM segment", tier: "Tier",
@@ -122,6 +124,8 @@
     const byDay = {};
     d.new_members.forEach((r) => { byDay[r.day] = (byDay[r.day] || 0) + r.members; });
     const b = d.bot;
+    const convDays = {};
+    d.conversations.forEach((r) => { const x = convDays[r.day] || [0, 0]; x[0] += r.contained; x[1] += r.handed_off; convDays[r.day] = x; });
     return {
       new_members: { rows: d.new_members, chart: ["bar", Object.keys(byDay), Object.values(byDay)], def: "new_members" },
       active_members: { rows: [{ figure: "active_members", value: d.active_members }], def: "active_members" },
@@ -129,14 +133,19 @@
       sales_by_tier: { rows: d.sales_by_tier, chart: ["bar", d.sales_by_tier.map((r) => r.tier), d.sales_by_tier.map((r) => r.aov_fen / 100)], def: "sales_by_tier" },
       points: { rows: Object.entries(d.points).map(([k, v]) => ({ figure: k, value: v })), chart: ["bar", ["issued", "spent", "expired", "liability"], ["issued", "spent", "expired", "liability"].map((k) => d.points[k])], def: "points" },
       coupons: { rows: d.coupons, chart: ["bar", d.coupons.map((r) => r.campaign), d.coupons.map((r) => r.claimed), d.coupons.map((r) => r.redeemed)], def: "coupons" },
-      bot: { rows: Object.entries(b.by_reason).map(([k, v]) => ({ figure: "handoffs_" + k, value: v })).concat(
-        ["handoffs", "wait_p50_s", "wait_p90_s", "rated", "satisfaction"].map((k) => ({ figure: k, value: b[k] }))),
+      conversations: { rows: d.conversations, chart: ["bar", Object.keys(convDays), Object.values(convDays).map((x) => x[0]),
+        Object.values(convDays).map((x) => x[1])], labels: [t("contained"), t("handed_off")], stacked: true, def: "conversations" },
+      // The same rows as bot.csv (bot/staff/app.py:bot_rows).
+      bot: { rows: ["conversations", "contained", "containment", "bot_turns", "fallback_turns", "fallback_rate", "handoffs",
+        "wait_p50_s", "wait_p90_s", "rated", "satisfaction"].map((k) => ({ figure: k, value: b[k] })).concat(
+        Object.entries(b.by_reason).map(([k, v]) => ({ figure: "handoffs_" + k, value: v })),
+        Object.entries(b.handoff_rate).map(([k, v]) => ({ figure: "handoff_rate_" + k, value: v }))),
         chart: ["doughnut", Object.keys(b.by_reason), Object.values(b.by_reason)], def: "bot" },
       not_understood: { rows: b.not_understood, def: "bot" },
     };
   }
 
-  function draw(name, spec, labelsOf) {
+  function draw(name, spec, labelsOf, stacked) {
     if (charts[name]) { charts[name].destroy(); delete charts[name]; }
     if (!spec || !window.Chart) return null;
     const [type, labels, ...series] = spec;
@@ -145,7 +154,9 @@
     const datasets = series.map((data, i) => ({ data, label: labelsOf ? labelsOf[i] : (i ? "redeemed" : name),
       backgroundColor: type === "doughnut" ? colors : colors[i % colors.length] }));
     setTimeout(() => { charts[name] = new window.Chart(canvas, { type, data: { labels, datasets },
-      options: { animation: false, responsive: true, maintainAspectRatio: false, plugins: { legend: { display: series.length > 1 || type === "doughnut" } } } }); }, 0);
+      options: { animation: false, responsive: true, maintainAspectRatio: false,
+        scales: stacked ? { x: { stacked: true }, y: { stacked: true } } : undefined,
+        plugins: { legend: { display: series.length > 1 || type === "doughnut" } } } }); }, 0);
     return el("div", { style: "height:240px" }, canvas);
   }
 
@@ -160,9 +171,10 @@
       const def = d.definitions[f.def][lang === "zh" ? 0 : 1];
       const card = el("div", { class: "card figure", id: "figure-" + name },
         el("h3", {}, t("f_" + name)), el("p", { class: "definition" }, def));
-      const chart = draw(name, f.chart);
+      const chart = draw(name, f.chart, f.labels, f.stacked);
       if (chart) card.append(chart);
-      card.append(table(f.rows), el("a", { href: `api/dashboard/${name}.csv?${query()}`, class: "csv" }, t("csv")));
+      card.append(el("div", { class: "scroll" }, table(f.rows)),
+        el("a", { href: `api/dashboard/${name}.csv?${query()}`, class: "csv" }, t("csv")));
       box.append(card);
     }
   }
