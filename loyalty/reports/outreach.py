@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from loyalty.common import now_or
-from loyalty.errors import InvalidInput
+from loyalty.errors import InvalidInput, NotFound
 from loyalty.outreach import preview as previews
 from loyalty.outreach import report
 from loyalty.outreach import service as outreach
@@ -98,6 +98,9 @@ def journey_rows(s: Session, cfg: OutreachSettings | None = None) -> list[dict[s
 
 def set_paused(s: Session, journey: str, paused: bool, *, actor: str) -> dict[str, Any]:
     """Turn a journey or broadcast off (pause) or on again; its row as the table shows it."""
+    if journey.startswith("broadcast:") and s.execute(select(Broadcast.id).where(
+            Broadcast.code == journey.split(":", 1)[1])).first() is None:
+        raise NotFound(f"No broadcast {journey!r}.", code="broadcast_not_found")
     outreach.set_paused(s, journey, paused, actor=actor)
     s.flush()
     return {"journey": journey, "state": "paused" if paused else "resumed"}
@@ -121,6 +124,14 @@ def _rendered(s: Session, journey: str, member_id: int | None) -> tuple[str, str
     except (ValueError, IndexError, KeyError):  # str.format on the copy: a stray brace
         raise InvalidInput("The text cannot hold { or } on its own.", code="invalid_broadcast",
                            field="text_zh") from None
+
+
+def _check_new(s: Session, draft: Draft, now: datetime) -> None:
+    """What the outreach core would only find out later (or as a database error): a past time, a code in use."""
+    if draft.send_at < now:
+        raise InvalidInput("The send time has passed.", code="invalid_broadcast", field="send_at")
+    if s.execute(select(Broadcast.id).where(Broadcast.code == draft.code)).first() is not None:
+        raise InvalidInput(f"A broadcast {draft.code!r} exists already.", code="invalid_broadcast", field="code")
 
 
 def preview_view(p: previews.Preview, zh: str, en: str) -> dict[str, Any]:
@@ -151,13 +162,18 @@ def preview_draft(s: Session, draft: Draft, *, actor: str, now: datetime | None 
     nothing is written: not the broadcast, not its audit line.
     """
     at = now_or(now)
+    _check_new(s, draft, at)
     sp = s.begin_nested()
     try:
         outreach.create_broadcast(s, draft.code, draft.audience, draft.text_zh, draft.text_en, draft.send_at,
                                   actor=actor)
         name = f"broadcast:{draft.code}"
         # As of the send time: quiet hours and the frequency cap are judged then.
-        p = previews.preview(s, name, max(at, draft.send_at), cfg)
+        try:
+            p = previews.preview(s, name, max(at, draft.send_at), cfg)
+        except (ValueError, IndexError, KeyError):  # str.format on the copy: a stray brace
+            raise InvalidInput("The text cannot hold { or } on its own.", code="invalid_broadcast",
+                               field="text_zh") from None
         zh, en = (p.samples[0][1], p.samples[0][2]) if p.samples else _rendered(s, name, None)
         return preview_view(p, zh, en)
     finally:
@@ -165,11 +181,8 @@ def preview_draft(s: Session, draft: Draft, *, actor: str, now: datetime | None 
 
 
 def create_broadcast(s: Session, draft: Draft, *, actor: str, now: datetime | None = None) -> dict[str, Any]:
-    """Save a broadcast (refusing copy that cannot render and a time already past)."""
-    if draft.send_at < now_or(now):
-        raise InvalidInput("The send time has passed.", code="invalid_broadcast", field="send_at")
-    if s.execute(select(Broadcast.id).where(Broadcast.code == draft.code)).first() is not None:
-        raise InvalidInput(f"A broadcast {draft.code!r} exists already.", code="invalid_broadcast", field="code")
+    """Save a broadcast (refusing copy that cannot render, a code in use and a time already past)."""
+    _check_new(s, draft, now_or(now))
     outreach.create_broadcast(s, draft.code, draft.audience, draft.text_zh, draft.text_en, draft.send_at,
                               actor=actor)
     _rendered(s, f"broadcast:{draft.code}", None)

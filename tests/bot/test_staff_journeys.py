@@ -69,7 +69,8 @@ def test_a_broadcast_previewed_then_saved(server: str) -> None:  # noqa: F811
     # Store RA1's active members: m1, m2 and the four joined in the journey fixture.
     assert p["audience"] == 6 and p["message_zh"] == "春季上新" and p["message_en"] == "Spring arrivals"
     for bad, field in (({"send_at": "tomorrow"}, "send_at"), ({"text_en": " "}, "text_en"),
-                       ({"store": "ZZ9"}, "store"), ({"code": "no spaces"}, "code")):
+                       ({"store": "ZZ9"}, "store"), ({"code": "no spaces"}, "code"),
+                       ({"text_zh": "满{100减20"}, "text_zh")):
         r = boss.post(f"{server}/api/broadcasts/preview", json=_form(**bad))
         assert r.status_code == 400 and r.json()["field"] == field, r.text
     past = (utcnow() - timedelta(days=1)).strftime("%Y-%m-%dT12:00")
@@ -89,3 +90,6 @@ def test_a_broadcast_previewed_then_saved(server: str) -> None:  # noqa: F811
     assert boss.post(f"{server}/api/journeys/{quote('broadcast:SPRING')}/pause").status_code == 200
     assert db.run(outreach.paused, "broadcast:SPRING")
     assert boss.post(f"{server}/api/broadcasts", json=_form()).json()["field"] == "code"  # twice: refused
+    assert boss.post(f"{server}/api/broadcasts/preview", json=_form()).json()["field"] == "code"
+    r = boss.post(f"{server}/api/journeys/{quote('broadcast:NOPE')}/pause")
+    assert r.status_code == 404 and r.json()["error"] == "broadcast_not_found"
