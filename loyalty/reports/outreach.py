@@ -97,7 +97,7 @@ def journey_rows(s: Session, cfg: OutreachSettings | None = None) -> list[dict[s
 
 
 def set_paused(s: Session, journey: str, paused: bool, *, actor: str) -> dict[str, Any]:
-    """Turn a journey or broadcast off (pause) or on again; its row as the table shows it."""
+    """Turn a journey or broadcast off (pause) or on again (audited under ``actor``)."""
     if journey.startswith("broadcast:") and s.execute(select(Broadcast.id).where(
             Broadcast.code == journey.split(":", 1)[1])).first() is None:
         raise NotFound(f"No broadcast {journey!r}.", code="broadcast_not_found")
