@@ -9,6 +9,7 @@ from __future__ import annotations
 import loyalty.apikeys.models
 import loyalty.audit
 import loyalty.catalogue.models
+import loyalty.conversations.models
 import loyalty.coupons.models
 import loyalty.handoff.models
 import loyalty.identity.models

@@ -22,7 +22,7 @@ LOYALTY_RANKS = [
     {"loyalty.coupons", "loyalty.referrals"},
     {"loyalty.orders", "loyalty.membership"},
     {"loyalty.segments", "loyalty.recommender"},
-    {"loyalty.handoff"},
+    {"loyalty.handoff", "loyalty.conversations"},
     {"loyalty.outreach"},
     {"loyalty.staff", "loyalty.reports"},
     {"loyalty.schema", "loyalty.apps"},

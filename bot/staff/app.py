@@ -24,6 +24,7 @@ from collections.abc import Callable, Coroutine
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from sanic import Sanic, response
 from sanic.request import Request
@@ -31,11 +32,12 @@ from sanic.response import HTTPResponse
 
 from bot.console import sessions
 from bot.settings import ConsoleSettings, load_console_settings, secret_bytes
-from bot.staff import manage
+from bot.staff import journeys, manage
 from bot.web import client_address, json_body, same_origin
 from loyalty import db
 from loyalty.common import now_or
 from loyalty.errors import InvalidInput, LoyaltyError, NotFound, Refused, Unavailable
+from loyalty.reports import outreach as journey_reports
 from loyalty.reports import service as reports
 from loyalty.staff import service as staff
 from loyalty.staff.service import StaffView
@@ -134,21 +136,29 @@ def _csv(rows: list[dict[str, Any]], name: str) -> HTTPResponse:
                          headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
 
 
+BOT_FIGURES = ("conversations", "contained", "containment", "bot_turns", "fallback_turns", "fallback_rate",
+               "handoffs", "wait_p50_s", "wait_p90_s", "rated", "satisfaction")
+
+
+def bot_rows(b: dict[str, Any]) -> list[dict[str, Any]]:
+    """The bot figure's table: the summary figures, then handoffs and their rate per reason."""
+    rows = [{"figure": k, "value": b[k]} for k in BOT_FIGURES]
+    rows += [{"figure": f"handoffs_{r}", "value": n} for r, n in b["by_reason"].items()]
+    rows += [{"figure": f"handoff_rate_{r}", "value": v} for r, v in b["handoff_rate"].items()]
+    return rows
+
+
 def table_rows(figure: str, data: dict[str, Any]) -> list[dict[str, Any]]:
     """The rows of one figure's table (what the page shows under its chart and the CSV holds)."""
     if figure == "points":
         return [{"figure": k, "value": v} for k, v in data["points"].items()]
     if figure == "bot":
-        b = data["bot"]
-        rows = [{"figure": f"handoffs_{r}", "value": n} for r, n in b["by_reason"].items()]
-        rows += [{"figure": k, "value": b[k]} for k in ("handoffs", "wait_p50_s", "wait_p90_s", "rated",
-                                                        "satisfaction")]
-        return rows
+        return bot_rows(data["bot"])
     if figure == "not_understood":
         return list(data["bot"]["not_understood"])
     if figure == "active_members":
         return [{"figure": "active_members", "value": data["active_members"]}]
-    if figure not in ("new_members", "segments", "sales_by_tier", "coupons"):
+    if figure not in ("new_members", "segments", "sales_by_tier", "coupons", "conversations"):
         raise InvalidInput("No such figure.", code="unknown_figure")
     return list(data[figure])
 
@@ -298,6 +308,55 @@ async def campaign_state(request: Request, who: StaffView, code: str, act: str) 
     return _json({"campaign": view})
 
 
+def _journeys_allowed(who: StaffView) -> None:
+    """Journey figures are not split by store: a store manager gets none (refused before any query)."""
+    if not who.may_manage_campaigns:
+        raise Forbidden("Journeys and broadcasts are for marketing and supervisors.", code="not_allowed")
+
+
+@authed()
+async def journey_list(request: Request, who: StaffView) -> HTTPResponse:
+    _journeys_allowed(who)
+    rows = await db.arun(journey_reports.journey_rows, readonly=True)
+    return _json({"journeys": rows, "definitions": journey_reports.definitions(), "as_of": now_or(None).isoformat()})
+
+
+@authed()
+async def journey_csv(request: Request, who: StaffView) -> HTTPResponse:
+    _journeys_allowed(who)
+    return _csv(await db.arun(journey_reports.journey_rows, readonly=True), "journeys")
+
+
+@authed()
+async def journey_preview(request: Request, who: StaffView, name: str) -> HTTPResponse:
+    _journeys_allowed(who)
+    # Sanic hands path parameters over still quoted ("broadcast%3ACODE").
+    return _json({"preview": await db.arun(journey_reports.preview_journey, unquote(name), readonly=True)})
+
+
+@authed(write=True)
+async def journey_switch(request: Request, who: StaffView, name: str, act: str) -> HTTPResponse:
+    _journeys_allowed(who)
+    if act not in ("pause", "resume"):
+        raise NotFound("No such act.", code="unknown_act")
+    row = await db.arun(journey_reports.set_paused, unquote(name), act == "pause", actor=f"staff:{who.username}")
+    return _json({"journey": row})
+
+
+@authed(write=True)
+async def broadcast_preview(request: Request, who: StaffView) -> HTTPResponse:
+    """A draft broadcast's audience, control and rendered message; nothing is saved."""
+    _journeys_allowed(who)
+    return _json({"preview": await db.arun(journeys.preview, json_body(request), actor=f"staff:{who.username}")})
+
+
+@authed(write=True)
+async def broadcast_create(request: Request, who: StaffView) -> HTTPResponse:
+    _journeys_allowed(who)
+    view = await db.arun(journeys.create, json_body(request), actor=f"staff:{who.username}")
+    return _json({"broadcast": view}, status=201)
+
+
 @authed()
 async def review_list(request: Request, who: StaffView) -> HTTPResponse:
     return _json({"messages": await db.arun(manage.review_list, readonly=True)})
@@ -335,6 +394,12 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("POST", "/staff/api/campaigns", campaign_create),
     ("POST", "/staff/api/campaigns/<code:str>", campaign_edit),
     ("POST", "/staff/api/campaigns/<code:str>/<act:str>", campaign_state),
+    ("GET", "/staff/api/journeys", journey_list),
+    ("GET", "/staff/api/journeys.csv", journey_csv),
+    ("GET", "/staff/api/journeys/<name:str>/preview", journey_preview),
+    ("POST", "/staff/api/journeys/<name:str>/<act:str>", journey_switch),
+    ("POST", "/staff/api/broadcasts/preview", broadcast_preview),
+    ("POST", "/staff/api/broadcasts", broadcast_create),
     ("GET", "/staff/api/review", review_list),
     ("POST", "/staff/api/review/<mid:int>", review_pick),
     ("GET", "/staff/api/review/export.yml", review_export),

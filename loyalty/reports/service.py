@@ -17,6 +17,7 @@ from sqlalchemy import String, and_, case, cast, func, select
 from sqlalchemy.orm import Session
 
 from loyalty.catalogue.models import Store
+from loyalty.conversations.models import Conversation
 from loyalty.coupons.models import Coupon, CouponCampaign
 from loyalty.handoff.models import Handoff
 from loyalty.members.models import Member, MemberSegment
@@ -47,12 +48,25 @@ DEFINITIONS: dict[str, tuple[str, str]] = {
                 "Per campaign: coupons claimed in the range, of those redeemed, redemption rate (redeemed / "
                 "claimed), revenue of the orders that used them, discount cost (the face value of 满减; for 折扣 "
                 "the percentage of the order)."),
-    "bot": ("时段内转人工次数及原因分布；等待时长＝接入时间－请求时间（p50/p90，仅已接入的）；"
-            "满意度＝人工会话评分均值（1-5）；"
+    "conversations": ("按日（开始时间）与渠道：时段内开始的对话数（同一用户两条消息间隔超过 4 小时即为新对话）、"
+                      "自助解决（全程未转人工）与转人工的对话数、用户消息数与未理解（nlu_fallback）消息数。"
+                      "门店筛选：该门店会员的对话（未识别的访客不计入门店）。",
+                      "By day (of the start) and channel: conversations started in the range (a sender's messages "
+                      "with no gap over 4 hours), contained (never handed to an agent) and handed off, shopper "
+                      "messages and those not understood (nlu_fallback). Store filter: conversations of that "
+                      "store's members (unidentified visitors belong to no store)."),
+    "bot": ("时段内开始的对话数；自助解决率＝未转人工的对话／对话数；"
+            "转人工率（按原因）＝时段内该原因的转人工次数／对话数；"
+            "未理解率＝未理解的消息／机器人应答的消息（人工接待期间的消息不计）；"
+            "等待时长＝接入时间－请求时间（p50/p90，仅已接入的）；满意度＝人工会话评分均值（1-5）；"
             "未理解消息＝复核列表中时段内最后出现的消息，按出现次数排序。",
-            "Handoffs in the range by reason; wait = taken minus requested (p50/p90, taken ones only); "
-            "satisfaction = mean rating of agent conversations (1-5); not understood = review-list messages last "
-            "seen in the range, most frequent first."),
+            "Conversations started in the range; containment = conversations never handed to an agent / "
+            "conversations; handoff rate by reason = handoffs of that reason started in the range / "
+            "conversations; "
+            "fallback rate = messages not understood / messages the bot answered (not those while an agent had the "
+            "conversation); wait = taken minus requested (p50/p90, taken ones only); satisfaction = mean rating of "
+            "agent conversations (1-5); not understood = review-list messages last seen in the range, most "
+            "frequent first."),
 }
 
 
@@ -195,6 +209,27 @@ def coupons(s: Session, sc: Scope) -> list[dict[str, Any]]:
     return out
 
 
+def _conversation_scope(sc: Scope) -> list[Any]:
+    where = [Conversation.started_at >= sc.start, Conversation.started_at < sc.end]
+    if sc.store_id is not None:
+        where.append(Conversation.member_id.in_(select(Member.id).where(Member.store_id == sc.store_id)))
+    if sc.channel:
+        where.append(Conversation.channel == sc.channel)
+    return where
+
+
+def conversations(s: Session, sc: Scope) -> list[dict[str, Any]]:
+    """Conversations per day and channel: started, contained, handed off, shopper turns, fallbacks."""
+    day = _day(Conversation.started_at)
+    handed = func.sum(case((Conversation.handed_off.is_(True), 1), else_=0))
+    q = (select(day, Conversation.channel, func.count(), handed, func.sum(Conversation.user_turns),
+                func.sum(Conversation.agent_turns), func.sum(Conversation.fallback_turns))
+         .where(*_conversation_scope(sc)).group_by(day, Conversation.channel).order_by(day, Conversation.channel))
+    return [{"day": d, "channel": ch, "conversations": n, "contained": n - int(h or 0), "handed_off": int(h or 0),
+             "user_turns": int(turns or 0), "bot_turns": int(turns or 0) - int(agent or 0),
+             "fallback_turns": int(fb or 0)} for d, ch, n, h, turns, agent, fb in s.execute(q)]
+
+
 def _percentile(values: list[float], p: float) -> float | None:
     """The nearest-rank percentile (p in 0..100) of ``values``."""
     if not values:
@@ -204,8 +239,9 @@ def _percentile(values: list[float], p: float) -> float | None:
     return ordered[int(rank) - 1]
 
 
-def bot(s: Session, sc: Scope, top: int = 10) -> dict[str, Any]:
-    """Handoffs by reason, wait to an agent p50/p90 (seconds), agent satisfaction, messages not understood."""
+def bot(s: Session, sc: Scope, top: int = 10, convs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Conversations, containment, handoffs and their rate by reason, fallback rate, wait to an agent p50/p90
+    (seconds), agent satisfaction, messages not understood."""
     where = [Handoff.created_at >= sc.start, Handoff.created_at < sc.end]
     if sc.store_id is not None:
         where.append(Handoff.member_id.in_(select(Member.id).where(Member.store_id == sc.store_id)))
@@ -216,7 +252,15 @@ def bot(s: Session, sc: Scope, top: int = 10) -> dict[str, Any]:
     waits = [(t - c).total_seconds() for c, t in s.execute(
         select(Handoff.created_at, Handoff.taken_at).where(*where, Handoff.taken_at.is_not(None)))]
     rated = s.execute(select(func.count(Handoff.rating), func.avg(Handoff.rating)).where(*where)).one()
+    convs = conversations(s, sc) if convs is None else convs
+    n = sum(r["conversations"] for r in convs)
+    bot_turns = sum(r["bot_turns"] for r in convs)
     out: dict[str, Any] = {
+        "conversations": n, "contained": sum(r["contained"] for r in convs),
+        "containment": _ratio(sum(r["contained"] for r in convs), n),
+        "handoff_rate": {r: _ratio(k, n) for r, k in by_reason.items()},
+        "bot_turns": bot_turns, "fallback_turns": sum(r["fallback_turns"] for r in convs),
+        "fallback_rate": _ratio(sum(r["fallback_turns"] for r in convs), bot_turns),
         "handoffs": sum(by_reason.values()), "by_reason": by_reason,
         "wait_p50_s": _percentile(waits, 50), "wait_p90_s": _percentile(waits, 90),
         "rated": rated[0], "satisfaction": round(float(rated[1]), 2) if rated[1] is not None else None,
@@ -234,8 +278,10 @@ def bot(s: Session, sc: Scope, top: int = 10) -> dict[str, Any]:
 
 def dashboard(s: Session, sc: Scope, now: datetime) -> dict[str, Any]:
     """Every figure of the dashboard for one scope."""
+    convs = conversations(s, sc)
     return {
         "new_members": new_members(s, sc), "active_members": active_members(s, sc), "segments": segments(s, sc),
         "sales_by_tier": sales_by_tier(s, sc), "points": points(s, sc, now), "coupons": coupons(s, sc),
-        "bot": bot(s, sc), "definitions": DEFINITIONS, "as_of": now.isoformat(),
+        "conversations": convs, "bot": bot(s, sc, convs=convs), "definitions": DEFINITIONS,
+        "as_of": now.isoformat(),
     }

@@ -75,11 +75,12 @@ def test_a_failing_broker_does_not_stop_the_others() -> None:
 
 
 @pytest.mark.parametrize("path", ["endpoints.yml", "endpoints.prod.yml"])
-def test_the_endpoints_name_both_brokers(path: str) -> None:
+def test_the_endpoints_name_every_broker(path: str) -> None:
     import yaml  # type: ignore[import-untyped]
 
     from tests.actions.conftest import ROOT
 
     broker = yaml.safe_load((ROOT / path).read_text(encoding="utf-8"))["event_broker"]
     assert broker == {"type": "bot.brokers.Brokers",
-                      "brokers": ["bot.console.broker.ConsoleBroker", "bot.nlu_review.ReviewBroker"]}
+                      "brokers": ["bot.console.broker.ConsoleBroker", "bot.nlu_review.ReviewBroker",
+                                  "bot.conversations.ConversationBroker"]}

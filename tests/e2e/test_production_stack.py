@@ -8,14 +8,18 @@ throwaway redis-server.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from loyalty import db
+from loyalty.conversations.models import Conversation
+from loyalty.conversations.service import sender_key
 from tests.conftest import _admin
 from tests.e2e.conftest import seed_minimal
 from tests.support.members import make_member
@@ -70,9 +74,19 @@ def test_production_endpoints_hold_a_conversation(prod_stack: Stack, pg_server: 
         rows = c.execute(text("SELECT type_name, action_name, data FROM events WHERE sender_id = :s ORDER BY id"),
                          {"s": f"web-{visitor}"}).all()
     tracker.dispose()
-    engine.dispose()
     assert "action_show_points" in [r.action_name for r in rows]
+    # The conversation broker counted both turns in the core (after each save, so wait for the second).
+    seen: Any = None
+    for _ in range(100):
+        seen = db.run(lambda s: s.execute(select(Conversation.user_turns, Conversation.member_id, Conversation.channel)
+                                          .where(Conversation.sender_key == sender_key(f"web-{visitor}"))).first(),
+                      readonly=True)
+        if seen is not None and seen[0] >= 2:
+            break
+        time.sleep(0.1)
+    assert seen is not None and (seen[0], seen[2]) == (2, "webchat") and seen[1] is not None
     assert any("你现在有 260 积分" in (json.loads(r.data).get("text") or "") for r in rows if r.type_name == "bot")
     # Each turn took the conversation's lock in Redis (a ticket written with SET) and gave it back.
+    engine.dispose()
     stats = redis.Redis(port=redis_server.port).info("commandstats")
     assert stats.get("cmdstat_set", {}).get("calls", 0) >= 2, stats

@@ -57,7 +57,16 @@ def _range(page: Any) -> None:
 
 
 def _chart_values(page: Any, name: str) -> list[Any]:
+    # The chart is drawn just after its table: wait for it, then read it.
+    page.wait_for_function(f"() => window.Chart && Chart.getChart(document.getElementById('chart-{name}'))")
     return page.evaluate(f"() => Chart.getChart(document.getElementById('chart-{name}')).data.datasets[0].data")
+
+
+def _drawn(page: Any, name: str, labels: int) -> None:
+    """Wait until the chart of the figure has ``labels`` labels (a previous scope's chart may still show)."""
+    page.wait_for_function(f"() => {{ const c = window.Chart && "
+                           f"Chart.getChart(document.getElementById('chart-{name}'));"
+                           f" return c && c.data.labels.length === {labels}; }}")
 
 
 def test_marketing_reads_filters_and_runs_campaigns(base: str) -> None:
@@ -67,7 +76,7 @@ def test_marketing_reads_filters_and_runs_campaigns(base: str) -> None:
         _login(page, base, "mkt")
         _range(page)
         page.click("#filters button[type=submit]")
-        page.wait_for_function("() => window.Chart && Chart.getChart(document.getElementById('chart-new_members'))")
+        _drawn(page, "new_members", 2)
         # One member joined on the first day, two on the second (the hand fixture).
         assert _chart_values(page, "new_members") == [1, 2]
         assert "所选时段内入会的会员数" in page.inner_text("#figure-new_members .definition")
@@ -75,6 +84,7 @@ def test_marketing_reads_filters_and_runs_campaigns(base: str) -> None:
         page.select_option("#filters select[name=store]", "RB2")
         page.click("#filters button[type=submit]")
         page.wait_for_function("() => document.querySelectorAll('#figure-new_members tbody tr').length === 1")
+        _drawn(page, "new_members", 1)
         assert _chart_values(page, "new_members") == [1]
 
         page.click("#tabs button[data-view=campaigns]")
@@ -116,7 +126,7 @@ def test_a_store_manager_sees_only_their_store(base: str) -> None:
         page.click("#lang")
         _range(page)
         page.click("#filters button[type=submit]")
-        page.wait_for_function("() => window.Chart && Chart.getChart(document.getElementById('chart-new_members'))")
+        _drawn(page, "new_members", 2)
         assert page.eval_on_selector_all("#filters select[name=store] option", "os => os.map(o => o.value)") == ["RA1"]
         assert _chart_values(page, "new_members") == [1, 1]
         assert page.is_hidden("#tabs button[data-view=campaigns]")

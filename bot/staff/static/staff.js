@@ -1,5 +1,6 @@
 "use strict";
-// The staff app's page: login, dashboard (chart + table + CSV + definition per figure), campaigns, stores, review.
+// The staff app's page: login, dashboard (chart + table + CSV + definition per figure), campaigns, journeys,
+// stores, review.
 (function () {
   const T = {
     zh: { title: "会员运营后台", dashboard: "数据看板", campaigns: "优惠券活动", stores: "门店与二维码", review: "对话复核",
@@ -12,7 +13,13 @@
       dismiss: "忽略", other_store: "您的账号只能查看本门店的数据",
       f_new_members: "新会员（按日、门店、渠道）", f_active_members: "活跃会员", f_segments: "分群与生命周期",
       f_sales_by_tier: "按等级的销售", f_points: "积分", f_coupons: "优惠券漏斗", f_bot: "机器人与人工",
-      f_not_understood: "未理解的消息" },
+      f_not_understood: "未理解的消息", f_conversations: "对话（自助解决与转人工）", contained: "自助解决",
+      handed_off: "转人工", journeys: "营销旅程", f_journeys: "旅程与群发：实验组对照组",
+      new_broadcast: "新建群发", send_at: "发送时间（北京时间）", text_zh: "中文文案", text_en: "英文文案",
+      audience: "受众（全部条件同时满足；留空＝不限）", segment: "RFM 分群", tier: "等级", lifecycle: "生命周期",
+      tag: "标签", preview: "预览", not_allowed: "您的账号无权操作", p_audience: "受众人数", p_control: "对照组（不发送）",
+      p_would_send: "将发送", p_already: "已规划过", p_skips: "跳过（原因）", p_held: "免打扰时段，顺延至",
+      p_message: "消息预览", conv_t: "实验组转化率", conv_c: "对照组转化率", saved: "已创建" },
     en: { title: "Member marketing", dashboard: "Dashboard", campaigns: "Coupon campaigns", stores: "Stores & QR codes",
       review: "Conversation review", logout: "Log out", login: "Log in", username: "Username", password: "Password",
       start: "From", end: "To", store: "Store", channel: "Channel", all: "All", apply: "Apply",
@@ -25,7 +32,15 @@
       pick: "Save", dismiss: "Dismiss", other_store: "Your account reads only your own store.",
       f_new_members: "New members (day, store, channel)", f_active_members: "Active members",
       f_segments: "Segments and lifecycle", f_sales_by_tier: "Sales by tier", f_points: "Points",
-      f_coupons: "Coupon funnel", f_bot: "Bot and agents", f_not_understood: "Messages not understood" },
+      f_coupons: "Coupon funnel", f_bot: "Bot and agents", f_not_understood: "Messages not understood",
+      f_conversations: "Conversations (contained and handed off)", contained: "Contained", handed_off: "Handed off",
+      journeys: "Journeys", f_journeys: "Journeys and broadcasts: treatment vs control", new_broadcast: "New broadcast",
+      send_at: "Send at (Shanghai time)", text_zh: "Chinese copy", text_en: "English copy",
+      audience: "Audience (every criterion must hold; empty = any)", segment: "RFM segment", tier: "Tier",
+      lifecycle: "Lifecycle", tag: "Tag", preview: "Preview", not_allowed: "Your account may not do this.",
+      p_audience: "Audience", p_control: "Control (not messaged)", p_would_send: "Would send", p_already: "Planned before",
+      p_skips: "Skipped (rule)", p_held: "Quiet hours: held until", p_message: "Message preview",
+      conv_t: "Treatment conversion", conv_c: "Control conversion", saved: "Created" },
   };
   let lang = localStorage.getItem("staff-lang") || "zh";
   let me = null;
@@ -68,7 +83,7 @@
   function show(view) {
     document.querySelectorAll(".view").forEach((v) => { v.hidden = v.id !== view; });
     document.querySelectorAll("#tabs button").forEach((b) => b.classList.toggle("on", b.dataset.view === view));
-    ({ dashboard: loadDashboard, campaigns: loadCampaigns, stores: loadStores, review: loadReview })[view]();
+    ({ dashboard: loadDashboard, campaigns: loadCampaigns, journeys: loadJourneys, stores: loadStores, review: loadReview })[view]();
   }
 
   async function start(who) {
@@ -76,10 +91,13 @@
     $("#login").hidden = true; $("#tabs").hidden = false; $("#logout").hidden = false;
     $("#who").textContent = `${me.name} · ${me.role}${me.store ? " · " + me.store : ""}`;
     $("#tabs button[data-view=campaigns]").hidden = !me.campaigns;
+    $("#tabs button[data-view=journeys]").hidden = !me.campaigns;  // not split by store: none for a manager
     const sel = $("#filters select[name=store]");
-    sel.querySelectorAll("option:not([value=''])").forEach((o) => o.remove());
     const { stores } = await api("api/stores");
-    stores.forEach((s) => sel.append(el("option", { value: s.code }, `${s.code} ${lang === "zh" ? s.name_zh : s.name_en}`)));
+    for (const s of [sel, $("#broadcast-form select[name=store]")]) {
+      s.querySelectorAll("option:not([value=''])").forEach((o) => o.remove());
+      stores.forEach((st) => s.append(el("option", { value: st.code }, `${st.code} ${lang === "zh" ? st.name_zh : st.name_en}`)));
+    }
     if (!me.all_stores) { sel.value = me.store; sel.querySelector("option[value='']").remove(); }
     show("dashboard");
   }
@@ -106,6 +124,8 @@
     const byDay = {};
     d.new_members.forEach((r) => { byDay[r.day] = (byDay[r.day] || 0) + r.members; });
     const b = d.bot;
+    const convDays = {};
+    d.conversations.forEach((r) => { const x = convDays[r.day] || [0, 0]; x[0] += r.contained; x[1] += r.handed_off; convDays[r.day] = x; });
     return {
       new_members: { rows: d.new_members, chart: ["bar", Object.keys(byDay), Object.values(byDay)], def: "new_members" },
       active_members: { rows: [{ figure: "active_members", value: d.active_members }], def: "active_members" },
@@ -113,23 +133,30 @@
       sales_by_tier: { rows: d.sales_by_tier, chart: ["bar", d.sales_by_tier.map((r) => r.tier), d.sales_by_tier.map((r) => r.aov_fen / 100)], def: "sales_by_tier" },
       points: { rows: Object.entries(d.points).map(([k, v]) => ({ figure: k, value: v })), chart: ["bar", ["issued", "spent", "expired", "liability"], ["issued", "spent", "expired", "liability"].map((k) => d.points[k])], def: "points" },
       coupons: { rows: d.coupons, chart: ["bar", d.coupons.map((r) => r.campaign), d.coupons.map((r) => r.claimed), d.coupons.map((r) => r.redeemed)], def: "coupons" },
-      bot: { rows: Object.entries(b.by_reason).map(([k, v]) => ({ figure: "handoffs_" + k, value: v })).concat(
-        ["handoffs", "wait_p50_s", "wait_p90_s", "rated", "satisfaction"].map((k) => ({ figure: k, value: b[k] }))),
+      conversations: { rows: d.conversations, chart: ["bar", Object.keys(convDays), Object.values(convDays).map((x) => x[0]),
+        Object.values(convDays).map((x) => x[1])], labels: [t("contained"), t("handed_off")], stacked: true, def: "conversations" },
+      // The same rows as bot.csv (bot/staff/app.py:bot_rows).
+      bot: { rows: ["conversations", "contained", "containment", "bot_turns", "fallback_turns", "fallback_rate", "handoffs",
+        "wait_p50_s", "wait_p90_s", "rated", "satisfaction"].map((k) => ({ figure: k, value: b[k] })).concat(
+        Object.entries(b.by_reason).map(([k, v]) => ({ figure: "handoffs_" + k, value: v })),
+        Object.entries(b.handoff_rate).map(([k, v]) => ({ figure: "handoff_rate_" + k, value: v }))),
         chart: ["doughnut", Object.keys(b.by_reason), Object.values(b.by_reason)], def: "bot" },
       not_understood: { rows: b.not_understood, def: "bot" },
     };
   }
 
-  function draw(name, spec) {
+  function draw(name, spec, labelsOf, stacked) {
     if (charts[name]) { charts[name].destroy(); delete charts[name]; }
     if (!spec || !window.Chart) return null;
     const [type, labels, ...series] = spec;
     const canvas = el("canvas", { id: "chart-" + name, "data-values": JSON.stringify(series[0]) });
     const colors = ["#2d5283", "#e0822d", "#3a9d5d", "#b03a48", "#7a5195"];
-    const datasets = series.map((data, i) => ({ data, label: i ? "redeemed" : name,
+    const datasets = series.map((data, i) => ({ data, label: labelsOf ? labelsOf[i] : (i ? "redeemed" : name),
       backgroundColor: type === "doughnut" ? colors : colors[i % colors.length] }));
     setTimeout(() => { charts[name] = new window.Chart(canvas, { type, data: { labels, datasets },
-      options: { animation: false, responsive: true, maintainAspectRatio: false, plugins: { legend: { display: series.length > 1 || type === "doughnut" } } } }); }, 0);
+      options: { animation: false, responsive: true, maintainAspectRatio: false,
+        scales: stacked ? { x: { stacked: true }, y: { stacked: true } } : undefined,
+        plugins: { legend: { display: series.length > 1 || type === "doughnut" } } } }); }, 0);
     return el("div", { style: "height:240px" }, canvas);
   }
 
@@ -144,9 +171,10 @@
       const def = d.definitions[f.def][lang === "zh" ? 0 : 1];
       const card = el("div", { class: "card figure", id: "figure-" + name },
         el("h3", {}, t("f_" + name)), el("p", { class: "definition" }, def));
-      const chart = draw(name, f.chart);
+      const chart = draw(name, f.chart, f.labels, f.stacked);
       if (chart) card.append(chart);
-      card.append(table(f.rows), el("a", { href: `api/dashboard/${name}.csv?${query()}`, class: "csv" }, t("csv")));
+      card.append(el("div", { class: "scroll" }, table(f.rows)),
+        el("a", { href: `api/dashboard/${name}.csv?${query()}`, class: "csv" }, t("csv")));
       box.append(card);
     }
   }
@@ -163,6 +191,55 @@
         t(a === "end" ? "end_act" : a)))));
     });
     $("#campaign-table").replaceWith(Object.assign(tb, { id: "campaign-table" }));
+  }
+
+  const pct = (x) => (x == null ? "–" : (x * 100).toFixed(1) + "%");
+
+  function showPreview(p, title) {
+    const box = $("#journey-preview");
+    const skips = Object.entries(p.skips).map(([k, v]) => `${k}: ${v}`).join(", ") || "–";
+    const facts = [["p_audience", p.audience], ["p_control", p.control], ["p_would_send", p.would_send],
+      ["p_already", p.already], ["p_skips", skips]];
+    if (p.held_until) facts.push(["p_held", new Date(p.held_until).toLocaleString()]);
+    box.replaceChildren(el("h3", {}, `${t("preview")} · ${title}`),
+      el("dl", {}, ...facts.flatMap(([k, v]) => [el("dt", {}, t(k)), el("dd", { "data-k": k }, v)])),
+      el("h4", {}, t("p_message")),
+      el("p", { class: "message", lang: "zh", id: "preview-zh" }, p.message_zh || "–"),
+      el("p", { class: "message", lang: "en", id: "preview-en" }, p.message_en || "–"));
+    box.classList.add("preview");
+    box.hidden = false;
+  }
+
+  async function loadJourneys() {
+    const d = await api("api/journeys");
+    $("#journey-definition").textContent = d.definitions.journeys[lang === "zh" ? 0 : 1];
+    $("#journey-freshness").textContent = `${t("fresh")} ${new Date(d.as_of).toLocaleString()}`;
+    const rows = d.journeys;
+    const holder = $("#journey-chart");
+    holder.replaceChildren();
+    const chart = draw("journeys", ["bar", rows.map((r) => r.journey), rows.map((r) => r.conversion_treatment),
+      rows.map((r) => r.conversion_control)], [t("conv_t"), t("conv_c")]);
+    if (chart) holder.append(chart);
+    const tb = table(rows.map((r) => Object.assign({}, r, {
+      conversion_treatment: pct(r.conversion_treatment), conversion_control: pct(r.conversion_control),
+      uplift: pct(r.uplift), uplift_low: pct(r.uplift_low), uplift_high: pct(r.uplift_high) })));
+    tb.querySelectorAll("tbody tr").forEach((tr, i) => {
+      const r = rows[i];
+      const name = encodeURIComponent(r.journey);
+      const act = r.state === "paused" ? "resume" : "pause";
+      tr.prepend(el("td", {},
+        el("button", { type: "button", "data-act": act, onclick: async () => {
+          await api(`api/journeys/${name}/${act}`, { method: "POST", body: "{}" }); loadJourneys(); } }, t(act)),
+        el("button", { type: "button", "data-act": "preview", onclick: async () => {
+          const { preview } = await api(`api/journeys/${name}/preview`); showPreview(preview, r.journey); } }, t("preview"))));
+    });
+    const head = tb.querySelector("thead tr");
+    if (head) head.prepend(el("th", {}, ""));
+    $("#journey-table").replaceWith(Object.assign(tb, { id: "journey-table" }));
+  }
+
+  function broadcastBody() {
+    return Object.fromEntries(new FormData($("#broadcast-form")).entries());
   }
 
   async function loadStores() {
@@ -207,6 +284,21 @@
         await api("api/campaigns", { method: "POST", body: JSON.stringify(body) });
         $("#campaign-error").textContent = ""; ev.target.reset(); loadCampaigns();
       } catch (e) { $("#campaign-error").textContent = e.message; }
+    });
+    $("#broadcast-preview").addEventListener("click", async () => {
+      try {
+        const { preview } = await api("api/broadcasts/preview", { method: "POST", body: JSON.stringify(broadcastBody()) });
+        $("#broadcast-error").textContent = ""; $("#broadcast-status").textContent = "";
+        showPreview(preview, broadcastBody().code);
+      } catch (e) { $("#broadcast-error").textContent = e.message; }
+    });
+    $("#broadcast-form").addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      try {
+        const { broadcast } = await api("api/broadcasts", { method: "POST", body: JSON.stringify(broadcastBody()) });
+        $("#broadcast-error").textContent = ""; $("#broadcast-status").textContent = `${t("saved")}: ${broadcast.journey}`;
+        ev.target.reset(); loadJourneys();
+      } catch (e) { $("#broadcast-error").textContent = e.message; }
     });
     try { start(await api("api/me")); } catch (e) { showLogin(); }
   });
