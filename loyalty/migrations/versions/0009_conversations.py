@@ -1,7 +1,7 @@
 """conversation facts from the bot's event broker (turns, fallbacks, handoffs) for the staff dashboard
 
 Revision ID: 0009
-Revises: 0007 on branch i15; the lead re-chains it after 0008 (outreach languages) at the merge
+Revises: 0008
 Create Date: 2026-12-01 03:00:00
 """
 import sqlalchemy as sa
@@ -9,7 +9,7 @@ from alembic import op
 
 revision = "0009"
 # Written on a branch without 0008 (another helper's): set to "0008" when both are merged.
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
