@@ -64,19 +64,25 @@ def _arm(s: Session, rows: list[tuple[int, object]], days: int) -> Arm:
     convs: list[float] = []
     revs: list[float] = []
     redemptions = cost = reached = 0
+    # In time order, so each chunk reads only the orders of its own few days, not every order of its members.
+    rows = sorted(rows, key=lambda r: r[1])  # type: ignore[arg-type, return-value]
     for i in range(0, len(rows), 500):
         chunk = rows[i:i + 500]
         starts = {mid: at for mid, at in chunk}
+        window_start, window_end = chunk[0][1], chunk[-1][1] + timedelta(days=days)  # type: ignore[operator]
         spend: dict[int, int] = {}
         for mid, placed, amount in s.execute(select(Order.member_id, Order.placed_at, Order.amount_fen)
-                                             .where(Order.member_id.in_(starts), Order.kind == "order")):
+                                             .where(Order.member_id.in_(starts), Order.kind == "order",
+                                                    Order.placed_at >= window_start,
+                                                    Order.placed_at < window_end)):
             start = starts[mid]
             if start <= placed < start + timedelta(days=days):  # type: ignore[operator]
                 spend[mid] = spend.get(mid, 0) + int(amount)
         for mid, at, fen in s.execute(
                 select(Coupon.member_id, Coupon.redeemed_at, CouponCampaign.discount_fen)
                 .join(CouponCampaign, CouponCampaign.id == Coupon.campaign_id)
-                .where(Coupon.member_id.in_(starts), Coupon.status == "redeemed")):
+                .where(Coupon.member_id.in_(starts), Coupon.status == "redeemed",
+                       Coupon.redeemed_at >= window_start, Coupon.redeemed_at < window_end)):
             if at is not None and starts[mid] <= at < starts[mid] + timedelta(days=days):  # type: ignore[operator]
                 redemptions += 1
                 cost += int(fen)

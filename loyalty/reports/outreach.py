@@ -139,7 +139,8 @@ def preview_view(p: previews.Preview, zh: str, en: str) -> dict[str, Any]:
             "would_send": p.would_send, "skips": p.skips,
             "held_until": p.held_until.isoformat() if p.held_until else None,
             "message_zh": zh, "message_en": en,
-            "samples": [{"member_id": m, "zh": z, "en": e} for m, z, e in p.samples]}
+            "languages": p.languages,
+            "samples": [{"member_id": m, "language": lang, "zh": z, "en": e} for m, lang, z, e in p.samples]}
 
 
 def preview_journey(s: Session, journey: str, now: datetime | None = None,
@@ -148,7 +149,7 @@ def preview_journey(s: Session, journey: str, now: datetime | None = None,
     if journey not in JOURNEYS and not journey.startswith("broadcast:"):
         raise InvalidInput(f"No journey {journey!r}.", code="journey_not_found")
     p = previews.preview(s, journey, now, cfg)
-    zh, en = (p.samples[0][1], p.samples[0][2]) if p.samples else ("", "")
+    zh, en = (p.samples[0][2], p.samples[0][3]) if p.samples else ("", "")
     if not p.samples and journey.startswith("broadcast:"):
         zh, en = _rendered(s, journey, None)
     return preview_view(p, zh, en)
@@ -174,7 +175,7 @@ def preview_draft(s: Session, draft: Draft, *, actor: str, now: datetime | None 
         except (ValueError, IndexError, KeyError):  # str.format on the copy: a stray brace
             raise InvalidInput("The text cannot hold { or } on its own.", code="invalid_broadcast",
                                field="text_zh") from None
-        zh, en = (p.samples[0][1], p.samples[0][2]) if p.samples else _rendered(s, name, None)
+        zh, en = (p.samples[0][2], p.samples[0][3]) if p.samples else _rendered(s, name, None)
         return preview_view(p, zh, en)
     finally:
         sp.rollback()

@@ -8,7 +8,6 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-# Written on a branch without 0008 (another helper's): set to "0008" when both are merged.
 down_revision = "0008"
 branch_labels = None
 depends_on = None
