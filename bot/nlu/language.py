@@ -8,7 +8,8 @@ The rule is deliberately simple and explainable:
   characters, so a message with at least as many Han characters as English
   words reads as Chinese ("我的points还有多少" -> zh, "how many 积分 do I have" -> en).
 * No Han at all: English, unless every word is one that Chinese shoppers type
-  too ("ok", "hi", "vip", "skip"); such replies, digits, codes and emoji say
+  too ("ok", "hi", "vip", "skip") or no word at all (no vowel: a keyboard
+  mash such as "zxcvb", "hmm"); such replies, digits, codes and emoji say
   nothing, and the component abstains so the slot keeps the earlier value.
 """
 
@@ -32,6 +33,8 @@ _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 # Words made of Latin letters only: codes such as SH001 or WELCOME20 are not words.
 _WORD = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]+(?:'[A-Za-z]+)?(?![A-Za-z0-9])")
 
+_VOWEL = re.compile(r"[aeiouy]")
+
 # Words shoppers of either language type; alone they do not reveal a language.
 NEUTRAL_WORDS = frozenset(
     """
@@ -49,7 +52,7 @@ def detect(text: str) -> str | None:
     words = [w.lower() for w in _WORD.findall(text)]
     if han:
         return "zh" if han >= len(words) else "en"
-    if any(w not in NEUTRAL_WORDS for w in words):
+    if any(w not in NEUTRAL_WORDS and _VOWEL.search(w) for w in words):
         return "en"
     return None
 

@@ -17,6 +17,7 @@ MODEL = Path(__file__).resolve().parents[2] / "models" / "loyalty.tar.gz"
 
 
 @pytest.mark.skipif(not MODEL.exists(), reason="no trained model (make train)")
+@pytest.mark.timeout(1800)  # about a minute alone; ten times that on a loaded 2-core machine
 def test_no_message_outside_the_handoff_capability_hands_over() -> None:
     cases = load_cases()
     assert len(cases) >= 2400
