@@ -20,8 +20,8 @@ PROD = {
 
 def args(**over: object) -> argparse.Namespace:
     base: dict[str, object] = dict(model="models/loyalty.tar.gz", host="127.0.0.1", port=5005,
-                                   actions_host="127.0.0.1", actions_port=5055, api_port=8081, shell=False,
-                                   replicas=2)
+                                   actions_host="127.0.0.1", actions_port=5055, api_port=8081, staff_port=5010,
+                                   shell=False, replicas=2)
     return argparse.Namespace(**{**base, **over})
 
 
@@ -46,7 +46,8 @@ def test_two_replicas_each_with_its_own_action_server_behind_nginx(
     monkeypatch.setenv("WECHAT_TOKEN", "t")
     children = [c for c in launcher.commands(args(), tmp_path) if c.name != "fake SMS gateway"]
     names = [c.name for c in children]
-    assert names == ["loyalty API", "action server 1", "assistant 1", "action server 2", "assistant 2", "nginx"]
+    assert names == ["loyalty API", "outreach scheduler", "staff app", "action server 1", "assistant 1",
+                     "action server 2", "assistant 2", "nginx"]
     rasa = [c for c in children if c.name.startswith("assistant")]
     assert [c.cmd[c.cmd.index("--port") + 1] for c in rasa] == ["5105", "5106"]
     assert [c.env["ACTION_SERVER_URL"] for c in rasa if c.env] == [
@@ -62,4 +63,4 @@ def test_two_replicas_each_with_its_own_action_server_behind_nginx(
 def test_one_replica_is_the_usual_launch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WECHAT_TOKEN", "t")
     names = [c.name for c in launcher.commands(args(replicas=1), tmp_path) if c.name != "fake SMS gateway"]
-    assert names == ["action server", "loyalty API", "assistant"]
+    assert names == ["action server", "loyalty API", "outreach scheduler", "staff app", "assistant"]
