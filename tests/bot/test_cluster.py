@@ -21,8 +21,7 @@ PROD = {
 def args(**over: object) -> argparse.Namespace:
     base: dict[str, object] = dict(model="models/loyalty.tar.gz", host="127.0.0.1", port=5005,
                                    actions_host="127.0.0.1", actions_port=5055, api_port=8081, staff_port=5010,
-                                   shell=False,
-                                   replicas=2)
+                                   shell=False, replicas=2)
     return argparse.Namespace(**{**base, **over})
 
 

@@ -33,6 +33,7 @@ from typing import Any
 
 import pytest
 
+from bot import rasa_run
 from bot.webchat.channel import sign
 from bot.wechat.dev.simulate import WeChatSide
 from tests.support.servers import free_port
@@ -243,7 +244,7 @@ def start_stack(
     passive only). ``rest``: mount Rasa's own REST channel (/webhooks/rest/webhook). ``extra_channels``:
     more credentials.yml entries (e.g. the WeChat channel, configured by ``env_extra``).
     ``tracker_type``: the tracker store class (``SQL`` for Rasa's own, as benchmarks compare).
-    ``rasa_prefix``: a command that runs Rasa's entry script (e.g. under cProfile).
+    ``rasa_prefix``: the interpreter command that runs ``-m bot.rasa_run`` (e.g. ``python -m cProfile -o F``).
     """
     model = (assistant / "models" / "loyalty.tar.gz") if assistant else MODEL
     if assistant is None:
@@ -296,12 +297,10 @@ def start_stack(
         **wechat_env,
         **(env_extra or {}),
     }
-    bin_dir = Path(sys.executable).parent
-    # As the launcher does: Rasa through bot.rasa_run when the logs are JSON (ours from the first line).
-    json_logs = env.get("LOG_FORMAT") == "json"
-    rasa_cmd = [sys.executable, "-m", "bot.rasa_run"] if json_logs else [str(bin_dir / "rasa")]
-    if rasa_prefix:
-        rasa_cmd = [*rasa_prefix, str(bin_dir / "rasa")]
+    # As the launcher does: Rasa through bot.rasa_run (our logging from the first line, its memory
+    # settings) with the environment the launcher gives it.
+    rasa_cmd = [*(rasa_prefix or [sys.executable]), "-m", "bot.rasa_run"]
+    rasa_env = rasa_run.environment(env)
     stack.launches = {
         "actions": _Launch(
             [sys.executable, "-m", "bot.action_server", "--actions", "actions", "--port", str(stack.actions_port)],
@@ -311,7 +310,7 @@ def start_stack(
             [*rasa_cmd, "run", "--model", str(model), "--endpoints", str(endpoints),
              "--credentials", str(workdir / "credentials.yml"), "--port", str(stack.port),
              "--interface", "127.0.0.1"],
-            ROOT, env, workdir / "rasa.log", f"{stack.base}/",
+            ROOT, rasa_env, workdir / "rasa.log", f"{stack.base}/",
         ),
     }
     try:

@@ -1,0 +1,215 @@
+"""Messages per second of the assistant against Rasa's starter bot, side by side on this machine.
+
+Builds Rasa's starter bot (``rasa init --no-prompt`` into a temporary folder,
+which trains it; ``--starter DIR`` reuses one built before) and starts it with
+its REST channel, in-memory tracker store, no custom actions. Starts the
+assistant as the conversation tests do (``tests/support/stack.py``: Rasa with
+the web chat channel and the console's event broker, the real action server,
+a bounded SQL tracker store and the loyalty database on SQLite, seeded), with
+the environment the launcher gives Rasa. Then, for each concurrency C: C fresh
+shoppers at once, each sending ``--turns`` messages one after another (the next
+when the reply is in), first to the starter bot, then to the assistant, in the
+same minutes. The assistant's shoppers are members (their points and coupon
+look-ups run the real actions). Prints msg/s, p50/p95/p99 of the reply time
+and the ratio of msg/s (the goal: ≥ ×0.9).
+
+    nice .venv/bin/python -m bench.throughput                      # 32 and 128 shoppers × 10 turns
+    nice .venv/bin/python -m bench.throughput --shoppers 32 --rounds 2 --starter /tmp/starter
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+from bot.webchat.channel import sign
+from loyalty import db
+from tests.e2e.conftest import seed_minimal
+from tests.support.members import make_member
+from tests.support.servers import free_port
+from tests.support.stack import SECRET, start_stack
+
+BIN = Path(sys.executable).parent
+# What the starter bot understands (its data/nlu.yml), and what our shoppers ask most.
+STARTER_TEXTS = ["hello", "I am sad", "yes", "are you a bot?", "great", "no", "I am feeling very good", "bye"]
+OUR_TEXTS = ["我的积分有多少", "有什么优惠券", "推荐点护肤品", "谢谢", "how many points do I have",
+             "what coupons can I get", "recommend something for me", "thanks"]
+
+
+@dataclass
+class Result:
+    """One run: C shoppers × N turns against one bot."""
+
+    bot: str
+    shoppers: int
+    messages: int
+    seconds: float
+    latencies: list[float]  # ms, one per message
+    failures: int  # no answer, or an HTTP error
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds
+
+    def pct(self, q: float) -> float:
+        xs = sorted(self.latencies)
+        return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
+
+
+def build_starter(where: Path) -> Path:
+    """``rasa init --no-prompt`` (it trains the starter model); the folder."""
+    print(f"building Rasa's starter bot in {where} (rasa init --no-prompt, trains it) …", flush=True)
+    where.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false"}
+    with (where.parent / f"{where.name}-init.log").open("wb") as log:
+        subprocess.run([str(BIN / "rasa"), "init", "--no-prompt", "--init-dir", str(where)], env=env,
+                       stdout=log, stderr=subprocess.STDOUT, check=True, timeout=900)
+    return where
+
+
+def start_starter(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """The starter bot's Rasa server (REST channel); its process and base URL, once it answers."""
+    port = free_port()
+    env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false"}
+    log = (folder / "rasa-run.log").open("wb")
+    proc = subprocess.Popen([str(BIN / "rasa"), "run", "--model", "models", "--port", str(port),
+                             "--interface", "127.0.0.1", "--credentials", "credentials.yml"],
+                            cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the starter bot exited: see {folder / 'rasa-run.log'}")
+        try:
+            asyncio.run(_get(base + "/"))
+            return proc, base
+        except (OSError, aiohttp.ClientError, asyncio.TimeoutError):
+            time.sleep(0.5)
+    proc.terminate()
+    raise RuntimeError("the starter bot did not answer within 300 s")
+
+
+async def _get(url: str) -> None:
+    async with aiohttp.ClientSession() as s, s.get(url, timeout=aiohttp.ClientTimeout(total=2)) as r:
+        await r.read()
+
+
+async def _starter_turn(s: aiohttp.ClientSession, base: str, shopper: str, text: str) -> bool:
+    async with s.post(f"{base}/webhooks/rest/webhook", json={"sender": shopper, "message": text}) as r:
+        await r.json()  # may be empty: the starter bot does not answer every message out of context
+        return r.status == 200
+
+
+async def _our_turn(s: aiohttp.ClientSession, base: str, shopper: str, text: str) -> bool:
+    payload = {"visitor": shopper, "token": sign(shopper, SECRET.encode()), "text": text, "id": uuid.uuid4().hex}
+    async with s.post(f"{base}/webhooks/webchat/send", data=json.dumps(payload, ensure_ascii=False).encode(),
+                      headers={"Content-Type": "application/json"}) as r:
+        await r.json()
+        return r.status == 200
+
+
+async def _drive(bot: str, base: str, shoppers: list[str], turns: int) -> Result:
+    turn = _starter_turn if bot == "starter" else _our_turn
+    texts = STARTER_TEXTS if bot == "starter" else OUR_TEXTS
+    latencies: list[float] = []
+    failures = 0
+    # One connection per shopper, as many browsers or WeChat callbacks would open.
+    connector = aiohttp.TCPConnector(limit=0)
+    timeout = aiohttp.ClientTimeout(total=300)
+
+    async def shopper(i: int, who: str) -> None:
+        nonlocal failures
+        for t in range(turns):
+            started = time.perf_counter()
+            try:
+                ok = await turn(session, base, who, texts[(i + t) % len(texts)])
+            except (aiohttp.ClientError, asyncio.TimeoutError, json.JSONDecodeError):
+                ok = False
+            latencies.append((time.perf_counter() - started) * 1000)
+            failures += not ok
+
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        started = time.perf_counter()
+        await asyncio.gather(*(shopper(i, who) for i, who in enumerate(shoppers)))
+        seconds = time.perf_counter() - started
+    return Result(bot, len(shoppers), len(latencies), seconds, latencies, failures)
+
+
+def members(n: int) -> list[str]:
+    """``n`` fresh web chat visitors, each a member with points."""
+    out = []
+    for _ in range(n):
+        visitor = uuid.uuid4().hex
+        make_member("webchat", f"web-{visitor}", 500)
+        out.append(visitor)
+    return out
+
+
+def show(results: list[Result]) -> None:
+    print(f"\n{'bot':>9}  {'C':>4}  {'msgs':>5}  {'fail':>4}  {'msg/s':>6}  {'p50 ms':>7}  {'p95 ms':>7}  "
+          f"{'p99 ms':>7}")
+    for r in results:
+        print(f"{r.bot:>9}  {r.shoppers:>4}  {r.messages:>5}  {r.failures:>4}  {r.rate:6.1f}  {r.pct(0.5):7.0f}  "
+              f"{r.pct(0.95):7.0f}  {r.pct(0.99):7.0f}")
+    print()
+    for c in sorted({r.shoppers for r in results}):
+        ours = [r.rate for r in results if r.shoppers == c and r.bot == "assistant"]
+        starter = [r.rate for r in results if r.shoppers == c and r.bot == "starter"]
+        ratio = statistics.mean(ours) / statistics.mean(starter)
+        print(f"C={c}: assistant {statistics.mean(ours):.1f} msg/s, starter {statistics.mean(starter):.1f} msg/s, "
+              f"ratio ×{ratio:.2f} (goal ≥ ×0.9)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shoppers", default="32,128", help="concurrent shoppers, comma-separated")
+    parser.add_argument("--turns", type=int, default=10, help="messages per shopper")
+    parser.add_argument("--rounds", type=int, default=1, help="starter then assistant, this many times each")
+    parser.add_argument("--starter", default="", help="a starter bot folder built before (else one is built)")
+    args = parser.parse_args()
+    levels = [int(x) for x in args.shoppers.split(",") if x.strip()]
+    work = Path(tempfile.mkdtemp(prefix="throughput-"))
+    starter_dir = Path(args.starter) if args.starter else build_starter(work / "starter")
+    url = f"sqlite:///{work / 'loyalty.db'}"
+    seed_minimal(url)
+    db.configure(db.make_engine(url))
+    starter, starter_base = start_starter(starter_dir)
+    stack = None
+    results: list[Result] = []
+    try:
+        stack = start_stack(work, url)
+        print(f"both bots up; assistant at {stack.base}, starter at {starter_base}", flush=True)
+        # Warm up each model (the first messages trace TensorFlow functions).
+        asyncio.run(_drive("starter", starter_base, [uuid.uuid4().hex for _ in range(4)], 2))
+        asyncio.run(_drive("assistant", stack.base, members(4), 2))
+        for _ in range(args.rounds):
+            for c in levels:
+                ours = members(c)
+                for bot, base, who in (("starter", starter_base, [uuid.uuid4().hex for _ in range(c)]),
+                                       ("assistant", stack.base, ours)):
+                    r = asyncio.run(_drive(bot, base, who, args.turns))
+                    print(f"  {bot} C={c}: {r.rate:.1f} msg/s, p50 {r.pct(0.5):.0f} ms, p95 {r.pct(0.95):.0f} ms, "
+                          f"{r.failures} failed", flush=True)
+                    results.append(r)
+    finally:
+        starter.terminate()
+        starter.wait(30)
+        if stack is not None:
+            stack.stop()
+    show(results)
+
+
+if __name__ == "__main__":
+    main()
