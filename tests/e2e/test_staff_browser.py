@@ -4,48 +4,31 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
 
-from bot.settings import load_console_settings
-from bot.staff.app import CHART_JS, create_app
-from bot.wechat.dev.local_server import LocalServer
 from loyalty import db
 from loyalty.nlu_review import service as review
 from loyalty.staff import service as staff
+from tests.e2e.staff_kit import PW, SHOTS, login, staff_app
 from tests.loyalty.corekit import T0, counts
 from tests.loyalty.test_reports import DAY, _fixture
 from tests.support.browser import chromium
 
 pytestmark = pytest.mark.browser
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "staff"
-PW = "correct horse battery"
 
 
 @pytest.fixture
 def base(sqlite_engine: Engine, tmp_path: Any) -> Iterator[str]:
-    if not CHART_JS.exists():
-        pytest.skip("run 'make staff-assets' for the charts")
-    cfg = load_console_settings({}, secret="staff-browser-secret-0123456789", var_dir=str(tmp_path))
-    srv = LocalServer(create_app(cfg, name="staff_browser")).start()
-    _fixture()
-    db.run(review.record, text="你们几点关门", sender_id="web-1", channel="webchat", reason="fallback",
-           intent="ask_hours", confidence=0.31, language="zh", now=T0)
-    db.run(staff.create_staff, "mkt", PW, role="marketing", display_name="市场部")
-    db.run(staff.create_staff, "mgr", PW, role="store_manager", store="RA1", display_name="甲店店长")
-    yield srv.url + "/staff/"
-    srv.stop()
-
-
-def _login(page: Any, base: str, name: str) -> None:
-    page.goto(base)
-    page.fill("#login input[name=username]", name)
-    page.fill("#login input[name=password]", PW)
-    page.click("#login button[type=submit]")
-    page.wait_for_selector("#figure-new_members table", state="attached")
+    with staff_app(tmp_path, "staff_browser") as url:
+        _fixture()
+        db.run(review.record, text="你们几点关门", sender_id="web-1", channel="webchat", reason="fallback",
+               intent="ask_hours", confidence=0.31, language="zh", now=T0)
+        db.run(staff.create_staff, "mkt", PW, role="marketing", display_name="市场部")
+        db.run(staff.create_staff, "mgr", PW, role="store_manager", store="RA1", display_name="甲店店长")
+        yield url
 
 
 def _range(page: Any) -> None:
@@ -73,7 +56,7 @@ def test_marketing_reads_filters_and_runs_campaigns(base: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     with chromium() as browser:
         page = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN", bypass_csp=True).new_page()
-        _login(page, base, "mkt")
+        login(page, base, "mkt")
         _range(page)
         page.click("#filters button[type=submit]")
         _drawn(page, "new_members", 2)
@@ -122,7 +105,7 @@ def test_marketing_reads_filters_and_runs_campaigns(base: str) -> None:
 def test_a_store_manager_sees_only_their_store(base: str) -> None:
     with chromium() as browser:
         page = browser.new_context(viewport={"width": 820, "height": 1180}, locale="en-US", bypass_csp=True).new_page()
-        _login(page, base, "mgr")
+        login(page, base, "mgr")
         page.click("#lang")
         _range(page)
         page.click("#filters button[type=submit]")

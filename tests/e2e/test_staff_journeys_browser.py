@@ -5,48 +5,30 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
 
-from bot.settings import load_console_settings
-from bot.staff.app import CHART_JS, create_app
-from bot.wechat.dev.local_server import LocalServer
 from loyalty import db
 from loyalty.db import utcnow
 from loyalty.outreach import service as outreach
 from loyalty.staff import service as staff
+from tests.e2e.staff_kit import PW, SHOTS, login, staff_app
 from tests.loyalty.corekit import counts
 from tests.loyalty.test_reports_outreach import _welcome_fixture
 from tests.support.browser import chromium
 
 pytestmark = pytest.mark.browser
-# results/ is the closing note's folder (not committed).
-SHOTS = Path(__file__).resolve().parents[2] / "results" / "screenshots" / "staff"
-PW = "correct horse battery"
 
 
 @pytest.fixture
 def base(sqlite_engine: Engine, tmp_path: Any) -> Iterator[str]:
-    if not CHART_JS.exists():
-        pytest.skip("run 'make staff-assets' for the charts")
-    cfg = load_console_settings({}, secret="staff-browser-secret-0123456789", var_dir=str(tmp_path))
-    srv = LocalServer(create_app(cfg, name="staff_journeys_browser")).start()
-    _welcome_fixture()
-    db.run(staff.create_staff, "mkt", PW, role="marketing", display_name="市场部")
-    db.run(staff.create_staff, "mgr", PW, role="store_manager", store="RA1", display_name="甲店店长")
-    yield srv.url + "/staff/"
-    srv.stop()
-
-
-def _login(page: Any, base: str, name: str) -> None:
-    page.goto(base)
-    page.fill("#login input[name=username]", name)
-    page.fill("#login input[name=password]", PW)
-    page.click("#login button[type=submit]")
-    page.wait_for_selector("#figure-new_members table", state="attached")
+    with staff_app(tmp_path, "staff_journeys_browser") as url:
+        _welcome_fixture()
+        db.run(staff.create_staff, "mkt", PW, role="marketing", display_name="市场部")
+        db.run(staff.create_staff, "mgr", PW, role="store_manager", store="RA1", display_name="甲店店长")
+        yield url
 
 
 def _cell(page: Any, journey: str, column: str) -> str:
@@ -61,7 +43,7 @@ def test_the_journeys_section_shows_the_hand_figures_and_previews_a_broadcast(ba
     SHOTS.mkdir(parents=True, exist_ok=True)
     with chromium() as browser:
         page = browser.new_context(viewport={"width": 1280, "height": 1000}, locale="zh-CN", bypass_csp=True).new_page()
-        _login(page, base, "mkt")
+        login(page, base, "mkt")
         page.click("#tabs button[data-view=journeys]")
         page.wait_for_function("() => window.Chart && Chart.getChart(document.getElementById('chart-journeys'))")
         # welcome: treatment 1 of 3 converted, control 1 of 2 (tests/loyalty/test_reports_outreach.py).
@@ -105,7 +87,7 @@ def test_the_journeys_section_shows_the_hand_figures_and_previews_a_broadcast(ba
 def test_a_store_manager_has_no_journeys_tab(base: str) -> None:
     with chromium() as browser:
         page = browser.new_context(viewport={"width": 820, "height": 1180}, locale="en-US", bypass_csp=True).new_page()
-        _login(page, base, "mgr")
+        login(page, base, "mgr")
         assert page.is_hidden("#tabs button[data-view=journeys]")
         got = page.evaluate("async () => { const r = await fetch('api/journeys'); return [r.status, await r.json()]; }")
         assert got[0] == 403 and got[1]["error"] == "not_allowed"
