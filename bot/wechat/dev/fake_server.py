@@ -113,7 +113,8 @@ async def token(request: Request) -> HTTPResponse:
     return response.json({"access_token": value, "expires_in": state.token_ttl})
 
 
-async def custom_send(request: Request) -> HTTPResponse:
+async def _addressed(request: Request, path: str) -> HTTPResponse | tuple[FakeWeChatState, dict[str, Any], str]:
+    """What every send to one follower checks first: the token, a JSON body, an openid, injected failures."""
     state = _state(request)
     bad = _check_token(state, request)
     if bad:
@@ -125,9 +126,14 @@ async def custom_send(request: Request) -> HTTPResponse:
     openid = data.get("touser")
     if not openid:
         return _err(40003, "invalid openid")
-    failure = await _injected(state, "message/custom/send", openid)
-    if failure:
-        return failure
+    return await _injected(state, path, openid) or (state, data, openid)
+
+
+async def custom_send(request: Request) -> HTTPResponse:
+    addressed = await _addressed(request, "message/custom/send")
+    if isinstance(addressed, HTTPResponse):
+        return addressed
+    state, data, openid = addressed
     if data.get("msgtype") == "text":
         content = (data.get("text") or {}).get("content", "")
         if not content:
@@ -149,20 +155,10 @@ async def custom_send(request: Request) -> HTTPResponse:
 
 async def _notice(request: Request, path: str, kind: str) -> HTTPResponse:
     """Template and subscription messages: WeChat's checks and errcodes, then recorded."""
-    state = _state(request)
-    bad = _check_token(state, request)
-    if bad:
-        return bad
-    try:
-        data = json.loads(request.body or b"")
-    except ValueError:
-        return _err(47001, "data format error")
-    openid = data.get("touser")
-    if not openid:
-        return _err(40003, "invalid openid")
-    failure = await _injected(state, path, openid)
-    if failure:
-        return failure
+    addressed = await _addressed(request, path)
+    if isinstance(addressed, HTTPResponse):
+        return addressed
+    state, data, _openid = addressed
     if data.get("template_id") not in state.templates:
         return _err(40037, "invalid template_id")
     if not isinstance(data.get("data"), dict) or not data["data"]:
