@@ -32,6 +32,9 @@ ENVIRONMENT = {
     # idle threads spin: on 2 cores the encoder took 0.7-1 s a message instead of 30-50 ms once
     # scikit-learn was imported. Waiting threads that sleep give the cores back.
     "OMP_WAIT_POLICY": "passive",
+    # TensorFlow's C++ INFO and WARNING lines (no TensorRT, CPU instructions, graph notes) go
+    # straight to stderr as plain text, breaking JSON logs; its errors are still printed.
+    "TF_CPP_MIN_LOG_LEVEL": "2",
 }
 
 

@@ -69,7 +69,7 @@ def test_every_trigger_queues_the_conversation_priority_first(handoff_stack: Sta
     assert "换个说法" in texts(s.say(lost, "zxcvb"))
     assert "转人工" in texts(s.say(lost, "dfghj"))
     assert _queued(texts(s.say(lost, "/affirm")))
-    assert "专属客服" in texts(s.say(vip, "火星上的土豆怎么种"))  # offered at once, no second miss needed
+    assert "专属客服" in texts(s.say(vip, "xcvbnm"))  # offered at once, no second miss needed
     assert "优先" in texts(s.say(vip, "/affirm"))
 
     reasons = {v: handoff_of(f"web-{v}") for v in (asked, complained, lost, vip)}

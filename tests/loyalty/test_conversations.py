@@ -104,7 +104,8 @@ def test_migration_0009_goes_down_and_up(engine: Engine) -> None:
     turn("o-9", "wechat", T0)
     _downgrade(engine, "-1")
     assert "conversations" not in inspect(engine).get_table_names()
-    migrate.upgrade(engine)
+    migrate.upgrade(engine, "0009")
     assert migrate.current(engine) == "0009"
+    migrate.upgrade(engine)
     columns = {c["name"] for c in inspect(engine).get_columns("conversations")}
     assert columns == set(Conversation.__table__.columns.keys())
