@@ -15,6 +15,7 @@ prediction without tracing a training step (bot/model_loading.py).
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping
 
@@ -32,9 +33,6 @@ ENVIRONMENT = {
     # idle threads spin: on 2 cores the encoder took 0.7-1 s a message instead of 30-50 ms once
     # scikit-learn was imported. Waiting threads that sleep give the cores back.
     "OMP_WAIT_POLICY": "passive",
-    # TensorFlow's C++ INFO and WARNING lines (no TensorRT, CPU instructions, graph notes) go
-    # straight to stderr as plain text, breaking JSON logs; its errors are still printed.
-    "TF_CPP_MIN_LOG_LEVEL": "2",
 }
 
 
@@ -46,6 +44,10 @@ def environment(base: Mapping[str, str]) -> dict[str, str]:
 def prepare() -> None:
     """In the Rasa process, before Rasa runs: no JAX, DIET and TED loaded for prediction only."""
     sys.modules.setdefault("jax", None)  # type: ignore[arg-type]  # ImportError on `import jax`
+    # Rasa sets this as it starts, before TensorFlow is imported; model_loading imports TensorFlow
+    # earlier, so it is set here too: TensorFlow's C++ info and warning lines (no TensorRT, CPU
+    # instructions) go straight to stderr as plain text and would break JSON logs. Errors still print.
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
     from bot import model_loading
 
     model_loading.install()
