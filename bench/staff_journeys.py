@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import insert, text
 
 from bench.core_ops import backend
+from bench.staff_dashboard import _times
 from loyalty import db
 from loyalty.conversations.models import Conversation
 from loyalty.members.models import Member
@@ -86,16 +87,6 @@ def seed(members: int, orders: int, conversations: int) -> None:
         for part in _chunks(convs):
             c.execute(insert(Conversation), part)
         c.execute(text("ANALYZE"))
-
-
-def _times(fn: Callable[[], Any], repeat: int) -> list[float]:
-    fn()
-    out = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return out
 
 
 def main(argv: list[str] | None = None) -> None:
