@@ -18,10 +18,22 @@ from dataclasses import dataclass
 import pytest
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port nobody listens on, never one this process was given before.
+
+    The kernel may hand the same ephemeral port out again as soon as the probe
+    socket closes, so two calls in a row could name one port for two servers.
+    """
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def missing(what: str, install: str) -> None:
