@@ -221,9 +221,15 @@ class WeChatInput(InputChannel):
         if inbound.accepted:
             # Keyed by the callback's identity too, so a retry that outlives the dedup store grants nothing twice.
             granted = await db.arun(outreach.record_subscription, inbound.openid, list(inbound.accepted),
-                                    key=f"wechat:{key}")
+                                    key=f"wechat:{key}", now=inbound.occurred_at)
             logger.info("wechat subscription credits openid=%s accepted=%d granted=%d",
                         mask(inbound.openid), len(inbound.accepted), granted)
+        if inbound.refused:
+            # Only credits granted before the shopper acted: a late retry cannot void a newer consent.
+            revoked = await db.arun(outreach.revoke_subscription, inbound.openid, list(inbound.refused),
+                                    inbound.occurred_at)
+            logger.info("wechat subscription refused openid=%s templates=%d revoked=%d",
+                        mask(inbound.openid), len(inbound.refused), revoked)
         if inbound.action != "bot":
             return None
         # Before the turn, so a shopper linked by UnionID is answered as the member at once.

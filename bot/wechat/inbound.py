@@ -13,6 +13,7 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Literal
 
 from wechatpy import events, messages
@@ -52,6 +53,10 @@ class Inbound:
     metadata: dict[str, Any] = field(default_factory=dict)
     # Subscription-message templates the shopper accepted (订阅通知 pop-up): one send credit each.
     accepted: tuple[str, ...] = ()
+    # Templates the shopper refused in WeChat's notification settings: their open credits are revoked.
+    refused: tuple[str, ...] = ()
+    # When WeChat says the shopper acted (CreateTime), for events whose order matters.
+    occurred_at: datetime | None = None
 
 
 def intent_message(intent: str, entities: Mapping[str, Any] | None = None) -> str:
@@ -145,7 +150,12 @@ def classify(
     event = str(message._data.get("Event", "")).lower()
     if raw_type == "event" and event == SUBSCRIBE_POPUP:
         # Not a conversation: no window opens and the assistant is not asked.
-        return Inbound("ignore", label=SUBSCRIBE_POPUP, accepted=accepted_templates(message._data), **base)
+        return Inbound("ignore", label=SUBSCRIBE_POPUP, accepted=accepted_templates(message._data),
+                       occurred_at=_created(message), **base)
+    if raw_type == "event" and event == SUBSCRIBE_CHANGE:
+        # The shopper turned templates off in WeChat's settings: their credits are void.
+        return Inbound("ignore", label=SUBSCRIBE_CHANGE, refused=templates_marked(message._data, "reject"),
+                       occurred_at=_created(message), **base)
     if isinstance(message, events.BaseEvent) or raw_type == "event":
         # unsubscribe, view, location reports, job notifications: nothing to say.
         return Inbound("ignore", label=str(message._data.get("Event", "event")).lower(), **base)
@@ -157,22 +167,38 @@ def classify(
 
 
 SUBSCRIBE_POPUP = "subscribe_msg_popup_event"
+SUBSCRIBE_CHANGE = "subscribe_msg_change_event"
+# WeChat's documented sample wraps a change event's list in the pop-up's element; read both names.
+_SUBSCRIBE_LISTS = ("SubscribeMsgPopupEvent", "SubscribeMsgChangeEvent")
+
+
+def templates_marked(data: Mapping[str, Any], status: str) -> tuple[str, ...]:
+    """The template ids marked ``status`` ("accept" or "reject") in a subscription event, once each, in order.
+
+    One item parses as a dict rather than a list; shapes WeChat does not send yield nothing."""
+    out: list[str] = []
+    for element in _SUBSCRIBE_LISTS:
+        wrapper = data.get(element)
+        items = wrapper.get("List") if isinstance(wrapper, Mapping) else None
+        for item in [items] if isinstance(items, Mapping) else items if isinstance(items, list) else []:
+            if not isinstance(item, Mapping):
+                continue
+            template, said = item.get("TemplateId"), item.get("SubscribeStatusString")
+            if isinstance(template, str) and template.strip() and said == status:
+                out.append(template.strip())
+    return tuple(dict.fromkeys(out))
 
 
 def accepted_templates(data: Mapping[str, Any]) -> tuple[str, ...]:
-    """The template ids marked ``accept`` in a subscription pop-up event (one item parses as a dict, not a list)."""
-    items = (data.get("SubscribeMsgPopupEvent") or {}).get("List") if isinstance(
-        data.get("SubscribeMsgPopupEvent"), Mapping) else None
-    if isinstance(items, Mapping):
-        items = [items]
-    out = []
-    for item in items if isinstance(items, list) else []:
-        if not isinstance(item, Mapping):
-            continue
-        template, status = item.get("TemplateId"), item.get("SubscribeStatusString")
-        if isinstance(template, str) and template.strip() and status == "accept":
-            out.append(template.strip())
-    return tuple(out)
+    """The template ids the shopper accepted in a subscription pop-up: one send credit each."""
+    return templates_marked(data, "accept")
+
+
+def _created(message: Any) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(int(message._data.get("CreateTime")), timezone.utc)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
 
 
 def _metadata(store_code: str | None, event: str | None) -> dict[str, Any]:

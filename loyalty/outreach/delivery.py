@@ -33,6 +33,8 @@ from loyalty.outreach.settings import from_env as outreach_settings
 from loyalty.sms.gateway import SmsError, SmsGateway
 
 log = logging.getLogger(__name__)
+# WeChat's answer to a subscription message the member refuses (they turned the template off).
+USER_REFUSES = "43101"
 
 
 @dataclass(frozen=True)
@@ -274,7 +276,10 @@ def advance(s: Session, done: tuple[int, Result] | None, next_id: int | None, no
         res = s.execute(update(OutreachSend).where(OutreachSend.id == send_id, OutreachSend.status == "sending")
                         .values(**values))
         if res.rowcount and not result.ok:
-            svc.restore_credit(s, send_id)
+            if result.errcode == USER_REFUSES:
+                svc.refused_send(s, send_id, now)
+            else:
+                svc.restore_credit(s, send_id)
     if next_id is None:
         return True
     res = s.execute(update(OutreachSend).where(OutreachSend.id == next_id, OutreachSend.status == "ready")

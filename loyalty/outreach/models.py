@@ -62,6 +62,8 @@ class SubscriptionCredit(Base):
     template_id: Mapped[str] = Column(String(64), nullable=False)
     granted_at: Mapped[datetime] = Column(UTCDateTime, default=utcnow, nullable=False)
     spent_at: Mapped[datetime | None] = Column(UTCDateTime, nullable=True)
+    # The member refused the template since (WeChat's settings, or WeChat answered 43101): never spent.
+    revoked_at: Mapped[datetime | None] = Column(UTCDateTime, nullable=True)
     send_id: Mapped[int | None] = Column(ForeignKey("outreach_sends.id"), unique=True, nullable=True)
     # The callback (and template) that granted it: WeChat retries a callback, a credit is granted once.
     grant_key: Mapped[str | None] = Column(String(200), unique=True, nullable=True)

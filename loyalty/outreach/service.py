@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -249,19 +249,55 @@ def record_subscription(s: Session, openid: str, accepted: list[str], *, key: st
     return sum(_grant(s, member.id, t, at, f"{key}:{t}"[:200])[1] for t in templates)
 
 
+# A credit WeChat would still honour: neither spent nor refused since.
+_OPEN = and_(SubscriptionCredit.spent_at.is_(None), SubscriptionCredit.revoked_at.is_(None))
+
+
+def revoke_subscription(s: Session, openid: str, refused: list[str], now: datetime | None = None) -> int:
+    """The shopper behind ``openid`` refused these templates in WeChat's settings at ``now``.
+
+    Their open credits granted until then are revoked (a credit granted later is a newer consent).
+    Returns how many (none for a shopper who is not a member). Replays revoke nothing more."""
+    member_id = identity_owner(s, "wechat", openid)
+    templates = [t for t in dict.fromkeys(refused) if t and len(t) <= TEMPLATE_ID_MAX]
+    if member_id is None or not templates:
+        return 0
+    at = now_or(now)
+    # WeChat's times have whole seconds: a consent stamped in the same second is not "after" the refusal.
+    res = s.execute(update(SubscriptionCredit).where(
+        SubscriptionCredit.member_id == member_id, SubscriptionCredit.template_id.in_(templates), _OPEN,
+        SubscriptionCredit.granted_at < at + timedelta(seconds=1)).values(revoked_at=at))
+    return int(res.rowcount or 0)
+
+
+def refused_send(s: Session, send_id: int, now: datetime) -> None:
+    """WeChat refused a subscription send because the member refuses the template (43101).
+
+    The send's credit and every other open credit of the member for that template are revoked:
+    WeChat would refuse them too, so keeping them would only fail again."""
+    row = s.execute(select(SubscriptionCredit.member_id, SubscriptionCredit.template_id)
+                    .where(SubscriptionCredit.send_id == send_id)).first()
+    if row is None:
+        return
+    s.execute(update(SubscriptionCredit).where(SubscriptionCredit.send_id == send_id).values(revoked_at=now))
+    s.execute(update(SubscriptionCredit).where(
+        SubscriptionCredit.member_id == row.member_id, SubscriptionCredit.template_id == row.template_id, _OPEN)
+        .values(revoked_at=now))
+
+
 def open_credits(s: Session, member_id: int, template_id: str) -> int:
     return int(s.execute(select(func.count()).where(
         SubscriptionCredit.member_id == member_id, SubscriptionCredit.template_id == template_id,
-        SubscriptionCredit.spent_at.is_(None))).scalar() or 0)
+        _OPEN)).scalar() or 0)
 
 
 def spend_credit(s: Session, member_id: int, template_id: str, send_id: int, now: datetime) -> bool:
     """Spend exactly one open credit for ``send_id`` (guarded update); False when there is none."""
     for cid in s.execute(select(SubscriptionCredit.id).where(
             SubscriptionCredit.member_id == member_id, SubscriptionCredit.template_id == template_id,
-            SubscriptionCredit.spent_at.is_(None)).order_by(SubscriptionCredit.id).limit(3)).scalars():
+            _OPEN).order_by(SubscriptionCredit.id).limit(3)).scalars():
         res = s.execute(update(SubscriptionCredit).where(SubscriptionCredit.id == cid,
-                                                         SubscriptionCredit.spent_at.is_(None))
+                                                         _OPEN)
                         .values(spent_at=now, send_id=send_id))
         if res.rowcount == 1:
             return True
@@ -274,7 +310,7 @@ def open_credit_ids(s: Session, member_ids: list[int], template_id: str) -> dict
     for i in range(0, len(member_ids), 900):
         for cid, mid in s.execute(select(SubscriptionCredit.id, SubscriptionCredit.member_id).where(
                 SubscriptionCredit.member_id.in_(member_ids[i:i + 900]), SubscriptionCredit.template_id == template_id,
-                SubscriptionCredit.spent_at.is_(None)).order_by(SubscriptionCredit.id)):
+                _OPEN).order_by(SubscriptionCredit.id)):
             out.setdefault(mid, []).append(cid)
     return out
 
@@ -282,7 +318,7 @@ def open_credit_ids(s: Session, member_ids: list[int], template_id: str) -> dict
 def spend_credit_id(s: Session, credit_id: int, send_id: int, now: datetime) -> bool:
     """Spend this credit for ``send_id`` unless it is spent already (a guarded update)."""
     res = s.execute(update(SubscriptionCredit).where(SubscriptionCredit.id == credit_id,
-                                                     SubscriptionCredit.spent_at.is_(None))
+                                                     _OPEN)
                     .values(spent_at=now, send_id=send_id))
     return res.rowcount == 1
 

@@ -121,21 +121,38 @@ def test_a_subscription_send_spends_exactly_one_credit_and_none_without(
                   .scalar()) == "wechat_no_window_no_credit"
 
 
-def test_a_refused_subscription_send_keeps_its_credit_and_records_the_errcode(
+def test_a_send_the_member_refuses_voids_their_credits_for_that_template_only(
         engine: Any, wechat: dict[str, Any], fake_api: FakeApi) -> None:
     mid = wechat_member("o-refused")
-    db.run(svc.grant_credit, mid, "SUB-MARKETING")
-    fake_api.fail_next(43101, path="message/subscribe/bizsend")  # the user refused the subscription
+    for template in ("SUB-MARKETING", "SUB-MARKETING", "SUB-BIRTHDAY"):
+        db.run(svc.grant_credit, mid, template)
+    fake_api.fail_next(43101, path="message/subscribe/bizsend")  # the user refuses this template
     run("welcome", DAY + timedelta(hours=1), {"wechat": wechat["wechat"]})
     send = db.run(lambda s: s.execute(select(OutreachSend)).scalar_one())
     assert (send.status, send.errcode) == ("failed", "43101")
-    assert db.run(svc.open_credits, mid, "SUB-MARKETING") == 1
+    # WeChat would refuse the other credit of that template too; the other template's stays.
+    assert _credits(mid) == {"SUB-BIRTHDAY": 1}
+    revoked = db.run(lambda s: list(s.execute(select(SubscriptionCredit.send_id).where(
+        SubscriptionCredit.revoked_at.is_not(None)).order_by(SubscriptionCredit.id)).scalars()))
+    assert revoked == [send.id, None]  # the attempt stays linked to its send
+
+
+def test_a_send_wechat_fails_for_another_reason_keeps_its_credit(
+        engine: Any, wechat: dict[str, Any], fake_api: FakeApi) -> None:
+    mid = wechat_member("o-busy")
+    db.run(svc.grant_credit, mid, "SUB-MARKETING")
+    fake_api.fail_next(45009, path="message/subscribe/bizsend")  # the API's daily limit, not the member
+    run("welcome", DAY + timedelta(hours=1), {"wechat": wechat["wechat"]})
+    send = db.run(lambda s: s.execute(select(OutreachSend)).scalar_one())
+    assert (send.status, send.errcode) == ("failed", "45009")
+    assert _credits(mid) == {"SUB-MARKETING": 1}
 
 
 def _credits(mid: int) -> dict[str, int]:
     rows = db.run(lambda s: list(s.execute(select(SubscriptionCredit.template_id, func.count())
                                            .where(SubscriptionCredit.member_id == mid,
-                                                  SubscriptionCredit.spent_at.is_(None))
+                                                  SubscriptionCredit.spent_at.is_(None),
+                                                  SubscriptionCredit.revoked_at.is_(None))
                                            .group_by(SubscriptionCredit.template_id))), readonly=True)
     return dict(rows)
 
@@ -171,4 +188,34 @@ def test_the_subscription_popup_callback_grants_one_credit_per_accepted_template
         while delivery.deliver_due("w", {"wechat": wechat["wechat"]}, now=at, cfg=CFG).sent:
             pass
     assert [n["kind"] for n in notices(fake_api, openid)] == ["subscribe", "subscribe"]
+    assert _credits(mid) == {"SUB-BIRTHDAY": 1}
+
+
+def test_turning_a_template_off_in_wechat_voids_the_credits_granted_before_it(
+        engine: Any, make_channel: Any, wechat: dict[str, Any], fake_api: FakeApi) -> None:
+    openid, stranger = new_openid(), new_openid()
+    mid = wechat_member(openid)
+    ch = make_channel()
+    created = int(_time.time())
+    ch.send(ch.side.subscribe_popup(openid, [("SUB-MARKETING", "accept"), ("SUB-BIRTHDAY", "accept")],
+                                    create_time=created - 60))
+    ch.send(ch.side.subscribe_popup(openid, [("SUB-MARKETING", "accept")], create_time=created - 30))
+    assert _credits(mid) == {"SUB-MARKETING": 2, "SUB-BIRTHDAY": 1}
+    change = ch.side.subscribe_change(openid, ["SUB-MARKETING"], create_time=created)
+    assert ch.send(change, aes=True).raw == "success"
+    assert _credits(mid) == {"SUB-BIRTHDAY": 1}
+    assert ch.send(ch.side.subscribe_change(stranger, ["SUB-BIRTHDAY"])).raw == "success"  # not a member
+    assert ch.assistant.calls == []  # settings are not a conversation
+    # A later consent counts again; the change event retried after it (another process, dedup forgotten)
+    # voids nothing granted after the shopper acted.
+    ch.send(ch.side.subscribe_popup(openid, [("SUB-MARKETING", "accept")], create_time=created + 5))
+    assert make_channel(store=MemoryStore()).send(change, aes=False).raw == "success"
+    assert _credits(mid) == {"SUB-MARKETING": 1, "SUB-BIRTHDAY": 1}
+    # Nothing is sent on a revoked credit: one broadcast, one subscription message on the new credit.
+    at = DAY + timedelta(days=7)
+    db.run(svc.create_broadcast, "B-after", {}, "新品到店", "New in store", at, actor="ops")
+    db.run(svc.plan_all, at, replace(CFG, journeys=()))
+    while delivery.deliver_due("w", {"wechat": wechat["wechat"]}, now=at, cfg=CFG).sent:
+        pass
+    assert [n["kind"] for n in notices(fake_api, openid)] == ["subscribe"]
     assert _credits(mid) == {"SUB-BIRTHDAY": 1}

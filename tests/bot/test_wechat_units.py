@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import time
+from datetime import datetime, timezone
 
 import pytest
 import xmltodict
@@ -204,3 +206,23 @@ def test_a_subscription_popup_is_classified_with_its_accepted_templates_only() -
                  "<SubscribeStatusString>accept</SubscribeStatusString></List></SubscribeMsgPopupEvent>"):
         odd = side.event("o1", "subscribe_msg_popup_event").replace("</xml>", body + "</xml>")
         assert classify(parse_message(odd), {}).accepted == ()
+
+
+def test_a_subscription_change_is_classified_with_its_refused_templates_and_when() -> None:
+    side = WeChatSide(TOKEN, APP_ID)
+    for element in ("SubscribeMsgPopupEvent", "SubscribeMsgChangeEvent"):  # WeChat's sample uses the first
+        xml = side.subscribe_change("o1", ["T-A", "T-B", "T-A"], create_time=1_700_000_000, element=element)
+        inbound = classify(parse_message(xml), {})
+        assert (inbound.action, inbound.window, inbound.accepted, inbound.refused) == (
+            "ignore", None, (), ("T-A", "T-B"))
+        assert inbound.occurred_at == datetime(2023, 11, 14, 22, 13, 20, tzinfo=timezone.utc)
+    assert classify(parse_message(side.subscribe_change("o1", ["T-A"])), {}).refused == ("T-A",)
+    # A pop-up's "reject" refuses nothing: it only declines a new credit.
+    assert classify(parse_message(side.subscribe_popup("o1", [("T-A", "reject")])), {}).refused == ()
+    # Odd shapes and a malformed time must not break the channel.
+    odd = side.event("o1", "subscribe_msg_change_event").replace(
+        "</xml>", "<SubscribeMsgChangeEvent>x</SubscribeMsgChangeEvent></xml>")
+    assert classify(parse_message(odd), {}).refused == ()
+    bad_time = re.sub(r"<CreateTime>\d+</CreateTime>", "<CreateTime>soon</CreateTime>",
+                      side.subscribe_change("o1", ["T-A"]))
+    assert classify(parse_message(bad_time), {}).occurred_at is None

@@ -492,3 +492,19 @@ def test_migration_0008_gives_existing_members_chinese(engine: Any) -> None:
     migrate.upgrade(engine)  # and on to the newest, which the model classes describe
     old = db.run(lambda s: s.execute(select(Member).where(Member.phone == "13900000008")).scalar_one())
     assert old.language == "zh" and svc.language_of(old) == "zh"
+
+
+def test_migration_0010_keeps_earlier_credits_open(engine: Any) -> None:
+    from sqlalchemy import inspect
+
+    from loyalty import migrate
+    from tests.loyalty.test_handoff import _downgrade
+
+    mid = join(now=DAY)
+    db.run(svc.grant_credit, mid, "SUB-MARKETING", DAY)
+    _downgrade(engine, "0009")
+    assert "revoked_at" not in {c["name"] for c in inspect(engine).get_columns("subscription_credits")}
+    migrate.upgrade(engine, "0010")
+    assert migrate.current(engine) == "0010"
+    migrate.upgrade(engine)
+    assert db.run(svc.open_credits, mid, "SUB-MARKETING") == 1

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import pytest
 
-
 _handed_out: set[int] = set()
 
 

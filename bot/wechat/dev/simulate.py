@@ -91,13 +91,28 @@ class WeChatSide:
         self, openid: str, choices: list[tuple[str, str]], *, create_time: int | None = None
     ) -> str:
         """The shopper's answers in a subscription-message pop-up: (template id, "accept" | "reject")."""
+        return self._subscription_event(openid, "subscribe_msg_popup_event", "SubscribeMsgPopupEvent",
+                                        choices, "<PopupScene>2</PopupScene>", create_time)
+
+    def subscribe_change(
+        self, openid: str, refused: list[str], *, create_time: int | None = None,
+        element: str = "SubscribeMsgPopupEvent",
+    ) -> str:
+        """The shopper turned these templates off in WeChat's notification settings (only refusals are sent).
+
+        WeChat's documented sample wraps the list in ``SubscribeMsgPopupEvent``; ``element`` plays the other name."""
+        return self._subscription_event(openid, "subscribe_msg_change_event", element,
+                                        [(t, "reject") for t in refused], "", create_time)
+
+    def _subscription_event(self, openid: str, event: str, element: str, choices: list[tuple[str, str]],
+                            extra: str, create_time: int | None) -> str:
         items = "".join(
             f"<List><TemplateId>{cdata(template)}</TemplateId>"
-            f"<SubscribeStatusString>{cdata(status)}</SubscribeStatusString><PopupScene>2</PopupScene></List>"
+            f"<SubscribeStatusString>{cdata(status)}</SubscribeStatusString>{extra}</List>"
             for template, status in choices
         )
-        xml = self._xml(openid, "event", {"Event": "subscribe_msg_popup_event"}, create_time)
-        return xml.replace("</xml>", f"<SubscribeMsgPopupEvent>{items}</SubscribeMsgPopupEvent></xml>")
+        xml = self._xml(openid, "event", {"Event": event}, create_time)
+        return xml.replace("</xml>", f"<{element}>{items}</{element}></xml>")
 
     def media(self, openid: str, msg_type: str, *, msg_id: int | None = None) -> str:
         """A message the assistant cannot read: image, voice, location, video."""
