@@ -76,9 +76,36 @@ async def core(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 
 async def current_member(tracker: Tracker) -> MemberCard | None:
-    """The active member behind this conversation, or None."""
+    """The active member behind this conversation, or None.
+
+    A member who has come to chat in another language is remembered in it (outreach writes in it)."""
     channel, address = identity(tracker)
-    return await db.arun(membership.by_identity, channel, address, readonly=True)
+    card = await db.arun(membership.by_identity, channel, address, readonly=True)
+    said = spoken_language(tracker)
+    if card is not None and said is not None and said != card.language:
+        try:
+            await db.arun(members.set_language, card.id, said)
+        except LoyaltyError as exc:  # never worth failing the shopper's request over
+            log.warning("member language not updated: %s", exc.code)
+    return card
+
+
+def spoken_language(tracker: Tracker, settle: int = 2) -> str | None:
+    """The language of the shopper's last ``settle`` messages that told one, when they agree.
+
+    Messages that tell nothing ("ok", a code, an emoji) are skipped; one English word in a
+    Chinese conversation is not enough to switch a member's language."""
+    told: list[str] = []
+    for event in reversed(tracker.events):
+        if event.get("event") != "user":
+            continue
+        entities = (event.get("parse_data") or {}).get("entities") or []
+        value = next((e.get("value") for e in entities if e.get("entity") == "language"), None)
+        if value in members.LANGUAGES:
+            told.append(str(value))
+            if len(told) == settle:
+                break
+    return told[0] if len(told) == settle and len(set(told)) == 1 else None
 
 
 def message_key(tracker: Tracker) -> str:

@@ -55,6 +55,7 @@ class MemberCard:
     store_code: str | None
     joined_at: datetime
     marketing_opt_in: bool
+    language: str = "zh"  # the language the member chats in; outreach writes in it
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ def card(s: Session, member_id: int) -> MemberCard:
     # Live lots, like points.summary: a lot past its expiry is gone even before the job runs.
     return MemberCard(
         m.id, m.name, mask_phone(m.phone), m.tier, t.name_zh, t.name_en, points.live_balance(s, m.id),
-        m.referral_code, m.store.code if m.store else None, m.created_at, m.marketing_opt_in,
+        m.referral_code, m.store.code if m.store else None, m.created_at, m.marketing_opt_in, m.language,
     )
 
 

@@ -154,3 +154,23 @@ def test_opt_out_and_close_account(shop):
 def test_referral_info(shop):
     m = run(ActionReferralInfo()).message("utter_referral_info_join")
     assert m["code"] == shop["referral_code"] and m["referrer_points"] == 200
+
+
+def _language(member_id: int) -> str:
+    return db.run(lambda s: s.get(Member, member_id).language, readonly=True)
+
+
+def test_a_member_who_keeps_chatting_in_english_is_remembered_in_english(shop):
+    en, zh = [{"entity": "language", "value": "en"}], [{"entity": "language", "value": "zh"}]
+    mid = shop["member_id"]
+    assert _language(mid) == "zh"
+    # One English message in a Chinese conversation ("thanks") is not enough.
+    run(ActionMemberCard(), earlier=[zh], entities=en)
+    assert _language(mid) == "zh"
+    # Two in a row, with an "ok" between them that tells nothing: English from now on.
+    r = run(ActionMemberCard(), earlier=[en, []], entities=en, slots={"language": "en"})
+    assert r.responses == ["utter_member_card"] and _language(mid) == "en"
+    run(ActionMemberCard(), earlier=[zh], entities=zh)
+    assert _language(mid) == "zh"
+    # A visitor who is not a member: nothing to remember, nothing breaks.
+    assert run(ActionMemberCard(), sender="web-new", earlier=[en], entities=en).responses == ["utter_offer_join"]
