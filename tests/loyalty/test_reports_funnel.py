@@ -36,6 +36,12 @@ def funnel_fixture() -> dict[str, int]:
 
     f["c"] = db.run(add)
     f["m4"] = join(T0 + 2 * DAY, store_code="RC3", channel="webchat", external_id="v-4")
+    funnel_visits()
+    return f
+
+
+def funnel_visits() -> None:
+    """The visits of :func:`funnel_fixture` (at RA1 and RB2, over test_reports' fixture)."""
     _visit("RA1", "wechat", "o-1", 1, follow=True)  # m1 follows through RA1's code...
     _visit("RA1", "wechat", "o-1", 2, days=1)  # ...and scans it again the next day
     _visit("RA1", "wechat", "o-7", 1, days=1)  # a follower who scans and does not join
@@ -43,7 +49,6 @@ def funnel_fixture() -> dict[str, int]:
     _visit("RA1", "webchat", "v-8", 1, days=2)  # someone else does and does not join
     _visit("RA1", "wechat", "o-9", 1, follow=True, days=20)  # after the range
     _visit("RB2", "wechat", "o-3", 1, follow=True, days=1)  # m3
-    return f
 
 
 # By hand, in [T0 - 1 day, T0 + 10 days):
