@@ -18,6 +18,7 @@ from actions.common import (
     current_member,
     identity,
     lang,
+    message_key,
     phone_or_retry,
     pick,
     tier_name,
@@ -34,6 +35,7 @@ from loyalty.membership import service as membership
 from loyalty.membership.service import MemberCard
 from loyalty.referrals import service as referrals
 from loyalty.segments import job as segments_job
+from loyalty.visits import service as visits
 
 log = logging.getLogger(__name__)
 SKIP = "__skip__"
@@ -92,7 +94,8 @@ class ActionStoreWelcome(Action):
         return "action_store_welcome"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
-        code = next(tracker.get_latest_entity_values("store_code"), None) or tracker.get_slot("store_code")
+        scanned = next(tracker.get_latest_entity_values("store_code"), None)
+        code = scanned or tracker.get_slot("store_code")
         try:
             member = await current_member(tracker)
             store = None
@@ -105,6 +108,8 @@ class ActionStoreWelcome(Action):
             unavailable(dispatcher)
             return [FollowupAction("action_listen")]
         if store is not None:
+            if scanned:  # this message came through the store's code or link (not a store remembered before)
+                await self._record(tracker, store.code)
             name = pick(tracker, store.name_zh, store.name_en)
             if member:
                 dispatcher.utter_message(response="utter_store_welcome_member", store_name=name, points=member.points)
@@ -119,6 +124,17 @@ class ActionStoreWelcome(Action):
             SlotSet("store_code", store.code if store else None),
             SlotSet("requested_after_join", None),
         ]
+
+    @staticmethod
+    async def _record(tracker: Tracker, code: str) -> None:
+        """Count the visit for the store's QR funnel, once per message; an outage costs the count, not the welcome."""
+        channel, address = identity(tracker)
+        first = next(tracker.get_latest_entity_values("first_follow"), None)
+        try:
+            await core(visits.record_visit, code, channel, address, first_follow=first in (True, "true", "True"),
+                       key=message_key(tracker))
+        except LoyaltyError:
+            log.warning("store visit not recorded (store %s, channel %s)", code, channel)
 
 
 class ValidateJoinForm(FormValidationAction):

@@ -20,7 +20,8 @@ import loyalty.outreach.models
 import loyalty.points.models
 import loyalty.referrals.models
 import loyalty.staff.models
-import loyalty.tiers.models  # noqa: F401
+import loyalty.tiers.models
+import loyalty.visits.models  # noqa: F401
 from loyalty.db import Base
 
 metadata = Base.metadata

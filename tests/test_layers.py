@@ -17,6 +17,7 @@ LOYALTY_RANKS = [
     {"loyalty.catalogue", "loyalty.apikeys", "loyalty.sms", "loyalty.nlu_review"},
     {"loyalty.members"},
     {"loyalty.identity"},
+    {"loyalty.visits"},
     {"loyalty.points"},
     {"loyalty.tiers"},
     {"loyalty.coupons", "loyalty.referrals"},

@@ -156,6 +156,8 @@ def table_rows(figure: str, data: dict[str, Any]) -> list[dict[str, Any]]:
         return bot_rows(data["bot"])
     if figure == "not_understood":
         return list(data["bot"]["not_understood"])
+    if figure == "qr_funnel":
+        return list(data["qr_funnel"])
     if figure == "active_members":
         return [{"figure": "active_members", "value": data["active_members"]}]
     if figure not in ("new_members", "segments", "sales_by_tier", "coupons", "conversations"):

@@ -21,6 +21,7 @@ from loyalty.members.models import ChannelIdentity, Member
 from loyalty.members.service import check_identity, check_language, identity_owner, mask_phone, normalize_phone
 from loyalty.points import service as points
 from loyalty.referrals import service as referrals
+from loyalty.visits import service as visits
 
 # The look-ups of signup and of the bot's first question, built once.
 _BY_PHONE = select(Member.id).where(Member.phone == bindparam("phone"))
@@ -216,6 +217,9 @@ def close_account(s: Session, member_id: int, *, actor: str, now: datetime | Non
     if left:
         points.debit(s, member_id, left, kind="close", at=at, reason="account closed")
     coupons.void_member_coupons(s, member_id)
+    for channel, address in s.execute(select(ChannelIdentity.channel, ChannelIdentity.external_id)
+                                      .where(ChannelIdentity.member_id == member_id)).all():
+        visits.forget_visitor(s, channel, address)  # their QR visits, before and after joining
     s.execute(delete(ChannelIdentity).where(ChannelIdentity.member_id == member_id))
     identity.forget_member(s, member_id)
     s.refresh(m)

@@ -24,6 +24,7 @@ from loyalty.members.models import Member, MemberSegment
 from loyalty.nlu_review.models import ReviewMessage
 from loyalty.orders.models import Order
 from loyalty.points.models import LedgerEntry, PointsLot
+from loyalty.reports import funnel
 
 DEFINITIONS: dict[str, tuple[str, str]] = {
     "new_members": ("所选时段内入会的会员数，按入会门店与渠道分组。",
@@ -282,6 +283,7 @@ def dashboard(s: Session, sc: Scope, now: datetime) -> dict[str, Any]:
     return {
         "new_members": new_members(s, sc), "active_members": active_members(s, sc), "segments": segments(s, sc),
         "sales_by_tier": sales_by_tier(s, sc), "points": points(s, sc, now), "coupons": coupons(s, sc),
-        "conversations": convs, "bot": bot(s, sc, convs=convs), "definitions": DEFINITIONS,
+        "conversations": convs, "bot": bot(s, sc, convs=convs), "qr_funnel": funnel.qr_funnel(s, sc),
+        "definitions": {**DEFINITIONS, **funnel.DEFINITIONS},
         "as_of": now.isoformat(),
     }

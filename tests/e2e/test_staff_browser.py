@@ -15,6 +15,7 @@ from loyalty.staff import service as staff
 from tests.e2e.staff_kit import PW, SHOTS, login, staff_app
 from tests.loyalty.corekit import T0, counts
 from tests.loyalty.test_reports import DAY, _fixture
+from tests.loyalty.test_reports_funnel import RA1, RB2, funnel_visits
 from tests.support.browser import chromium
 
 pytestmark = pytest.mark.browser
@@ -24,6 +25,7 @@ pytestmark = pytest.mark.browser
 def base(sqlite_engine: Engine, tmp_path: Any) -> Iterator[str]:
     with staff_app(tmp_path, "staff_browser") as url:
         _fixture()
+        funnel_visits()
         db.run(review.record, text="你们几点关门", sender_id="web-1", channel="webchat", reason="fallback",
                intent="ask_hours", confidence=0.31, language="zh", now=T0)
         db.run(staff.create_staff, "mkt", PW, role="marketing", display_name="市场部")
@@ -52,6 +54,17 @@ def _drawn(page: Any, name: str, labels: int) -> None:
                            f" return c && c.data.labels.length === {labels}; }}")
 
 
+def _cells(row: dict[str, Any]) -> list[str]:
+    """A row as the page's table shows it: JavaScript writes 1.0 as "1", None as "–"."""
+    return ["–" if v is None else str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
+            for v in row.values()]
+
+
+def _funnel_rows(page: Any) -> list[list[str]]:
+    return page.eval_on_selector_all("#figure-qr_funnel tbody tr",
+                                     "trs => trs.map(tr => [...tr.cells].map(td => td.textContent))")
+
+
 def test_marketing_reads_filters_and_runs_campaigns(base: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     with chromium() as browser:
@@ -63,6 +76,11 @@ def test_marketing_reads_filters_and_runs_campaigns(base: str) -> None:
         # One member joined on the first day, two on the second (the hand fixture).
         assert _chart_values(page, "new_members") == [1, 2]
         assert "所选时段内入会的会员数" in page.inner_text("#figure-new_members .definition")
+        # The QR funnel: the hand-computed rows in the table, visitors in the chart, its definition beside.
+        assert _funnel_rows(page) == [_cells(RA1), _cells(RB2)]
+        assert _chart_values(page, "qr_funnel") == [RA1["visitors"], RB2["visitors"]]
+        assert "关注率＝关注／扫码" in page.inner_text("#figure-qr_funnel .definition")
+        assert page.get_attribute("#figure-qr_funnel a.csv", "href").startswith("api/dashboard/qr_funnel.csv?")
         page.screenshot(path=str(SHOTS / "dashboard.png"))
         page.select_option("#filters select[name=store]", "RB2")
         page.click("#filters button[type=submit]")
@@ -112,6 +130,7 @@ def test_a_store_manager_sees_only_their_store(base: str) -> None:
         _drawn(page, "new_members", 2)
         assert page.eval_on_selector_all("#filters select[name=store] option", "os => os.map(o => o.value)") == ["RA1"]
         assert _chart_values(page, "new_members") == [1, 1]
+        assert _funnel_rows(page) == [_cells(RA1)]
         assert page.is_hidden("#tabs button[data-view=campaigns]")
         page.screenshot(path=str(SHOTS / "dashboard_store_manager_tablet.png"))
         # Asking the JSON endpoint directly for another store, with the page's own session.

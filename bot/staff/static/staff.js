@@ -42,6 +42,11 @@
       p_skips: "Skipped (rule)", p_held: "Quiet hours: held until", p_message: "Message preview",
       conv_t: "Treatment conversion", conv_c: "Control conversion", saved: "Created" },
   };
+  // The QR funnel's labels (kept apart from the table above so the figure stays in one place).
+  Object.assign(T.zh, { f_qr_funnel: "门店二维码漏斗（到店访客 → 关注／打开网页 → 入会）", visitors: "访客",
+    scans: "扫码", follows: "关注", page_opens: "网页打开", signups: "入会" });
+  Object.assign(T.en, { f_qr_funnel: "Store QR funnel (visitors → follows / page opens → signups)",
+    visitors: "Visitors", scans: "Scans", follows: "Follows", page_opens: "Page opens", signups: "Signups" });
   let lang = localStorage.getItem("staff-lang") || "zh";
   let me = null;
   const charts = {};
@@ -119,6 +124,14 @@
     return tb;
   }
 
+  // The QR funnel: per store, visitors, follows, page opens and signups side by side; rows as qr_funnel.csv.
+  function funnelFigure(d) {
+    const rows = d.qr_funnel || [];
+    const steps = ["visitors", "follows", "page_opens", "signups"];
+    return { rows, chart: ["bar", rows.map((r) => r.store), ...steps.map((k) => rows.map((r) => r[k]))],
+      labels: steps.map(t), def: "qr_funnel" };
+  }
+
   // Each figure: its rows (the same as the CSV), and what the chart draws from them.
   function figureRows(d) {
     const byDay = {};
@@ -128,6 +141,7 @@
     d.conversations.forEach((r) => { const x = convDays[r.day] || [0, 0]; x[0] += r.contained; x[1] += r.handed_off; convDays[r.day] = x; });
     return {
       new_members: { rows: d.new_members, chart: ["bar", Object.keys(byDay), Object.values(byDay)], def: "new_members" },
+      qr_funnel: funnelFigure(d),
       active_members: { rows: [{ figure: "active_members", value: d.active_members }], def: "active_members" },
       segments: { rows: d.segments, chart: ["bar", d.segments.map((r) => r.lifecycle + "/" + r.segment), d.segments.map((r) => r.members)], def: "segments" },
       sales_by_tier: { rows: d.sales_by_tier, chart: ["bar", d.sales_by_tier.map((r) => r.tier), d.sales_by_tier.map((r) => r.aov_fen / 100)], def: "sales_by_tier" },
