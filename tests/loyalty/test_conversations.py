@@ -102,7 +102,7 @@ def test_migration_0009_goes_down_and_up(engine: Engine) -> None:
     from tests.loyalty.test_handoff import _downgrade
 
     turn("o-9", "wechat", T0)
-    _downgrade(engine, "-1")
+    _downgrade(engine, "0008")
     assert "conversations" not in inspect(engine).get_table_names()
     migrate.upgrade(engine, "0009")
     assert migrate.current(engine) == "0009"
