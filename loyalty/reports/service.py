@@ -24,6 +24,7 @@ from loyalty.members.models import Member, MemberSegment
 from loyalty.nlu_review.models import ReviewMessage
 from loyalty.orders.models import Order
 from loyalty.points.models import LedgerEntry, PointsLot
+from loyalty.reports import segments as segment_moves
 
 DEFINITIONS: dict[str, tuple[str, str]] = {
     "new_members": ("所选时段内入会的会员数，按入会门店与渠道分组。",
@@ -283,5 +284,6 @@ def dashboard(s: Session, sc: Scope, now: datetime) -> dict[str, Any]:
         "new_members": new_members(s, sc), "active_members": active_members(s, sc), "segments": segments(s, sc),
         "sales_by_tier": sales_by_tier(s, sc), "points": points(s, sc, now), "coupons": coupons(s, sc),
         "conversations": convs, "bot": bot(s, sc, convs=convs), "definitions": DEFINITIONS,
+        "segment_moves": segment_moves.moves(s, sc),
         "as_of": now.isoformat(),
     }
