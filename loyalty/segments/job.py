@@ -166,12 +166,9 @@ def _insert_moves(s: Session, rows: list[dict[str, Any]]) -> int:
     if not rows:
         return 0
     ins = pg_insert if s.bind.dialect.name == "postgresql" else sqlite_insert  # type: ignore[union-attr]
-    added = 0
-    for i in range(0, len(rows), 1000):
-        stmt = ins(SegmentMove).values(rows[i:i + 1000]).on_conflict_do_nothing(
-            index_elements=["member_id", "dimension", "run_at"])
-        added += s.execute(stmt).rowcount or 0
-    return added
+    stmt = ins(SegmentMove).on_conflict_do_nothing(index_elements=["member_id", "dimension", "run_at"])
+    # One statement, many parameter sets: compiled once (a multi-row VALUES per chunk compiles each time).
+    return s.execute(stmt, rows).rowcount or 0
 
 
 def _fill(row: MemberSegment, p: Profile, as_of: datetime) -> None:
