@@ -203,7 +203,7 @@
       el("th", {}, from ? name[from] : tm("none")), ...codes.map((to) => {
         const n = cell[from + ">" + to] || 0;
         return el("td", { class: `num shade-${n ? 1 + Math.min(3, Math.floor((4 * n) / (top + 1))) : 0}`,
-          "data-from": from, "data-to": to }, from === to ? "" : n);
+          "data-from": from, "data-to": to }, n || "");  // blank: no move, so the moves stand out
       })))));
     return tb;
   }
@@ -217,7 +217,7 @@
       const card = el("div", { class: "card figure", id: "figure-" + name },
         el("h3", {}, tm(name)), el("p", { class: "definition" }, d.segment_moves.definition[lang === "zh" ? 0 : 1]));
       const chart = draw(name, ["bar", part.segments.map((r) => (lang === "zh" ? r.name_zh : r.name_en)),
-        part.segments.map((r) => r.first), part.segments.map((r) => r.moved_in), part.segments.map((r) => -r.moved_out)],
+        part.segments.map((r) => r.first), part.segments.map((r) => r.moved_in), part.segments.map((r) => (r.moved_out ? -r.moved_out : 0))],
         [tm("first"), tm("moved_in"), tm("moved_out")], true);
       if (chart) card.append(chart);
       card.append(el("div", { class: "scroll" }, table(part.segments)),  // the same rows as the CSV
