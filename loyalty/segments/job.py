@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -125,19 +125,15 @@ def recompute_all(s: Session, *, now: datetime | None = None, rules: Rules | Non
     """Score every active member as of ``now`` and store the results (one transaction)."""
     as_of = now_or(now)
     result = profiles(activities(s), as_of, rules or rules_from_settings())
-    existing = {r.member_id: r for r in s.execute(select(MemberSegment)).scalars()}
+    existing: dict[int, tuple[str, str]] = {int(m): (lc, sg) for m, lc, sg in s.execute(
+        select(MemberSegment.member_id, MemberSegment.lifecycle, MemberSegment.segment))}
     keep = {p.member_id for p in result}
     stale = [mid for mid in existing if mid not in keep]
     if stale:
         s.execute(delete(MemberSegment).where(MemberSegment.member_id.in_(stale)))
     # Compared against the rows already read: no query per member.
     moves = _moves(existing, result, as_of)
-    for p in result:
-        row = existing.get(p.member_id)
-        if row is None:
-            row = MemberSegment(member_id=p.member_id)
-            s.add(row)
-        _fill(row, p, as_of)
+    _store(s, existing, result, as_of)
     run = SegmentRun(
         as_of=as_of, members=len(result),
         by_segment=dict(sorted(Counter(p.segment for p in result).items())),
@@ -148,13 +144,30 @@ def recompute_all(s: Session, *, now: datetime | None = None, rules: Rules | Non
     return run
 
 
-def _moves(existing: dict[int, MemberSegment], result: list[Profile], as_of: datetime) -> list[dict[str, Any]]:
+def _store(s: Session, existing: dict[int, tuple[str, str]], result: list[Profile], as_of: datetime) -> None:
+    """Insert the rows of members scored for the first time, update the others': one executemany each."""
+    new, old = [], []
+    for p in result:
+        row = {"recency": p.recency, "frequency": p.frequency, "monetary": p.monetary, "segment": p.segment,
+               "lifecycle": p.lifecycle, "tags": list(p.tags), "as_of": as_of}
+        if p.member_id in existing:
+            old.append({**row, "mid": p.member_id})
+        else:
+            new.append({**row, "member_id": p.member_id})
+    if new:
+        s.execute(insert(MemberSegment), new)
+    if old:
+        t = MemberSegment.__table__  # every key but "mid" names a column to set
+        s.execute(update(t).where(t.c.member_id == bindparam("mid")), old)
+
+
+def _moves(existing: dict[int, tuple[str, str]], result: list[Profile], as_of: datetime) -> list[dict[str, Any]]:
     """The movement rows of one run: every stage or segment that differs from the stored one."""
     out = []
     for p in result:
         old = existing.get(p.member_id)
-        for dimension, before, after in (("lifecycle", old.lifecycle if old else None, p.lifecycle),
-                                         ("rfm", old.segment if old else None, p.segment)):
+        for dimension, before, after in (("lifecycle", old[0] if old else None, p.lifecycle),
+                                         ("rfm", old[1] if old else None, p.segment)):
             if before != after:
                 out.append({"member_id": p.member_id, "dimension": dimension, "from_value": before,
                             "to_value": after, "run_at": as_of})
@@ -169,11 +182,6 @@ def _insert_moves(s: Session, rows: list[dict[str, Any]]) -> int:
     stmt = ins(SegmentMove).on_conflict_do_nothing(index_elements=["member_id", "dimension", "run_at"])
     # One statement, many parameter sets: compiled once (a multi-row VALUES per chunk compiles each time).
     return s.execute(stmt, rows).rowcount or 0
-
-
-def _fill(row: MemberSegment, p: Profile, as_of: datetime) -> None:
-    row.recency, row.frequency, row.monetary = p.recency, p.frequency, p.monetary
-    row.segment, row.lifecycle, row.tags, row.as_of = p.segment, p.lifecycle, list(p.tags), as_of
 
 
 def member_segment(s: Session, member_id: int) -> SegmentView | None:
