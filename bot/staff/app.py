@@ -148,8 +148,23 @@ def bot_rows(b: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+SEGMENT_MOVE_FIGURES = {f"segment_moves_{d}{m}": (d, m) for d in ("lifecycle", "rfm") for m in ("", "_matrix")}
+
+
+def segment_move_rows(figure: str, data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Segment moves per dimension: per segment (first, moved in, moved out, net), or the from→to matrix
+    (from empty: first assignment)."""
+    dimension, matrix = SEGMENT_MOVE_FIGURES[figure]
+    part = data["segment_moves"][dimension]
+    if matrix:
+        return [{"from": c["from"] or "", "to": c["to"], "members": c["members"]} for c in part["matrix"]]
+    return list(part["segments"])
+
+
 def table_rows(figure: str, data: dict[str, Any]) -> list[dict[str, Any]]:
     """The rows of one figure's table (what the page shows under its chart and the CSV holds)."""
+    if figure in SEGMENT_MOVE_FIGURES:
+        return segment_move_rows(figure, data)
     if figure == "points":
         return [{"figure": k, "value": v} for k, v in data["points"].items()]
     if figure == "bot":

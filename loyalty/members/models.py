@@ -81,3 +81,24 @@ class MemberSegment(Base):
     lifecycle: Mapped[str] = Column(String(20), nullable=False)
     tags: Mapped[list] = Column(JSON, default=list, nullable=False)
     as_of: Mapped[datetime] = Column(UTCDateTime, nullable=False)
+
+
+class SegmentMove(Base):
+    """One change of a member's lifecycle stage or RFM segment by a segment run (append-only).
+
+    ``from_value`` is NULL for the member's first assignment. A run is known
+    by its ``as_of``: the same run done again (a retry) adds no second row.
+    """
+
+    __tablename__ = "segment_moves"
+    __table_args__ = (
+        UniqueConstraint("member_id", "dimension", "run_at"),
+        CheckConstraint("dimension IN ('lifecycle', 'rfm')", name="known_dimension"),
+    )
+
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    member_id: Mapped[int] = Column(ForeignKey("members.id"), nullable=False)
+    dimension: Mapped[str] = Column(String(10), nullable=False)
+    from_value: Mapped[str | None] = Column(String(30), nullable=True)
+    to_value: Mapped[str] = Column(String(30), nullable=False)
+    run_at: Mapped[datetime] = Column(UTCDateTime, index=True, nullable=False)

@@ -17,7 +17,7 @@ from loyalty.coupons import service as coupons
 from loyalty.errors import InvalidInput, NotFound, Refused
 from loyalty.identity import service as identity
 from loyalty.members.lock import lock_member
-from loyalty.members.models import ChannelIdentity, Member
+from loyalty.members.models import ChannelIdentity, Member, SegmentMove
 from loyalty.members.service import check_identity, check_language, identity_owner, mask_phone, normalize_phone
 from loyalty.points import service as points
 from loyalty.referrals import service as referrals
@@ -204,7 +204,7 @@ def signup(
 
 
 def close_account(s: Session, member_id: int, *, actor: str, now: datetime | None = None) -> int:
-    """Close an account: forfeit points (kept in the ledger), void coupons, erase personal data.
+    """Close an account: forfeit points (kept in the ledger), void coupons, erase personal data and segment moves.
 
     Returns the points forfeited. Ledger, orders and referral rows stay for
     the books, linked only to the anonymous member id.
@@ -221,6 +221,8 @@ def close_account(s: Session, member_id: int, *, actor: str, now: datetime | Non
                                       .where(ChannelIdentity.member_id == member_id)).all():
         visits.forget_visitor(s, channel, address)  # their QR visits, before and after joining
     s.execute(delete(ChannelIdentity).where(ChannelIdentity.member_id == member_id))
+    # The member's segment history is a profile of them: it goes (the next segment run drops the current one).
+    s.execute(delete(SegmentMove).where(SegmentMove.member_id == member_id))
     identity.forget_member(s, member_id)
     s.refresh(m)
     m.phone = None

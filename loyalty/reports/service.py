@@ -25,6 +25,7 @@ from loyalty.nlu_review.models import ReviewMessage
 from loyalty.orders.models import Order
 from loyalty.points.models import LedgerEntry, PointsLot
 from loyalty.reports import funnel
+from loyalty.reports import segments as segment_moves
 
 DEFINITIONS: dict[str, tuple[str, str]] = {
     "new_members": ("所选时段内入会的会员数，按入会门店与渠道分组。",
@@ -285,5 +286,6 @@ def dashboard(s: Session, sc: Scope, now: datetime) -> dict[str, Any]:
         "sales_by_tier": sales_by_tier(s, sc), "points": points(s, sc, now), "coupons": coupons(s, sc),
         "conversations": convs, "bot": bot(s, sc, convs=convs), "qr_funnel": funnel.qr_funnel(s, sc),
         "definitions": {**DEFINITIONS, **funnel.DEFINITIONS},
+        "segment_moves": segment_moves.moves(s, sc),
         "as_of": now.isoformat(),
     }

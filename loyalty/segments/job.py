@@ -4,6 +4,11 @@ Reads orders, returns and coupon redemptions, calls the pure functions of
 :mod:`loyalty.segments.rfm` and writes one ``MemberSegment`` row per active member
 (closed accounts lose theirs). Running it twice with the same data and the
 same ``as_of`` writes the same rows.
+
+Each change of a member's lifecycle stage or RFM segment (the first
+assignment included, from NULL) is appended to ``segment_moves`` in the same
+transaction, keyed by member, dimension and run (``as_of``): a retried run
+adds no second row, a run that changes nothing adds none.
 """
 
 from __future__ import annotations
@@ -12,15 +17,18 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from loyalty import config
 from loyalty.catalogue.models import Product
 from loyalty.common import now_or
 from loyalty.coupons.models import Coupon
-from loyalty.members.models import Member, MemberSegment
+from loyalty.members.models import Member, MemberSegment, SegmentMove
 from loyalty.orders.models import Order, OrderLine
 from loyalty.segments.rfm import LIFECYCLES, SEGMENTS, MemberActivity, Profile, Rules, profiles
 
@@ -35,6 +43,7 @@ class SegmentRun:
     members: int
     by_segment: dict[str, int]
     by_lifecycle: dict[str, int]
+    moves: int = 0  # segment_moves rows this run added
 
 
 @dataclass(frozen=True)
@@ -116,29 +125,63 @@ def recompute_all(s: Session, *, now: datetime | None = None, rules: Rules | Non
     """Score every active member as of ``now`` and store the results (one transaction)."""
     as_of = now_or(now)
     result = profiles(activities(s), as_of, rules or rules_from_settings())
-    existing = {r.member_id: r for r in s.execute(select(MemberSegment)).scalars()}
+    existing: dict[int, tuple[str, str]] = {int(m): (lc, sg) for m, lc, sg in s.execute(
+        select(MemberSegment.member_id, MemberSegment.lifecycle, MemberSegment.segment))}
     keep = {p.member_id for p in result}
     stale = [mid for mid in existing if mid not in keep]
     if stale:
         s.execute(delete(MemberSegment).where(MemberSegment.member_id.in_(stale)))
-    for p in result:
-        row = existing.get(p.member_id)
-        if row is None:
-            row = MemberSegment(member_id=p.member_id)
-            s.add(row)
-        _fill(row, p, as_of)
+    # Compared against the rows already read: no query per member.
+    moves = _moves(existing, result, as_of)
+    _store(s, existing, result, as_of)
     run = SegmentRun(
         as_of=as_of, members=len(result),
         by_segment=dict(sorted(Counter(p.segment for p in result).items())),
         by_lifecycle=dict(sorted(Counter(p.lifecycle for p in result).items())),
+        moves=_insert_moves(s, moves),
     )
-    log.info("segments recomputed: members=%d segments=%s", run.members, run.by_segment)
+    log.info("segments recomputed: members=%d moves=%d segments=%s", run.members, run.moves, run.by_segment)
     return run
 
 
-def _fill(row: MemberSegment, p: Profile, as_of: datetime) -> None:
-    row.recency, row.frequency, row.monetary = p.recency, p.frequency, p.monetary
-    row.segment, row.lifecycle, row.tags, row.as_of = p.segment, p.lifecycle, list(p.tags), as_of
+def _store(s: Session, existing: dict[int, tuple[str, str]], result: list[Profile], as_of: datetime) -> None:
+    """Insert the rows of members scored for the first time, update the others': one executemany each."""
+    new, old = [], []
+    for p in result:
+        row = {"recency": p.recency, "frequency": p.frequency, "monetary": p.monetary, "segment": p.segment,
+               "lifecycle": p.lifecycle, "tags": list(p.tags), "as_of": as_of}
+        if p.member_id in existing:
+            old.append({**row, "mid": p.member_id})
+        else:
+            new.append({**row, "member_id": p.member_id})
+    if new:
+        s.execute(insert(MemberSegment), new)
+    if old:
+        t = MemberSegment.__table__  # every key but "mid" names a column to set
+        s.execute(update(t).where(t.c.member_id == bindparam("mid")), old)
+
+
+def _moves(existing: dict[int, tuple[str, str]], result: list[Profile], as_of: datetime) -> list[dict[str, Any]]:
+    """The movement rows of one run: every stage or segment that differs from the stored one."""
+    out = []
+    for p in result:
+        old = existing.get(p.member_id)
+        for dimension, before, after in (("lifecycle", old[0] if old else None, p.lifecycle),
+                                         ("rfm", old[1] if old else None, p.segment)):
+            if before != after:
+                out.append({"member_id": p.member_id, "dimension": dimension, "from_value": before,
+                            "to_value": after, "run_at": as_of})
+    return out
+
+
+def _insert_moves(s: Session, rows: list[dict[str, Any]]) -> int:
+    """Append movement rows; one already there for the same member, dimension and run is left alone."""
+    if not rows:
+        return 0
+    ins = pg_insert if s.bind.dialect.name == "postgresql" else sqlite_insert  # type: ignore[union-attr]
+    stmt = ins(SegmentMove).on_conflict_do_nothing(index_elements=["member_id", "dimension", "run_at"])
+    # One statement, many parameter sets: compiled once (a multi-row VALUES per chunk compiles each time).
+    return s.execute(stmt, rows).rowcount or 0
 
 
 def member_segment(s: Session, member_id: int) -> SegmentView | None:

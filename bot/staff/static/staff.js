@@ -191,6 +191,56 @@
         el("a", { href: `api/dashboard/${name}.csv?${query()}`, class: "csv" }, t("csv")));
       box.append(card);
     }
+    segmentMoves(d);
+  }
+
+  // Members: how members moved between lifecycle stages and RFM segments (loyalty/reports/segments.py).
+  // A card per dimension after the segment sizes: a bar per segment (first assignment and moved in up, moved
+  // out down), its table and CSV, then the from→to matrix with shaded cells and its CSV.
+  const TM = {
+    zh: { segment_moves_lifecycle: "生命周期阶段迁移", segment_moves_rfm: "RFM 分群迁移", first: "新进入",
+      moved_in: "迁入", moved_out: "迁出", matrix: "迁移矩阵（行：原分群，列：新分群）",
+      none: "（首次）", csv_matrix: "下载矩阵 CSV" },
+    en: { segment_moves_lifecycle: "Lifecycle stage moves", segment_moves_rfm: "RFM segment moves", first: "First",
+      moved_in: "Moved in", moved_out: "Moved out", matrix: "Moves matrix (rows: from, columns: to)", none: "(first)", csv_matrix: "Download matrix CSV" },
+  };
+  const tm = (k) => TM[lang][k] || k;
+
+  function movesMatrix(part) {
+    const codes = part.segments.map((r) => r.segment);
+    const name = Object.fromEntries(part.segments.map((r) => [r.segment, lang === "zh" ? r.name_zh : r.name_en]));
+    const cell = Object.fromEntries(part.matrix.map((c) => [(c.from || "") + ">" + c.to, c.members]));
+    const top = Math.max(1, ...part.matrix.map((c) => c.members));
+    const tb = el("table", { class: "data matrix" });
+    tb.append(el("thead", {}, el("tr", {}, el("th", {}, "→"), ...codes.map((c) => el("th", {}, name[c])))));
+    tb.append(el("tbody", {}, ...[""].concat(codes).map((from) => el("tr", {},
+      el("th", {}, from ? name[from] : tm("none")), ...codes.map((to) => {
+        const n = cell[from + ">" + to] || 0;
+        return el("td", { class: `num shade-${n ? 1 + Math.min(3, Math.floor((4 * n) / (top + 1))) : 0}`,
+          "data-from": from, "data-to": to }, n || "");  // blank: no move, so the moves stand out
+      })))));
+    return tb;
+  }
+
+  function segmentMoves(d) {
+    if (!d.segment_moves) return;
+    let after = $("#figure-segments");
+    for (const dim of ["lifecycle", "rfm"]) {
+      const name = "segment_moves_" + dim;
+      const part = d.segment_moves[dim];
+      const card = el("div", { class: "card figure", id: "figure-" + name },
+        el("h3", {}, tm(name)), el("p", { class: "definition" }, d.segment_moves.definition[lang === "zh" ? 0 : 1]));
+      const chart = draw(name, ["bar", part.segments.map((r) => (lang === "zh" ? r.name_zh : r.name_en)),
+        part.segments.map((r) => r.first), part.segments.map((r) => r.moved_in), part.segments.map((r) => (r.moved_out ? -r.moved_out : 0))],
+        [tm("first"), tm("moved_in"), tm("moved_out")], true);
+      if (chart) card.append(chart);
+      card.append(el("div", { class: "scroll" }, table(part.segments)),  // the same rows as the CSV
+        el("a", { href: `api/dashboard/${name}.csv?${query()}`, class: "csv" }, t("csv")),
+        el("h4", {}, tm("matrix")), el("div", { class: "scroll" }, movesMatrix(part)),
+        el("a", { href: `api/dashboard/${name}_matrix.csv?${query()}`, class: "csv" }, tm("csv_matrix")));
+      if (after) after.after(card); else $("#figures").append(card);
+      after = card;
+    }
   }
 
   async function loadCampaigns() {

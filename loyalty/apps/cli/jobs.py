@@ -69,7 +69,7 @@ def cmd_segments_recompute(a: argparse.Namespace) -> int:
     from loyalty.segments import job as segments_job
 
     run = db.run(segments_job.recompute_all, now=a.now or db.utcnow())
-    print(f"segments of {run.members} members recomputed as of {local_time(run.as_of)}")
+    print(f"segments of {run.members} members recomputed as of {local_time(run.as_of)}; {run.moves} moves recorded")
     for title, counts in (("segment", run.by_segment), ("lifecycle", run.by_lifecycle)):
         print(f"  by {title}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])))
     return EXIT_OK

@@ -1,14 +1,14 @@
 """QR visits: scans, follows and web chat page opens through a store's code or link, for the QR funnel
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-01 06:30:00
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-down_revision = "0009"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
