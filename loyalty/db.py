@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
-from sqlalchemy import event
+from sqlalchemy import event, func
 from sqlalchemy.engine import Engine, create_engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, declarative_base, sessionmaker
@@ -62,6 +62,14 @@ class UTCDateTime(TypeDecorator):
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+def plus_days(s: Session, col: Any, days: int) -> Any:
+    """``col`` + ``days`` days in SQL: PostgreSQL adds an interval; SQLite's naive UTC text
+    (``YYYY-MM-DD HH:MM:SS.ffffff``) is shifted by its date functions, keeping the microseconds."""
+    if s.get_bind().dialect.name == "sqlite":
+        return func.strftime("%Y-%m-%d %H:%M:%S", col, f"+{days} days").op("||")(func.substr(col, 20))
+    return col + func.make_interval(0, 0, 0, days)
 
 
 def utcnow() -> datetime:

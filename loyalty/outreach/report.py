@@ -16,12 +16,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
 
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
 from loyalty.coupons.models import Coupon, CouponCampaign
+from loyalty.db import plus_days
 from loyalty.orders.models import Order
 from loyalty.outreach.models import OutreachSend
 from loyalty.outreach.settings import OutreachSettings
@@ -66,14 +66,6 @@ def _diff(t_mean: float, t_var: float, t_n: int, c_mean: float, c_var: float, c_
     return Difference(value, value - Z95 * se, value + Z95 * se)
 
 
-def _plus_days(s: Session, col: Any, days: int) -> Any:
-    """``col`` + ``days`` days in SQL: PostgreSQL adds an interval; SQLite's naive UTC text
-    (``YYYY-MM-DD HH:MM:SS.ffffff``) is shifted by its date functions, keeping the microseconds."""
-    if s.get_bind().dialect.name == "sqlite":
-        return func.strftime("%Y-%m-%d %H:%M:%S", col, f"+{days} days").op("||")(func.substr(col, 20))
-    return col + func.make_interval(0, 0, 0, days)
-
-
 def _variance(n: int, total: int, squares: int) -> float:
     """The sample variance of ``n`` integers from their sum and sum of squares, exactly, then as a float."""
     return float(Fraction(squares * n - total * total, n * (n - 1))) if n > 1 else 0.0
@@ -89,7 +81,7 @@ def _arms(s: Session, journey: str, days: int) -> dict[str, Arm]:
                      OutreachSend.reason.is_distinct_from("closed"), OutreachSend.done_at.is_not(None),
                      OutreachSend.status != "due")
               .group_by(OutreachSend.member_id, arm).subquery())
-    end = _plus_days(s, starts.c.start, days)
+    end = plus_days(s, starts.c.start, days)
     in_window = and_(Order.member_id == starts.c.member_id, Order.kind == "order",
                      Order.placed_at >= starts.c.start, Order.placed_at < end)
     spend = (select(starts.c.arm, starts.c.sent, func.count(Order.id).label("orders"),
