@@ -8,8 +8,9 @@ so that every figure has something in it:
 - stores (the demo's five, then synthetic ones), members spread over stores
   (some joined through no store), channels (78 % WeChat), tiers, languages and
   signup dates (more in recent months), and their RFM segment rows;
-- orders: on average ``orders`` a member between their signup and now, at the
-  till (70 %, mostly their home store) or online, amounts of about ¥150; each
+- orders: on average ``orders`` a member (in proportion to their time as a
+  member) between their signup and now, at the till (70 %, mostly their home
+  store) or online, amounts of about ¥150; each
   earns points (ledger entry and lot; the tier's multiplier), lots expire after
   365 days (expire entries), and points are spent on coupons now and then;
 - coupons: a welcome coupon for every member (redeemed when they order within
@@ -236,7 +237,10 @@ def _member(w: Writer, rnd: random.Random, ids: dict[str, int], mid: int, stores
     channel = "wechat" if rnd.random() < 0.78 else "webchat"
     home = _pick(rnd, stores)
     store = home if rnd.random() < (0.85 if channel == "wechat" else 0.3) else None
-    times = sorted(created + (NOW - created) * rnd.random() for _ in range(rnd.randint(0, 2 * orders)))
+    # Orders in proportion to the time as a member (the mean membership is days / 2.3), so every day of
+    # the year has about as many orders per member as any other.
+    rate = orders * (NOW - created).total_seconds() / (days * 86400 / 2.3)
+    times = sorted(created + (NOW - created) * rnd.random() for _ in range(rnd.randint(0, round(2 * rate))))
     pts = _Points(w, ids, mid)
     pts.earn("welcome", 100, created)
     uses_welcome = rnd.random() < 0.6

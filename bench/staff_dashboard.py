@@ -97,6 +97,14 @@ def report(named: dict[str, Callable[[], Any]], repeat: int) -> None:
               f"| {_load()} |", flush=True)
 
 
+def _time_all(a: argparse.Namespace, now: datetime) -> None:
+    store_id = db.run(lambda s: s.execute(select(Store.id).order_by(Store.id)).scalar(), readonly=True)
+    floor = _times(lambda: db.run(lambda s: s.execute(select(func.count()).select_from(Order)).scalar(),
+                                  readonly=True), a.repeat)
+    print(f"baseline count(*) of orders: p50 {statistics.median(floor) * 1000:.1f} ms; load {_load()}")
+    report(views(now, store_id), a.repeat)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m bench.staff_dashboard", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -106,7 +114,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--orders", type=int, default=20, help="--bulk: orders a member on average")
     p.add_argument("--conversations", type=int, default=100000, help="--bulk: conversations in the last 30 days")
     p.add_argument("--repeat", type=int, default=20)
+    p.add_argument("--url", help="time the views on this database, seeded before (no seeding, nothing written)")
     a = p.parse_args(argv)
+    if a.url:
+        db.configure(db.make_engine(a.url))
+        last = db.run(lambda s: s.execute(select(func.max(Order.placed_at))).scalar(), readonly=True)
+        _time_all(a, bulk.NOW if a.bulk else (last or datetime.now(timezone.utc)) + timedelta(hours=1))
+        return
     with backend("postgresql") as engine:
         print(f"load average before seeding: {_load()}", flush=True)
         t0 = time.perf_counter()
@@ -121,11 +135,7 @@ def main(argv: list[str] | None = None) -> None:
             last = db.run(lambda s: s.execute(select(func.max(Order.placed_at))).scalar(), readonly=True)
             now = (last or datetime.now(timezone.utc)) + timedelta(hours=1)
         print(f"seeded in {time.perf_counter() - t0:.0f} s (PostgreSQL): {what}", flush=True)
-        store_id = db.run(lambda s: s.execute(select(Store.id).order_by(Store.id)).scalar(), readonly=True)
-        floor = _times(lambda: db.run(lambda s: s.execute(select(func.count()).select_from(Order)).scalar(),
-                                      readonly=True), a.repeat)
-        print(f"baseline count(*) of orders: p50 {statistics.median(floor) * 1000:.1f} ms; load {_load()}")
-        report(views(now, store_id), a.repeat)
+        _time_all(a, now)
 
 
 if __name__ == "__main__":
