@@ -21,7 +21,7 @@ from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
 from loyalty.coupons.models import Coupon, CouponCampaign
-from loyalty.db import plus_days
+from loyalty.db import plus_days, without_jit
 from loyalty.orders.models import Order
 from loyalty.outreach.models import OutreachSend
 from loyalty.outreach.settings import OutreachSettings
@@ -111,6 +111,7 @@ def _arms(s: Session, journey: str, days: int) -> dict[str, Arm]:
 def journey_report(s: Session, journey: str, cfg: OutreachSettings | None = None) -> Report:
     """Members reached, conversion, revenue per member, coupon redemptions and cost, by arm, with the uplift."""
     cfg = cfg or outreach_settings()
+    without_jit(s)
     arms = _arms(s, journey, cfg.attribution_days)
     t, c = arms["treatment"], arms["control"]
     return Report(journey, t, c,

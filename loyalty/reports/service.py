@@ -281,6 +281,7 @@ def bot(s: Session, sc: Scope, top: int = 10, convs: list[dict[str, Any]] | None
 
 def dashboard(s: Session, sc: Scope, now: datetime) -> dict[str, Any]:
     """Every figure of the dashboard for one scope."""
+    db.without_jit(s)
     convs = conversations(s, sc)
     sales = sales_by_tier(s, sc)
     return {
