@@ -13,7 +13,7 @@ Two ways to seed:
 - ``--bulk``: :mod:`bench.bulk` writes members, orders, points, coupons,
   segments, outreach sends, conversations and handoffs with COPY, about
   ``--orders`` orders a member (the issue's size, 100,000 members and
-  2,000,000 orders, in about 15 minutes here)::
+  2,000,000 orders, in about 20 to 30 minutes on this shared machine)::
 
     nice .venv/bin/python -m bench.staff_dashboard --bulk --members 100000 --orders 20 --conversations 100000
 
