@@ -17,6 +17,9 @@ Two ways to seed:
 
     nice .venv/bin/python -m bench.staff_dashboard --bulk --members 100000 --orders 20 --conversations 100000
 
+  ``--keep`` stops after seeding and keeps the server (its URL printed) until Ctrl-C;
+  ``--url URL`` then times the views of the current code on it without seeding again.
+
 - without it, the demo generator (``loyalty/apps/demo``) through the core's
   services, ``--members`` over ``--days`` days (about 56 orders a second:
   hours for more than a few thousand members)::
@@ -115,6 +118,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--conversations", type=int, default=100000, help="--bulk: conversations in the last 30 days")
     p.add_argument("--repeat", type=int, default=20)
     p.add_argument("--url", help="time the views on this database, seeded before (no seeding, nothing written)")
+    p.add_argument("--keep", action="store_true", help="seed, print the database URL and keep the server until "
+                                                       "Ctrl-C instead of timing (for --url runs of later code)")
     a = p.parse_args(argv)
     if a.url:
         db.configure(db.make_engine(a.url))
@@ -135,6 +140,13 @@ def main(argv: list[str] | None = None) -> None:
             last = db.run(lambda s: s.execute(select(func.max(Order.placed_at))).scalar(), readonly=True)
             now = (last or datetime.now(timezone.utc)) + timedelta(hours=1)
         print(f"seeded in {time.perf_counter() - t0:.0f} s (PostgreSQL): {what}", flush=True)
+        if a.keep:
+            print(f"kept: --url {engine.url.render_as_string(hide_password=False)}; Ctrl-C removes it", flush=True)
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                return
         _time_all(a, now)
 
 
