@@ -1,14 +1,30 @@
-"""How fast the staff dashboard's views answer on a chain's worth of demo data (PostgreSQL).
+"""How fast the staff app's views answer at a chain's size (PostgreSQL): dashboard, journeys tab, bot figures.
 
-Seeds an empty throwaway PostgreSQL database with the demo generator
-(``loyalty/apps/demo``: stores, catalogue, members and their orders through
-the core's services), then times each dashboard view the page asks for:
-every figure for the last 30 days, the last 365 days, one store, one
-channel, and one CSV. The baseline, measured in the same process, is a bare
-``count(*)`` of the orders table: each view is printed as a ratio to it.
+Seeds an empty throwaway PostgreSQL database, then times each view the pages
+ask for: every dashboard figure for the last 30 days, the last 365 days, one
+store, one channel, one CSV; the journeys tab (one holdout report per journey
+and broadcast); the conversations and bot figures for 30 days. Each view runs
+once to warm up, then ``--repeat`` times; p50, p95 and max are printed, with a
+bare ``count(*)`` of the orders as the baseline and the load average (the
+machine may be shared: run it with ``nice``).
 
-    .venv/bin/python -m bench.staff_dashboard --members 100000 --days 450   # the issue's size (hours to seed)
-    .venv/bin/python -m bench.staff_dashboard --members 3000                # what fits a shared machine
+Two ways to seed:
+
+- ``--bulk``: :mod:`bench.bulk` writes members, orders, points, coupons,
+  segments, outreach sends, conversations and handoffs with COPY, about
+  ``--orders`` orders a member (the issue's size, 100,000 members and
+  2,000,000 orders, in about 20 to 30 minutes on this shared machine)::
+
+    nice .venv/bin/python -m bench.staff_dashboard --bulk --members 100000 --orders 20 --conversations 100000
+
+  ``--keep`` stops after seeding and keeps the server (its URL printed) until Ctrl-C;
+  ``--url URL`` then times the views of the current code on it without seeding again.
+
+- without it, the demo generator (``loyalty/apps/demo``) through the core's
+  services, ``--members`` over ``--days`` days (about 56 orders a second:
+  hours for more than a few thousand members)::
+
+    nice .venv/bin/python -m bench.staff_dashboard --members 2500
 
 The goal is p95 < 1 s per view. Nothing is asserted; figures are printed.
 """
@@ -16,6 +32,7 @@ The goal is p95 < 1 s per view. Nothing is asserted; figures are printed.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -24,12 +41,14 @@ from typing import Any
 
 from sqlalchemy import func, select, text
 
+from bench import bulk
 from bench.core_ops import backend
 from bot.staff.app import table_rows
 from loyalty import db
 from loyalty.apps.demo import seed_demo
 from loyalty.catalogue.models import Store
 from loyalty.orders.models import Order
+from loyalty.reports import outreach as journeys
 from loyalty.reports import service as reports
 
 
@@ -48,44 +67,87 @@ def _p(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q / 100 * len(ordered) + 0.5)) - 1)]
 
 
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def views(now: datetime, store_id: int | None) -> dict[str, Callable[[], Any]]:
+    """What the staff pages ask for, by name: each a call of the core as the web app makes it."""
+    def dash(days: int, **kw: Any) -> Callable[[], Any]:
+        sc = reports.Scope(now - timedelta(days=days), now, **kw)
+        return lambda: db.run(reports.dashboard, sc, now, readonly=True)
+
+    def one_csv() -> Any:
+        data = db.run(reports.dashboard, reports.Scope(now - timedelta(days=30), now), now, readonly=True)
+        return table_rows("new_members", data)
+
+    month = reports.Scope(now - timedelta(days=30), now)
+    return {"dashboard, all stores, 30 days": dash(30), "dashboard, all stores, 365 days": dash(365),
+            "dashboard, one store, 30 days": dash(30, store_id=store_id),
+            "dashboard, channel wechat, 30 days": dash(30, channel="wechat"),
+            "CSV new members, 30 days": one_csv,
+            "journeys tab (all journeys + broadcasts)": lambda: db.run(journeys.journey_rows, readonly=True),
+            "conversations figure, 30 days": lambda: db.run(reports.conversations, month, readonly=True),
+            "bot figure, 30 days": lambda: db.run(reports.bot, month, readonly=True)}
+
+
+def report(named: dict[str, Callable[[], Any]], repeat: int) -> None:
+    """Time each view and print a Markdown table: p50, p95, max (ms) and the load average after it."""
+    print("| view | p50 ms | p95 ms | max ms | load after |\n| --- | --- | --- | --- | --- |")
+    for name, fn in named.items():
+        t = _times(fn, repeat)
+        print(f"| {name} | {statistics.median(t) * 1000:,.0f} | {_p(t, 95) * 1000:,.0f} | {max(t) * 1000:,.0f} "
+              f"| {_load()} |", flush=True)
+
+
+def _time_all(a: argparse.Namespace, now: datetime) -> None:
+    store_id = db.run(lambda s: s.execute(select(Store.id).order_by(Store.id)).scalar(), readonly=True)
+    floor = _times(lambda: db.run(lambda s: s.execute(select(func.count()).select_from(Order)).scalar(),
+                                  readonly=True), a.repeat)
+    print(f"baseline count(*) of orders: p50 {statistics.median(floor) * 1000:.1f} ms; load {_load()}")
+    report(views(now, store_id), a.repeat)
+
+
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m bench.staff_dashboard", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m bench.staff_dashboard", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--members", type=int, default=3000)
     p.add_argument("--days", type=int, default=450)
+    p.add_argument("--bulk", action="store_true", help="seed with bench.bulk (COPY) instead of the demo generator")
+    p.add_argument("--orders", type=int, default=20, help="--bulk: orders a member on average")
+    p.add_argument("--conversations", type=int, default=100000, help="--bulk: conversations in the last 30 days")
     p.add_argument("--repeat", type=int, default=20)
+    p.add_argument("--url", help="time the views on this database, seeded before (no seeding, nothing written)")
+    p.add_argument("--keep", action="store_true", help="seed, print the database URL and keep the server until "
+                                                       "Ctrl-C instead of timing (for --url runs of later code)")
     a = p.parse_args(argv)
-    with backend("postgresql") as engine:
-        t0 = time.perf_counter()
-        report = seed_demo(a.members, days=a.days)
-        seeded = time.perf_counter() - t0
-        with engine.connect() as c:
-            c.execute(text("ANALYZE"))
-        n_orders = db.run(lambda s: s.execute(select(func.count()).select_from(Order)).scalar(), readonly=True)
+    if a.url:
+        db.configure(db.make_engine(a.url))
         last = db.run(lambda s: s.execute(select(func.max(Order.placed_at))).scalar(), readonly=True)
-        store_id = db.run(lambda s: s.execute(select(Store.id).order_by(Store.id)).scalar(), readonly=True)
-        now = (last or datetime.now(timezone.utc)) + timedelta(hours=1)
-        print(f"seeded {report.members} members, {n_orders} orders in {seeded:.0f} s (PostgreSQL)")
-
-        def view(days: int, **kw: Any) -> Callable[[], Any]:
-            sc = reports.Scope(now - timedelta(days=days), now, **kw)
-            return lambda: db.run(reports.dashboard, sc, now, readonly=True)
-
-        def one_csv() -> Any:
-            data = db.run(reports.dashboard, reports.Scope(now - timedelta(days=30), now), now, readonly=True)
-            return table_rows("new_members", data)
-
-        floor = _times(lambda: db.run(lambda s: s.execute(select(func.count()).select_from(Order)).scalar(),
-                                      readonly=True), a.repeat)
-        base = statistics.median(floor)
-        print(f"baseline count(*) of orders: p50 {base * 1000:.1f} ms")
-        print(f"{'view':<34}{'p50 ms':>9}{'p95 ms':>9}{'× baseline':>12}")
-        for name, fn in (("all stores, last 30 days", view(30)), ("all stores, last 365 days", view(365)),
-                         ("one store, last 30 days", view(30, store_id=store_id)),
-                         ("channel wechat, last 30 days", view(30, channel="wechat")),
-                         ("CSV new members, 30 days", one_csv)):
-            t = _times(fn, a.repeat)
-            print(f"{name:<34}{statistics.median(t) * 1000:>9.1f}{_p(t, 95) * 1000:>9.1f}"
-                  f"{statistics.median(t) / base:>12.1f}")
+        _time_all(a, bulk.NOW if a.bulk else (last or datetime.now(timezone.utc)) + timedelta(hours=1))
+        return
+    with backend("postgresql") as engine:
+        print(f"load average before seeding: {_load()}", flush=True)
+        t0 = time.perf_counter()
+        if a.bulk:
+            counts = bulk.seed(a.members, a.orders, a.conversations, days=a.days)
+            what = ", ".join(f"{n:,} {t}" for t, n in counts.items())
+            now = bulk.NOW
+        else:
+            what = f"{seed_demo(a.members, days=a.days).members} members"
+            with engine.connect() as c:
+                c.execute(text("ANALYZE"))
+            last = db.run(lambda s: s.execute(select(func.max(Order.placed_at))).scalar(), readonly=True)
+            now = (last or datetime.now(timezone.utc)) + timedelta(hours=1)
+        print(f"seeded in {time.perf_counter() - t0:.0f} s (PostgreSQL): {what}", flush=True)
+        if a.keep:
+            print(f"kept: --url {engine.url.render_as_string(hide_password=False)}; Ctrl-C removes it", flush=True)
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                return
+        _time_all(a, now)
 
 
 if __name__ == "__main__":

@@ -10,12 +10,13 @@ Definitions (zh and en) are in :data:`DEFINITIONS`, shown beside each figure.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import String, and_, case, cast, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
+from loyalty import db
 from loyalty.catalogue.models import Store
 from loyalty.conversations.models import Conversation
 from loyalty.coupons.models import Coupon, CouponCampaign
@@ -130,57 +131,60 @@ def segments(s: Session, sc: Scope) -> list[dict[str, Any]]:
     return [{"lifecycle": lc, "segment": sg, "members": n} for lc, sg, n in s.execute(q)]
 
 
-def _repurchases(s: Session, sc: Scope) -> dict[str, tuple[int, int]]:
-    """Per tier: buyers whose next order came within 30 and within 90 days of their first in the range."""
-    first = (select(Order.member_id.label("member_id"), func.min(Order.placed_at).label("first"))
-             .where(*_orders(sc)).group_by(Order.member_id).subquery())
-    after = [Order.kind == "order", Order.member_id == first.c.member_id, Order.placed_at > first.c.first]
-    if sc.store_id is not None:
-        after.append(Order.store_id == sc.store_id)
-    if sc.channel:
-        after.append(Order.channel == sc.channel)
-    nxt = (select(Member.tier, first.c.first, func.min(Order.placed_at))
-           .select_from(first).join(Member, Member.id == first.c.member_id).join(Order, and_(*after))
-           .group_by(first.c.member_id, Member.tier, first.c.first))
-    out: dict[str, tuple[int, int]] = {}
-    for tier, at, again in s.execute(nxt):
-        gap = again - at
-        within30, within90 = out.get(tier, (0, 0))
-        out[tier] = (within30 + (gap <= timedelta(days=30)), within90 + (gap <= timedelta(days=90)))
-    return out
-
-
 def sales_by_tier(s: Session, sc: Scope) -> list[dict[str, Any]]:
-    """Orders, buyers, average order value (fen), frequency and repurchase rates per current tier."""
-    q = (select(Member.tier, func.count(Order.id), func.count(func.distinct(Order.member_id)),
-                func.sum(Order.amount_fen))
-         .join(Member, Member.id == Order.member_id).where(*_orders(sc))
-         .group_by(Member.tier).order_by(Member.tier))
-    again = _repurchases(s, sc)
-    return [{"tier": t, "orders": n, "buyers": b, "aov_fen": int(total) // n if n else 0,
-             "frequency": _ratio(n, b), "repurchase_30": _ratio(again.get(t, (0, 0))[0], b),
-             "repurchase_90": _ratio(again.get(t, (0, 0))[1], b)} for t, n, b, total in s.execute(q)]
+    """Orders, buyers, average order value (fen), frequency and repurchase rates per current tier.
+
+    One statement: the range's orders are summed per member once (count, amount, first order), and
+    each buyer's next order after that first one is a single index probe on (member, placed_at).
+    """
+    mine = (select(Order.member_id.label("member_id"), func.count(Order.id).label("n"),
+                   func.sum(Order.amount_fen).label("fen"), func.min(Order.placed_at).label("first"))
+            .where(*_orders(sc)).group_by(Order.member_id).subquery())
+    later = aliased(Order)
+    after = [later.kind == "order", later.member_id == mine.c.member_id, later.placed_at > mine.c.first]
+    if sc.store_id is not None:
+        after.append(later.store_id == sc.store_id)
+    if sc.channel:
+        after.append(later.channel == sc.channel)
+    per = (select(Member.tier.label("tier"), mine.c.n, mine.c.fen, mine.c.first,
+                  select(func.min(later.placed_at)).where(*after).scalar_subquery().label("again"))
+           # OFFSET 0 keeps PostgreSQL from inlining this subquery, which would probe twice (30 and 90 days).
+           .select_from(mine).join(Member, Member.id == mine.c.member_id).offset(0).subquery())
+
+    def within(days: int) -> Any:
+        return func.sum(case((per.c.again <= db.plus_days(s, per.c.first, days), 1), else_=0))
+
+    q = (select(per.c.tier, func.sum(per.c.n), func.count(), func.sum(per.c.fen), within(30), within(90))
+         .group_by(per.c.tier).order_by(per.c.tier))
+    return [{"tier": t, "orders": int(n), "buyers": b, "aov_fen": int(total) // int(n) if n else 0,
+             "frequency": _ratio(int(n), b), "repurchase_30": _ratio(int(r30 or 0), b),
+             "repurchase_90": _ratio(int(r90 or 0), b)} for t, n, b, total, r30, r90 in s.execute(q)]
 
 
 def points(s: Session, sc: Scope, now: datetime) -> dict[str, Any]:
-    """Points issued, spent, expired in the range; liability now and its expected breakage."""
+    """Points issued, spent, expired in the range; liability now and its expected breakage.
+
+    The range's sums and the all-time spent and expired (for the expiry rate) come from one pass
+    over the ledger.
+    """
     kind = LedgerEntry.kind
-    issued = case((and_(kind.in_(("earn", "referral", "adjust", "gift", "welcome")), LedgerEntry.delta > 0),
+    inside = and_(LedgerEntry.created_at >= sc.start, LedgerEntry.created_at < sc.end)
+    issued = case((and_(inside, kind.in_(("earn", "referral", "adjust", "gift", "welcome")), LedgerEntry.delta > 0),
                    LedgerEntry.delta), else_=0)
-    q = (select(func.coalesce(func.sum(issued), 0),
-                func.coalesce(func.sum(case((kind == "spend", -LedgerEntry.delta), else_=0)), 0),
-                func.coalesce(func.sum(case((kind == "expire", -LedgerEntry.delta), else_=0)), 0))
-         .where(LedgerEntry.created_at >= sc.start, LedgerEntry.created_at < sc.end))
+
+    def total(expr: Any) -> Any:
+        return func.coalesce(func.sum(expr), 0)
+
+    q = select(total(issued), total(case((and_(inside, kind == "spend"), -LedgerEntry.delta), else_=0)),
+               total(case((and_(inside, kind == "expire"), -LedgerEntry.delta), else_=0)),
+               total(case((kind == "spend", -LedgerEntry.delta), else_=0)),
+               total(case((kind == "expire", -LedgerEntry.delta), else_=0)))
     lq = select(func.coalesce(func.sum(PointsLot.remaining), 0)).where(PointsLot.expires_at > now)
-    hq = select(func.coalesce(func.sum(case((kind == "spend", -LedgerEntry.delta), else_=0)), 0),
-                func.coalesce(func.sum(case((kind == "expire", -LedgerEntry.delta), else_=0)), 0))
     if sc.store_id is not None:
         mine = select(Member.id).where(Member.store_id == sc.store_id).scalar_subquery()
-        q, hq = q.where(LedgerEntry.member_id.in_(mine)), hq.where(LedgerEntry.member_id.in_(mine))
-        lq = lq.where(PointsLot.member_id.in_(mine))
-    got, spent, expired = (int(x) for x in s.execute(q).one())
+        q, lq = q.where(LedgerEntry.member_id.in_(mine)), lq.where(PointsLot.member_id.in_(mine))
+    got, spent, expired, all_spent, all_expired = (int(x) for x in s.execute(q).one())
     liability = int(s.execute(lq).scalar() or 0)
-    all_spent, all_expired = (int(x) for x in s.execute(hq).one())
     rate = _ratio(all_expired, all_spent + all_expired)
     return {"issued": got, "spent": spent, "expired": expired, "liability": liability,
             "expiry_rate": rate, "expected_breakage": round(liability * rate) if rate is not None else None}
@@ -280,10 +284,13 @@ def bot(s: Session, sc: Scope, top: int = 10, convs: list[dict[str, Any]] | None
 
 def dashboard(s: Session, sc: Scope, now: datetime) -> dict[str, Any]:
     """Every figure of the dashboard for one scope."""
+    db.without_jit(s)
     convs = conversations(s, sc)
+    sales = sales_by_tier(s, sc)
     return {
-        "new_members": new_members(s, sc), "active_members": active_members(s, sc), "segments": segments(s, sc),
-        "sales_by_tier": sales_by_tier(s, sc), "points": points(s, sc, now), "coupons": coupons(s, sc),
+        # Every buyer has one current tier: the buyers per tier add up to the active members.
+        "new_members": new_members(s, sc), "active_members": sum(r["buyers"] for r in sales),
+        "segments": segments(s, sc), "sales_by_tier": sales, "points": points(s, sc, now), "coupons": coupons(s, sc),
         "conversations": convs, "bot": bot(s, sc, convs=convs), "qr_funnel": funnel.qr_funnel(s, sc),
         "definitions": {**DEFINITIONS, **funnel.DEFINITIONS},
         "segment_moves": segment_moves.moves(s, sc),
