@@ -98,7 +98,8 @@ def start_starter(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
                              "--interface", "127.0.0.1", "--credentials", "credentials.yml"],
                             cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 300
+    # Rasa's own model load trains a step of each model first: minutes on a busy 2-core machine.
+    deadline = time.time() + 900
     while time.time() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"the starter bot exited: see {folder / 'rasa-run.log'}")
@@ -108,7 +109,7 @@ def start_starter(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
         except (OSError, aiohttp.ClientError, asyncio.TimeoutError):
             time.sleep(0.5)
     proc.terminate()
-    raise RuntimeError("the starter bot did not answer within 300 s")
+    raise RuntimeError("the starter bot did not answer within 900 s")
 
 
 async def _get(url: str) -> None:
