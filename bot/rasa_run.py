@@ -33,6 +33,12 @@ ENVIRONMENT = {
     # idle threads spin: on 2 cores the encoder took 0.7-1 s a message instead of 30-50 ms once
     # scikit-learn was imported. Waiting threads that sleep give the cores back.
     "OMP_WAIT_POLICY": "passive",
+    # TensorFlow's pools (Rasa reads these as it starts): DIET's and TED's predictions are a few
+    # small ops each, run one message at a time on the event loop. Split over two threads on two
+    # shared cores, each op waits for a thread that another process may hold; one of each runs
+    # them in order on one core and leaves the other to the action server and the database.
+    "TF_INTRA_OP_PARALLELISM_THREADS": "1",
+    "TF_INTER_OP_PARALLELISM_THREADS": "1",
 }
 
 
