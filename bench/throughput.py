@@ -15,6 +15,14 @@ and the ratio of msg/s (the goal: ≥ ×0.9).
 
     nice .venv/bin/python -m bench.throughput                      # 32 and 128 shoppers × 10 turns
     nice .venv/bin/python -m bench.throughput --shoppers 32 --rounds 2 --starter /tmp/starter
+    nice .venv/bin/python -m bench.throughput --shoppers 32 --starter /tmp/starter --profile results/tp
+    nice .venv/bin/python -m bench.throughput --soak 10000 --turns 20 --soak-at 4   # memory over many turns
+
+``--profile DIR`` runs the assistant's Rasa process under cProfile (``DIR/assistant.prof``) and
+prints its top functions at the end. ``--soak N`` measures memory instead of throughput: no
+starter bot; fresh member shoppers, ``--soak-at`` at a time, ``--turns`` messages each, until
+N messages have been answered; it prints the time to ready and the Rasa process's RSS after
+start, every 1,000 messages and at the end.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -34,12 +43,13 @@ from pathlib import Path
 
 import aiohttp
 
+from bench.turn_cost import rss_mb, show_profile
 from bot.webchat.channel import sign
 from loyalty import db
 from tests.e2e.conftest import seed_minimal
 from tests.support.members import make_member
 from tests.support.servers import free_port
-from tests.support.stack import SECRET, start_stack
+from tests.support.stack import SECRET, Stack, start_stack
 
 BIN = Path(sys.executable).parent
 # What the starter bot understands (its data/nlu.yml), and what our shoppers ask most.
@@ -88,7 +98,8 @@ def start_starter(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
                              "--interface", "127.0.0.1", "--credentials", "credentials.yml"],
                             cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 300
+    # Rasa's own model load trains a step of each model first: minutes on a busy 2-core machine.
+    deadline = time.time() + 900
     while time.time() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"the starter bot exited: see {folder / 'rasa-run.log'}")
@@ -98,7 +109,7 @@ def start_starter(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
         except (OSError, aiohttp.ClientError, asyncio.TimeoutError):
             time.sleep(0.5)
     proc.terminate()
-    raise RuntimeError("the starter bot did not answer within 300 s")
+    raise RuntimeError("the starter bot did not answer within 900 s")
 
 
 async def _get(url: str) -> None:
@@ -172,24 +183,54 @@ def show(results: list[Result]) -> None:
               f"ratio ×{ratio:.2f} (goal ≥ ×0.9)")
 
 
+def soak(base: str, pid: int, total: int, at: int, turns: int) -> None:
+    """``total`` messages, ``at`` fresh shoppers at a time; the Rasa process's RSS every 1,000."""
+    done, failures, next_mark, started = 0, 0, 1000, time.perf_counter()
+    while done < total:
+        r = asyncio.run(_drive("assistant", base, members(at), min(turns, -(-(total - done) // at))))
+        done, failures = done + r.messages, failures + r.failures
+        if done >= next_mark or done >= total:
+            print(f"  {done} messages ({failures} failed, {done / (time.perf_counter() - started):.1f} msg/s): "
+                  f"Rasa RSS {rss_mb(pid):.0f} MB", flush=True)
+            next_mark += 1000
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shoppers", default="32,128", help="concurrent shoppers, comma-separated")
     parser.add_argument("--turns", type=int, default=10, help="messages per shopper")
     parser.add_argument("--rounds", type=int, default=1, help="starter then assistant, this many times each")
     parser.add_argument("--starter", default="", help="a starter bot folder built before (else one is built)")
+    parser.add_argument("--profile", default="", help="folder for a cProfile file of the assistant's Rasa process")
+    parser.add_argument("--top", type=int, default=40, help="functions shown from the profile")
+    parser.add_argument("--soak", type=int, default=0, help="memory mode: this many messages, no starter bot")
+    parser.add_argument("--soak-at", type=int, default=4, help="memory mode: shoppers at a time")
     args = parser.parse_args()
     levels = [int(x) for x in args.shoppers.split(",") if x.strip()]
     work = Path(tempfile.mkdtemp(prefix="throughput-"))
-    starter_dir = Path(args.starter) if args.starter else build_starter(work / "starter")
     url = f"sqlite:///{work / 'loyalty.db'}"
     seed_minimal(url)
     db.configure(db.make_engine(url))
+    prefix = None
+    if args.profile:
+        Path(args.profile).mkdir(parents=True, exist_ok=True)
+        prefix = [sys.executable, "-m", "cProfile", "-o", str(Path(args.profile).resolve() / "assistant.prof")]
+    if args.soak:
+        started = time.perf_counter()
+        alone = start_stack(work, url, rasa_prefix=prefix)
+        print(f"assistant ready in {time.perf_counter() - started:.0f} s; Rasa RSS {rss_mb(alone.rasa_pid):.0f} MB "
+              "after start", flush=True)
+        try:
+            soak(alone.base, alone.rasa_pid, args.soak, args.soak_at, args.turns)
+        finally:
+            stop(alone, args.profile)
+        return
+    starter_dir = Path(args.starter) if args.starter else build_starter(work / "starter")
     starter, starter_base = start_starter(starter_dir)
     stack = None
     results: list[Result] = []
     try:
-        stack = start_stack(work, url)
+        stack = start_stack(work, url, rasa_prefix=prefix)
         print(f"both bots up; assistant at {stack.base}, starter at {starter_base}", flush=True)
         # Warm up each model (the first messages trace TensorFlow functions).
         asyncio.run(_drive("starter", starter_base, [uuid.uuid4().hex for _ in range(4)], 2))
@@ -207,8 +248,19 @@ def main() -> None:
         starter.terminate()
         starter.wait(30)
         if stack is not None:
-            stack.stop()
+            stop(stack, args.profile)
     show(results)
+    if args.profile:
+        show_profile(Path(args.profile) / "assistant.prof", args.top)
+
+
+def stop(stack: Stack, profile: str) -> None:
+    """Stop the assistant; under cProfile, Rasa first by SIGINT (Sanic stops cleanly, the profile is written)."""
+    if profile:
+        proc = stack.proc("rasa")
+        proc.send_signal(signal.SIGINT)
+        proc.wait(120)
+    stack.stop()
 
 
 if __name__ == "__main__":

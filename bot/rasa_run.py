@@ -11,6 +11,8 @@ Memory (docs/scaling.md): before Rasa is imported, JAX is made unimportable
 installed — and it is, as a dependency of TensorFlow's wheel: 100 MB and
 seconds of start-up for nothing), and DIET's and TED's models are loaded for
 prediction without tracing a training step (bot/model_loading.py).
+Rasa's check of each action server answer validates against a schema
+checked once, not on every call (bot/action_validation.py).
 """
 
 from __future__ import annotations
@@ -33,6 +35,12 @@ ENVIRONMENT = {
     # idle threads spin: on 2 cores the encoder took 0.7-1 s a message instead of 30-50 ms once
     # scikit-learn was imported. Waiting threads that sleep give the cores back.
     "OMP_WAIT_POLICY": "passive",
+    # TensorFlow's pools (Rasa reads these as it starts): DIET's and TED's predictions are a few
+    # small ops each, run one message at a time on the event loop. Split over two threads on two
+    # shared cores, each op waits for a thread that another process may hold; one of each runs
+    # them in order on one core and leaves the other to the action server and the database.
+    "TF_INTRA_OP_PARALLELISM_THREADS": "1",
+    "TF_INTER_OP_PARALLELISM_THREADS": "1",
 }
 
 
@@ -42,15 +50,17 @@ def environment(base: Mapping[str, str]) -> dict[str, str]:
 
 
 def prepare() -> None:
-    """In the Rasa process, before Rasa runs: no JAX, DIET and TED loaded for prediction only."""
+    """In the Rasa process, before Rasa runs: no JAX, DIET and TED loaded for prediction only,
+    action answers validated against a schema checked once."""
     sys.modules.setdefault("jax", None)  # type: ignore[arg-type]  # ImportError on `import jax`
     # Rasa sets this as it starts, before TensorFlow is imported; model_loading imports TensorFlow
     # earlier, so it is set here too: TensorFlow's C++ info and warning lines (no TensorRT, CPU
     # instructions) go straight to stderr as plain text and would break JSON logs. Errors still print.
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    from bot import model_loading
+    from bot import action_validation, model_loading
 
     model_loading.install()
+    action_validation.install()
 
 
 if __name__ == "__main__":

@@ -14,11 +14,19 @@ package). About 15 ms per short message on one core.
 Each message gets one sentence vector (384 dimensions, L2-normalised) and, as
 Rasa's dense featurizers do, the same vector for each token as its sequence
 features, so the sequence dimension matches the tokens of the other featurizers.
+
+While serving, the vectors of the last :data:`CACHE_TEXTS` distinct texts are
+kept: shoppers send the same short texts again and again ("谢谢", "hi",
+"我的积分"), and the encoder is a fixed cost of every message (docs/scaling.md).
+A text's vector does not depend on when it is computed, so a kept one equals
+a fresh one; training data is encoded without the cache.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -36,6 +44,8 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 logger = logging.getLogger(__name__)
 
 BATCH = 64
+# Distinct texts whose vectors are kept while serving (1.5 KB each).
+CACHE_TEXTS = 4096
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER, is_trainable=False)
@@ -58,6 +68,7 @@ class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
 
         self._model = E5(num_threads=int(self._config["num_threads"]))
         self._is_query = self._config["prefix"] == "query"
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
 
     @classmethod
     def create(
@@ -84,12 +95,30 @@ class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
             out[start : start + len(chunk)] = np.asarray(vectors, dtype=np.float32).reshape(len(chunk), -1)
         return out
 
+    def cached(self, texts: list[str]) -> np.ndarray:
+        """:meth:`encode`, each text encoded alone, recently seen ones from the cache."""
+        out = np.zeros((len(texts), int(self._model.dim)), dtype=np.float32)
+        for i, text in enumerate(texts):
+            vector = self._cache.get(text)
+            if vector is None:
+                vector = self.encode([text])[0]
+                self._cache[text] = vector
+                if len(self._cache) > CACHE_TEXTS:
+                    self._cache.popitem(last=False)
+            else:
+                self._cache.move_to_end(text)
+            out[i] = vector
+        return out
+
     def process(self, messages: list[Message]) -> list[Message]:
         """Add the sentence vector (and per-token copies) to each message that has text and tokens."""
+        return self._featurize(messages, self.cached)
+
+    def _featurize(self, messages: list[Message], encode: Callable[[list[str]], np.ndarray]) -> list[Message]:
         todo = [m for m in messages if m.get(TEXT) and m.get(TOKENS_NAMES[TEXT])]
         if not todo:
             return messages
-        vectors = self.encode([str(m.get(TEXT)) for m in todo])
+        vectors = encode([str(m.get(TEXT)) for m in todo])
         alias = self._config["alias"]
         for message, vector in zip(todo, vectors, strict=True):
             tokens = message.get(TOKENS_NAMES[TEXT])
@@ -99,6 +128,6 @@ class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
         return messages
 
     def process_training_data(self, training_data: TrainingData) -> TrainingData:
-        """Featurise every training example (in batches)."""
-        self.process(training_data.training_examples)
+        """Featurise every training example (in batches, without the cache)."""
+        self._featurize(training_data.training_examples, self.encode)
         return training_data

@@ -37,11 +37,14 @@ def test_the_launcher_starts_rasa_with_its_memory_settings(
     monkeypatch.setenv("WECHAT_TOKEN", "t")
     monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.delenv("TF_INTRA_OP_PARALLELISM_THREADS", raising=False)
+    monkeypatch.delenv("TF_INTER_OP_PARALLELISM_THREADS", raising=False)
     children = launcher.commands(args(shell=shell), tmp_path)
     rasa = next(c for c in children if c.name == "assistant")
     assert rasa.cmd[1:3] == ["-m", "bot.rasa_run"]
     assert rasa.env is not None and rasa.env["MALLOC_ARENA_MAX"] == "2"
     assert rasa.env["OMP_WAIT_POLICY"] == "passive"
+    assert rasa.env["TF_INTRA_OP_PARALLELISM_THREADS"] == rasa.env["TF_INTER_OP_PARALLELISM_THREADS"] == "1"
     assert rasa.env["WECHAT_TOKEN"] == "t"  # the rest of the launcher's environment too
     # The other processes are not Rasa: they keep the launcher's own environment.
     assert all(c.env is None for c in children if c.name != "assistant")
