@@ -20,6 +20,8 @@ from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 from sqlalchemy import event, func, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine, create_engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, declarative_base, sessionmaker
@@ -80,6 +82,29 @@ def plus_days(s: Session, col: Any, days: int) -> Any:
     if s.get_bind().dialect.name == "sqlite":
         return func.strftime("%Y-%m-%d %H:%M:%S", col, f"+{days} days").op("||")(func.substr(col, 20))
     return col + func.make_interval(0, 0, 0, days)
+
+
+def add_first(s: Session, row: Any) -> bool:
+    """Insert ``row`` unless a row with one of its unique keys got there first (another process racing
+    this one): True when it was inserted; otherwise the session goes on as if it had not been added."""
+    try:
+        with s.begin_nested():
+            s.add(row)
+            s.flush()
+    except IntegrityError:
+        return False
+    return True
+
+
+def insert_new(s: Session, model: Any, rows: list[dict[str, Any]], key: list[str], chunk: int = 500) -> int:
+    """Insert ``rows``, leaving alone each one whose ``key`` columns match a row already there (inserted
+    before, or by another process at the same time); returns how many were inserted."""
+    ins = pg_insert if s.bind.dialect.name == "postgresql" else sqlite_insert  # type: ignore[union-attr]
+    total = 0
+    for i in range(0, len(rows), chunk):
+        res = s.execute(ins(model).values(rows[i:i + chunk]).on_conflict_do_nothing(index_elements=key))
+        total += res.rowcount or 0
+    return total
 
 
 def utcnow() -> datetime:

@@ -19,10 +19,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from loyalty.db import utcnow
+from loyalty.db import add_first, utcnow
 from loyalty.errors import InvalidInput, NotFound
 from loyalty.nlu_review.models import REASONS, STATUSES, ReviewMessage
 
@@ -122,13 +121,10 @@ def record(
             second_intent=second_intent, second_confidence=second_confidence, seen=1, first_seen_at=now,
             last_seen_at=now, status="new",
         )
-        try:
-            with s.begin_nested():
-                s.add(row)
-        except IntegrityError:  # the same text recorded at the same moment by another process
-            row = s.execute(select(ReviewMessage).where(ReviewMessage.text_key == key)).scalar_one()
-        else:
+        if add_first(s, row):
             return row.id
+        # The same text recorded at the same moment by another process.
+        row = s.execute(select(ReviewMessage).where(ReviewMessage.text_key == key)).scalar_one()
     row.seen += 1
     row.last_seen_at = now
     row.conversation = conversation_key(sender_id)

@@ -16,14 +16,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from loyalty.audit import audit
 from loyalty.common import now_or
 from loyalty.config import settings as core_settings
+from loyalty.db import add_first, insert_new
 from loyalty.errors import InvalidInput, NotFound
 from loyalty.members.models import ChannelIdentity, Member, MemberSegment
 from loyalty.members.service import identity_owner
@@ -57,18 +55,6 @@ def set_paused(s: Session, journey: str, value: bool, *, actor: str, now: dateti
 
 def idem_key(member_id: int, journey: str, step: str, occasion: str) -> str:
     return f"{member_id}:{journey}:{step}:{occasion}"
-
-
-def _insert_ignoring_twins(s: Session, rows: list[dict[str, Any]]) -> int:
-    """Insert send rows; a row whose key exists already (planned before, by anyone) is left alone."""
-    if not rows:
-        return 0
-    ins = pg_insert if s.bind.dialect.name == "postgresql" else sqlite_insert  # type: ignore[union-attr]
-    total = 0
-    for i in range(0, len(rows), 500):
-        res = s.execute(ins(OutreachSend).values(rows[i:i + 500]).on_conflict_do_nothing(index_elements=["idem_key"]))
-        total += res.rowcount or 0
-    return total
 
 
 @dataclass(frozen=True)
@@ -121,7 +107,9 @@ def plan_journey(s: Session, journey: str, now: datetime | None = None, cfg: Out
     if paused(s, journey):
         return Plan(journey, 0, 0)
     found = j.find(s, at)
-    return Plan(journey, len(found), _insert_ignoring_twins(s, _rows(s, journey, j.steps, found, at, cfg)))
+    # A send planned before (by anyone) keeps its row: the idempotency key.
+    new = insert_new(s, OutreachSend, _rows(s, journey, j.steps, found, at, cfg), ["idem_key"])
+    return Plan(journey, len(found), new)
 
 
 def plan_all(s: Session, now: datetime | None = None, cfg: OutreachSettings | None = None) -> list[Plan]:
@@ -195,7 +183,8 @@ def plan_broadcast(s: Session, code: str, now: datetime | None = None, cfg: Outr
     if paused(s, name):
         return Plan(name, 0, 0)
     found = [Candidate(mid, "main", code) for mid in _audience(s, b.audience)]
-    new = _insert_ignoring_twins(s, _rows(s, name, {"main": step_for(s, name)}, found, at, cfg))
+    # A send planned before (by anyone) keeps its row: the idempotency key.
+    new = insert_new(s, OutreachSend, _rows(s, name, {"main": step_for(s, name)}, found, at, cfg), ["idem_key"])
     b.planned_at = b.planned_at or at
     return Plan(name, len(found), new)
 
@@ -222,11 +211,7 @@ def _grant(s: Session, member_id: int, template_id: str, at: datetime, key: str 
     if key is not None and (found := s.execute(by_key).scalar()) is not None:
         return int(found), False
     c = SubscriptionCredit(member_id=member_id, template_id=template_id, granted_at=at, grant_key=key)
-    try:
-        with s.begin_nested():  # a replay racing this one in another process: its row wins, ours goes
-            s.add(c)
-            s.flush()
-    except IntegrityError:
+    if not add_first(s, c):  # a replay racing this one in another process: its row wins, ours goes
         return int(s.execute(by_key).scalar_one()), False
     return int(c.id), True
 

@@ -2,34 +2,21 @@
 
 Visits are the core's ``qr_visits`` rows (loyalty/visits/), signups the
 members who joined through the store. Scoped like every other figure by
-:class:`~loyalty.reports.service.Scope`: a store manager's scope always
+:class:`~loyalty.reports.scope.Scope`: a store manager's scope always
 carries their store, so the restriction holds in the queries themselves.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from loyalty.catalogue.models import Store
 from loyalty.members.models import Member
+from loyalty.reports.scope import Scope
 from loyalty.visits.models import QrVisit
-
-
-class Scope(Protocol):
-    """What :class:`loyalty.reports.service.Scope` carries (not imported: that module calls this one)."""
-
-    @property
-    def start(self) -> datetime: ...
-    @property
-    def end(self) -> datetime: ...
-    @property
-    def store_id(self) -> int | None: ...
-    @property
-    def channel(self) -> str | None: ...
 
 DEFINITIONS: dict[str, tuple[str, str]] = {
     "qr_funnel": ("按门店，时段内：访客＝通过门店二维码或链接到达的不同访客数（微信扫码、扫码关注、网页聊天打开，"

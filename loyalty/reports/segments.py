@@ -10,13 +10,13 @@ Times are UTC, the range half-open ``[start, end)``.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from loyalty.members.models import Member, SegmentMove
+from loyalty.reports.scope import Scope
 from loyalty.segments.rfm import LIFECYCLES, SEGMENTS
 
 # Dimension -> its codes in reading order, with zh / en names.
@@ -33,19 +33,6 @@ DEFINITIONS: dict[str, tuple[str, str]] = {
         "filter: the join channel. Closed accounts' moves are erased with them.",
     ),
 }
-
-
-class Scope(Protocol):
-    """What :class:`loyalty.reports.service.Scope` provides (not imported: that module calls this one)."""
-
-    @property
-    def start(self) -> datetime: ...
-    @property
-    def end(self) -> datetime: ...
-    @property
-    def store_id(self) -> int | None: ...
-    @property
-    def channel(self) -> str | None: ...
 
 
 def _order(dimension: str, codes: set[str]) -> list[str]:

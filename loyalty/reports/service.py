@@ -9,7 +9,6 @@ Definitions (zh and en) are in :data:`DEFINITIONS`, shown beside each figure.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +26,7 @@ from loyalty.orders.models import Order
 from loyalty.points.models import LedgerEntry, PointsLot
 from loyalty.reports import funnel
 from loyalty.reports import segments as segment_moves
+from loyalty.reports.scope import Scope
 
 DEFINITIONS: dict[str, tuple[str, str]] = {
     "new_members": ("所选时段内入会的会员数，按入会门店与渠道分组。",
@@ -71,16 +71,6 @@ DEFINITIONS: dict[str, tuple[str, str]] = {
             "agent conversations (1-5); not understood = review-list messages last seen in the range, most "
             "frequent first."),
 }
-
-
-@dataclass(frozen=True)
-class Scope:
-    """What a figure covers: ``[start, end)`` in UTC, one store (by id) or all, one channel or all."""
-
-    start: datetime
-    end: datetime
-    store_id: int | None = None
-    channel: str | None = None
 
 
 def _ratio(a: float, b: float) -> float | None:

@@ -20,14 +20,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from loyalty import config
 from loyalty.catalogue.models import Product
 from loyalty.common import now_or
 from loyalty.coupons.models import Coupon
+from loyalty.db import insert_new
 from loyalty.members.models import Member, MemberSegment, SegmentMove
 from loyalty.orders.models import Order, OrderLine
 from loyalty.segments.rfm import LIFECYCLES, SEGMENTS, MemberActivity, Profile, Rules, profiles
@@ -138,7 +137,8 @@ def recompute_all(s: Session, *, now: datetime | None = None, rules: Rules | Non
         as_of=as_of, members=len(result),
         by_segment=dict(sorted(Counter(p.segment for p in result).items())),
         by_lifecycle=dict(sorted(Counter(p.lifecycle for p in result).items())),
-        moves=_insert_moves(s, moves),
+        # A retried run (same as_of) finds its rows there and adds none.
+        moves=insert_new(s, SegmentMove, moves, ["member_id", "dimension", "run_at"]),
     )
     log.info("segments recomputed: members=%d moves=%d segments=%s", run.members, run.moves, run.by_segment)
     return run
@@ -172,16 +172,6 @@ def _moves(existing: dict[int, tuple[str, str]], result: list[Profile], as_of: d
                 out.append({"member_id": p.member_id, "dimension": dimension, "from_value": before,
                             "to_value": after, "run_at": as_of})
     return out
-
-
-def _insert_moves(s: Session, rows: list[dict[str, Any]]) -> int:
-    """Append movement rows; one already there for the same member, dimension and run is left alone."""
-    if not rows:
-        return 0
-    ins = pg_insert if s.bind.dialect.name == "postgresql" else sqlite_insert  # type: ignore[union-attr]
-    stmt = ins(SegmentMove).on_conflict_do_nothing(index_elements=["member_id", "dimension", "run_at"])
-    # One statement, many parameter sets: compiled once (a multi-row VALUES per chunk compiles each time).
-    return s.execute(stmt, rows).rowcount or 0
 
 
 def member_segment(s: Session, member_id: int) -> SegmentView | None:

@@ -12,11 +12,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from loyalty.catalogue.models import Store
 from loyalty.common import now_or
+from loyalty.db import add_first
 from loyalty.identity.keys import keyed
 from loyalty.visits.models import QrVisit
 
@@ -57,13 +57,7 @@ def record_visit(s: Session, store_code: str, channel: str, address: str, *, fir
         return False
     row = QrVisit(store_id=store_id, channel=channel, kind=kind, visitor_key=visitor_key(channel, address),
                   visit_key=visit_key, occurred_at=now_or(now))
-    try:
-        with s.begin_nested():  # a retry racing this one in another process: its row wins
-            s.add(row)
-            s.flush()
-    except IntegrityError:
-        return False
-    return True
+    return add_first(s, row)  # a retry racing this one in another process: its row wins
 
 
 def forget_visitor(s: Session, channel: str, address: str) -> int:

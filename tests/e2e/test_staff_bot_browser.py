@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 
 from loyalty import db
 from loyalty.staff import service as staff
-from tests.e2e.staff_kit import PW, SHOTS, login, staff_app
+from tests.e2e.staff_kit import PW, SHOTS, logged_in, staff_app
 from tests.loyalty.corekit import T0
 from tests.loyalty.test_conversations import talk
 from tests.loyalty.test_reports import DAY
@@ -30,8 +30,7 @@ def base(sqlite_engine: Engine, tmp_path: Any) -> Iterator[str]:
 def test_the_bot_section_shows_conversations_and_containment(base: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     with chromium() as browser:
-        page = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US", bypass_csp=True).new_page()
-        login(page, base, "sup")
+        page = logged_in(browser, base, "sup", "en-US")
         page.click("#lang")  # English
         page.fill("#filters input[name=start]", (T0 - DAY).date().isoformat())
         page.fill("#filters input[name=end]", (T0 + 9 * DAY).date().isoformat())

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from loyalty import db
 from loyalty.nlu_review import service as review
 from loyalty.staff import service as staff
-from tests.e2e.staff_kit import PW, SHOTS, login, staff_app
+from tests.e2e.staff_kit import PW, SHOTS, logged_in, staff_app
 from tests.loyalty.corekit import T0, counts
 from tests.loyalty.test_reports import DAY, _fixture
 from tests.loyalty.test_reports_funnel import RA1, RB2, funnel_visits
@@ -36,9 +36,6 @@ def base(sqlite_engine: Engine, tmp_path: Any) -> Iterator[str]:
 def _range(page: Any) -> None:
     page.fill("#filters input[name=start]", (T0 - DAY).date().isoformat())
     page.fill("#filters input[name=end]", (T0 + 9 * DAY).date().isoformat())
-
-
-# Playwright waits by evaluating strings, which the page's CSP forbids: the contexts bypass it.
 
 
 def _chart_values(page: Any, name: str) -> list[Any]:
@@ -68,8 +65,7 @@ def _funnel_rows(page: Any) -> list[list[str]]:
 def test_marketing_reads_filters_and_runs_campaigns(base: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     with chromium() as browser:
-        page = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN", bypass_csp=True).new_page()
-        login(page, base, "mkt")
+        page = logged_in(browser, base, "mkt", "zh-CN")
         _range(page)
         page.click("#filters button[type=submit]")
         _drawn(page, "new_members", 2)
@@ -122,8 +118,7 @@ def test_marketing_reads_filters_and_runs_campaigns(base: str) -> None:
 
 def test_a_store_manager_sees_only_their_store(base: str) -> None:
     with chromium() as browser:
-        page = browser.new_context(viewport={"width": 820, "height": 1180}, locale="en-US", bypass_csp=True).new_page()
-        login(page, base, "mgr")
+        page = logged_in(browser, base, "mgr", "en-US", (820, 1180))
         page.click("#lang")
         _range(page)
         page.click("#filters button[type=submit]")

@@ -14,7 +14,7 @@ from loyalty import db
 from loyalty.db import utcnow
 from loyalty.outreach import service as outreach
 from loyalty.staff import service as staff
-from tests.e2e.staff_kit import PW, SHOTS, login, staff_app
+from tests.e2e.staff_kit import PW, SHOTS, logged_in, staff_app
 from tests.loyalty.corekit import counts
 from tests.loyalty.test_reports_outreach import _welcome_fixture
 from tests.support.browser import chromium
@@ -42,8 +42,7 @@ def _cell(page: Any, journey: str, column: str) -> str:
 def test_the_journeys_section_shows_the_hand_figures_and_previews_a_broadcast(base: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     with chromium() as browser:
-        page = browser.new_context(viewport={"width": 1280, "height": 1000}, locale="zh-CN", bypass_csp=True).new_page()
-        login(page, base, "mkt")
+        page = logged_in(browser, base, "mkt", "zh-CN", (1280, 1000))
         page.click("#tabs button[data-view=journeys]")
         page.wait_for_function("() => window.Chart && Chart.getChart(document.getElementById('chart-journeys'))")
         # welcome: treatment 1 of 3 converted, control 1 of 2 (tests/loyalty/test_reports_outreach.py).
@@ -86,8 +85,7 @@ def test_the_journeys_section_shows_the_hand_figures_and_previews_a_broadcast(ba
 
 def test_a_store_manager_has_no_journeys_tab(base: str) -> None:
     with chromium() as browser:
-        page = browser.new_context(viewport={"width": 820, "height": 1180}, locale="en-US", bypass_csp=True).new_page()
-        login(page, base, "mgr")
+        page = logged_in(browser, base, "mgr", "en-US", (820, 1180))
         assert page.is_hidden("#tabs button[data-view=journeys]")
         got = page.evaluate("async () => { const r = await fetch('api/journeys'); return [r.status, await r.json()]; }")
         assert got[0] == 403 and got[1]["error"] == "not_allowed"

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 
 from loyalty import db
 from loyalty.staff import service as staff
-from tests.e2e.staff_kit import PW, SHOTS, login, staff_app
+from tests.e2e.staff_kit import PW, SHOTS, logged_in, staff_app
 from tests.e2e.test_staff_browser import _range
 from tests.loyalty.test_reports import _fixture
 from tests.loyalty.test_segment_moves import _add_moves
@@ -48,8 +48,7 @@ def _matrix(page: Any, name: str) -> dict[tuple[str, str], tuple[str, str]]:
 def test_moves_read_at_a_glance_in_both_languages(base: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     with chromium() as browser:
-        page = browser.new_context(viewport={"width": 1280, "height": 1400}, locale="zh-CN", bypass_csp=True).new_page()
-        login(page, base, "mkt")
+        page = logged_in(browser, base, "mkt", "zh-CN", (1280, 1400))
         _range(page)
         page.click("#filters button[type=submit]")
         page.wait_for_selector("#figure-segment_moves_lifecycle table.matrix")
@@ -75,8 +74,7 @@ def test_moves_read_at_a_glance_in_both_languages(base: str) -> None:
 
 def test_a_store_manager_sees_their_stores_moves(base: str) -> None:
     with chromium() as browser:
-        page = browser.new_context(viewport={"width": 820, "height": 1180}, locale="en-US", bypass_csp=True).new_page()
-        login(page, base, "mgr")
+        page = logged_in(browser, base, "mgr", "en-US", (820, 1180))
         _range(page)
         page.click("#filters button[type=submit]")
         page.wait_for_selector("#figure-segment_moves_lifecycle table.matrix")
