@@ -10,6 +10,9 @@ Redis this process cannot see the window and treats it as closed); outside it
 a template message for a service notice, or a subscription message (订阅通知)
 when the member holds a one-time credit, spent by the core with the send's
 record. Marketing never goes as a template message.
+
+It also rebuilds the staff dashboard's pre-aggregated tables every
+REPORTS_REFRESH_SECONDS (default 600; 0 turns it off), see loyalty/reports/rollup.py.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import signal
 import socket
@@ -36,6 +40,7 @@ from loyalty.outreach.delivery import Outgoing, Result, Route
 from loyalty.outreach.journeys import SERVICE
 from loyalty.outreach.settings import OutreachSettings
 from loyalty.outreach.settings import from_env as outreach_settings
+from loyalty.reports import rollup
 from loyalty.sms.service import gateway
 
 log = logging.getLogger(__name__)
@@ -123,6 +128,17 @@ def transports(cfg: OutreachSettings, wechat: WeChatSettings | None = None) -> d
     return out
 
 
+def _refresh_reports() -> None:
+    """Rebuild the staff dashboard's tables (loyalty/reports/rollup.py); a failure is logged, sends go on."""
+    try:
+        done = db.run(rollup.refresh)
+    except Exception:  # the dashboard then computes live; the scheduler's own work must not stop
+        log.exception("dashboard tables not rebuilt")
+        return
+    if done is not None:
+        log.info("dashboard tables rebuilt: %d rows in %d ms", done.rows, done.took_ms)
+
+
 def run(worker: str, *, tick: float = 2.0, plan_every: float = 60.0, batch: int = 100,
         once: bool = False) -> None:
     """Plan every ``plan_every`` seconds, deliver what is due, until SIGTERM (or one round with ``once``)."""
@@ -139,7 +155,11 @@ def run(worker: str, *, tick: float = 2.0, plan_every: float = 60.0, batch: int 
     log.info("outreach scheduler %s started: %d claims returned, %d sends in doubt", worker, back, doubt)
     limits: dict[str, delivery.RateLimit] = {}
     planned_at = 0.0
+    reports_every, reported_at = rollup.settings().refresh_seconds, -math.inf
     while not stop:
+        if reports_every > 0 and time.monotonic() - reported_at >= reports_every:
+            _refresh_reports()
+            reported_at = time.monotonic()
         if time.monotonic() - planned_at >= plan_every:
             db.run(svc.recover, None, None, cfg)  # claims of schedulers that died elsewhere
             for p in db.run(svc.plan_all, None, cfg):

@@ -19,6 +19,7 @@ import loyalty.orders.models
 import loyalty.outreach.models
 import loyalty.points.models
 import loyalty.referrals.models
+import loyalty.reports.models
 import loyalty.staff.models
 import loyalty.tiers.models
 import loyalty.visits.models  # noqa: F401

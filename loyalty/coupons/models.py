@@ -73,6 +73,7 @@ class Coupon(Base):
     __table_args__ = (
         UniqueConstraint("member_id", "request_key"),
         Index("ix_coupons_member_status", "member_id", "status"),
+        Index("ix_coupons_claimed_at", "claimed_at"),
     )
 
     id: Mapped[int] = Column(Integer, primary_key=True)

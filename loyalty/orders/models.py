@@ -29,6 +29,8 @@ class Order(Base):
     __table_args__ = (
         UniqueConstraint("source", "external_id"),
         Index("ix_orders_member_placed", "member_id", "placed_at"),
+        # A redeemed coupon names its order by the till's id alone (the dashboard's coupon revenue).
+        Index("ix_orders_external_id", "external_id"),
     )
 
     id: Mapped[int] = Column(Integer, primary_key=True)

@@ -1,10 +1,13 @@
 """Dashboard figures over a date range, a store and a channel: members, sales, points, coupons, the bot.
 
 Every figure is one SQL query over the core's own rows, scoped by
-:class:`Scope`. A store manager's scope always carries their store: the web
-app builds it from the session, never from the request, so the restriction
-holds in the query itself. Times are UTC, ranges half-open ``[start, end)``.
-Definitions (zh and en) are in :data:`DEFINITIONS`, shown beside each figure.
+:class:`Scope`, or, for the sales, points and coupons of a range of whole
+days, a sum over the pre-aggregated tables of :mod:`loyalty.reports.rollup`
+while they are fresh. A store manager's scope always carries their store: the
+web app builds it from the session, never from the request, so the restriction
+holds in the query itself. Times are UTC, ranges half-open ``[start, end)``;
+per-day figures are by business day (Asia/Shanghai). Definitions (zh and en)
+are in :data:`DEFINITIONS`, shown beside each figure.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, and_, case, cast, func, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session, aliased
 
 from loyalty import db
@@ -24,7 +27,7 @@ from loyalty.members.models import Member, MemberSegment
 from loyalty.nlu_review.models import ReviewMessage
 from loyalty.orders.models import Order
 from loyalty.points.models import LedgerEntry, PointsLot
-from loyalty.reports import funnel
+from loyalty.reports import funnel, rollup
 from loyalty.reports import segments as segment_moves
 from loyalty.reports.scope import Scope
 
@@ -77,14 +80,9 @@ def _ratio(a: float, b: float) -> float | None:
     return round(a / b, 4) if b else None
 
 
-def _day(col: Any) -> Any:
-    """The UTC calendar day of a timestamp column, as text YYYY-MM-DD on SQLite and PostgreSQL alike."""
-    return func.substr(cast(col, String), 1, 10)
-
-
 def new_members(s: Session, sc: Scope) -> list[dict[str, Any]]:
     """Members who joined per day, store and channel."""
-    day = _day(Member.created_at)
+    day = rollup.local_day(s, Member.created_at)
     q = (select(day.label("day"), Store.code, Member.join_channel, func.count())
          .select_from(Member).outerjoin(Store, Store.id == Member.store_id)
          .where(Member.created_at >= sc.start, Member.created_at < sc.end)
@@ -151,12 +149,8 @@ def sales_by_tier(s: Session, sc: Scope) -> list[dict[str, Any]]:
              "repurchase_90": _ratio(int(r90 or 0), b)} for t, n, b, total, r30, r90 in s.execute(q)]
 
 
-def points(s: Session, sc: Scope, now: datetime) -> dict[str, Any]:
-    """Points issued, spent, expired in the range; liability now and its expected breakage.
-
-    The range's sums and the all-time spent and expired (for the expiry rate) come from one pass
-    over the ledger.
-    """
+def _ledger_sums(s: Session, sc: Scope) -> tuple[int, int, int, int, int]:
+    """Issued, spent, expired in the range and spent, expired ever: one pass over the ledger."""
     kind = LedgerEntry.kind
     inside = and_(LedgerEntry.created_at >= sc.start, LedgerEntry.created_at < sc.end)
     issued = case((and_(inside, kind.in_(("earn", "referral", "adjust", "gift", "welcome")), LedgerEntry.delta > 0),
@@ -169,36 +163,70 @@ def points(s: Session, sc: Scope, now: datetime) -> dict[str, Any]:
                total(case((and_(inside, kind == "expire"), -LedgerEntry.delta), else_=0)),
                total(case((kind == "spend", -LedgerEntry.delta), else_=0)),
                total(case((kind == "expire", -LedgerEntry.delta), else_=0)))
-    lq = select(func.coalesce(func.sum(PointsLot.remaining), 0)).where(PointsLot.expires_at > now)
     if sc.store_id is not None:
-        mine = select(Member.id).where(Member.store_id == sc.store_id).scalar_subquery()
-        q, lq = q.where(LedgerEntry.member_id.in_(mine)), lq.where(PointsLot.member_id.in_(mine))
+        q = q.where(LedgerEntry.member_id.in_(select(Member.id).where(Member.store_id == sc.store_id)))
     got, spent, expired, all_spent, all_expired = (int(x) for x in s.execute(q).one())
-    liability = int(s.execute(lq).scalar() or 0)
+    return got, spent, expired, all_spent, all_expired
+
+
+def liability(s: Session, sc: Scope, now: datetime) -> int:
+    """Points left in lots that have not expired by ``now``.
+
+    A member's balance is the sum of their lots' remaining points (the points
+    core's invariant), so this is the balances less the few lots past their
+    date that the expiry job has not booked yet: no pass over every lot.
+    """
+    held = select(func.coalesce(func.sum(Member.points_balance), 0))
+    overdue = (select(func.coalesce(func.sum(PointsLot.remaining), 0))
+               .where(PointsLot.remaining > 0, PointsLot.expires_at <= now))
+    if sc.store_id is not None:
+        held = held.where(Member.store_id == sc.store_id)
+        overdue = overdue.where(PointsLot.member_id.in_(select(Member.id).where(Member.store_id == sc.store_id)))
+    return int(s.execute(held).scalar() or 0) - int(s.execute(overdue).scalar() or 0)
+
+
+def points(s: Session, sc: Scope, now: datetime,
+           sums: tuple[int, int, int, int, int] | None = None) -> dict[str, Any]:
+    """Points issued, spent, expired in the range; liability now and its expected breakage.
+
+    ``sums`` (issued, spent, expired in the range; spent and expired ever) come from the
+    pre-aggregated days when the dashboard has them, else from the ledger.
+    """
+    got, spent, expired, all_spent, all_expired = _ledger_sums(s, sc) if sums is None else sums
+    owed = liability(s, sc, now)
     rate = _ratio(all_expired, all_spent + all_expired)
-    return {"issued": got, "spent": spent, "expired": expired, "liability": liability,
-            "expiry_rate": rate, "expected_breakage": round(liability * rate) if rate is not None else None}
+    return {"issued": got, "spent": spent, "expired": expired, "liability": owed,
+            "expiry_rate": rate, "expected_breakage": round(owed * rate) if rate is not None else None}
 
 
-def coupons(s: Session, sc: Scope) -> list[dict[str, Any]]:
-    """Per campaign: claimed, redeemed, redemption rate, revenue and discount cost of the redeeming orders."""
+def _coupon_counts(s: Session, sc: Scope) -> dict[int, tuple[int, int, int]]:
+    """Per campaign id: coupons claimed in the range, of those redeemed, revenue of the redeeming orders."""
     where = [Coupon.claimed_at >= sc.start, Coupon.claimed_at < sc.end]
     if sc.store_id is not None:
         where.append(Coupon.member_id.in_(select(Member.id).where(Member.store_id == sc.store_id)))
     redeemed = Coupon.status == "redeemed"
-    q = (select(CouponCampaign.code, CouponCampaign.kind, CouponCampaign.discount_fen, CouponCampaign.percent_off,
-                CouponCampaign.issued, func.count(Coupon.id), func.sum(case((redeemed, 1), else_=0)))
-         .join(CouponCampaign, CouponCampaign.id == Coupon.campaign_id).where(*where)
-         .group_by(CouponCampaign.id).order_by(CouponCampaign.code))
-    revenue_q = (select(CouponCampaign.code, func.coalesce(func.sum(Order.amount_fen), 0))
-                 .join(Coupon, Coupon.campaign_id == CouponCampaign.id)
-                 .join(Order, and_(Order.external_id == Coupon.redeemed_ref, Order.kind == "order"))
-                 .where(*where, redeemed).group_by(CouponCampaign.code))
-    revenue = {code: int(v) for code, v in s.execute(revenue_q)}
+    counts = s.execute(select(Coupon.campaign_id, func.count(Coupon.id), func.sum(case((redeemed, 1), else_=0)))
+                       .where(*where).group_by(Coupon.campaign_id))
+    revenue = dict(s.execute(
+        select(Coupon.campaign_id, func.coalesce(func.sum(Order.amount_fen), 0))
+        .join(Order, and_(Order.external_id == Coupon.redeemed_ref, Order.kind == "order"))
+        .where(*where, redeemed).group_by(Coupon.campaign_id)).all())
+    return {cid: (int(n), int(used or 0), int(revenue.get(cid, 0))) for cid, n, used in counts}
+
+
+def coupons(s: Session, sc: Scope, counts: dict[int, tuple[int, int, int]] | None = None) -> list[dict[str, Any]]:
+    """Per campaign: claimed, redeemed, redemption rate, revenue and discount cost of the redeeming orders.
+
+    ``counts`` come from the pre-aggregated days when the dashboard has them, else from the coupons."""
+    counts = _coupon_counts(s, sc) if counts is None else counts
+    if not counts:
+        return []
+    q = (select(CouponCampaign.id, CouponCampaign.code, CouponCampaign.kind, CouponCampaign.discount_fen,
+                CouponCampaign.percent_off, CouponCampaign.issued)
+         .where(CouponCampaign.id.in_(list(counts))).order_by(CouponCampaign.code))
     out = []
-    for code, kind, disc, pct, issued, claimed, used in s.execute(q):
-        used = int(used or 0)
-        rev = revenue.get(code, 0)
+    for cid, code, kind, disc, pct, issued in s.execute(q):
+        claimed, used, rev = counts[cid]
         cost = disc * used if kind == "threshold" else rev * pct // 100 if kind == "percent" else 0
         out.append({"campaign": code, "issued_total": issued, "claimed": claimed, "redeemed": used,
                     "redemption_rate": _ratio(used, claimed), "revenue_fen": rev, "discount_cost_fen": cost})
@@ -216,7 +244,7 @@ def _conversation_scope(sc: Scope) -> list[Any]:
 
 def conversations(s: Session, sc: Scope) -> list[dict[str, Any]]:
     """Conversations per day and channel: started, contained, handed off, shopper turns, fallbacks."""
-    day = _day(Conversation.started_at)
+    day = rollup.local_day(s, Conversation.started_at)
     handed = func.sum(case((Conversation.handed_off.is_(True), 1), else_=0))
     q = (select(day, Conversation.channel, func.count(), handed, func.sum(Conversation.user_turns),
                 func.sum(Conversation.agent_turns), func.sum(Conversation.fallback_turns))
@@ -272,17 +300,27 @@ def bot(s: Session, sc: Scope, top: int = 10, convs: list[dict[str, Any]] | None
     return out
 
 
-def dashboard(s: Session, sc: Scope, now: datetime) -> dict[str, Any]:
-    """Every figure of the dashboard for one scope."""
+def dashboard(s: Session, sc: Scope, now: datetime, *, tables: bool = True) -> dict[str, Any]:
+    """Every figure of the dashboard for one scope; ``tables=False`` computes all of them live."""
     db.without_jit(s)
     convs = conversations(s, sc)
-    sales = sales_by_tier(s, sc)
+    as_of = rollup.fresh_as_of(s, now) if tables else None
+    rolled_sales = rollup.sales_by_tier(s, sc) if as_of else None
+    sums = rollup.points_sums(s, sc) if as_of else None
+    coupon_counts = rollup.coupon_counts(s, sc) if as_of else None
+    sales = sales_by_tier(s, sc) if rolled_sales is None else rolled_sales
+    rolled = [name for name, got in (("sales_by_tier", rolled_sales), ("active_members", rolled_sales),
+                                     ("points", sums), ("coupons", coupon_counts)) if got is not None]
     return {
         # Every buyer has one current tier: the buyers per tier add up to the active members.
         "new_members": new_members(s, sc), "active_members": sum(r["buyers"] for r in sales),
-        "segments": segments(s, sc), "sales_by_tier": sales, "points": points(s, sc, now), "coupons": coupons(s, sc),
+        "segments": segments(s, sc), "sales_by_tier": sales, "points": points(s, sc, now, sums),
+        "coupons": coupons(s, sc, coupon_counts),
         "conversations": convs, "bot": bot(s, sc, convs=convs), "qr_funnel": funnel.qr_funnel(s, sc),
         "definitions": {**DEFINITIONS, **funnel.DEFINITIONS},
         "segment_moves": segment_moves.moves(s, sc),
         "as_of": now.isoformat(),
+        # Figures read from the pre-aggregated tables, and as of when (the rest are live as of "as_of").
+        "rolled_up": {"figures": rolled, "as_of": as_of.isoformat() if as_of and rolled else None,
+                      "every_seconds": rollup.settings().refresh_seconds},
     }

@@ -8,7 +8,7 @@
       channel: "渠道", all: "全部", apply: "查询", new_campaign: "新建活动", create: "创建", export: "导出训练样本",
       name_zh: "中文名", name_en: "英文名", kind: "类型", threshold: "门槛 (元)", discount: "减 (元)", percent_off: "折扣 %",
       gift_sku: "赠品 SKU", total_stock: "库存", per_member_limit: "每人限领", claim_start: "领取开始", claim_end: "领取结束",
-      valid_days: "有效天数", points_cost: "所需积分", fresh: "数据实时计算于", csv: "下载 CSV", bad_credentials: "用户名或密码错误",
+      valid_days: "有效天数", points_cost: "所需积分", fresh: "数据实时计算于", rolled: "预汇总数据，截至", rolled_every: "每 {m} 分钟更新", csv: "下载 CSV", bad_credentials: "用户名或密码错误",
       locked: "尝试次数过多，请稍后再试", pause: "暂停", resume: "恢复", end_act: "结束", sheet: "A4 桌牌", pick: "确定",
       dismiss: "忽略", other_store: "您的账号只能查看本门店的数据",
       f_new_members: "新会员（按日、门店、渠道）", f_active_members: "活跃会员", f_segments: "分群与生命周期",
@@ -27,7 +27,7 @@
       name_en: "English name", kind: "Kind", threshold: "Threshold (yuan)", discount: "Discount (yuan)",
       percent_off: "Percent off", gift_sku: "Gift SKU", total_stock: "Stock", per_member_limit: "Per member",
       claim_start: "Claims from", claim_end: "Claims until", valid_days: "Valid days", points_cost: "Points cost",
-      fresh: "Computed live at", csv: "Download CSV", bad_credentials: "Wrong username or password",
+      fresh: "Computed live at", rolled: "Pre-aggregated, as of", rolled_every: "refreshed every {m} min", csv: "Download CSV", bad_credentials: "Wrong username or password",
       locked: "Too many tries; try again later", pause: "Pause", resume: "Resume", end_act: "End", sheet: "A4 tents",
       pick: "Save", dismiss: "Dismiss", other_store: "Your account reads only your own store.",
       f_new_members: "New members (day, store, channel)", f_active_members: "Active members",
@@ -178,13 +178,19 @@
     $("#dash-error").textContent = "";
     let d;
     try { d = await api("api/dashboard?" + query()); } catch (e) { $("#dash-error").textContent = e.message; return; }
-    $("#freshness").textContent = `${t("fresh")} ${new Date(d.as_of).toLocaleString()}`;
+    const rolled = d.rolled_up || { figures: [] };
+    // Figures read from the pre-aggregated tables (loyalty/reports/rollup.py) say as of when, on the card.
+    const rolledNote = rolled.as_of ? `${t("rolled")} ${new Date(rolled.as_of).toLocaleString()} · ` +
+      t("rolled_every").replace("{m}", Math.round(rolled.every_seconds / 60)) : "";
+    $("#freshness").textContent = `${t("fresh")} ${new Date(d.as_of).toLocaleString()}` +
+      (rolledNote ? ` · ${rolledNote}` : "");
     const box = $("#figures");
     box.replaceChildren();
     for (const [name, f] of Object.entries(figureRows(d))) {
       const def = d.definitions[f.def][lang === "zh" ? 0 : 1];
       const card = el("div", { class: "card figure", id: "figure-" + name },
         el("h3", {}, t("f_" + name)), el("p", { class: "definition" }, def));
+      if (rolledNote && rolled.figures.includes(name)) card.append(el("p", { class: "muted rolled" }, rolledNote));
       const chart = draw(name, f.chart, f.labels, f.stacked);
       if (chart) card.append(chart);
       card.append(el("div", { class: "scroll" }, table(f.rows)),

@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(needs_schema=True)
     sub = p.add_subparsers(dest="command", required=True, metavar="command")
     for add in (setup.add_db, setup.add_seed, campaigns.add_campaign, jobs.add_points, jobs.add_tiers,
-                jobs.add_recommender, jobs.add_segments, campaigns.add_gifts, order_import.add_orders,
+                jobs.add_recommender, jobs.add_segments, jobs.add_reports, campaigns.add_gifts, order_import.add_orders,
                 access.add_apikey, access.add_agent, staff.add_staff, review.add_review, outreach.add_journey,
                 outreach.add_broadcast, setup.add_serve):
         add(sub)

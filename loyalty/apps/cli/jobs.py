@@ -1,4 +1,4 @@
-"""Points adjustments and the periodic jobs: expiry, tier reviews, recommender training, segments."""
+"""Points adjustments and the periodic jobs: expiry, tier reviews, recommender training, segments, reports."""
 
 from __future__ import annotations
 
@@ -75,6 +75,17 @@ def cmd_segments_recompute(a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_reports_refresh(a: argparse.Namespace) -> int:
+    from loyalty.reports import rollup
+
+    done = db.run(rollup.refresh, a.now)
+    if done is None:
+        print("another process is rebuilding the dashboard tables; nothing done")
+        return EXIT_OK
+    print(f"dashboard tables rebuilt as of {local_time(done.as_of)}: {done.rows} rows in {done.took_ms / 1000:.1f} s")
+    return EXIT_OK
+
+
 def add_points(sub: Any) -> None:
     pg = command_group(sub, "points", "points ledger")
     adj = pg.add_parser("adjust", help="add or take points (audited)")
@@ -108,3 +119,11 @@ def add_segments(sub: Any) -> None:
     sr = sg.add_parser("recompute", help="score every member and store segment, lifecycle and tags")
     sr.add_argument("--now", type=parse_when, help="as of this time (default now)")
     sr.set_defaults(func=cmd_segments_recompute)
+
+
+def add_reports(sub: Any) -> None:
+    rg = command_group(sub, "reports", "the staff dashboard's pre-aggregated tables")
+    rr = rg.add_parser("refresh", help="rebuild them now (the outreach scheduler does it every "
+                                       "REPORTS_REFRESH_SECONDS)")
+    rr.add_argument("--now", type=parse_when, help="as of this time (default now)")
+    rr.set_defaults(func=cmd_reports_refresh)
