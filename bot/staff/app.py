@@ -360,6 +360,40 @@ async def journey_switch(request: Request, who: StaffView, name: str, act: str) 
     return _json({"journey": row})
 
 
+@authed()
+async def copy_show(request: Request, who: StaffView, name: str) -> HTTPResponse:
+    """A journey's steps (or a broadcast's message) with their copy now and in code."""
+    _journeys_allowed(who)
+    return _json(await db.arun(journey_reports.journey_copy, unquote(name), readonly=True))
+
+
+def _copy_form(request: Request) -> dict[str, Any]:
+    body = json_body(request)
+    step = body.get("step")
+    if not isinstance(step, str) or not step:
+        raise InvalidInput("step is required.", code="invalid_copy", field="step")
+    return {"step": step, "text_zh": body.get("text_zh"), "text_en": body.get("text_en")}
+
+
+@authed(write=True)
+async def copy_preview(request: Request, who: StaffView, name: str) -> HTTPResponse:
+    """Copy rendered as a member would read it; nothing is saved."""
+    _journeys_allowed(who)
+    form = _copy_form(request)
+    return _json({"preview": await db.arun(journey_reports.preview_copy, unquote(name), form["step"],
+                                           form["text_zh"], form["text_en"], actor=f"staff:{who.username}")})
+
+
+@authed(write=True)
+async def copy_save(request: Request, who: StaffView, name: str) -> HTTPResponse:
+    """Save a step's copy; ``{"step": …, "reset": true}`` brings the code's copy back."""
+    _journeys_allowed(who)
+    form = _copy_form(request)
+    reset = json_body(request).get("reset") is True
+    return _json(await db.arun(journey_reports.save_copy, unquote(name), form["step"], form["text_zh"],
+                               form["text_en"], actor=f"staff:{who.username}", reset=reset))
+
+
 @authed(write=True)
 async def broadcast_preview(request: Request, who: StaffView) -> HTTPResponse:
     """A draft broadcast's audience, control and rendered message; nothing is saved."""
@@ -415,6 +449,9 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("GET", "/staff/api/journeys.csv", journey_csv),
     ("GET", "/staff/api/journeys/<name:str>/preview", journey_preview),
     ("POST", "/staff/api/journeys/<name:str>/<act:str>", journey_switch),
+    ("GET", "/staff/api/copy/<name:str>", copy_show),
+    ("POST", "/staff/api/copy/<name:str>", copy_save),
+    ("POST", "/staff/api/copy/<name:str>/preview", copy_preview),
     ("POST", "/staff/api/broadcasts/preview", broadcast_preview),
     ("POST", "/staff/api/broadcasts", broadcast_create),
     ("GET", "/staff/api/review", review_list),

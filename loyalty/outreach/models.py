@@ -1,4 +1,4 @@
-"""The sends ledger, one-time subscription credits, journey switches, broadcasts and the web chat inbox."""
+"""The sends ledger, one-time subscription credits, journey switches and copy, broadcasts, the web chat inbox."""
 
 from __future__ import annotations
 
@@ -76,6 +76,19 @@ class JourneySwitch(Base):
 
     journey: Mapped[str] = Column(String(60), primary_key=True)
     paused: Mapped[bool] = Column(Boolean, default=False, nullable=False)
+    changed_at: Mapped[datetime] = Column(UTCDateTime, default=utcnow, nullable=False)
+    actor: Mapped[str] = Column(String(64), nullable=False)
+
+
+class JourneyCopy(Base):
+    """Staff's zh/en copy of one journey step, in place of the copy in code (absent: the code's)."""
+
+    __tablename__ = "journey_copies"
+
+    journey: Mapped[str] = Column(String(60), primary_key=True)
+    step: Mapped[str] = Column(String(20), primary_key=True)
+    text_zh: Mapped[str] = Column(Text, nullable=False)
+    text_en: Mapped[str] = Column(Text, nullable=False)
     changed_at: Mapped[datetime] = Column(UTCDateTime, default=utcnow, nullable=False)
     actor: Mapped[str] = Column(String(64), nullable=False)
 

@@ -25,7 +25,7 @@ from loyalty.db import add_first, insert_new
 from loyalty.errors import InvalidInput, NotFound
 from loyalty.members.models import ChannelIdentity, Member, MemberSegment
 from loyalty.members.service import identity_owner
-from loyalty.outreach import rules
+from loyalty.outreach import copy, rules
 from loyalty.outreach.journeys import JOURNEYS, MARKETING, Candidate, Step, broadcast_step
 from loyalty.outreach.models import Broadcast, InboxMessage, JourneySwitch, OutreachSend, SubscriptionCredit
 from loyalty.outreach.settings import OutreachSettings
@@ -158,8 +158,9 @@ def _audience(s: Session, audience: dict[str, Any]) -> list[int]:
 def create_broadcast(s: Session, code: str, audience: dict[str, Any], text_zh: str, text_en: str,
                      send_at: datetime, *, actor: str) -> int:
     """Schedule a one-off message to an audience at ``send_at``."""
-    if not code or len(code) > 40 or not text_zh.strip() or not text_en.strip():
+    if not code or len(code) > 40:
         raise InvalidInput("A broadcast needs a code (≤40 characters) and both texts.", code="invalid_broadcast")
+    text_zh, text_en = copy.check(text_zh, text_en, copy.MEMBER_FIELDS)
     _audience(s, audience)  # refuse unknown criteria now, not at send time
     b = Broadcast(code=code, audience=audience, text_zh=text_zh, text_en=text_en, send_at=send_at)
     s.add(b)
@@ -193,7 +194,7 @@ def step_for(s: Session, journey: str, step: str = "main") -> Step:
     if journey.startswith("broadcast:"):
         b = _broadcast(s, journey.split(":", 1)[1])
         return broadcast_step(b.text_zh, b.text_en)
-    return JOURNEYS[journey].steps[step]
+    return copy.step(s, journey, step)
 
 
 # ---------------------------------------------------------------- credits

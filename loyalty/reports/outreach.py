@@ -19,8 +19,9 @@ from sqlalchemy.orm import Session
 
 from loyalty.common import now_or
 from loyalty.errors import InvalidInput, NotFound
+from loyalty.members.models import Member
+from loyalty.outreach import copy, report
 from loyalty.outreach import preview as previews
-from loyalty.outreach import report
 from loyalty.outreach import service as outreach
 from loyalty.outreach.delivery import render
 from loyalty.outreach.journeys import JOURNEYS
@@ -188,3 +189,38 @@ def create_broadcast(s: Session, draft: Draft, *, actor: str, now: datetime | No
                               actor=actor)
     _rendered(s, f"broadcast:{draft.code}", None)
     return {"journey": f"broadcast:{draft.code}", "code": draft.code, "send_at": draft.send_at.isoformat()}
+
+
+# Facts a journey's finder gives its sends, with sample values: a copy preview renders every placeholder.
+SAMPLE_FACTS: dict[str, Any] = {"points": 500, "date": "2026-12-31", "coupon_zh": "满100减20券",
+                                "coupon_en": "20 off 100 coupon", "coupon": "SAMPLE", "tier": "gold", "yuan": 300}
+
+
+def journey_copy(s: Session, journey: str) -> dict[str, Any]:
+    """The steps of a journey (or a broadcast) with their copy now and in code, and the placeholders each may use."""
+    return {"journey": journey, "steps": copy.copies(s, journey), "max_chars": copy.MAX_CHARS}
+
+
+def preview_copy(s: Session, journey: str, step: str, text_zh: object, text_en: object, *, actor: str,
+                 now: datetime | None = None) -> dict[str, Any]:
+    """Copy as a member would read it (sample facts, a real member's store and recommendations): it is
+    saved inside a savepoint that is rolled back, so the checks are the save's and nothing is written."""
+    sp = s.begin_nested()
+    try:
+        copy.set_copy(s, journey, step, text_zh, text_en, actor=actor, now=now)
+        member = s.execute(select(Member.id).where(Member.status == "active").order_by(Member.id).limit(1)).scalar()
+        send = OutreachSend(member_id=member, journey=journey, step=step, facts=dict(SAMPLE_FACTS))
+        return {"journey": journey, "step": step, "message_zh": render(s, send, "zh"),
+                "message_en": render(s, send, "en")}
+    finally:
+        sp.rollback()
+
+
+def save_copy(s: Session, journey: str, step: str, text_zh: object, text_en: object, *, actor: str,
+              reset: bool = False) -> dict[str, Any]:
+    """Save a step's copy (or, with ``reset``, go back to the code's); the journey's steps as they now are."""
+    if reset:
+        copy.reset_copy(s, journey, step, actor=actor)
+    else:
+        copy.set_copy(s, journey, step, text_zh, text_en, actor=actor)
+    return journey_copy(s, journey)

@@ -19,7 +19,8 @@
       audience: "受众（全部条件同时满足；留空＝不限）", segment: "RFM 分群", tier: "等级", lifecycle: "生命周期",
       tag: "标签", preview: "预览", not_allowed: "您的账号无权操作", p_audience: "受众人数", p_control: "对照组（不发送）",
       p_would_send: "将发送", p_already: "已规划过", p_skips: "跳过（原因）", p_held: "免打扰时段，顺延至",
-      p_message: "消息预览", conv_t: "实验组转化率", conv_c: "对照组转化率", saved: "已创建" },
+      p_message: "消息预览", copy: "文案", copy_of: "编辑文案", save: "保存", reset: "恢复默认", copy_saved: "已保存",
+      copy_fields: "可用占位符", copy_edited: "已修改", copy_locked: "已开始规划发送，文案不可再改", conv_t: "实验组转化率", conv_c: "对照组转化率", saved: "已创建" },
     en: { title: "Member marketing", dashboard: "Dashboard", campaigns: "Coupon campaigns", stores: "Stores & QR codes",
       review: "Conversation review", logout: "Log out", login: "Log in", username: "Username", password: "Password",
       start: "From", end: "To", store: "Store", channel: "Channel", all: "All", apply: "Apply",
@@ -39,7 +40,8 @@
       audience: "Audience (every criterion must hold; empty = any)", segment: "RFM segment", tier: "Tier",
       lifecycle: "Lifecycle", tag: "Tag", preview: "Preview", not_allowed: "Your account may not do this.",
       p_audience: "Audience", p_control: "Control (not messaged)", p_would_send: "Would send", p_already: "Planned before",
-      p_skips: "Skipped (rule)", p_held: "Quiet hours: held until", p_message: "Message preview",
+      p_skips: "Skipped (rule)", p_held: "Quiet hours: held until", p_message: "Message preview", copy: "Copy", copy_of: "Edit copy", save: "Save", reset: "Back to default",
+      copy_saved: "Saved", copy_fields: "Placeholders", copy_edited: "edited", copy_locked: "Planned: the copy can no longer change",
       conv_t: "Treatment conversion", conv_c: "Control conversion", saved: "Created" },
   };
   // The QR funnel's labels (kept apart from the table above so the figure stays in one place).
@@ -301,11 +303,46 @@
         el("button", { type: "button", "data-act": act, onclick: async () => {
           await api(`api/journeys/${name}/${act}`, { method: "POST", body: "{}" }); loadJourneys(); } }, t(act)),
         el("button", { type: "button", "data-act": "preview", onclick: async () => {
-          const { preview } = await api(`api/journeys/${name}/preview`); showPreview(preview, r.journey); } }, t("preview"))));
+          const { preview } = await api(`api/journeys/${name}/preview`); showPreview(preview, r.journey); } }, t("preview")),
+        el("button", { type: "button", "data-act": "copy", onclick: () => editCopy(r.journey) }, t("copy"))));
     });
     const head = tb.querySelector("thead tr");
     if (head) head.prepend(el("th", {}, ""));
     $("#journey-table").replaceWith(Object.assign(tb, { id: "journey-table" }));
+  }
+
+  // A journey's (or a broadcast's) copy: one form per step, zh and en, preview before saving (loyalty/outreach/copy.py).
+  async function editCopy(journey) {
+    const name = encodeURIComponent(journey);
+    const d = await api(`api/copy/${name}`);
+    const box = $("#journey-copy");
+    box.replaceChildren(el("h3", {}, `${t("copy_of")} · ${journey}`));
+    for (const st of d.steps) {
+      const zh = el("textarea", { name: "text_zh", rows: "2", maxlength: String(d.max_chars), lang: "zh" });
+      const en = el("textarea", { name: "text_en", rows: "2", maxlength: String(d.max_chars), lang: "en" });
+      zh.value = st.text_zh; en.value = st.text_en;
+      const err = el("p", { class: "error", "data-step-error": st.step });
+      const shown = el("div", { class: "preview", "data-step-preview": st.step });
+      const body = (extra) => JSON.stringify(Object.assign({ step: st.step, text_zh: zh.value, text_en: en.value }, extra));
+      const run = async (fn) => { err.textContent = ""; try { await fn(); } catch (e) { err.textContent = (e.body && e.body.message) || e.message; } };
+      const form = el("form", { class: "copy-step", "data-step": st.step },
+        el("h4", {}, `${st.step} · ${st.kind}` + (st.edited ? ` · ${t("copy_edited")}` : "")),
+        el("label", {}, "中文 ", zh), el("label", {}, "English ", en),
+        el("p", { class: "muted" }, `${t("copy_fields")}: ` + (st.fields.map((f) => `{${f}}`).join(" ") || "–")),
+        st.editable ? el("div", {},
+          el("button", { type: "button", "data-act": "copy-preview", onclick: () => run(async () => {
+            const { preview } = await api(`api/copy/${name}/preview`, { method: "POST", body: body({}) });
+            shown.replaceChildren(el("p", { class: "message", lang: "zh" }, preview.message_zh),
+              el("p", { class: "message", lang: "en" }, preview.message_en)); }) }, t("preview")),
+          el("button", { type: "button", "data-act": "copy-save", onclick: () => run(async () => {
+            await api(`api/copy/${name}`, { method: "POST", body: body({}) }); editCopy(journey); }) }, t("save")),
+          st.edited ? el("button", { type: "button", "data-act": "copy-reset", onclick: () => run(async () => {
+            await api(`api/copy/${name}`, { method: "POST", body: body({ reset: true }) }); editCopy(journey); }) }, t("reset")) : "")
+          : el("p", { class: "muted" }, t("copy_locked")),
+        err, shown);
+      box.append(form);
+    }
+    box.hidden = false;
   }
 
   function broadcastBody() {
