@@ -8,11 +8,16 @@ broadcast to all of them. Measured:
 - preview (audience, holdout, rule skips, samples; writes nothing) and planning
   (the ledger rows) of that audience;
 - the scheduler process (``python -m bot.outreach``) delivering every send:
-  sends per second and its peak resident memory (VmHWM);
+  sends per second, its peak resident memory (VmHWM), and the CPU time each
+  send costs the scheduler, the fake API and PostgreSQL (steadier than sends
+  per second on a busy machine);
 - baseline, in this process: bare wechatpy calls to the same fake API with no
   ledger, no rules, no database, to show what the bookkeeping costs.
 
-    .venv/bin/python -m bench.outreach_broadcast [--members 100000] [--workers 1]
+    .venv/bin/python -m bench.outreach_broadcast [--members 100000] [--workers 1] [--senders 4] [--rate 1000000]
+
+``--rate`` is OUTREACH_RATES' WeChat rate (the scheduler honours it; the default
+configuration's 20 a second caps a real deployment), ``--senders`` OUTREACH_SENDERS.
 
 Figures are printed, never asserted; the machine is shared (load average printed).
 """
@@ -69,6 +74,34 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
+def cpu_seconds(pid: int, children: bool = False) -> float:
+    """User + system CPU time of a process (with ``children``: also of its exited, reaped children)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    ticks = sum(int(x) for x in fields[11:15 if children else 13])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu(datadir: str) -> float:
+    """CPU time of the PostgreSQL server: the postmaster, its exited backends, its live ones."""
+    with open(os.path.join(datadir, "postmaster.pid")) as f:
+        master = int(f.readline())
+    total = cpu_seconds(master, children=True)
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            if ppid == master:
+                total += cpu_seconds(int(entry))
+    return total
+
+
 def baseline(api: str, k: int) -> float:
     from wechatpy import WeChatClient
 
@@ -86,6 +119,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--members", type=int, default=100_000)
     p.add_argument("--workers", type=int, default=1, help="scheduler processes")
+    p.add_argument("--senders", type=int, default=4, help="OUTREACH_SENDERS: API calls in flight per scheduler")
+    p.add_argument("--rate", type=float, default=1_000_000, help="OUTREACH_RATES for WeChat, sends a second")
     a = p.parse_args()
     from tests.support.servers import start_postgres  # the tests' throwaway server
 
@@ -127,9 +162,11 @@ def main() -> None:
                 time.sleep(0.2)
         env = {**os.environ, "LOYALTY_DATABASE_URL": url, "WECHAT_APP_ID": APP_ID, "WECHAT_APP_SECRET": APP_SECRET,
                "WECHAT_TOKEN": "bench", "WECHAT_API_BASE_URL": api, "WECHAT_REDIS_URL": "",
-               "OUTREACH_RATES": "wechat=1000000", "OUTREACH_QUIET_START": "0", "OUTREACH_QUIET_END": "0",
+               "OUTREACH_RATES": f"wechat={a.rate:g}", "OUTREACH_SENDERS": str(a.senders),
+               "OUTREACH_QUIET_START": "0", "OUTREACH_QUIET_END": "0",
                "OUTREACH_JOURNEYS": "tier", "WEBCHAT_REDIS_URL": ""}
         t0 = time.perf_counter()
+        pg_cpu0, fake_cpu0 = postgres_cpu(server.datadir), cpu_seconds(fake.pid)
         procs = [subprocess.Popen([sys.executable, "-m", "bot.outreach", "--worker", f"b{i}", "--batch", "200"],
                                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                  for i in range(a.workers)]
@@ -139,6 +176,8 @@ def main() -> None:
                 OutreachSend.status.in_(svc.PLANNED))).first(), readonly=True)
             peaks = [max(pk, peak_rss_mb(pr.pid)) for pk, pr in zip(peaks, procs, strict=True)]
             if left is None:
+                cpu = (sum(cpu_seconds(pr.pid) for pr in procs), cpu_seconds(fake.pid) - fake_cpu0,
+                       postgres_cpu(server.datadir) - pg_cpu0)
                 break
             time.sleep(0.5)
         elapsed = time.perf_counter() - t0
@@ -147,9 +186,12 @@ def main() -> None:
         received = len(requests.get(f"http://127.0.0.1:{port}/_fake/notices", timeout=60).json()["notices"])
         rate = sent / elapsed
         base = baseline(api, 2000)
-        print(f"scheduler x{a.workers}: {sent} sent in {elapsed:.1f} s = {rate:.0f} sends/s "
+        print(f"scheduler x{a.workers}, {a.senders} senders each, WeChat rate {a.rate:g}/s: "
+              f"{sent} sent in {elapsed:.1f} s = {rate:.0f} sends/s "
               f"(the fake API recorded {received}); peak RSS "
               f"{', '.join(f'{pk:.0f} MB' for pk in peaks)}")
+        print(f"CPU per send: scheduler {cpu[0] / sent * 1000:.2f} ms, fake API {cpu[1] / sent * 1000:.2f} ms, "
+              f"PostgreSQL {cpu[2] / sent * 1000:.2f} ms (the bench's own polling included)")
         print(f"baseline: bare wechatpy calls, no ledger: {base:.0f} sends/s; ledger+rules cost: "
               f"{rate / base:.2f}x of bare")
         print(f"load average: {os.getloadavg()[0]:.2f} (2 shared cores)")

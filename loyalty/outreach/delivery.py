@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -130,8 +132,9 @@ class _Batch:
     paused: dict[str, bool]
     marketing: dict[int, int]  # marketing messages in the cap window
     addresses: dict[int, list[svc.Address]]
-    credits: dict[int, list[int]]  # open subscription credits (ids) of the configured template
+    credits: dict[int, list[int]]  # open subscription credits (ids) of the configured template, locked
     steps: dict[tuple[str, str], Step] = field(default_factory=dict)
+    spends: dict[int, int] = field(default_factory=dict)  # credit id -> send: spent together at the end
 
     def step(self, s: Session, send: OutreachSend) -> Step:
         key = (send.journey, send.step)
@@ -188,6 +191,7 @@ def prepare(s: Session, send_ids: list[int], transports: Mapping[str, Transport]
             out.tally.sent += 1
         else:
             out.ready.append(decided)
+    svc.spend_credits(s, batch.spends, now)
     return out
 
 
@@ -213,7 +217,7 @@ def _decide(s: Session, send: OutreachSend, batch: _Batch, transports: Mapping[s
     if send.journey == "wakeup" and cfg.wakeup_campaign:
         _grant_wakeup_coupon(s, send, cfg.wakeup_campaign, now)
     text = render(s, send, svc.language_of(member), batch.step(s, send))
-    credits = batch.credits.setdefault(member.id, [])
+    credits = batch.credits.setdefault(member.id, [])  # spent ones leave the list
     reasons = []
     for address in batch.addresses.get(member.id, []) + svc.sms_address(member):
         transport = transports.get(address.channel)
@@ -226,7 +230,7 @@ def _decide(s: Session, send: OutreachSend, batch: _Batch, transports: Mapping[s
         if route.route is None:
             reasons.append(route.reason or f"{address.channel}_refused")
             continue
-        if route.credit_template and not _spend(s, member.id, route.credit_template, credits, send.id, now, cfg):
+        if route.credit_template and not _spend(s, batch, member.id, route.credit_template, send.id, now, cfg):
             reasons.append("no_credit")
             continue
         send.channel, send.route, send.done_at = address.channel, route.route, now
@@ -242,12 +246,14 @@ def _decide(s: Session, send: OutreachSend, batch: _Batch, transports: Mapping[s
     return _skip(send, (reasons[0] if reasons else "no_channel")[:40], now)
 
 
-def _spend(s: Session, member_id: int, template: str, known: list[int], send_id: int, now: datetime,
+def _spend(s: Session, batch: _Batch, member_id: int, template: str, send_id: int, now: datetime,
            cfg: OutreachSettings) -> bool:
-    """Spend one of the member's open credits (a guarded update: never one twice)."""
-    while known and template == cfg.subscribe_template:
-        if svc.spend_credit_id(s, known.pop(0), send_id, now):
-            return True
+    """Spend one of the member's open credits: a locked one of the batch (written with the batch), else
+    one of another template at once (a guarded update: never one twice)."""
+    known = batch.credits.get(member_id)
+    if known and template == cfg.subscribe_template:
+        batch.spends[known.pop(0)] = send_id
+        return True
     return svc.spend_credit(s, member_id, template, send_id, now)
 
 
@@ -264,32 +270,37 @@ def _grant_wakeup_coupon(s: Session, send: OutreachSend, campaign: str, now: dat
                   "coupon": c.code}
 
 
-def advance(s: Session, done: tuple[int, Result] | None, next_id: int | None, now: datetime) -> bool:
-    """Record the API's answer for ``done`` and mark ``next_id`` as being sent, in one transaction.
+def advance(s: Session, worker: str, answers: list[tuple[int, Result]], next_ids: list[int],
+            now: datetime) -> list[int]:
+    """Record the API's answers and mark ``next_ids`` as being sent, in one transaction.
 
-    So at most one send of a scheduler is ever ``sending`` (in doubt if it dies), and each send costs one
-    short transaction. False when ``next_id`` is no longer ready (recovered by another scheduler)."""
-    if done is not None:
-        send_id, result = done
-        values: dict[str, Any] = {"status": "sent", "done_at": now} if result.ok else {
-            "status": "failed", "errcode": (result.errcode or "")[:40], "reason": "api_error", "done_at": now}
+    A scheduler marks a send ``sending`` only when one of its sender threads is free to make the call,
+    so it never has more sends ``sending`` (in doubt if it dies) than sender threads; the answers that
+    came back meanwhile share the transaction. Returns the ids now ``sending``: one no longer ``ready``
+    (recovered by another scheduler) is left out."""
+    sent = [send_id for send_id, result in answers if result.ok]
+    if sent:
+        s.execute(update(OutreachSend).where(OutreachSend.id.in_(sent), OutreachSend.status == "sending")
+                  .values(status="sent", done_at=now).execution_options(synchronize_session=False))
+    for send_id, result in answers:
+        if result.ok:
+            continue
         res = s.execute(update(OutreachSend).where(OutreachSend.id == send_id, OutreachSend.status == "sending")
-                        .values(**values))
-        if res.rowcount and not result.ok:
-            if result.errcode == USER_REFUSES:
-                svc.refused_send(s, send_id, now)
-            else:
-                svc.restore_credit(s, send_id)
-    if next_id is None:
-        return True
-    res = s.execute(update(OutreachSend).where(OutreachSend.id == next_id, OutreachSend.status == "ready")
-                    .values(status="sending", done_at=now))
-    return res.rowcount == 1
-
-
-def finish(s: Session, send_id: int, result: Result, now: datetime) -> None:
-    """Record the API's answer."""
-    advance(s, (send_id, result), None, now)
+                        .values(status="failed", errcode=(result.errcode or "")[:40], reason="api_error",
+                                done_at=now))
+        if res.rowcount and result.errcode == USER_REFUSES:
+            svc.refused_send(s, send_id, now)
+        elif res.rowcount:
+            svc.restore_credit(s, send_id)
+    if not next_ids:
+        return []
+    res = s.execute(update(OutreachSend).where(OutreachSend.id.in_(next_ids), OutreachSend.status == "ready")
+                    .values(status="sending", done_at=now).execution_options(synchronize_session=False))
+    if res.rowcount == len(next_ids):
+        return next_ids
+    # Some were recovered by another scheduler (and perhaps claimed again): ours are those still claimed by us.
+    return list(s.execute(select(OutreachSend.id).where(OutreachSend.id.in_(next_ids), OutreachSend.status == "sending",
+                                                        OutreachSend.claimed_by == worker)).scalars())
 
 
 def _hold(s: Session, send_ids: list[int], until: datetime) -> None:
@@ -323,40 +334,66 @@ class RateLimit:
 def deliver_due(worker: str, transports: Mapping[str, Transport], *, now: datetime | None = None,
                 limit: int = 100, cfg: OutreachSettings | None = None,
                 limits: dict[str, RateLimit] | None = None) -> Tally:
-    """Claim up to ``limit`` due sends, decide them in one transaction, then send them one by one."""
+    """Claim up to ``limit`` due sends, decide them in one transaction, then send them through
+    ``cfg.senders`` threads (at most that many API calls in flight, and as many sends in doubt)."""
     cfg = cfg or outreach_settings()
-    limits = limits if limits is not None else {}
     ids = db.run(svc.claim, worker, now, limit)
     if not ids:
         return Tally()
     batch = db.run(prepare, ids, transports, now_or(now), cfg)
-    tally = batch.tally
     for msg, route in batch.pushes:
         transports["webchat"].send(msg, route)  # best-effort push; the inbox already holds it
-    done: tuple[int, Result] | None = None
-    for i, (msg, route) in enumerate(batch.ready):
-        limits.setdefault(route.channel, RateLimit(cfg.rates.get(route.channel, 10.0))).wait()
-        at = now_or(now)
-        if rules.quiet(at, cfg.quiet_start, cfg.quiet_end):  # the batch ran into the quiet hours
-            db.run(advance, done, None, at)
-            done = None
-            db.run(_hold, [m.send_id for m, _ in batch.ready[i:]], rules.hold(at, cfg.quiet_start, cfg.quiet_end))
-            tally.held += len(batch.ready) - i
-            break
-        if not db.run(advance, done, msg.send_id, at):
-            done = None
-            continue
-        try:
-            result = transports[route.channel].send(msg, route)
-        except Exception as exc:  # a bug or transport crash: recorded as a failure, the batch goes on
-            log.exception("outreach send %d crashed", msg.send_id)
-            result = Result(False, type(exc).__name__)
-        done = (msg.send_id, result)
-        tally.sent += result.ok
-        tally.failed += not result.ok
-    if done is not None:
-        db.run(advance, done, None, now_or(now))
-    return tally
+    _send_ready(worker, batch.ready, batch.tally, transports, now, cfg, limits if limits is not None else {})
+    return batch.tally
+
+
+def _send_ready(worker: str, ready: list[tuple[Outgoing, Route]], tally: Tally, transports: Mapping[str, Transport],
+                now: datetime | None, cfg: OutreachSettings, limits: dict[str, RateLimit]) -> None:
+    """Send a decided batch: whenever a sender thread is free, one transaction records the answers that
+    came back and marks the next sends ``sending``; then their calls start. The rate limits are taken
+    here, before a send is marked, and quiet hours that begin hold the rest of the batch."""
+    senders = max(1, cfg.senders)
+    queue = deque(ready)
+    answers: list[tuple[int, Result]] = []
+    flying: dict[Future[Result], int] = {}
+    with ThreadPoolExecutor(senders, thread_name_prefix="outreach-send") as pool:
+        while queue or flying:
+            take: list[tuple[Outgoing, Route]] = []
+            while queue and len(flying) + len(take) < senders:
+                channel = queue[0][1].channel
+                limits.setdefault(channel, RateLimit(cfg.rates.get(channel, 10.0))).wait()
+                take.append(queue.popleft())
+            at = now_or(now)
+            if take and rules.quiet(at, cfg.quiet_start, cfg.quiet_end):  # the batch ran into the quiet hours
+                held = [m.send_id for m, _ in take + list(queue)]
+                db.run(_hold, held, rules.hold(at, cfg.quiet_start, cfg.quiet_end))
+                tally.held += len(held)
+                take, queue = [], deque()
+            started = set(db.run(advance, worker, answers, [m.send_id for m, _ in take], at)
+                          if answers or take else [])
+            answers = []
+            for msg, route in take:
+                if msg.send_id in started:
+                    flying[pool.submit(_call, transports[route.channel], msg, route)] = msg.send_id
+            if not flying:
+                continue
+            done, _ = wait(flying, return_when=FIRST_COMPLETED)
+            for future in done:
+                result = future.result()
+                answers.append((flying.pop(future), result))
+                tally.sent += result.ok
+                tally.failed += not result.ok
+    if answers:
+        db.run(advance, worker, answers, [], now_or(now))
+
+
+def _call(transport: Transport, msg: Outgoing, route: Route) -> Result:
+    """One API call, in a sender thread."""
+    try:
+        return transport.send(msg, route)
+    except Exception as exc:  # a bug or transport crash: recorded as a failure, the batch goes on
+        log.exception("outreach send %d crashed", msg.send_id)
+        return Result(False, type(exc).__name__)
 
 
 class InboxTransport:

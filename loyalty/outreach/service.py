@@ -11,11 +11,12 @@ marked ``in_doubt``, never sent again: at most once, and visibly.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.orm import Session
 
 from loyalty.audit import audit
@@ -291,22 +292,28 @@ def spend_credit(s: Session, member_id: int, template_id: str, send_id: int, now
 
 
 def open_credit_ids(s: Session, member_ids: list[int], template_id: str) -> dict[int, list[int]]:
-    """The open credits of each member for one template, oldest first."""
+    """The open credits of each member for one template, oldest first, locked until the transaction ends
+    (a refusal recorded meanwhile waits), so :func:`spend_credits` finds them still open."""
     out: dict[int, list[int]] = {}
     for i in range(0, len(member_ids), 900):
         for cid, mid in s.execute(select(SubscriptionCredit.id, SubscriptionCredit.member_id).where(
                 SubscriptionCredit.member_id.in_(member_ids[i:i + 900]), SubscriptionCredit.template_id == template_id,
-                _OPEN).order_by(SubscriptionCredit.id)):
+                _OPEN).order_by(SubscriptionCredit.id).with_for_update()):
             out.setdefault(mid, []).append(cid)
     return out
 
 
-def spend_credit_id(s: Session, credit_id: int, send_id: int, now: datetime) -> bool:
-    """Spend this credit for ``send_id`` unless it is spent already (a guarded update)."""
-    res = s.execute(update(SubscriptionCredit).where(SubscriptionCredit.id == credit_id,
-                                                     _OPEN)
-                    .values(spent_at=now, send_id=send_id))
-    return res.rowcount == 1
+def spend_credits(s: Session, spends: Mapping[int, int], now: datetime) -> None:
+    """Spend each credit (id -> the send it pays for), locked by :func:`open_credit_ids` in this transaction,
+    in one guarded update per few hundred."""
+    ids = sorted(spends)
+    for i in range(0, len(ids), 300):
+        chunk = ids[i:i + 300]
+        res = s.execute(update(SubscriptionCredit).where(SubscriptionCredit.id.in_(chunk), _OPEN)
+                        .values(spent_at=now, send_id=case({c: spends[c] for c in chunk}, value=SubscriptionCredit.id))
+                        .execution_options(synchronize_session=False))
+        if res.rowcount != len(chunk):  # cannot happen under the locks; never send on a credit not spent
+            raise RuntimeError("subscription credits changed under their locks")
 
 
 def restore_credit(s: Session, send_id: int) -> None:

@@ -27,6 +27,13 @@ def _rates(raw: str) -> dict[str, float]:
     return out
 
 
+def _positive(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise ValueError("must be at least 1")
+    return value
+
+
 @dataclass(frozen=True)
 class OutreachSettings:
     journeys: tuple[str, ...] = JOURNEYS  # OUTREACH_JOURNEYS: which journeys run
@@ -38,6 +45,8 @@ class OutreachSettings:
     quiet_end: int = 9  # OUTREACH_QUIET_END: hour they end; held sends go then
     # Messages per second per channel (OUTREACH_RATES="wechat=20,webchat=200,sms=10").
     rates: dict[str, float] = field(default_factory=lambda: {"wechat": 20.0, "webchat": 200.0, "sms": 10.0})
+    # OUTREACH_SENDERS: API calls in flight per scheduler, so also the most sends left in doubt if it dies.
+    senders: int = 4
     # WeChat template ids: one template message per service-notice journey, one subscription template.
     template_ids: dict[str, str] = field(default_factory=dict)  # OUTREACH_TEMPLATE_<JOURNEY>
     subscribe_template: str = "SUB-MARKETING"  # OUTREACH_SUBSCRIBE_TEMPLATE
@@ -58,6 +67,7 @@ def from_env(env: Mapping[str, str] | None = None) -> OutreachSettings:
         quiet_start=env_value(e, "OUTREACH_QUIET_START", d.quiet_start, int),
         quiet_end=env_value(e, "OUTREACH_QUIET_END", d.quiet_end, int),
         rates={**d.rates, **env_value(e, "OUTREACH_RATES", {}, _rates)},
+        senders=env_value(e, "OUTREACH_SENDERS", d.senders, _positive),
         template_ids=templates,
         subscribe_template=e.get("OUTREACH_SUBSCRIBE_TEMPLATE") or d.subscribe_template,
         lease_seconds=env_value(e, "OUTREACH_LEASE_SECONDS", d.lease_seconds, int),
