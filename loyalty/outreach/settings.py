@@ -45,8 +45,9 @@ class OutreachSettings:
     quiet_end: int = 9  # OUTREACH_QUIET_END: hour they end; held sends go then
     # Messages per second per channel (OUTREACH_RATES="wechat=20,webchat=200,sms=10").
     rates: dict[str, float] = field(default_factory=lambda: {"wechat": 20.0, "webchat": 200.0, "sms": 10.0})
-    # OUTREACH_SENDERS: API calls in flight per scheduler, so also the most sends left in doubt if it dies.
-    senders: int = 4
+    # OUTREACH_SENDERS: API calls in flight per scheduler, so also the most sends left in doubt if it dies
+    # (at most 10: wechatpy's HTTP session keeps 10 connections alive).
+    senders: int = 8
     # WeChat template ids: one template message per service-notice journey, one subscription template.
     template_ids: dict[str, str] = field(default_factory=dict)  # OUTREACH_TEMPLATE_<JOURNEY>
     subscribe_template: str = "SUB-MARKETING"  # OUTREACH_SUBSCRIBE_TEMPLATE

@@ -76,7 +76,8 @@ def test_killed_mid_batch_then_restarted(engine: Any, fake_sms: Any, senders: in
 @pytest.mark.parametrize("engine", ["postgresql"], indirect=True)
 def test_two_scheduler_processes_on_postgresql_message_each_member_once(
         engine: Any, fake_api: FakeApi, tmp_path: Path) -> None:
-    """Two ``python -m bot.outreach`` processes deliver one journey to the fake WeChat API together."""
+    """Two ``python -m bot.outreach`` processes, four sender threads each, deliver one journey to the fake
+    WeChat API together."""
     fake_api.reset()
     n = 240
     now = datetime.now(timezone.utc)  # the processes go by the real clock
@@ -88,8 +89,9 @@ def test_two_scheduler_processes_on_postgresql_message_each_member_once(
     url = engine.url.render_as_string(hide_password=False)
     env = {**os.environ, "LOYALTY_DATABASE_URL": url, "WECHAT_APP_ID": APP_ID, "WECHAT_APP_SECRET": APP_SECRET,
            "WECHAT_TOKEN": "t", "WECHAT_API_BASE_URL": fake_api.api_base_url, "WECHAT_REDIS_URL": "",
-           "WEBCHAT_REDIS_URL": "", "OUTREACH_RATES": "wechat=1000", "OUTREACH_QUIET_START": "0",
-           "OUTREACH_QUIET_END": "0", "OUTREACH_JOURNEYS": "birthday"}  # nobody has a birthday: they plan nothing
+           "WEBCHAT_REDIS_URL": "", "OUTREACH_RATES": "wechat=1000", "OUTREACH_SENDERS": "4",
+           "OUTREACH_QUIET_START": "0", "OUTREACH_QUIET_END": "0",
+           "OUTREACH_JOURNEYS": "birthday"}  # nobody has a birthday: they plan nothing
     logs = [tmp_path / f"{w}.log" for w in ("a", "b")]
     procs = [subprocess.Popen([sys.executable, "-m", "bot.outreach", "--worker", w, "--batch", "5", "--tick", "0.1"],
                               env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from collections import Counter
 from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
@@ -322,6 +323,56 @@ def test_api_failures_are_recorded_with_the_errcode(engine: Any) -> None:
     plan("welcome", DAY + timedelta(hours=1), cfg)
     deliver(DAY + timedelta(hours=1), {"webchat": _Refusing()}, cfg)
     assert [(x.status, x.errcode) for x in sends()] == [("failed", "45047")]
+
+
+class _Overlapping(_Subscribing):
+    """Each call looks at the ledger; the first ``together`` calls wait for each other (so they overlap)."""
+
+    def __init__(self, together: int) -> None:
+        super().__init__()
+        self._meet = threading.Barrier(together, timeout=30)
+        self._lock = threading.Lock()
+        self.sending: list[int] = []  # rows marked sending, seen by each call
+
+    def send(self, msg: delivery.Outgoing, route: delivery.Route) -> delivery.Result:
+        with self._lock:
+            first = len(self.sent) < self._meet.parties
+            self.sent.append(msg.member_id)
+        self.sending.append(len(sends(status="sending")))
+        if first:
+            self._meet.wait()  # broken (an error) unless that many calls are in flight at once
+        return delivery.Result(True)
+
+
+def test_sender_threads_send_each_once_with_no_more_in_doubt_than_threads(engine: Any) -> None:
+    cfg = replace(CFG, holdout_percent=0.0, senders=3)
+    ids = [web_member() for _ in range(12)]
+    for mid in ids:
+        db.run(svc.grant_credit, mid, cfg.subscribe_template)
+    plan("welcome", DAY + timedelta(hours=1), cfg)
+    transport = _Overlapping(together=3)
+    t = deliver(DAY + timedelta(hours=1), {"webchat": transport}, cfg)
+    assert t.sent == 12 and sorted(transport.sent) == sorted(ids)  # each once
+    assert max(transport.sending) <= 3  # a scheduler dying now would leave at most 3 in doubt
+    assert {x.status for x in sends()} == {"sent"}
+    assert sum(db.run(svc.open_credits, mid, cfg.subscribe_template) for mid in ids) == 0
+
+
+def test_a_send_recovered_by_another_scheduler_meanwhile_is_not_sent(engine: Any) -> None:
+    cfg = replace(CFG, holdout_percent=0.0)
+    for mid in [web_member() for _ in range(3)]:
+        db.run(svc.grant_credit, mid, cfg.subscribe_template)
+    now = DAY + timedelta(hours=1)
+    plan("welcome", now, cfg)
+    claimed = db.run(svc.claim, "w1", now, 10)
+    batch = db.run(delivery.prepare, claimed, {"webchat": _Subscribing()}, now, cfg)
+    ready = [m.send_id for m, _ in batch.ready]
+    # w1 stalls past its lease: another scheduler recovers its batch and starts sending one of them.
+    db.run(svc.recover, None, now + timedelta(seconds=cfg.lease_seconds + 1), cfg)
+    assert db.run(svc.claim, "w2", now, 1) == ready[:1]
+    db.run(lambda s: s.execute(update(OutreachSend).where(OutreachSend.id == ready[0]).values(status="sending")))
+    assert db.run(delivery.advance, "w1", [], ready, now) == []  # none of them is w1's to send now
+    assert [x.status for x in sends()] == ["sending", "due", "due"]
 
 
 SEEDS = 10  # seeds 0..9, every one of them: none picked
