@@ -46,7 +46,7 @@ class OutreachSettings:
     # Messages per second per channel (OUTREACH_RATES="wechat=20,webchat=200,sms=10").
     rates: dict[str, float] = field(default_factory=lambda: {"wechat": 20.0, "webchat": 200.0, "sms": 10.0})
     # OUTREACH_SENDERS: API calls in flight per scheduler, so also the most sends left in doubt if it dies
-    # (at most 10: wechatpy's HTTP session keeps 10 connections alive).
+    # (beyond 10, wechatpy's HTTP session keeps only 10 connections alive and opens the others anew).
     senders: int = 8
     # WeChat template ids: one template message per service-notice journey, one subscription template.
     template_ids: dict[str, str] = field(default_factory=dict)  # OUTREACH_TEMPLATE_<JOURNEY>

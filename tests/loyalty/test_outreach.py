@@ -561,3 +561,13 @@ def test_migration_0010_keeps_earlier_credits_open(engine: Any) -> None:
     assert migrate.current(engine) == "0010"
     migrate.upgrade(engine)
     assert db.run(svc.open_credits, mid, "SUB-MARKETING") == 1
+
+
+def test_sender_threads_come_from_the_environment() -> None:
+    from loyalty.config import SettingsError
+    from loyalty.outreach.settings import from_env
+
+    assert from_env({}).senders == 8
+    assert from_env({"OUTREACH_SENDERS": "3"}).senders == 3
+    with pytest.raises(SettingsError):
+        from_env({"OUTREACH_SENDERS": "0"})
