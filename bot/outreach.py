@@ -115,6 +115,46 @@ class WebchatPush:
         self._r.publish(WEBCHAT_PUSH, json.dumps(payload, ensure_ascii=False))
 
 
+class SharedRateLimit(delivery.RateLimit):
+    """At most ``rate`` calls a second for every scheduler together: a count per channel and second in Redis.
+
+    Several schedulers share one WeChat account's quota; each process's own bucket would let
+    N of them send N times the rate. A rate under 1 a second, or Redis unreachable, falls back
+    to this process's own bucket (logged), so sends slow down rather than stop.
+    """
+
+    def __init__(self, r: redis.Redis, channel: str, rate: float, prefix: str = "outreach:") -> None:
+        super().__init__(rate)
+        self._r, self._key, self._per_second = r, f"{prefix}rate:{channel}:", int(rate)
+
+    def wait(self) -> None:
+        if self._per_second < 1:
+            return super().wait()
+        while True:
+            now = time.time()
+            key = f"{self._key}{int(now)}"
+            try:
+                pipe = self._r.pipeline()
+                pipe.incr(key)
+                pipe.expire(key, 5)
+                count = int(pipe.execute()[0])
+            except redis.RedisError as exc:
+                log.warning("shared rate limit unavailable (%s); this process's own limit applies",
+                            type(exc).__name__)
+                return super().wait()
+            if count <= self._per_second:
+                return
+            time.sleep(int(now) + 1 - now)
+
+
+def shared_limits(cfg: OutreachSettings, redis_url: str | None) -> dict[str, delivery.RateLimit]:
+    """A shared limit per configured channel when the deployment has Redis; else none (each process's own)."""
+    if not redis_url:
+        return {}
+    r = redis.Redis.from_url(redis_url, socket_timeout=2)
+    return {channel: SharedRateLimit(r, channel, rate) for channel, rate in cfg.rates.items()}
+
+
 def transports(cfg: OutreachSettings, wechat: WeChatSettings | None = None) -> dict[str, Any]:
     """The channels this deployment can reach members on."""
     out: dict[str, Any] = {}
@@ -153,7 +193,7 @@ def run(worker: str, *, tick: float = 2.0, plan_every: float = 60.0, batch: int 
     signal.signal(signal.SIGTERM, on_term)
     back, doubt = db.run(svc.recover, worker, None, cfg)
     log.info("outreach scheduler %s started: %d claims returned, %d sends in doubt", worker, back, doubt)
-    limits: dict[str, delivery.RateLimit] = {}
+    limits = shared_limits(cfg, os.environ.get("OUTREACH_REDIS_URL") or os.environ.get("WECHAT_REDIS_URL"))
     planned_at = 0.0
     reports_every, reported_at = rollup.settings().refresh_seconds, -math.inf
     while not stop:

@@ -1,8 +1,13 @@
-"""The outreach scheduler rebuilds the staff dashboard's tables on its first round, and not when told not to."""
+"""The outreach scheduler: it rebuilds the staff dashboard's tables, and its schedulers share one rate limit."""
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import Counter
+
 import pytest
+import redis
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -40,3 +45,32 @@ def test_a_failed_rebuild_leaves_the_scheduler_running(sqlite_engine: Engine, mo
     monkeypatch.setattr(outreach.rollup, "refresh", broken)
     outreach.run("w-reports", once=True)  # no exception: the round went on
     assert "dashboard tables not rebuilt" in caplog.text
+
+
+def test_two_schedulers_share_one_rate_limit(redis_url: str) -> None:
+    """Two processes' limits on one Redis: together never more than the rate in any second."""
+    r = redis.Redis.from_url(redis_url)
+    limits = [outreach.SharedRateLimit(r, "wechat", 5.0, prefix="t-share:") for _ in range(2)]
+    times: list[float] = []
+    lock = threading.Lock()
+
+    def send(limit: outreach.SharedRateLimit) -> None:
+        for _ in range(8):
+            limit.wait()
+            with lock:
+                times.append(time.time())
+
+    threads = [threading.Thread(target=send, args=(lim,)) for lim in limits]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    per_second = Counter(int(t) for t in times)
+    assert len(times) == 16 and max(per_second.values()) <= 5, per_second
+
+
+def test_without_redis_the_processs_own_limit_applies(caplog: pytest.LogCaptureFixture) -> None:
+    dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    limit = outreach.SharedRateLimit(dead, "wechat", 1000.0)
+    limit.wait()  # no exception: the local bucket let it through
+    assert "shared rate limit unavailable" in caplog.text
