@@ -29,6 +29,8 @@ class Order(Base):
     __table_args__ = (
         UniqueConstraint("source", "external_id"),
         Index("ix_orders_member_placed", "member_id", "placed_at"),
+        # Orders posted since the last outcome freeze (loyalty/outreach/outcomes.py: back-dated ones).
+        Index("ix_orders_created_at", "created_at"),
     )
 
     id: Mapped[int] = Column(Integer, primary_key=True)

@@ -6,16 +6,20 @@ assigned (intent to treat): a treatment member the rules skipped at send time
 still counts, so the difference measures the journey as it runs.
 
 A member counts once per arm, from their latest send of the journey (a
-journey of two steps attributes from the second). The database sums each
-member's orders and redemptions inside the window: two aggregate queries a
-journey, whatever the number of members and orders.
+journey of two steps attributes from the second). Windows that had closed
+when the outcomes were last frozen (loyalty/outreach/outcomes.py) are summed
+from their frozen rows; the members whose window was still open then are
+summed live by the database from their orders and redemptions. Before the
+first freeze every member is live: the same figures, more slowly.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from fractions import Fraction
+from typing import Any
 
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
@@ -23,11 +27,13 @@ from sqlalchemy.orm import Session
 from loyalty.coupons.models import Coupon, CouponCampaign
 from loyalty.db import plus_days, without_jit
 from loyalty.orders.models import Order
-from loyalty.outreach.models import OutreachSend
+from loyalty.outreach.models import OutreachSend, SendOutcome
+from loyalty.outreach.outcomes import COUNTED, frozen_until, latest_starts
 from loyalty.outreach.settings import OutreachSettings
 from loyalty.outreach.settings import from_env as outreach_settings
 
 Z95 = 1.959963984540054
+ARMS = ("treatment", "control")
 
 
 @dataclass(frozen=True)
@@ -71,48 +77,74 @@ def _variance(n: int, total: int, squares: int) -> float:
     return float(Fraction(squares * n - total * total, n * (n - 1))) if n > 1 else 0.0
 
 
-def _arms(s: Session, journey: str, days: int) -> dict[str, Arm]:
-    """Both arms of a journey in two aggregate queries: each member's window starts at their latest
-    send (or control moment); their orders and redemptions inside it are summed by the database."""
-    arm = case((OutreachSend.status == "control", "control"), else_="treatment").label("arm")
-    starts = (select(OutreachSend.member_id.label("member_id"), arm, func.max(OutreachSend.done_at).label("start"),
-                     func.sum(case((OutreachSend.status == "sent", 1), else_=0)).label("sent"))
-              .where(OutreachSend.journey == journey, OutreachSend.reason.is_distinct_from("opted_out"),
-                     OutreachSend.reason.is_distinct_from("closed"), OutreachSend.done_at.is_not(None),
-                     OutreachSend.status != "due")
-              .group_by(OutreachSend.member_id, arm).subquery())
+Figures = tuple[int, int, int, int, int, int]  # members, converted, fen, sum of fen², redemptions, coupon cost
+
+
+def _live(s: Session, journey: str, days: int, after: datetime | None) -> tuple[dict[str, Figures], Any]:
+    """Each arm's figures over the members whose latest send (or control moment) came after ``after``
+    (None: every member), summed by the database from their orders and redemptions; and those members."""
+    starts = latest_starts(journey, after).subquery()
     end = plus_days(s, starts.c.start, days)
     in_window = and_(Order.member_id == starts.c.member_id, Order.kind == "order",
                      Order.placed_at >= starts.c.start, Order.placed_at < end)
-    spend = (select(starts.c.arm, starts.c.sent, func.count(Order.id).label("orders"),
+    spend = (select(starts.c.arm, func.count(Order.id).label("orders"),
                     func.coalesce(func.sum(Order.amount_fen), 0).label("fen"))
              .select_from(starts).outerjoin(Order, in_window)
-             .group_by(starts.c.member_id, starts.c.arm, starts.c.sent).subquery())
-    figures = {a: (int(n), int(sent or 0), int(conv or 0), int(fen or 0), int(sq or 0))
-               for a, n, sent, conv, fen, sq in s.execute(
-                   select(spend.c.arm, func.count(), func.sum(spend.c.sent),
-                          func.sum(case((spend.c.orders > 0, 1), else_=0)), func.sum(spend.c.fen),
-                          func.sum(spend.c.fen * spend.c.fen)).group_by(spend.c.arm))}
+             .group_by(starts.c.member_id, starts.c.arm).subquery())
+    figures = {a: (int(n), int(conv or 0), int(fen or 0), int(sq or 0))
+               for a, n, conv, fen, sq in s.execute(
+                   select(spend.c.arm, func.count(), func.sum(case((spend.c.orders > 0, 1), else_=0)),
+                          func.sum(spend.c.fen), func.sum(spend.c.fen * spend.c.fen)).group_by(spend.c.arm))}
     used = {a: (int(k), int(cost or 0)) for a, k, cost in s.execute(
         select(starts.c.arm, func.count(Coupon.id), func.sum(CouponCampaign.discount_fen))
         .select_from(starts)
         .join(Coupon, and_(Coupon.member_id == starts.c.member_id, Coupon.status == "redeemed",
                            Coupon.redeemed_at >= starts.c.start, Coupon.redeemed_at < end))
         .join(CouponCampaign, CouponCampaign.id == Coupon.campaign_id).group_by(starts.c.arm))}
-    out = {}
-    for a in ("treatment", "control"):
-        n, sent, conv, fen, squares = figures.get(a, (0, 0, 0, 0, 0))
-        redemptions, cost = used.get(a, (0, 0))
-        out[a] = Arm(n, sent, conv / n if n else 0.0, fen / n if n else 0.0, redemptions, cost,
-                     _variance(n, conv, conv), _variance(n, fen, squares))
+    return {a: figures.get(a, (0, 0, 0, 0)) + used.get(a, (0, 0)) for a in ARMS}, starts
+
+
+def _frozen(s: Session, journey: str, days: int, live: Any) -> dict[str, Figures]:
+    """Each arm's figures summed over the frozen outcomes, less the members counted live from a newer send."""
+    o = SendOutcome
+    rows = s.execute(
+        select(o.arm, func.count(), func.sum(case((o.orders > 0, 1), else_=0)), func.sum(o.revenue_fen),
+               func.sum(o.revenue_fen * o.revenue_fen), func.sum(o.redemptions), func.sum(o.coupon_cost_fen))
+        .outerjoin(live, and_(live.c.member_id == o.member_id, live.c.arm == o.arm))
+        .where(o.journey == journey, o.window_days == days, live.c.member_id.is_(None)).group_by(o.arm))
+    got = {a: tuple(int(v or 0) for v in rest) for a, *rest in rows}
+    return {a: got.get(a, (0, 0, 0, 0, 0, 0)) for a in ARMS}  # type: ignore[misc]
+
+
+def _reached(s: Session, journey: str) -> int:
+    return int(s.execute(select(func.count()).select_from(OutreachSend).where(
+        OutreachSend.journey == journey, OutreachSend.status == "sent", *COUNTED)).scalar() or 0)
+
+
+def _arms(s: Session, journey: str, days: int, live_only: bool = False) -> dict[str, Arm]:
+    """Both arms of a journey: the frozen outcomes of the windows closed by the last freeze, plus the members
+    whose window was open then, live (everyone live before the first freeze, or with ``live_only``)."""
+    until = None if live_only else frozen_until(s, days)
+    live, starts = _live(s, journey, days, None if until is None else until - timedelta(days=days))
+    frozen = _frozen(s, journey, days, starts) if until is not None else {a: (0,) * 6 for a in ARMS}
+    out, reached = {}, _reached(s, journey)
+    for a in ARMS:
+        n, conv, fen, squares, redemptions, cost = (x + y for x, y in zip(live[a], frozen[a], strict=True))
+        # Only the treatment arm is ever sent a message.
+        out[a] = Arm(n, reached if a == "treatment" else 0, conv / n if n else 0.0,
+                     fen / n if n else 0.0, redemptions, cost, _variance(n, conv, conv), _variance(n, fen, squares))
     return out
 
 
-def journey_report(s: Session, journey: str, cfg: OutreachSettings | None = None) -> Report:
-    """Members reached, conversion, revenue per member, coupon redemptions and cost, by arm, with the uplift."""
+def journey_report(s: Session, journey: str, cfg: OutreachSettings | None = None, *,
+                   live_only: bool = False) -> Report:
+    """Members reached, conversion, revenue per member, coupon redemptions and cost, by arm, with the uplift.
+
+    ``live_only``: computed from the orders alone, ignoring the frozen outcomes (the same figures, slower).
+    """
     cfg = cfg or outreach_settings()
     without_jit(s)
-    arms = _arms(s, journey, cfg.attribution_days)
+    arms = _arms(s, journey, cfg.attribution_days, live_only)
     t, c = arms["treatment"], arms["control"]
     return Report(journey, t, c,
                   _diff(t.conversion, t._conv_var, t.members, c.conversion, c._conv_var, c.members),
