@@ -73,6 +73,8 @@ class Coupon(Base):
     __table_args__ = (
         UniqueConstraint("member_id", "request_key"),
         Index("ix_coupons_member_status", "member_id", "status"),
+        # The redemptions of the last days (the journeys report's open attribution windows).
+        Index("ix_coupons_redeemed_at", "redeemed_at"),
     )
 
     id: Mapped[int] = Column(Integer, primary_key=True)

@@ -28,6 +28,8 @@ class OutreachSend(Base):
         Index("ix_outreach_journey", "journey", "arm"),
         # A journey's recent sends (the report's open windows, the outcome freeze).
         Index("ix_outreach_journey_done", "journey", "done_at"),
+        # A journey's messages sent, counted from the index alone on PostgreSQL (the report's "reached").
+        Index("ix_outreach_journey_status", "journey", "status", postgresql_include=["reason", "done_at"]),
     )
 
     id: Mapped[int] = Column(Integer, primary_key=True)

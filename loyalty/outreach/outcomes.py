@@ -26,11 +26,12 @@ two schedulers running it at once write each row once.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, literal, select, true, update
+from sqlalchemy import and_, case, func, literal, select, text, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -45,6 +46,8 @@ from loyalty.outreach.settings import from_env as outreach_settings
 
 # Sends written or orders posted a little before the previous run but committed after it: looked at again.
 SLACK = timedelta(hours=1)
+# Rows written by one freeze beyond which the table's statistics are refreshed at once (a first freeze).
+BIG = 10_000
 
 ARM = case((OutreachSend.status == "control", "control"), else_="treatment")
 # The sends the report counts: done (or, for the control arm, due), not skipped at planning.
@@ -64,14 +67,14 @@ def frozen_until(s: Session, days: int) -> datetime | None:
     return s.execute(select(OutcomeFreeze.frozen_until).where(OutcomeFreeze.window_days == days)).scalar()
 
 
-def latest_starts(journey: Any, after: datetime | None) -> Any:
-    """Each member's latest counted send of ``journey`` (a column, or None for every journey) per arm,
-    among the sends done after ``after``: (journey, member_id, arm, start), a query to group on."""
+def latest_starts(journeys: Sequence[str] | None, after: datetime | None) -> Any:
+    """Each member's latest counted send of each of ``journeys`` (None: every journey) per arm, among the
+    sends done after ``after``: (journey, member_id, arm, start), a query to group on."""
     q = (select(OutreachSend.journey.label("journey"), OutreachSend.member_id.label("member_id"),
                 ARM.label("arm"), func.max(OutreachSend.done_at).label("start"))
          .where(*COUNTED).group_by(OutreachSend.journey, OutreachSend.member_id, ARM))
-    if journey is not None:
-        q = q.where(OutreachSend.journey == journey)
+    if journeys is not None:
+        q = q.where(OutreachSend.journey.in_(journeys))
     if after is not None:
         q = q.where(OutreachSend.done_at > after)
     return q
@@ -157,6 +160,10 @@ def freeze_outcomes(s: Session, now: datetime | None = None, cfg: OutreachSettin
         refreshed = _refresh_late(s, days, before - SLACK, at)
     after = None if before is None or full else before - timedelta(days=days) - SLACK
     frozen = _freeze_closed(s, days, after, at)
+    if frozen >= BIG and s.get_bind().dialect.name == "postgresql":
+        # Until autovacuum gets to it PostgreSQL takes the table for as small as before, and plans the report's
+        # sums over it for a handful of rows (a sort spilled to disk at 50,000 members).
+        s.execute(text("ANALYZE send_outcomes"))
     ins = _insert(s)(OutcomeFreeze).values(window_days=days, frozen_until=at)
     s.execute(ins.on_conflict_do_update(index_elements=["window_days"], set_={"frozen_until": at},
                                         where=ins.excluded.frozen_until > OutcomeFreeze.frozen_until))

@@ -77,9 +77,10 @@ def journey_rows(s: Session, cfg: OutreachSettings | None = None, *, live_only: 
     named: list[tuple[str, Broadcast | None]] = [(name, None) for name in JOURNEYS]
     named += [(f"broadcast:{b.code}", b) for b in s.execute(select(Broadcast).order_by(Broadcast.send_at,
                                                                                          Broadcast.id)).scalars()]
+    reports = report.journey_reports(s, [name for name, _ in named], cfg, live_only=live_only)
     out = []
     for name, b in named:
-        r = report.journey_report(s, name, cfg, live_only=live_only)
+        r = reports[name]
         t, c, cu, ru = r.treatment, r.control, r.conversion_uplift, r.revenue_uplift_fen
         out.append({
             "journey": name, "kind": "broadcast" if b is not None else "journey", "state": _state(s, name, cfg, b),

@@ -2,8 +2,8 @@
 
 Empty at first: the journeys report computes everything live until the
 outreach scheduler (or ``python -m loyalty journey freeze``) has run the
-freeze once. Two indexes for it: a journey's recent sends, and the orders
-posted since the previous freeze.
+freeze once. Indexes for it: a journey's recent sends and its messages sent,
+the orders posted since the previous freeze, and the recent redemptions.
 
 Revision ID: 0013
 Revises: 0012
@@ -46,11 +46,16 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("window_days", name=op.f("pk_outcome_freezes")),
     )
     op.create_index("ix_outreach_journey_done", "outreach_sends", ["journey", "done_at"])
+    op.create_index("ix_outreach_journey_status", "outreach_sends", ["journey", "status"],
+                    postgresql_include=["reason", "done_at"])
     op.create_index("ix_orders_created_at", "orders", ["created_at"])
+    op.create_index("ix_coupons_redeemed_at", "coupons", ["redeemed_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_coupons_redeemed_at", table_name="coupons")
     op.drop_index("ix_orders_created_at", table_name="orders")
+    op.drop_index("ix_outreach_journey_status", table_name="outreach_sends")
     op.drop_index("ix_outreach_journey_done", table_name="outreach_sends")
     op.drop_table("outcome_freezes")
     op.drop_index("ix_send_outcomes_member", table_name="send_outcomes")
