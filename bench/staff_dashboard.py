@@ -17,7 +17,8 @@ Two ways to seed:
 - ``--bulk``: :mod:`bench.bulk` writes members, orders, points, coupons,
   segments, outreach sends, conversations and handoffs with COPY, about
   ``--orders`` orders a member (the issue's size, 100,000 members and
-  2,000,000 orders, in about 20 to 30 minutes on this shared machine)::
+  2,000,000 orders, in about 20 to 30 minutes on this shared machine; then the journeys' outcomes are
+  frozen, as the outreach scheduler does, and that is timed too)::
 
     nice .venv/bin/python -m bench.staff_dashboard --bulk --members 100000 --orders 20 --conversations 100000
 
@@ -54,6 +55,7 @@ from loyalty import db, migrate
 from loyalty.apps.demo import seed_demo
 from loyalty.catalogue.models import Store
 from loyalty.orders.models import Order
+from loyalty.outreach import outcomes
 from loyalty.reports import outreach as journeys
 from loyalty.reports import rollup
 from loyalty.reports import service as reports
@@ -111,13 +113,25 @@ def views(now: datetime, store_id: int | None) -> dict[str, Callable[[], Any]]:
             "bot figure, 30 days": lambda: db.run(reports.bot, month, readonly=True)}
 
 
-def report(named: dict[str, Callable[[], Any]], repeat: int) -> None:
+def report(named: dict[str, Callable[[], Any]], repeat: int) -> dict[str, list[float]]:
     """Time each view and print a Markdown table: p50, p95, max (ms) and the load average after it."""
     print("| view | p50 ms | p95 ms | max ms | load after |\n| --- | --- | --- | --- | --- |")
+    out = {}
     for name, fn in named.items():
-        t = _times(fn, repeat)
+        t = out[name] = _times(fn, repeat)
         print(f"| {name} | {statistics.median(t) * 1000:,.0f} | {_p(t, 95) * 1000:,.0f} | {max(t) * 1000:,.0f} "
               f"| {_load()} |", flush=True)
+    return out
+
+
+def freeze(now: datetime) -> None:
+    """Freeze the journeys' outcomes as the outreach scheduler would (once from nothing, then once more: the
+    incremental run of every planning round), printing how long each took."""
+    for what in ("first freeze (every closed window)", "next freeze (nothing new)"):
+        t0 = time.perf_counter()
+        f = db.run(outcomes.freeze_outcomes, now)
+        print(f"{what}: {(time.perf_counter() - t0) * 1000:,.0f} ms, {f.frozen:,} rows written; load {_load()}",
+              flush=True)
 
 
 def _time_all(a: argparse.Namespace, now: datetime) -> None:
@@ -166,6 +180,7 @@ def main(argv: list[str] | None = None) -> None:
             last = db.run(lambda s: s.execute(select(func.max(Order.placed_at))).scalar(), readonly=True)
             now = (last or datetime.now(timezone.utc)) + timedelta(hours=1)
         print(f"seeded in {time.perf_counter() - t0:.0f} s (PostgreSQL): {what}", flush=True)
+        freeze(now)  # the outreach scheduler's job, as on a running system
         if a.keep:
             print(f"kept: --url {engine.url.render_as_string(hide_password=False)}; Ctrl-C removes it", flush=True)
             try:

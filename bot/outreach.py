@@ -34,7 +34,7 @@ from bot.settings import WeChatSettings, load_wechat_settings
 from bot.webchat.hub import CHANNEL as WEBCHAT_PUSH
 from bot.wechat.client import WeChatApi
 from loyalty import db
-from loyalty.outreach import delivery
+from loyalty.outreach import delivery, outcomes
 from loyalty.outreach import service as svc
 from loyalty.outreach.delivery import Outgoing, Result, Route
 from loyalty.outreach.journeys import SERVICE
@@ -181,7 +181,8 @@ def _refresh_reports() -> None:
 
 def run(worker: str, *, tick: float = 2.0, plan_every: float = 60.0, batch: int = 100,
         once: bool = False) -> None:
-    """Plan every ``plan_every`` seconds, deliver what is due, until SIGTERM (or one round with ``once``)."""
+    """Plan (and freeze the outcomes of closed attribution windows) every ``plan_every`` seconds, deliver
+    what is due, until SIGTERM (or one round with ``once``)."""
     cfg = outreach_settings()
     channels = transports(cfg)
     stop = False
@@ -205,6 +206,10 @@ def run(worker: str, *, tick: float = 2.0, plan_every: float = 60.0, batch: int 
             for p in db.run(svc.plan_all, None, cfg):
                 if p.new:
                     log.info("planned %d sends of %s", p.new, p.journey)
+            # The journeys report sums these instead of every member's orders (loyalty/outreach/outcomes.py).
+            f = db.run(outcomes.freeze_outcomes, None, cfg)
+            if f.frozen or f.refreshed:
+                log.info("outcomes frozen: %d windows closed, %d recomputed for late orders", f.frozen, f.refreshed)
             planned_at = time.monotonic()
         t = delivery.deliver_due(worker, channels, limit=batch, cfg=cfg, limits=limits)
         if t.sent or t.failed or t.skipped:

@@ -334,8 +334,8 @@ def _journeys_allowed(who: StaffView) -> None:
 @authed()
 async def journey_list(request: Request, who: StaffView) -> HTTPResponse:
     _journeys_allowed(who)
-    rows = await db.arun(journey_reports.journey_rows, readonly=True)
-    return _json({"journeys": rows, "definitions": journey_reports.definitions(), "as_of": now_or(None).isoformat()})
+    tab = await db.arun(journey_reports.journey_tab, readonly=True)
+    return _json({**tab, "definitions": journey_reports.definitions(), "as_of": now_or(None).isoformat()})
 
 
 @authed()

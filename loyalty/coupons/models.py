@@ -74,6 +74,8 @@ class Coupon(Base):
         UniqueConstraint("member_id", "request_key"),
         Index("ix_coupons_member_status", "member_id", "status"),
         Index("ix_coupons_claimed_at", "claimed_at"),
+        # The redemptions of the last days (the journeys report's open attribution windows).
+        Index("ix_coupons_redeemed_at", "redeemed_at"),
     )
 
     id: Mapped[int] = Column(Integer, primary_key=True)

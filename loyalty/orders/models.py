@@ -31,6 +31,8 @@ class Order(Base):
         Index("ix_orders_member_placed", "member_id", "placed_at"),
         # A redeemed coupon names its order by the till's id alone (the dashboard's coupon revenue).
         Index("ix_orders_external_id", "external_id"),
+        # Orders posted since the last outcome freeze (loyalty/outreach/outcomes.py: back-dated ones).
+        Index("ix_orders_created_at", "created_at"),
     )
 
     id: Mapped[int] = Column(Integer, primary_key=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, Column, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Column, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped
 
 from loyalty.db import Base, UTCDateTime, utcnow
@@ -26,6 +26,10 @@ class OutreachSend(Base):
         Index("ix_outreach_status_due", "status", "due_at"),
         Index("ix_outreach_member_kind", "member_id", "kind", "done_at"),
         Index("ix_outreach_journey", "journey", "arm"),
+        # A journey's recent sends (the report's open windows, the outcome freeze).
+        Index("ix_outreach_journey_done", "journey", "done_at"),
+        # A journey's messages sent, counted from the index alone on PostgreSQL (the report's "reached").
+        Index("ix_outreach_journey_status", "journey", "status", postgresql_include=["reason", "done_at"]),
     )
 
     id: Mapped[int] = Column(Integer, primary_key=True)
@@ -120,3 +124,40 @@ class InboxMessage(Base):
     text: Mapped[str] = Column(Text, nullable=False)
     created_at: Mapped[datetime] = Column(UTCDateTime, nullable=False)
     seen_at: Mapped[datetime | None] = Column(UTCDateTime, nullable=True)
+
+
+class SendOutcome(Base):
+    """What one member did in one arm of a journey within the attribution window of their latest send
+    (or control moment), frozen once that window closed (loyalty/outreach/outcomes.py).
+
+    One row per journey, member, arm and window length: a newer send of the journey replaces the
+    row when its own window closes. ``start_at`` is the send's ``done_at``.
+    """
+
+    __tablename__ = "send_outcomes"
+    __table_args__ = (
+        UniqueConstraint("journey", "member_id", "arm", "window_days"),
+        Index("ix_send_outcomes_member", "member_id", "start_at"),
+    )
+
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    journey: Mapped[str] = Column(String(60), nullable=False)
+    member_id: Mapped[int] = Column(ForeignKey("members.id"), nullable=False)
+    arm: Mapped[str] = Column(String(10), nullable=False)  # treatment | control, as the report counts them
+    window_days: Mapped[int] = Column(Integer, nullable=False)
+    start_at: Mapped[datetime] = Column(UTCDateTime, nullable=False)
+    orders: Mapped[int] = Column(Integer, nullable=False)
+    revenue_fen: Mapped[int] = Column(BigInteger, nullable=False)
+    redemptions: Mapped[int] = Column(Integer, nullable=False)
+    coupon_cost_fen: Mapped[int] = Column(BigInteger, nullable=False)
+    frozen_at: Mapped[datetime] = Column(UTCDateTime, nullable=False)
+
+
+class OutcomeFreeze(Base):
+    """Up to when the outcomes of a window length are frozen: every window that closed by
+    ``frozen_until`` has its row (the report computes the later ones live)."""
+
+    __tablename__ = "outcome_freezes"
+
+    window_days: Mapped[int] = Column(Integer, primary_key=True)
+    frozen_until: Mapped[datetime] = Column(UTCDateTime, nullable=False)

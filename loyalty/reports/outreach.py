@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from loyalty.common import now_or
 from loyalty.errors import InvalidInput, NotFound
 from loyalty.members.models import Member
-from loyalty.outreach import copy, report
+from loyalty.outreach import copy, outcomes, report
 from loyalty.outreach import preview as previews
 from loyalty.outreach import service as outreach
 from loyalty.outreach.delivery import render
@@ -69,15 +69,19 @@ def _state(s: Session, name: str, cfg: OutreachSettings, b: Broadcast | None) ->
     return "running" if name in cfg.journeys else "off"
 
 
-def journey_rows(s: Session, cfg: OutreachSettings | None = None) -> list[dict[str, Any]]:
-    """One row per journey and broadcast: state, arms, reached, conversion and revenue uplift, coupon cost."""
+def journey_rows(s: Session, cfg: OutreachSettings | None = None, *, live_only: bool = False) -> list[dict[str, Any]]:
+    """One row per journey and broadcast: state, arms, reached, conversion and revenue uplift, coupon cost.
+
+    ``live_only``: from the orders alone, ignoring the frozen outcomes (the same figures, slower).
+    """
     cfg = cfg or outreach_settings()
     named: list[tuple[str, Broadcast | None]] = [(name, None) for name in JOURNEYS]
     named += [(f"broadcast:{b.code}", b) for b in s.execute(select(Broadcast).order_by(Broadcast.send_at,
                                                                                          Broadcast.id)).scalars()]
+    reports = report.journey_reports(s, [name for name, _ in named], cfg, live_only=live_only)
     out = []
     for name, b in named:
-        r = report.journey_report(s, name, cfg)
+        r = reports[name]
         t, c, cu, ru = r.treatment, r.control, r.conversion_uplift, r.revenue_uplift_fen
         out.append({
             "journey": name, "kind": "broadcast" if b is not None else "journey", "state": _state(s, name, cfg, b),
@@ -95,6 +99,13 @@ def journey_rows(s: Session, cfg: OutreachSettings | None = None) -> list[dict[s
             "redemptions": t.redemptions, "coupon_cost_fen": t.coupon_cost_fen,
         })
     return out
+
+
+def journey_tab(s: Session, cfg: OutreachSettings | None = None) -> dict[str, Any]:
+    """The journeys tab: its rows, and up to when the outcomes of closed windows are frozen (none: all live)."""
+    cfg = cfg or outreach_settings()
+    until = outcomes.frozen_until(s, cfg.attribution_days)
+    return {"journeys": journey_rows(s, cfg), "outcomes_frozen_until": until.isoformat() if until else None}
 
 
 def set_paused(s: Session, journey: str, paused: bool, *, actor: str) -> dict[str, Any]:

@@ -128,3 +128,16 @@ def test_two_scheduler_processes_on_postgresql_message_each_member_once(
     assert set(by_worker) == {"a", "b"}, by_worker  # both processes did part of the work
     assert db.run(lambda s: s.execute(select(func.count()).select_from(SubscriptionCredit)
                                       .where(SubscriptionCredit.spent_at.is_(None))).scalar()) == 0
+
+
+def test_a_planning_round_freezes_the_closed_windows_outcomes(engine: Any, fake_sms: Any) -> None:
+    from loyalty.outreach import outcomes
+    from loyalty.outreach.models import SendOutcome
+    from tests.loyalty.test_reports_outreach import _welcome_fixture
+
+    _welcome_fixture()  # five members in the welcome journey's arms, sent in March: every window closed
+    proc = scheduler(engine.url.render_as_string(hide_password=False), fake_sms.url, "--once")
+    assert proc.wait(60) == 0
+    assert db.run(outcomes.frozen_until, 7, readonly=True) is not None
+    assert db.run(lambda s: s.execute(select(func.count()).select_from(SendOutcome)
+                                      .where(SendOutcome.journey == "welcome")).scalar(), readonly=True) == 5

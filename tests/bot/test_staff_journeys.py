@@ -11,9 +11,10 @@ import requests
 
 from loyalty import db
 from loyalty.db import utcnow
+from loyalty.outreach import outcomes
 from loyalty.outreach import service as outreach
 from tests.bot.test_staff_app import _login, server  # noqa: F401 - the server fixture
-from tests.loyalty.corekit import counts
+from tests.loyalty.corekit import T0, counts
 from tests.loyalty.test_reports_outreach import _welcome_fixture
 
 SHANGHAI_NOON = (utcnow() + timedelta(days=3)).strftime("%Y-%m-%dT12:00")
@@ -58,6 +59,18 @@ def test_figures_csv_and_switches(server: str) -> None:  # noqa: F811
     # Without the app's header (a cross-site form) nothing changes.
     assert requests.post(f"{server}/api/journeys/welcome/pause", cookies=boss.cookies).status_code == 403
     assert not db.run(outreach.paused, "welcome")
+
+
+def test_the_tab_says_up_to_when_outcomes_are_frozen_and_its_figures_stay(server: str) -> None:  # noqa: F811
+    _welcome_fixture()
+    boss = _login(server, "marketing")
+    live = boss.get(f"{server}/api/journeys").json()
+    assert live["outcomes_frozen_until"] is None
+    at = T0 + timedelta(days=30)  # every window of the fixture has closed
+    db.run(outcomes.freeze_outcomes, at)
+    frozen = boss.get(f"{server}/api/journeys").json()
+    assert datetime.fromisoformat(frozen["outcomes_frozen_until"]) == at
+    assert frozen["journeys"] == live["journeys"]
 
 
 def test_a_broadcast_previewed_then_saved(server: str) -> None:  # noqa: F811

@@ -12,10 +12,11 @@ from sqlalchemy.engine import Engine
 
 from loyalty import db
 from loyalty.db import utcnow
+from loyalty.outreach import outcomes
 from loyalty.outreach import service as outreach
 from loyalty.staff import service as staff
 from tests.e2e.staff_kit import PW, SHOTS, logged_in, staff_app
-from tests.loyalty.corekit import counts
+from tests.loyalty.corekit import T0, counts
 from tests.loyalty.test_reports_outreach import _welcome_fixture
 from tests.support.browser import chromium
 
@@ -56,11 +57,16 @@ def test_the_journeys_section_shows_the_hand_figures_and_previews_a_broadcast(ba
         assert _cell(page, "welcome", "coupon_cost_fen") == "1000"
         assert "对照组" in page.inner_text("#journey-definition")
         assert page.get_attribute("#journey-csv", "href") == "api/journeys.csv"
+        assert page.inner_text("#journey-outcomes") == "结果尚未冻结：全部实时计算"
 
+        db.run(outcomes.freeze_outcomes, T0 + timedelta(days=30))  # the scheduler's job: every window closed
         page.click("#journey-table tbody tr:has(td:text-is('welcome')) button[data-act=pause]")
         page.wait_for_function("() => [...document.querySelectorAll('#journey-table td')]"
                                ".some((td) => td.textContent === 'paused')")
         assert db.run(outreach.paused, "welcome")
+        # The same figures, now summed from the frozen outcomes; the line under the table says since when.
+        assert (_cell(page, "welcome", "treatment"), _cell(page, "welcome", "conversion_treatment")) == ("3", "33.3%")
+        assert page.inner_text("#journey-outcomes").startswith("已结束归因窗口的结果冻结于")
 
         form = "#broadcast-form"
         at = (utcnow() + timedelta(days=3)).strftime("%Y-%m-%dT12:00")

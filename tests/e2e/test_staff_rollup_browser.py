@@ -40,6 +40,8 @@ def test_rolled_up_figures_say_as_of_when(base: str) -> None:
         page.fill("#filters input[name=start]", (T0 - DAY).date().isoformat())
         page.fill("#filters input[name=end]", (T0 + 9 * DAY).date().isoformat())
         page.click("#filters button[type=submit]")
+        # The default range (the last 30 days) holds no order: wait for this range's row.
+        page.wait_for_selector("#figure-sales_by_tier tbody tr td")
         page.wait_for_selector("#figure-sales_by_tier p.rolled")
         # The tables' figure: 3 orders of 2 buyers (the fourth order came after the rebuild).
         cells = _sales_cells(page)

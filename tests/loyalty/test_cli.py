@@ -240,6 +240,16 @@ def test_points_expire_is_idempotent(sqlite_engine, capsys: pytest.CaptureFixtur
     assert run(capsys, "points", "expire", "--now", "yesterday")[0] == 2
 
 
+def test_journey_freeze_writes_closed_windows_once(sqlite_engine, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.loyalty.test_reports_outreach import _welcome_fixture
+
+    _welcome_fixture()
+    code, out, _ = run(capsys, "journey", "freeze", "--now", "2026-04-01")
+    assert code == 0 and "5 closed windows written" in out  # welcome: m1, m2, m4 treatment; m3, m6 control
+    code, out, _ = run(capsys, "journey", "freeze", "--now", "2026-04-01T09:00")
+    assert code == 0 and "0 closed windows written, 0 recomputed" in out
+
+
 # --- tiers, gifts ------------------------------------------------------------------------------
 
 

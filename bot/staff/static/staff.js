@@ -49,6 +49,11 @@
     scans: "扫码", follows: "关注", page_opens: "网页打开", signups: "入会" });
   Object.assign(T.en, { f_qr_funnel: "Store QR funnel (visitors → follows / page opens → signups)",
     visitors: "Visitors", scans: "Scans", follows: "Follows", page_opens: "Page opens", signups: "Signups" });
+  // How fresh the journeys' outcomes are: closed attribution windows are summed from rows frozen by the scheduler.
+  Object.assign(T.zh, { outcomes_frozen: "已结束归因窗口的结果冻结于", outcomes_open: "，之后的窗口实时计算",
+    outcomes_live: "结果尚未冻结：全部实时计算" });
+  Object.assign(T.en, { outcomes_frozen: "Outcomes of closed attribution windows frozen at",
+    outcomes_open: "; later windows computed live", outcomes_live: "Outcomes not frozen yet: all computed live" });
   let lang = localStorage.getItem("staff-lang") || "zh";
   let me = null;
   const charts = {};
@@ -309,6 +314,9 @@
     const head = tb.querySelector("thead tr");
     if (head) head.prepend(el("th", {}, ""));
     $("#journey-table").replaceWith(Object.assign(tb, { id: "journey-table" }));
+    $("#journey-outcomes").textContent = d.outcomes_frozen_until
+      ? `${t("outcomes_frozen")} ${new Date(d.outcomes_frozen_until).toLocaleString()}${t("outcomes_open")}`
+      : t("outcomes_live");
   }
 
   // A journey's (or a broadcast's) copy: one form per step, zh and en, preview before saving (loyalty/outreach/copy.py).

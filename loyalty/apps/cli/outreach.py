@@ -10,6 +10,7 @@ from loyalty import db
 from loyalty.apps.cli.common import EXIT_OK, command_group, local_time, parse_when, table, text_of
 from loyalty.common import fen_to_yuan
 from loyalty.errors import InvalidInput
+from loyalty.outreach import outcomes
 from loyalty.outreach import report as reports
 from loyalty.outreach import service as svc
 from loyalty.outreach.journeys import JOURNEYS
@@ -70,6 +71,13 @@ def cmd_report(a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_freeze(a: argparse.Namespace) -> int:
+    f = db.run(outcomes.freeze_outcomes, a.now, full=a.full)
+    print(f"outcomes frozen up to {local_time(f.frozen_until)}: {f.frozen} closed windows written, "
+          f"{f.refreshed} recomputed for orders posted late")
+    return EXIT_OK
+
+
 def cmd_broadcast_create(a: argparse.Namespace) -> int:
     try:
         audience = json.loads(a.audience)
@@ -98,7 +106,13 @@ def _common(g: Any, names: list[str] | None) -> None:
 
 
 def add_journey(sub: Any) -> None:
-    _common(command_group(sub, "journey", "marketing journeys (welcome, birthday, …)"), sorted(JOURNEYS))
+    g = command_group(sub, "journey", "marketing journeys (welcome, birthday, …)")
+    _common(g, sorted(JOURNEYS))
+    f = g.add_parser("freeze", help="freeze the outcomes of attribution windows that have closed (the outreach "
+                                    "scheduler does it every planning round)")
+    f.add_argument("--now", type=parse_when, help="as of this time (default now)")
+    f.add_argument("--full", action="store_true", help="look at every send, not only those since the last freeze")
+    f.set_defaults(func=cmd_freeze)
 
 
 def add_broadcast(sub: Any) -> None:

@@ -6,14 +6,14 @@ reports refresh``); ``report_rollups`` says when. They start empty: until the
 first rebuild the dashboard computes every figure live.
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 Create Date: 2026-12-01 11:00:00
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0014"
-down_revision = "0012"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
