@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--conversations", type=int, default=100000, help="--bulk: conversations in the last 30 days")
     p.add_argument("--repeat", type=int, default=20)
     p.add_argument("--url", help="time the views on this database, seeded before (migrated to this code's "
-                                 "schema; only the report tables are written)")
+                                 "schema; only the report tables and frozen outcomes are written)")
     p.add_argument("--keep", action="store_true", help="seed, print the database URL and keep the server until "
                                                        "Ctrl-C instead of timing (for --url runs of later code)")
     a = p.parse_args(argv)
@@ -164,7 +164,9 @@ def main(argv: list[str] | None = None) -> None:
         db.configure(db.make_engine(a.url))
         migrate.upgrade(db.engine())
         last = db.run(lambda s: s.execute(select(func.max(Order.placed_at))).scalar(), readonly=True)
-        _time_all(a, bulk.NOW if a.bulk else (last or datetime.now(timezone.utc)) + timedelta(hours=1))
+        now = bulk.NOW if a.bulk else (last or datetime.now(timezone.utc)) + timedelta(hours=1)
+        freeze(now)  # nothing new when the seeding run froze them already
+        _time_all(a, now)
         return
     with backend("postgresql") as engine:
         print(f"load average before seeding: {_load()}", flush=True)
