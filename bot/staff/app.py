@@ -37,6 +37,7 @@ from bot.web import client_address, json_body, same_origin
 from loyalty import db
 from loyalty.common import now_or
 from loyalty.errors import InvalidInput, LoyaltyError, NotFound, Refused, Unavailable
+from loyalty.outreach.report import Cohort
 from loyalty.reports import outreach as journey_reports
 from loyalty.reports import service as reports
 from loyalty.staff import service as staff
@@ -331,17 +332,28 @@ def _journeys_allowed(who: StaffView) -> None:
         raise Forbidden("Journeys and broadcasts are for marketing and supervisors.", code="not_allowed")
 
 
+async def _cohort(request: Request, who: StaffView) -> Cohort:
+    """Which members the journey figures cover: all since each journey began, or those whose latest send
+    falls in the days asked for (``start``, ``end``, as the dashboard's), of a store."""
+    dated = bool(request.args.get("start") or request.args.get("end"))
+    if not dated and not request.args.get("store"):
+        return Cohort()
+    sc = await _scope(request, who)
+    return Cohort(sc.start if dated else None, sc.end if dated else None, sc.store_id)
+
+
 @authed()
 async def journey_list(request: Request, who: StaffView) -> HTTPResponse:
     _journeys_allowed(who)
-    tab = await db.arun(journey_reports.journey_tab, readonly=True)
+    tab = await db.arun(journey_reports.journey_tab, cohort=await _cohort(request, who), readonly=True)
     return _json({**tab, "definitions": journey_reports.definitions(), "as_of": now_or(None).isoformat()})
 
 
 @authed()
 async def journey_csv(request: Request, who: StaffView) -> HTTPResponse:
     _journeys_allowed(who)
-    return _csv(await db.arun(journey_reports.journey_rows, readonly=True), "journeys")
+    rows = await db.arun(journey_reports.journey_rows, cohort=await _cohort(request, who), readonly=True)
+    return _csv(rows, "journeys")
 
 
 @authed()

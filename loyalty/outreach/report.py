@@ -20,12 +20,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fractions import Fraction
+from typing import Any
 
 from sqlalchemy import String, and_, case, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from loyalty.coupons.models import Coupon, CouponCampaign
 from loyalty.db import plus_days, without_jit
+from loyalty.members.models import Member
 from loyalty.orders.models import Order
 from loyalty.outreach.models import OutreachSend, SendOutcome
 from loyalty.outreach.outcomes import COUNTED, frozen_until, latest_starts
@@ -77,8 +79,28 @@ def _variance(n: int, total: int, squares: int) -> float:
     return float(Fraction(squares * n - total * total, n * (n - 1))) if n > 1 else 0.0
 
 
-def _figures(s: Session, journeys: Sequence[str], days: int,
-             after: datetime | None) -> dict[tuple[str, str], list[int]]:
+@dataclass(frozen=True)
+class Cohort:
+    """Which members a report covers: those whose latest send (or control moment) of the journey falls in
+    ``[start, end)``, and of one home store; None in a field: no limit."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+    store_id: int | None = None
+
+    def members(self, col: Any) -> list[Any]:
+        """The store condition on a member id column (none without a store)."""
+        if self.store_id is None:
+            return []
+        return [col.in_(select(Member.id).where(Member.store_id == self.store_id))]
+
+    def times(self, col: Any) -> list[Any]:
+        """The date-range condition on a time column."""
+        return ([col >= self.start] if self.start else []) + ([col < self.end] if self.end else [])
+
+
+def _figures(s: Session, journeys: Sequence[str], days: int, after: datetime | None,
+             cohort: Cohort = Cohort()) -> dict[tuple[str, str], list[int]]:
     """Per journey and arm: members, converted, revenue, revenue², redemptions, coupon cost and reached,
     for every journey in one statement (the recent orders are read once).
 
@@ -88,8 +110,13 @@ def _figures(s: Session, journeys: Sequence[str], days: int,
     """
     # PostgreSQL computes the members' starts once for every part; SQLAlchemy 1.4 orders SQLite's positional
     # parameters of a WITH inside a UNION wrongly, so there each part has its own copy.
-    q = latest_starts(journeys, after)
-    starts = q.cte("starts") if s.get_bind().dialect.name == "postgresql" else q.subquery("starts")
+    pg = s.get_bind().dialect.name == "postgresql"
+    every = latest_starts(journeys, after).where(*cohort.members(OutreachSend.member_id))
+    dated = cohort.times(func.max(OutreachSend.done_at))
+    q = every.having(and_(*dated)) if dated else every
+    starts = q.cte("starts") if pg else q.subquery("starts")
+    # The live members whatever their date: a frozen row in the range is theirs no more when it is not their latest.
+    moved = starts if not dated else every.cte("moved") if pg else every.subquery("moved")
     end = plus_days(s, starts.c.start, days)
     in_window = and_(Order.member_id == starts.c.member_id, Order.kind == "order",
                      Order.placed_at >= starts.c.start, Order.placed_at < end)
@@ -114,19 +141,22 @@ def _figures(s: Session, journeys: Sequence[str], days: int,
         .select_from(starts).join(Coupon, used_in_window)
         .join(CouponCampaign, CouponCampaign.id == Coupon.campaign_id).group_by(starts.c.journey, starts.c.arm),
         select(OutreachSend.journey, literal("treatment", String), no, no, no, no, no, no, func.count())
-        .where(OutreachSend.journey.in_(journeys), OutreachSend.status == "sent", *COUNTED)
+        .where(OutreachSend.journey.in_(journeys), OutreachSend.status == "sent", *COUNTED,
+               *cohort.members(OutreachSend.member_id), *cohort.times(OutreachSend.done_at))
         .group_by(OutreachSend.journey),
     ]
     if after is not None:
         o = SendOutcome
         sums = (func.count(), func.sum(case((o.orders > 0, 1), else_=0)), func.sum(o.revenue_fen),
                 func.sum(o.revenue_fen * o.revenue_fen), func.sum(o.redemptions), func.sum(o.coupon_cost_fen))
-        parts.append(select(o.journey, o.arm, *sums, no).where(o.journey.in_(journeys), o.window_days == days)
+        mine = (*cohort.members(o.member_id), *cohort.times(o.start_at))
+        parts.append(select(o.journey, o.arm, *sums, no).where(o.journey.in_(journeys), o.window_days == days,
+                                                                *mine)
                      .group_by(o.journey, o.arm))
         # Less the rows of the members counted live, found from them through the outcomes' unique key.
-        parts.append(select(o.journey, o.arm, *(-x for x in sums), no).select_from(starts)
-                     .join(o, and_(o.journey == starts.c.journey, o.member_id == starts.c.member_id,
-                                   o.arm == starts.c.arm, o.window_days == days))
+        parts.append(select(o.journey, o.arm, *(-x for x in sums), no).select_from(moved)
+                     .join(o, and_(o.journey == moved.c.journey, o.member_id == moved.c.member_id,
+                                   o.arm == moved.c.arm, o.window_days == days, *mine))
                      .group_by(o.journey, o.arm))
     out = {(j, a): [0] * 7 for j in journeys for a in ARMS}
     for journey, arm, *values in s.execute(union_all(*parts)):
@@ -148,7 +178,7 @@ def _report(journey: str, figures: dict[tuple[str, str], list[int]]) -> Report:
 
 
 def journey_reports(s: Session, journeys: Sequence[str], cfg: OutreachSettings | None = None, *,
-                    live_only: bool = False) -> dict[str, Report]:
+                    live_only: bool = False, cohort: Cohort = Cohort()) -> dict[str, Report]:
     """:func:`journey_report` of several journeys at once (one statement)."""
     cfg = cfg or outreach_settings()
     if not journeys:
@@ -158,14 +188,16 @@ def journey_reports(s: Session, journeys: Sequence[str], cfg: OutreachSettings |
     # The frozen outcomes of the windows closed by the last freeze, plus the members whose window was open
     # then, live (everyone live before the first freeze, or with ``live_only``).
     until = None if live_only else frozen_until(s, days)
-    figures = _figures(s, list(journeys), days, None if until is None else until - timedelta(days=days))
+    figures = _figures(s, list(journeys), days, None if until is None else until - timedelta(days=days), cohort)
     return {j: _report(j, figures) for j in journeys}
 
 
 def journey_report(s: Session, journey: str, cfg: OutreachSettings | None = None, *,
-                   live_only: bool = False) -> Report:
+                   live_only: bool = False, cohort: Cohort = Cohort()) -> Report:
     """Members reached, conversion, revenue per member, coupon redemptions and cost, by arm, with the uplift.
 
     ``live_only``: computed from the orders alone, ignoring the frozen outcomes (the same figures, slower).
+    ``cohort``: only the members whose latest send falls in its dates, of its store; reached counts the
+    sends made in its dates.
     """
-    return journey_reports(s, [journey], cfg, live_only=live_only)[journey]
+    return journey_reports(s, [journey], cfg, live_only=live_only, cohort=cohort)[journey]

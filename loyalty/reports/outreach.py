@@ -31,13 +31,16 @@ from loyalty.outreach.settings import from_env as outreach_settings
 
 # {days} and {holdout} are filled from the outreach settings (OUTREACH_ATTRIBUTION_DAYS, OUTREACH_HOLDOUT_PERCENT).
 _DEFINITION = (
-    "每个旅程与群发自开始以来的全部记录（不受日期、门店、渠道筛选影响）。实验组＝分到发送组的会员"
+    "默认为每个旅程与群发自开始以来的全部记录；选了日期时只计最近一次发送（或对照组本应发送）在这些日期内的会员，"
+    "触达只计这些日期内发出的条数；选了门店时只计该门店（入会门店）的会员。实验组＝分到发送组的会员"
     "（发送时被规则跳过的也计入）；对照组＝按会员与旅程的哈希留出的 {holdout}% 会员，从不发送；"
     "规划时因退订或注销跳过的不计入任一组。触达＝实际发出的条数。"
     "转化率＝发送（或对照组本应发送）后 {days} 天内下单的会员占比；"
     "提升＝实验组转化率－对照组转化率，95% 置信区间用正态近似、两组方差分别估计；"
     "人均收入＝这 {days} 天内订单金额合计／组内会员数；券成本＝这 {days} 天内实验组核销的券面额合计。",
-    "Each journey and broadcast since it began (the date, store and channel filters do not apply). "
+    "By default each journey and broadcast since it began; with dates, only the members whose latest send (or "
+    "control moment) falls on those days, and reached counts the messages sent on them; with a store, only its "
+    "(home-store) members. "
     "Treatment = members assigned to be messaged (counted even when a rule skipped them at send time); "
     "control = the {holdout} % holdout picked by a hash of member and journey, never messaged; members "
     "skipped at planning (opted out, closed) are in neither. Reached = messages actually sent. "
@@ -69,16 +72,18 @@ def _state(s: Session, name: str, cfg: OutreachSettings, b: Broadcast | None) ->
     return "running" if name in cfg.journeys else "off"
 
 
-def journey_rows(s: Session, cfg: OutreachSettings | None = None, *, live_only: bool = False) -> list[dict[str, Any]]:
+def journey_rows(s: Session, cfg: OutreachSettings | None = None, *, live_only: bool = False,
+                 cohort: report.Cohort = report.Cohort()) -> list[dict[str, Any]]:
     """One row per journey and broadcast: state, arms, reached, conversion and revenue uplift, coupon cost.
 
     ``live_only``: from the orders alone, ignoring the frozen outcomes (the same figures, slower).
+    ``cohort``: the members whose latest send falls in its dates, of its store (default: everyone).
     """
     cfg = cfg or outreach_settings()
     named: list[tuple[str, Broadcast | None]] = [(name, None) for name in JOURNEYS]
     named += [(f"broadcast:{b.code}", b) for b in s.execute(select(Broadcast).order_by(Broadcast.send_at,
                                                                                          Broadcast.id)).scalars()]
-    reports = report.journey_reports(s, [name for name, _ in named], cfg, live_only=live_only)
+    reports = report.journey_reports(s, [name for name, _ in named], cfg, live_only=live_only, cohort=cohort)
     out = []
     for name, b in named:
         r = reports[name]
@@ -101,11 +106,13 @@ def journey_rows(s: Session, cfg: OutreachSettings | None = None, *, live_only: 
     return out
 
 
-def journey_tab(s: Session, cfg: OutreachSettings | None = None) -> dict[str, Any]:
+def journey_tab(s: Session, cfg: OutreachSettings | None = None, *,
+                cohort: report.Cohort = report.Cohort()) -> dict[str, Any]:
     """The journeys tab: its rows, and up to when the outcomes of closed windows are frozen (none: all live)."""
     cfg = cfg or outreach_settings()
     until = outcomes.frozen_until(s, cfg.attribution_days)
-    return {"journeys": journey_rows(s, cfg), "outcomes_frozen_until": until.isoformat() if until else None}
+    return {"journeys": journey_rows(s, cfg, cohort=cohort),
+            "outcomes_frozen_until": until.isoformat() if until else None}
 
 
 def set_paused(s: Session, journey: str, paused: bool, *, actor: str) -> dict[str, Any]:

@@ -106,7 +106,7 @@
     $("#tabs button[data-view=journeys]").hidden = !me.campaigns;  // not split by store: none for a manager
     const sel = $("#filters select[name=store]");
     const { stores } = await api("api/stores");
-    for (const s of [sel, $("#broadcast-form select[name=store]")]) {
+    for (const s of [sel, $("#broadcast-form select[name=store]"), $("#journey-filters select[name=store]")]) {
       s.querySelectorAll("option:not([value=''])").forEach((o) => o.remove());
       stores.forEach((st) => s.append(el("option", { value: st.code }, `${st.code} ${lang === "zh" ? st.name_zh : st.name_en}`)));
     }
@@ -114,8 +114,8 @@
     show("dashboard");
   }
 
-  function query() {
-    const f = new FormData($("#filters"));
+  function query(form) {
+    const f = new FormData(form || $("#filters"));
     const p = new URLSearchParams();
     for (const [k, v] of f.entries()) if (v) p.set(k, v);
     return p.toString();
@@ -288,7 +288,12 @@
   }
 
   async function loadJourneys() {
-    const d = await api("api/journeys");
+    // No dates and no store: since each journey began; else the members whose latest send falls in them.
+    const q = query($("#journey-filters"));
+    $("#journey-error").textContent = "";
+    let d;
+    try { d = await api("api/journeys?" + q); } catch (e) { $("#journey-error").textContent = e.message; return; }
+    $("#journey-csv").setAttribute("href", q ? "api/journeys.csv?" + q : "api/journeys.csv");
     $("#journey-definition").textContent = d.definitions.journeys[lang === "zh" ? 0 : 1];
     $("#journey-freshness").textContent = `${t("fresh")} ${new Date(d.as_of).toLocaleString()}`;
     const rows = d.journeys;
@@ -392,6 +397,7 @@
     });
     $("#logout").addEventListener("click", async () => { await api("api/logout", { method: "POST", body: "{}" }); showLogin(); });
     $("#filters").addEventListener("submit", (ev) => { ev.preventDefault(); loadDashboard(); });
+    $("#journey-filters").addEventListener("submit", (ev) => { ev.preventDefault(); loadJourneys(); });
     $("#campaign-form").addEventListener("submit", async (ev) => {
       ev.preventDefault();
       const body = Object.fromEntries(new FormData(ev.target).entries());
