@@ -42,7 +42,8 @@ def session_events(tracker: Tracker) -> list[dict[str, Any]]:
 
 
 def session_started_at(tracker: Tracker) -> datetime:
-    """When the current session began: its ``session_started`` event, else the first event with a time."""
+    """When the current session began: its ``session_started`` event, else the conversation's first event
+    (the epoch when it has no time)."""
     stamps = [e.get("timestamp") for e in tracker.events if e.get("event") == "session_started"]
     stamps = stamps[-1:] or [e.get("timestamp") for e in tracker.events[:1]]
     ts = stamps[0] if stamps and stamps[0] is not None else 0

@@ -95,7 +95,6 @@ def forget_member(s: Session, member_id: int, sender_ids: list[str]) -> int:
     """Delete the bot scores of a member and of their channel addresses (also those given before
     the address was linked to them); returns how many."""
     keys = [sender_key(x) for x in sender_ids]
-    who = or_(BotRating.member_id == member_id, BotRating.sender_key.in_(keys)) if keys \
-        else BotRating.member_id == member_id
-    result = s.execute(delete(BotRating).where(who).execution_options(synchronize_session=False))
+    result = s.execute(delete(BotRating).where(or_(BotRating.member_id == member_id, BotRating.sender_key.in_(keys)))
+                       .execution_options(synchronize_session=False))
     return int(result.rowcount or 0)
