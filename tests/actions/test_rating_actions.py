@@ -13,7 +13,7 @@ from loyalty import db
 from loyalty.conversations import service as conversations
 from loyalty.conversations.models import BotRating
 from loyalty.handoff.models import Handoff
-from tests.actions.conftest import run
+from tests.actions.conftest import domain, run
 
 SESSION = datetime(2026, 12, 1, 2, 0, tzinfo=timezone.utc)
 EARLIER = SESSION - timedelta(days=1)
@@ -147,3 +147,13 @@ def test_the_database_down_gets_the_standard_apology(tmp_path: Any) -> None:
     assert answer("5", bot_asked()).responses == ["utter_service_unavailable"]
     # Asking needs no database.
     assert asked(started() + [user("ask_points")])
+
+
+def test_on_wechat_the_choice_number_is_the_score() -> None:
+    """WeChat shows buttons as numbered lines and takes a typed number as that choice: "4" is 4 points."""
+    from bot.wechat.outbound import render_buttons
+
+    for variation in domain()["responses"]["utter_ask_bot_rating"]:
+        text, choices = render_buttons(variation["text"], variation["buttons"])
+        assert [payload for _, payload in choices] == [f'/rate{{"rating": "{n}"}}' for n in range(1, 6)]
+        assert text.splitlines()[-1] in ("5. 5分", "5. 5")

@@ -108,3 +108,4 @@ def test_an_english_visitor_rates_the_bot_and_a_bare_hello_is_not_asked(stack: S
     assert "Bye" in bye and "how did I do" in bye and "[5]" in bye
     assert "thanks for the score" in _text(stack.say(v, "4"))
     assert _bot_ratings(f"web-{v}") == [(None, "webchat", 4)]
+
