@@ -1,4 +1,4 @@
-"""Handing a conversation to a person: queue it, say where the shopper stands, go back, rate.
+"""Handing a conversation to a person: queue it, say where the shopper stands, go back (the score: rating.py).
 
 The queue lives in the core (loyalty.handoff.service); the console (bot/console)
 takes it from there. A paused conversation runs no action, so going back to
@@ -8,8 +8,6 @@ triggers ``cancel_handoff``; the end of a handoff triggers ``handback``.
 
 from __future__ import annotations
 
-from typing import Any
-
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActionExecuted, ConversationPaused, EventType, SessionStarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
@@ -17,7 +15,7 @@ from rasa_sdk.types import DomainDict
 
 from actions.common import core, current_member, identity, lang, tier_title, unavailable
 from loyalty.config import settings
-from loyalty.errors import InvalidInput, Unavailable
+from loyalty.errors import Unavailable
 from loyalty.handoff import service
 
 # The offer the shopper said yes to tells why they are handed over.
@@ -94,26 +92,6 @@ class ActionCancelHandoff(Action):
         except Unavailable:
             pass  # the words below are still true for the shopper: the bot answers again
         dispatcher.utter_message(response="utter_handoff_cancelled")
-        return []
-
-
-class ActionRecordRating(Action):
-    """The 1-5 score after a handoff ended."""
-
-    def name(self) -> str:
-        return "action_record_rating"
-
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
-        score: Any = next(tracker.get_latest_entity_values("rating"), None)
-        try:
-            rated = await core(service.rate, tracker.sender_id, score)
-        except InvalidInput:
-            dispatcher.utter_message(response="utter_ask_rating")
-            return []
-        except Unavailable:
-            unavailable(dispatcher)
-            return []
-        dispatcher.utter_message(response="utter_thanks_rating" if rated else "utter_anything_else")
         return []
 
 

@@ -72,3 +72,26 @@ def parse_birthday(text: str, today: date) -> date | None:
     if m and m.group(2) in MONTHS:
         return _make(int(m.group(3)), MONTHS[m.group(2)], int(m.group(1)), today)
     return None
+
+
+_SCORE_OF = re.compile(r"(?<!\d)(\d+)\s*(?:/|out of|of)\s*5(?!\d)", re.IGNORECASE)
+_ZH_SCORE = re.compile(r"([一二两三四五])\s*(?:分|星|颗星|顆星)")
+_ZH_DIGITS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5}
+
+
+def score_in(text: str) -> int | None:
+    """A 1-5 score as typed without the model finding it: "5", "4/5", "3 out of 5", "五分", "满分"."""
+    t = unicodedata.normalize("NFKC", text or "").strip()
+    m = _SCORE_OF.search(t)
+    runs = re.findall(r"\d+", t)
+    if m:
+        value = int(m.group(1))
+    elif len(runs) == 1:
+        value = int(runs[0])
+    elif not runs and (z := _ZH_SCORE.search(t)):
+        value = _ZH_DIGITS[z.group(1)]
+    elif not runs and ("满分" in t or "滿分" in t):
+        value = 5
+    else:
+        return None
+    return value if 1 <= value <= 5 else None

@@ -20,7 +20,8 @@ so that every figure has something in it:
   not ordered, after-purchase thanks for the last 30 days' orders, a broadcast
   to a tenth of the members (holdout 10 % by ``rules.in_control``);
 - conversations of the last 30 days (10 % handed to an agent, with the
-  handoff's wait and rating) and a review list of messages not understood.
+  handoff's wait and rating; a quarter of the others rated by the shopper at
+  the goodbye) and a review list of messages not understood.
 
 ``seed(members, orders, conversations)`` returns the row counts. Ids are
 given here; PostgreSQL's sequences are moved past them at the end.
@@ -41,7 +42,7 @@ from sqlalchemy.engine import Connection
 from loyalty import db
 from loyalty.apps.demo.reference import STORES
 from loyalty.catalogue.models import Store
-from loyalty.conversations.models import Conversation
+from loyalty.conversations.models import BotRating, Conversation
 from loyalty.coupons.models import Coupon, CouponCampaign
 from loyalty.handoff.models import REASONS, Handoff
 from loyalty.members.models import Member, MemberSegment
@@ -55,7 +56,7 @@ NOW = datetime(2026, 11, 30, 4, 0, tzinfo=timezone.utc)
 TIERS = (("normal", 0.72, 1.0), ("silver", 0.18, 1.2), ("gold", 0.08, 1.5), ("platinum", 0.02, 2.0))
 # Foreign keys point up this list: a flush writes every table in this order.
 MODELS: tuple[Any, ...] = (Store, CouponCampaign, Broadcast, Member, Order, LedgerEntry, PointsLot, Coupon,
-                           MemberSegment, OutreachSend, Conversation, Handoff, ReviewMessage)
+                           MemberSegment, OutreachSend, Conversation, BotRating, Handoff, ReviewMessage)
 LOT_DAYS, SPEND, HOLDOUT = 365, 500, 10.0
 
 
@@ -292,6 +293,7 @@ def _member(w: Writer, rnd: random.Random, ids: dict[str, int], mid: int, stores
 
 
 def _conversations(w: Writer, rnd: random.Random, n: int, members: int) -> None:
+    scores = random.Random(n)  # its own draws: the other rows stay as they were before bot ratings
     for i in range(n):
         at = NOW - timedelta(minutes=rnd.randrange(0, 30 * 24 * 60))
         turns, handed = rnd.randrange(1, 8), rnd.random() < 0.1
@@ -306,6 +308,9 @@ def _conversations(w: Writer, rnd: random.Random, n: int, members: int) -> None:
                   priority=0, language="zh", status="closed", agent_id=None, out_of_hours=False, created_at=asked,
                   taken_at=taken, closed_at=asked + timedelta(minutes=20), closed_by="agent",
                   rating=rnd.randint(2, 5) if taken and rnd.random() < 0.6 else None, rated_at=None)
+        elif scores.random() < 0.25:
+            w.add(BotRating, sender_key=f"{i:064d}", session_started_at=at, channel=channel, member_id=mid,
+                  rating=scores.choices((1, 2, 3, 4, 5), (1, 1, 2, 4, 6))[0], rated_at=at + timedelta(minutes=turns))
         w.maybe_flush()
     for i in range(300):
         seen_at = NOW - timedelta(minutes=rnd.randrange(0, 60 * 24 * 60))

@@ -62,8 +62,17 @@ def fen_to_yuan(fen: int) -> str:
     return f"{Decimal(fen) / 100:.2f}"
 
 
-
-
+def parse_rating(score: object) -> int:
+    """A shopper's 1-5 score ("5", 5, " 4 ") as a whole number; anything else is refused."""
+    if isinstance(score, bool):
+        raise InvalidInput("A score is a whole number from 1 to 5.", code="invalid_rating")
+    try:
+        value = int(str(score).strip())
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 5:
+        raise InvalidInput("A score is a whole number from 1 to 5.", code="invalid_rating")
+    return value
 
 
 def days(n: int) -> timedelta:

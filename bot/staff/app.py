@@ -138,7 +138,7 @@ def _csv(rows: list[dict[str, Any]], name: str) -> HTTPResponse:
 
 
 BOT_FIGURES = ("conversations", "contained", "containment", "bot_turns", "fallback_turns", "fallback_rate",
-               "handoffs", "wait_p50_s", "wait_p90_s", "rated", "satisfaction")
+               "handoffs", "wait_p50_s", "wait_p90_s", "rated", "satisfaction", "bot_rated", "bot_satisfaction")
 
 
 def bot_rows(b: dict[str, Any]) -> list[dict[str, Any]]:

@@ -1,10 +1,10 @@
-"""One row per bot conversation: when, which channel, whose, how many turns, how many fell to the fallback."""
+"""Bot conversations (when, which channel, whose, how many turns and fallbacks) and their 1-5 scores."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, Column, ForeignKey, Index, Integer, String
+from sqlalchemy import Boolean, CheckConstraint, Column, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped
 
 from loyalty.db import Base, UTCDateTime
@@ -38,3 +38,29 @@ class Conversation(Base):
     # With an agent now (paused, not yet handed back), and the shopper's turns spent with one.
     with_agent: Mapped[bool] = Column(Boolean, default=False, nullable=False)
     agent_turns: Mapped[int] = Column(Integer, default=0, nullable=False)
+
+
+class BotRating(Base):
+    """A shopper's 1-5 score of a conversation the bot handled alone, asked for at its goodbye.
+
+    Append-only. The sender is kept as the same hash as in ``conversations``;
+    ``session_started_at`` is when the Rasa session began: one score per sender
+    and session, so a retried action or a second score in the session counts
+    once. ``member_id``: the channel address's member when rated (a store's view).
+    """
+
+    __tablename__ = "bot_ratings"
+    __table_args__ = (
+        UniqueConstraint("sender_key", "session_started_at"),
+        CheckConstraint("rating BETWEEN 1 AND 5", name="rating_range"),
+        Index("ix_bot_ratings_rated", "rated_at"),
+        Index("ix_bot_ratings_member", "member_id"),
+    )
+
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    sender_key: Mapped[str] = Column(String(64), nullable=False)
+    session_started_at: Mapped[datetime] = Column(UTCDateTime, nullable=False)
+    channel: Mapped[str] = Column(String(20), nullable=False)
+    member_id: Mapped[int | None] = Column(ForeignKey("members.id"), nullable=True)
+    rating: Mapped[int] = Column(Integer, nullable=False)
+    rated_at: Mapped[datetime] = Column(UTCDateTime, nullable=False)

@@ -19,7 +19,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from loyalty.audit import audit
-from loyalty.common import now_or
+from loyalty.common import now_or, parse_rating
 from loyalty.config import Settings, settings
 from loyalty.errors import InvalidInput, NotFound, Refused
 from loyalty.handoff.models import OPEN, REASONS, Agent, Handoff, HandoffNote
@@ -365,12 +365,7 @@ def end_for_restart(s: Session, sender_id: str, now: datetime | None = None) -> 
 
 def rate(s: Session, sender_id: str, score: object, now: datetime | None = None) -> HandoffView | None:
     """Record the shopper's 1-5 score of their latest ended handoff (within a day, once)."""
-    try:
-        value = int(str(score).strip())
-    except ValueError:
-        value = 0
-    if not 1 <= value <= 5 or isinstance(score, bool):
-        raise InvalidInput("A score is a whole number from 1 to 5.", code="invalid_rating")
+    value = parse_rating(score)
     at = now_or(now)
     h = s.execute(
         select(Handoff).where(Handoff.sender_id == sender_id, Handoff.status == "closed",

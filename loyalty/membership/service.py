@@ -13,6 +13,7 @@ from loyalty.audit import audit
 from loyalty.catalogue.service import store_id_by_code
 from loyalty.common import local_date, now_or, random_code
 from loyalty.config import settings
+from loyalty.conversations import service as conversations
 from loyalty.coupons import service as coupons
 from loyalty.errors import InvalidInput, NotFound, Refused
 from loyalty.identity import service as identity
@@ -204,7 +205,8 @@ def signup(
 
 
 def close_account(s: Session, member_id: int, *, actor: str, now: datetime | None = None) -> int:
-    """Close an account: forfeit points (kept in the ledger), void coupons, erase personal data and segment moves.
+    """Close an account: forfeit points (kept in the ledger), void coupons, erase personal data, segment moves,
+    QR visits and bot conversation scores.
 
     Returns the points forfeited. Ledger, orders and referral rows stay for
     the books, linked only to the anonymous member id.
@@ -217,9 +219,12 @@ def close_account(s: Session, member_id: int, *, actor: str, now: datetime | Non
     if left:
         points.debit(s, member_id, left, kind="close", at=at, reason="account closed")
     coupons.void_member_coupons(s, member_id)
-    for channel, address in s.execute(select(ChannelIdentity.channel, ChannelIdentity.external_id)
-                                      .where(ChannelIdentity.member_id == member_id)).all():
+    addresses = s.execute(select(ChannelIdentity.channel, ChannelIdentity.external_id)
+                          .where(ChannelIdentity.member_id == member_id)).all()
+    for channel, address in addresses:
         visits.forget_visitor(s, channel, address)  # their QR visits, before and after joining
+    # Their scores of bot conversations, before and after joining.
+    conversations.forget_member(s, member_id, [address for _, address in addresses])
     s.execute(delete(ChannelIdentity).where(ChannelIdentity.member_id == member_id))
     # The member's segment history is a profile of them: it goes (the next segment run drops the current one).
     s.execute(delete(SegmentMove).where(SegmentMove.member_id == member_id))

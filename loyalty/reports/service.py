@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, aliased
 
 from loyalty import db
 from loyalty.catalogue.models import Store
-from loyalty.conversations.models import Conversation
+from loyalty.conversations.models import BotRating, Conversation
 from loyalty.coupons.models import Coupon, CouponCampaign
 from loyalty.handoff.models import Handoff
 from loyalty.members.models import Member, MemberSegment
@@ -65,14 +65,16 @@ DEFINITIONS: dict[str, tuple[str, str]] = {
             "转人工率（按原因）＝时段内该原因的转人工次数／对话数；"
             "未理解率＝未理解的消息／机器人应答的消息（人工接待期间的消息不计）；"
             "等待时长＝接入时间－请求时间（p50/p90，仅已接入的）；满意度＝人工会话评分均值（1-5）；"
+            "机器人满意度＝未转人工的对话结束（道别）时用户给机器人的评分均值（1-5，按评分时间计入时段）；"
             "未理解消息＝复核列表中时段内最后出现的消息，按出现次数排序。",
             "Conversations started in the range; containment = conversations never handed to an agent / "
             "conversations; handoff rate by reason = handoffs of that reason started in the range / "
             "conversations; "
             "fallback rate = messages not understood / messages the bot answered (not those while an agent had the "
             "conversation); wait = taken minus requested (p50/p90, taken ones only); satisfaction = mean rating of "
-            "agent conversations (1-5); not understood = review-list messages last seen in the range, most "
-            "frequent first."),
+            "agent conversations (1-5); bot satisfaction = mean rating shoppers gave the bot when saying goodbye "
+            "after a conversation never handed to an agent (1-5, counted in the range by when rated); not "
+            "understood = review-list messages last seen in the range, most frequent first."),
 }
 
 
@@ -254,6 +256,15 @@ def conversations(s: Session, sc: Scope) -> list[dict[str, Any]]:
              "fallback_turns": int(fb or 0)} for d, ch, n, h, turns, agent, fb in s.execute(q)]
 
 
+def _bot_rating_scope(sc: Scope) -> list[Any]:
+    where = [BotRating.rated_at >= sc.start, BotRating.rated_at < sc.end]
+    if sc.store_id is not None:
+        where.append(BotRating.member_id.in_(select(Member.id).where(Member.store_id == sc.store_id)))
+    if sc.channel:
+        where.append(BotRating.channel == sc.channel)
+    return where
+
+
 def _percentile(values: list[float], p: float) -> float | None:
     """The nearest-rank percentile (p in 0..100) of ``values``."""
     if not values:
@@ -265,7 +276,7 @@ def _percentile(values: list[float], p: float) -> float | None:
 
 def bot(s: Session, sc: Scope, top: int = 10, convs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Conversations, containment, handoffs and their rate by reason, fallback rate, wait to an agent p50/p90
-    (seconds), agent satisfaction, messages not understood."""
+    (seconds), agent and bot satisfaction, messages not understood."""
     where = [Handoff.created_at >= sc.start, Handoff.created_at < sc.end]
     if sc.store_id is not None:
         where.append(Handoff.member_id.in_(select(Member.id).where(Member.store_id == sc.store_id)))
@@ -276,6 +287,8 @@ def bot(s: Session, sc: Scope, top: int = 10, convs: list[dict[str, Any]] | None
     waits = [(t - c).total_seconds() for c, t in s.execute(
         select(Handoff.created_at, Handoff.taken_at).where(*where, Handoff.taken_at.is_not(None)))]
     rated = s.execute(select(func.count(Handoff.rating), func.avg(Handoff.rating)).where(*where)).one()
+    bot_rated = s.execute(select(func.count(BotRating.id), func.avg(BotRating.rating))
+                          .where(*_bot_rating_scope(sc))).one()
     convs = conversations(s, sc) if convs is None else convs
     n = sum(r["conversations"] for r in convs)
     bot_turns = sum(r["bot_turns"] for r in convs)
@@ -288,6 +301,8 @@ def bot(s: Session, sc: Scope, top: int = 10, convs: list[dict[str, Any]] | None
         "handoffs": sum(by_reason.values()), "by_reason": by_reason,
         "wait_p50_s": _percentile(waits, 50), "wait_p90_s": _percentile(waits, 90),
         "rated": rated[0], "satisfaction": round(float(rated[1]), 2) if rated[1] is not None else None,
+        "bot_rated": bot_rated[0],
+        "bot_satisfaction": round(float(bot_rated[1]), 2) if bot_rated[1] is not None else None,
         "not_understood": [],
     }
     if sc.store_id is None:  # the review list is not attributed to stores

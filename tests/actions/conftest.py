@@ -66,14 +66,17 @@ def run(
     message_id: str = "m1",
     just_set: dict[str, Any] | None = None,
     earlier: list[list[dict[str, Any]]] | None = None,
+    history: list[dict[str, Any]] | None = None,
 ) -> Result:
-    """Run one action once, as the action server would; ``earlier``: the entities of earlier messages."""
+    """Run one action once, as the action server would; ``earlier``: the entities of earlier messages;
+    ``history``: whole events (as Rasa sends them) before the latest message."""
     all_slots = {name: None for name in domain().get("slots", {})}
     all_slots.update({"language": "zh", **(slots or {})})
     latest = {"intent": {"name": intent, "confidence": 1.0}, "entities": entities or [], "text": text,
               "message_id": message_id}
-    events = [{"event": "user", "text": "", "parse_data": {"entities": found}, "input_channel": channel}
-              for found in earlier or []]
+    events = list(history or [])
+    events += [{"event": "user", "text": "", "parse_data": {"entities": found}, "input_channel": channel}
+               for found in earlier or []]
     events += [{"event": "user", "text": text, "parse_data": latest, "input_channel": channel}]
     # Slots Rasa extracted from this message, as a form validation action sees them.
     events += [{"event": "slot", "name": k, "value": v} for k, v in (just_set or {}).items()]

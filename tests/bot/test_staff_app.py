@@ -131,19 +131,24 @@ def test_a_console_cookie_is_no_staff_cookie(server: str) -> None:
 
 
 def test_bot_csv_and_a_managers_conversations(server: str) -> None:
+    from loyalty.conversations.service import rate_bot
     from tests.loyalty.test_conversations import talk
 
     talk()
+    for sender, score in (("o-1", 5), ("o-3", 2)):  # m1 of store A, m3 of store B
+        db.run(rate_bot, sender, "wechat", score, session_started_at=T0, now=T0 + DAY)
     boss = _login(server, "supervisor")
     rows = {r["figure"]: r["value"] for r in csv.DictReader(io.StringIO(
         boss.get(f"{server}/api/dashboard/bot.csv", params=RANGE).text))}
     # tests/loyalty/test_conversations.py: 5 conversations, 3 contained, 3 of the bot's 9 turns not understood.
     assert (rows["conversations"], rows["contained"], rows["containment"]) == ("5", "3", "0.6")
     assert (rows["fallback_rate"], rows["handoff_rate_request"], rows["handoffs_complaint"]) == ("0.3333", "0.2", "1")
+    assert (rows["rated"], rows["satisfaction"], rows["bot_rated"], rows["bot_satisfaction"]) == ("0", "", "2", "3.5")
     manager = _login(server, "store_manager", "RB2")
     mine = manager.get(f"{server}/api/dashboard", params=RANGE).json()
     # Store B's only member (m3) had one conversation, handed off for a complaint.
     assert [(r["channel"], r["conversations"], r["handed_off"]) for r in mine["conversations"]] == [("wechat", 1, 1)]
     assert (mine["bot"]["conversations"], mine["bot"]["containment"]) == (1, 0.0)
+    assert (mine["bot"]["bot_rated"], mine["bot"]["bot_satisfaction"]) == (1, 2.0)
     r = manager.get(f"{server}/api/dashboard/conversations.csv", params={**RANGE, "store": "RA1"})
     assert r.status_code == 403 and r.json()["error"] == "other_store"

@@ -72,3 +72,40 @@ def test_a_typed_english_title_works_too_ignoring_case_and_punctuation(stack: St
     assert not _closed(member)
     assert "Your account is closed" in _text(stack.say(v, "  CLOSE MY ACCOUNT! "))
     assert _closed(member)
+
+
+# ---------------------------------------------------------------- the bot's own score
+
+
+def _bot_ratings(sender: str) -> list[tuple[int | None, str, int]]:
+    from loyalty.conversations.models import BotRating
+    from loyalty.conversations.service import sender_key
+
+    with db.session() as s:
+        return [(r.member_id, r.channel, r.rating) for r in s.execute(
+            select(BotRating).where(BotRating.sender_key == sender_key(sender))).scalars()]
+
+
+def test_a_goodbye_after_a_question_asks_for_a_score_once_and_keeps_it(stack: Stack) -> None:
+    v = stack.visitor()
+    member = _member_on_web(v)
+    assert "积分" in _text(stack.say(v, "我的积分有多少"))
+    bye = _text(stack.say(v, "谢谢，再见"))
+    assert "再见" in bye and "打个分" in bye and "[5分]" in bye
+    assert "谢谢你的评分" in _text(stack.say(v, "5分"))  # the button's title, typed
+    assert _bot_ratings(f"web-{v}") == [(member, "webchat", 5)]
+    again = _text(stack.say(v, "拜拜"))  # asked once per session
+    assert "再见" in again and "打个分" not in again
+    assert _text(stack.say(v, "3分")) and _bot_ratings(f"web-{v}") == [(member, "webchat", 5)]
+
+
+def test_an_english_visitor_rates_the_bot_and_a_bare_hello_is_not_asked(stack: Stack) -> None:
+    v = stack.visitor()
+    stack.say(v, "hi")
+    assert "how did I do" not in _text(stack.say(v, "bye"))  # nothing was asked of the bot
+    stack.say(v, "recommend me something")
+    bye = _text(stack.say(v, "that's all, bye"))
+    assert "Bye" in bye and "how did I do" in bye and "[5]" in bye
+    assert "thanks for the score" in _text(stack.say(v, "4"))
+    assert _bot_ratings(f"web-{v}") == [(None, "webchat", 4)]
+

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from loyalty import db
+from loyalty.conversations import service as conversations
 from loyalty.staff import service as staff
 from tests.e2e.staff_kit import PW, SHOTS, logged_in, staff_app
 from tests.loyalty.corekit import T0
@@ -23,6 +24,8 @@ pytestmark = pytest.mark.browser
 def base(sqlite_engine: Engine, tmp_path: Any) -> Iterator[str]:
     with staff_app(tmp_path, "staff_bot_browser") as url:
         talk()
+        for sender, channel, score in (("o-1", "wechat", 5), ("v-2", "webchat", 3)):  # scores of the bot
+            db.run(conversations.rate_bot, sender, channel, score, session_started_at=T0, now=T0 + DAY)
         db.run(staff.create_staff, "sup", PW, role="supervisor", display_name="主管")
         yield url
 
@@ -45,6 +48,8 @@ def test_the_bot_section_shows_conversations_and_containment(base: str) -> None:
                                           "(tr) => [tr.children[0].textContent, tr.children[1].textContent]))")
         assert (cells["conversations"], cells["containment"], cells["fallback_rate"]) == ("5", "0.6", "0.3333")
         assert cells["handoff_rate_request"] == "0.2"
+        assert (cells["rated"], cells["bot_rated"], cells["bot_satisfaction"]) == ("0", "2", "4")
+        assert "bot satisfaction" in page.inner_text("#figure-bot .definition")
         assert "containment" in page.inner_text("#figure-bot .definition")
         page.locator("#figure-conversations").screenshot(path=str(SHOTS / "conversations.png"))
         page.locator("#figure-bot").screenshot(path=str(SHOTS / "bot.png"))

@@ -158,7 +158,7 @@
         Object.values(convDays).map((x) => x[1])], labels: [t("contained"), t("handed_off")], stacked: true, def: "conversations" },
       // The same rows as bot.csv (bot/staff/app.py:bot_rows).
       bot: { rows: ["conversations", "contained", "containment", "bot_turns", "fallback_turns", "fallback_rate", "handoffs",
-        "wait_p50_s", "wait_p90_s", "rated", "satisfaction"].map((k) => ({ figure: k, value: b[k] })).concat(
+        "wait_p50_s", "wait_p90_s", "rated", "satisfaction", "bot_rated", "bot_satisfaction"].map((k) => ({ figure: k, value: b[k] })).concat(
         Object.entries(b.by_reason).map(([k, v]) => ({ figure: "handoffs_" + k, value: v })),
         Object.entries(b.handoff_rate).map(([k, v]) => ({ figure: "handoff_rate_" + k, value: v }))),
         chart: ["doughnut", Object.keys(b.by_reason), Object.values(b.by_reason)], def: "bot" },
