@@ -176,7 +176,7 @@ def table_rows(figure: str, data: dict[str, Any]) -> list[dict[str, Any]]:
         return list(data["qr_funnel"])
     if figure == "active_members":
         return [{"figure": "active_members", "value": data["active_members"]}]
-    if figure not in ("new_members", "segments", "sales_by_tier", "coupons", "conversations"):
+    if figure not in ("new_members", "new_members_by_week", "segments", "sales_by_tier", "coupons", "conversations"):
         raise InvalidInput("No such figure.", code="unknown_figure")
     return list(data[figure])
 

@@ -12,7 +12,7 @@ are in :data:`DEFINITIONS`, shown beside each figure.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, case, func, select
@@ -34,6 +34,9 @@ from loyalty.reports.scope import Scope
 DEFINITIONS: dict[str, tuple[str, str]] = {
     "new_members": ("所选时段内入会的会员数，按入会门店与渠道分组。",
                     "Members who joined in the range, by the store and channel they joined through."),
+    "new_members_by_week": ("同上，按周（周一至周日，以周一日期表示）汇总；首尾两周只含所选时段内的日子。",
+                            "The same by week (Monday to Sunday, named by its Monday); the first and last "
+                            "weeks hold only the days of the range."),
     "active_members": ("所选时段内至少有一笔消费（非退货）的会员数。",
                        "Members with at least one order (not a return) placed in the range."),
     "segments": ("当前 RFM 分群与生命周期阶段的会员数（最近一次计算）。",
@@ -94,6 +97,18 @@ def new_members(s: Session, sc: Scope) -> list[dict[str, Any]]:
     if sc.channel:
         q = q.where(Member.join_channel == sc.channel)
     return [{"day": d, "store": st or "", "channel": ch or "", "members": n} for d, st, ch, n in s.execute(q)]
+
+
+def by_week(days: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """:func:`new_members`' rows summed per week (Monday to Sunday, named by its Monday), store and channel.
+
+    The first and last weeks hold only the range's days (a range need not start on a Monday)."""
+    weeks: dict[tuple[str, str, str], int] = {}
+    for r in days:
+        d = date.fromisoformat(r["day"])
+        key = ((d - timedelta(days=d.weekday())).isoformat(), r["store"], r["channel"])
+        weeks[key] = weeks.get(key, 0) + r["members"]
+    return [{"week": w, "store": st, "channel": ch, "members": n} for (w, st, ch), n in sorted(weeks.items())]
 
 
 def _orders(sc: Scope) -> list[Any]:
@@ -319,6 +334,7 @@ def dashboard(s: Session, sc: Scope, now: datetime, *, tables: bool = True) -> d
     """Every figure of the dashboard for one scope; ``tables=False`` computes all of them live."""
     db.without_jit(s)
     convs = conversations(s, sc)
+    joined = new_members(s, sc)
     as_of = rollup.fresh_as_of(s, now) if tables else None
     rolled_sales = rollup.sales_by_tier(s, sc) if as_of else None
     sums = rollup.points_sums(s, sc) if as_of else None
@@ -328,7 +344,8 @@ def dashboard(s: Session, sc: Scope, now: datetime, *, tables: bool = True) -> d
                                      ("points", sums), ("coupons", coupon_counts)) if got is not None]
     return {
         # Every buyer has one current tier: the buyers per tier add up to the active members.
-        "new_members": new_members(s, sc), "active_members": sum(r["buyers"] for r in sales),
+        "new_members": joined, "new_members_by_week": by_week(joined),
+        "active_members": sum(r["buyers"] for r in sales),
         "segments": segments(s, sc), "sales_by_tier": sales, "points": points(s, sc, now, sums),
         "coupons": coupons(s, sc, coupon_counts),
         "conversations": convs, "bot": bot(s, sc, convs=convs), "qr_funnel": funnel.qr_funnel(s, sc),

@@ -125,3 +125,18 @@ def test_points_by_hand(engine: Engine) -> None:
     assert p["issued"] == sum(earned) == p["liability"]
     assert (p["spent"], p["expired"], p["expected_breakage"]) == (0, 0, None)
 
+
+
+def test_new_members_by_week_by_hand(engine: Engine) -> None:
+    _fixture()  # RA1: one on Monday 2 March (wechat), one on Tuesday (webchat); RB2: one on Tuesday (wechat)
+    join(T0 + 6 * DAY, store_code="RA1", channel="wechat", external_id="o-sun")  # Sunday: the same week
+    join(T0 + 7 * DAY, store_code="RA1", channel="wechat", external_id="o-mon")  # the next Monday
+    got = db.run(reports.dashboard, Scope(T0 - DAY, T0 + 10 * DAY), T0 + 10 * DAY, readonly=True)
+    week1, week2 = T0.date().isoformat(), (T0 + 7 * DAY).date().isoformat()
+    assert got["new_members_by_week"] == [
+        {"week": week1, "store": "RA1", "channel": "webchat", "members": 1},
+        {"week": week1, "store": "RA1", "channel": "wechat", "members": 2},
+        {"week": week1, "store": "RB2", "channel": "wechat", "members": 1},
+        {"week": week2, "store": "RA1", "channel": "wechat", "members": 1},
+    ]
+    assert sum(r["members"] for r in got["new_members"]) == 5

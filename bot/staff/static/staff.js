@@ -11,7 +11,7 @@
       valid_days: "有效天数", points_cost: "所需积分", fresh: "数据实时计算于", rolled: "预汇总数据，截至", rolled_every: "每 {m} 分钟更新", csv: "下载 CSV", bad_credentials: "用户名或密码错误",
       locked: "尝试次数过多，请稍后再试", pause: "暂停", resume: "恢复", end_act: "结束", sheet: "A4 桌牌", pick: "确定",
       dismiss: "忽略", other_store: "您的账号只能查看本门店的数据",
-      f_new_members: "新会员（按日、门店、渠道）", f_active_members: "活跃会员", f_segments: "分群与生命周期",
+      f_new_members: "新会员（按日、门店、渠道）", f_new_members_by_week: "新会员（按周）", f_active_members: "活跃会员", f_segments: "分群与生命周期",
       f_sales_by_tier: "按等级的销售", f_points: "积分", f_coupons: "优惠券漏斗", f_bot: "机器人与人工",
       f_not_understood: "未理解的消息", f_conversations: "对话（自助解决与转人工）", contained: "自助解决",
       handed_off: "转人工", journeys: "营销旅程", f_journeys: "旅程与群发：实验组对照组",
@@ -31,7 +31,7 @@
       fresh: "Computed live at", rolled: "Pre-aggregated, as of", rolled_every: "refreshed every {m} min", csv: "Download CSV", bad_credentials: "Wrong username or password",
       locked: "Too many tries; try again later", pause: "Pause", resume: "Resume", end_act: "End", sheet: "A4 tents",
       pick: "Save", dismiss: "Dismiss", other_store: "Your account reads only your own store.",
-      f_new_members: "New members (day, store, channel)", f_active_members: "Active members",
+      f_new_members: "New members (day, store, channel)", f_new_members_by_week: "New members (by week)", f_active_members: "Active members",
       f_segments: "Segments and lifecycle", f_sales_by_tier: "Sales by tier", f_points: "Points",
       f_coupons: "Coupon funnel", f_bot: "Bot and agents", f_not_understood: "Messages not understood",
       f_conversations: "Conversations (contained and handed off)", contained: "Contained", handed_off: "Handed off",
@@ -143,11 +143,15 @@
   function figureRows(d) {
     const byDay = {};
     d.new_members.forEach((r) => { byDay[r.day] = (byDay[r.day] || 0) + r.members; });
+    const byWeek = {};
+    d.new_members_by_week.forEach((r) => { byWeek[r.week] = (byWeek[r.week] || 0) + r.members; });
     const b = d.bot;
     const convDays = {};
     d.conversations.forEach((r) => { const x = convDays[r.day] || [0, 0]; x[0] += r.contained; x[1] += r.handed_off; convDays[r.day] = x; });
     return {
       new_members: { rows: d.new_members, chart: ["bar", Object.keys(byDay), Object.values(byDay)], def: "new_members" },
+      new_members_by_week: { rows: d.new_members_by_week, chart: ["bar", Object.keys(byWeek), Object.values(byWeek)],
+        def: "new_members_by_week" },
       qr_funnel: funnelFigure(d),
       active_members: { rows: [{ figure: "active_members", value: d.active_members }], def: "active_members" },
       segments: { rows: d.segments, chart: ["bar", d.segments.map((r) => r.lifecycle + "/" + r.segment), d.segments.map((r) => r.members)], def: "segments" },
