@@ -230,6 +230,11 @@ class WeChatInput(InputChannel):
                                     inbound.occurred_at)
             logger.info("wechat subscription refused openid=%s templates=%d revoked=%d",
                         mask(inbound.openid), len(inbound.refused), revoked)
+        if inbound.sent:
+            settled = await db.arun(outreach.subscription_sent, inbound.openid, list(inbound.sent),
+                                    inbound.occurred_at)
+            logger.info("wechat subscription sent report openid=%s messages=%d settled=%d",
+                        mask(inbound.openid), len(inbound.sent), settled)
         if inbound.action != "bot":
             return None
         # Before the turn, so a shopper linked by UnionID is answered as the member at once.

@@ -55,6 +55,8 @@ class Inbound:
     accepted: tuple[str, ...] = ()
     # Templates the shopper refused in WeChat's notification settings: their open credits are revoked.
     refused: tuple[str, ...] = ()
+    # Subscription messages WeChat reports sent: (template id, "success" or "failed:…").
+    sent: tuple[tuple[str, str], ...] = ()
     # When WeChat says the shopper acted (CreateTime), for events whose order matters.
     occurred_at: datetime | None = None
 
@@ -156,6 +158,10 @@ def classify(
         # The shopper turned templates off in WeChat's settings: their credits are void.
         return Inbound("ignore", label=SUBSCRIBE_CHANGE, refused=templates_marked(message._data, "reject"),
                        occurred_at=_created(message), **base)
+    if raw_type == "event" and event == SUBSCRIBE_SENT:
+        # WeChat's report of subscription messages sent: settles sends left in doubt by a crash.
+        return Inbound("ignore", label=SUBSCRIBE_SENT, sent=sent_results(message._data),
+                       occurred_at=_created(message), **base)
     if isinstance(message, events.BaseEvent) or raw_type == "event":
         # unsubscribe, view, location reports, job notifications: nothing to say.
         return Inbound("ignore", label=str(message._data.get("Event", "event")).lower(), **base)
@@ -168,6 +174,7 @@ def classify(
 
 SUBSCRIBE_POPUP = "subscribe_msg_popup_event"
 SUBSCRIBE_CHANGE = "subscribe_msg_change_event"
+SUBSCRIBE_SENT = "subscribe_msg_sent_event"
 # WeChat's documented sample wraps a change event's list in the pop-up's element; read both names.
 _SUBSCRIBE_LISTS = ("SubscribeMsgPopupEvent", "SubscribeMsgChangeEvent")
 
@@ -187,6 +194,21 @@ def templates_marked(data: Mapping[str, Any], status: str) -> tuple[str, ...]:
             if isinstance(template, str) and template.strip() and said == status:
                 out.append(template.strip())
     return tuple(dict.fromkeys(out))
+
+
+def sent_results(data: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """(template id, ErrorStatus) of each message in a subscription "sent" report ("success", or
+    "failed:user block", "failed:system failed"); shapes WeChat does not send yield nothing."""
+    wrapper = data.get("SubscribeMsgSentEvent")
+    items = wrapper.get("List") if isinstance(wrapper, Mapping) else None
+    out = []
+    for item in [items] if isinstance(items, Mapping) else items if isinstance(items, list) else []:
+        if not isinstance(item, Mapping):
+            continue
+        template, status = item.get("TemplateId"), item.get("ErrorStatus")
+        if isinstance(template, str) and template.strip() and isinstance(status, str) and status.strip():
+            out.append((template.strip(), status.strip()[:40]))
+    return tuple(out)
 
 
 def accepted_templates(data: Mapping[str, Any]) -> tuple[str, ...]:

@@ -257,6 +257,44 @@ def revoke_subscription(s: Session, openid: str, refused: list[str], now: dateti
     return int(res.rowcount or 0)
 
 
+# How long after a send left in doubt WeChat's report of it may come and still settle it.
+SENT_REPORT_WINDOW = timedelta(hours=1)
+
+
+def subscription_sent(s: Session, openid: str, results: list[tuple[str, str]], now: datetime | None = None) -> int:
+    """WeChat reports subscription messages to ``openid`` sent ("success") or not ("failed:…") at ``now``.
+
+    Such a report settles a send the scheduler left ``in_doubt`` (it died during the API call): the
+    member's latest one on that template within :data:`SENT_REPORT_WINDOW` before the report becomes
+    ``sent``, or ``failed`` with WeChat's status. A "user block" also revokes the member's open credits
+    for the template, as a 43101 answer does. Sends already settled are left alone, so a replayed
+    report changes nothing. Returns how many sends it settled."""
+    member_id = identity_owner(s, "wechat", openid)
+    if member_id is None:
+        return 0
+    at = now_or(now)
+    settled = 0
+    for template, status in results:
+        ok = status == "success"
+        send_id = s.execute(
+            select(OutreachSend.id).join(SubscriptionCredit, SubscriptionCredit.send_id == OutreachSend.id)
+            .where(OutreachSend.member_id == member_id, OutreachSend.status == "in_doubt",
+                   SubscriptionCredit.template_id == template,
+                   OutreachSend.done_at >= at - SENT_REPORT_WINDOW, OutreachSend.done_at <= at + timedelta(minutes=1))
+            .order_by(OutreachSend.done_at.desc(), OutreachSend.id.desc()).limit(1)).scalar()
+        if send_id is not None:
+            values: dict[str, Any] = {"status": "sent"} if ok else {"status": "failed", "errcode": status[:40],
+                                                                      "reason": "api_error"}
+            res = s.execute(update(OutreachSend).where(OutreachSend.id == send_id, OutreachSend.status == "in_doubt")
+                            .values(**values))
+            settled += int(res.rowcount or 0)
+        if "user block" in status:
+            s.execute(update(SubscriptionCredit).where(
+                SubscriptionCredit.member_id == member_id, SubscriptionCredit.template_id == template, _OPEN,
+                SubscriptionCredit.granted_at < at + timedelta(seconds=1)).values(revoked_at=at))
+    return settled
+
+
 def refused_send(s: Session, send_id: int, now: datetime) -> None:
     """WeChat refused a subscription send because the member refuses the template (43101).
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import redis
 import requests
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from bot.outreach import CsWindow, WeChatTransport
 from bot.settings import load_wechat_settings
@@ -219,3 +219,37 @@ def test_turning_a_template_off_in_wechat_voids_the_credits_granted_before_it(
         pass
     assert [n["kind"] for n in notices(fake_api, openid)] == ["subscribe"]
     assert _credits(mid) == {"SUB-BIRTHDAY": 1}
+
+
+def test_wechats_sent_report_settles_a_send_left_in_doubt(
+        engine: Any, make_channel: Any, wechat: dict[str, Any], fake_api: FakeApi) -> None:
+    delivered, blocked, stranger = new_openid(), new_openid(), new_openid()
+    ok_m, blocked_m = wechat_member(delivered), wechat_member(blocked)
+    for mid in (ok_m, blocked_m, blocked_m):
+        db.run(svc.grant_credit, mid, "SUB-MARKETING", DAY)
+    run("welcome", DAY + timedelta(hours=1), {"wechat": wechat["wechat"]})
+    # The scheduler died inside both API calls: its restart marked them in doubt (never sent again).
+    db.run(lambda s: s.execute(update(OutreachSend).values(status="in_doubt")))
+    at = int((DAY + timedelta(hours=1, minutes=2)).timestamp())
+    ch = make_channel()
+    report = ch.side.subscribe_sent(delivered, [("SUB-MARKETING", "success")], create_time=at)
+    assert ch.send(report, aes=True).raw == "success"
+    ch.send(ch.side.subscribe_sent(blocked, [("SUB-MARKETING", "failed:user block")], create_time=at))
+    ch.send(ch.side.subscribe_sent(stranger, [("SUB-MARKETING", "success")], create_time=at))  # not a member
+
+    def state() -> dict[int, tuple[str, str | None]]:
+        rows = db.run(lambda s: list(s.execute(select(OutreachSend.member_id, OutreachSend.status,
+                                                      OutreachSend.errcode))), readonly=True)
+        return {m: (status, err) for m, status, err in rows}
+
+    assert state() == {ok_m: ("sent", None), blocked_m: ("failed", "failed:user block")}
+    assert _credits(blocked_m) == {}  # WeChat would refuse the member's other credit too
+    # A replayed report (another process, dedup forgotten) settles nothing more; a report of a send
+    # more than an hour after it cannot be matched to it.
+    db.run(lambda s: s.execute(update(OutreachSend).where(OutreachSend.member_id == ok_m)
+                               .values(status="in_doubt")))
+    late = int((DAY + timedelta(hours=2, minutes=5)).timestamp())
+    make_channel(store=MemoryStore()).send(ch.side.subscribe_sent(delivered, [("SUB-MARKETING", "success")],
+                                                                  create_time=late))
+    assert state()[ok_m] == ("in_doubt", None)
+    assert ch.assistant.calls == []  # a delivery report is not a conversation

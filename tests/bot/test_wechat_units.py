@@ -226,3 +226,14 @@ def test_a_subscription_change_is_classified_with_its_refused_templates_and_when
     bad_time = re.sub(r"<CreateTime>\d+</CreateTime>", "<CreateTime>soon</CreateTime>",
                       side.subscribe_change("o1", ["T-A"]))
     assert classify(parse_message(bad_time), {}).occurred_at is None
+
+
+def test_a_subscription_sent_report_reads_each_template_and_status() -> None:
+    side = WeChatSide(TOKEN, APP_ID)
+    xml = side.subscribe_sent("o1", [("T-A", "success"), ("T-B", "failed:user block")], create_time=1_700_000_000)
+    got = classify(parse_message(xml), {})
+    assert (got.action, got.sent) == ("ignore", (("T-A", "success"), ("T-B", "failed:user block")))
+    assert got.occurred_at is not None and got.occurred_at.timestamp() == 1_700_000_000
+    one = side.subscribe_sent("o1", [("T-A", "success")])
+    assert classify(parse_message(one), {}).sent == (("T-A", "success"),)
+    assert classify(parse_message(side.event("o1", "subscribe_msg_sent_event")), {}).sent == ()

@@ -104,6 +104,20 @@ class WeChatSide:
         return self._subscription_event(openid, "subscribe_msg_change_event", element,
                                         [(t, "reject") for t in refused], "", create_time)
 
+    def subscribe_sent(
+        self, openid: str, results: list[tuple[str, str]], *, create_time: int | None = None,
+    ) -> str:
+        """WeChat's report of subscription messages it delivered or not: (template id, ErrorStatus), e.g.
+        ("T", "success") or ("T", "failed:user block")."""
+        items = "".join(
+            f"<List><TemplateId>{cdata(template)}</TemplateId><MsgID>{new_msg_id()}</MsgID>"
+            f"<ErrorCode>{0 if status == 'success' else 20001}</ErrorCode>"
+            f"<ErrorStatus>{cdata(status)}</ErrorStatus></List>"
+            for template, status in results
+        )
+        xml = self._xml(openid, "event", {"Event": "subscribe_msg_sent_event"}, create_time)
+        return xml.replace("</xml>", f"<SubscribeMsgSentEvent>{items}</SubscribeMsgSentEvent></xml>")
+
     def _subscription_event(self, openid: str, event: str, element: str, choices: list[tuple[str, str]],
                             extra: str, create_time: int | None) -> str:
         items = "".join(
