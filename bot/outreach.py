@@ -24,6 +24,7 @@ import math
 import os
 import signal
 import socket
+import threading
 import time
 from typing import Any
 
@@ -197,9 +198,16 @@ def run(worker: str, *, tick: float = 2.0, plan_every: float = 60.0, batch: int 
     limits = shared_limits(cfg, os.environ.get("OUTREACH_REDIS_URL") or os.environ.get("WECHAT_REDIS_URL"))
     planned_at = 0.0
     reports_every, reported_at = rollup.settings().refresh_seconds, -math.inf
+    refreshing: threading.Thread | None = None
     while not stop:
-        if reports_every > 0 and time.monotonic() - reported_at >= reports_every:
-            _refresh_reports()
+        if reports_every > 0 and time.monotonic() - reported_at >= reports_every and not (
+                refreshing and refreshing.is_alive()):
+            # Beside the sends (its own transaction, seconds at a chain's size), except in a one-round run.
+            if once:
+                _refresh_reports()
+            else:
+                refreshing = threading.Thread(target=_refresh_reports, name="reports-refresh", daemon=True)
+                refreshing.start()
             reported_at = time.monotonic()
         if time.monotonic() - planned_at >= plan_every:
             db.run(svc.recover, None, None, cfg)  # claims of schedulers that died elsewhere

@@ -23,6 +23,7 @@ from loyalty.members.models import Member
 from loyalty.outreach import service as svc
 from loyalty.outreach.models import OutreachSend, SubscriptionCredit
 from loyalty.outreach.settings import OutreachSettings
+from loyalty.reports.models import Rollup
 from tests.bot.conftest import APP_ID, APP_SECRET, FakeApi
 from tests.loyalty.corekit import many_members
 
@@ -71,6 +72,8 @@ def test_killed_mid_batch_then_restarted(engine: Any, fake_sms: Any, senders: in
     doubt = [m for m in ids if status[m] == "in_doubt"]
     assert len(doubt) <= senders
     assert all(status[m] == "sent" and received[phones[m]] == 1 for m in ids if m not in doubt)
+    # Beside the sends, its thread rebuilt the staff dashboard's tables (loyalty/reports/rollup.py).
+    assert db.run(lambda s: s.execute(select(Rollup.as_of)).scalar(), readonly=True) is not None
 
 
 @pytest.mark.parametrize("engine", ["postgresql"], indirect=True)
