@@ -22,11 +22,14 @@ members, so their points and coupon questions run the real actions.
 Prints, per phase: msg/s, p50/p95/p99 of the reply time, and the CPU each
 process used during it in cores (CPU seconds from /proc over the phase's wall
 seconds: Rasa A and B, action servers A and B, PostgreSQL, Redis, nginx, this
-client), with the whole machine's busy cores (/proc/stat) and the load
-average; at the end the table and the ratio of msg/s two/one for each C.
+client), with the whole machine's busy cores (/proc/stat), the load
+average and our processes' CPU milliseconds per message; at the end the
+table and the ratio of msg/s two/one for each C (figures: docs/scaling.md,
+"Throughput: one replica against two").
 
     nice .venv/bin/python -m bench.replicas --shoppers 32 --turns 10 --rounds 2
-    nice .venv/bin/python -m bench.replicas --shoppers 32,128 --rounds 1 --keep-logs
+    nice .venv/bin/python -m bench.replicas --shoppers 32,128 --turns 10 --rounds 3   # as in docs/scaling.md
+    nice .venv/bin/python -m bench.replicas --shoppers 4 --turns 2 --keep-logs        # a quick look, logs kept
 
 ``--keep-logs`` keeps the work folder (Rasa's, the action servers' and nginx's
 logs) and prints where; it is kept too when the run fails.
@@ -81,6 +84,11 @@ class Phase:
     cores: dict[str, float]
     machine: float
     load: float
+    wall: float
+
+    def cpu_ms(self) -> float:
+        """CPU milliseconds of all our processes per message answered."""
+        return sum(self.cores.values()) * self.wall / max(1, self.result.messages) * 1000
 
 
 def start_front(work: Path, name: str, ports: list[int]) -> Front:
@@ -131,7 +139,7 @@ def phase(label: str, base: str, c: int, turns: int, meter: Meter) -> Phase:
     busy1, total1 = machine_ticks()
     cores = {k: (f() - before[k]) / wall for k, f in meter.items()}
     machine = (busy1 - busy0) / max(1, total1 - total0) * (os.cpu_count() or 1)
-    p = Phase(r, cores, machine, os.getloadavg()[0])
+    p = Phase(r, cores, machine, os.getloadavg()[0], wall)
     print(f"  {label:>10} C={c}: {r.rate:.1f} msg/s, p50 {r.pct(0.5):.0f} ms, p95 {r.pct(0.95):.0f} ms, "
           f"{r.failures} failed; cores: " + ", ".join(f"{k} {v:.2f}" for k, v in cores.items())
           + f"; machine {machine:.2f} of {os.cpu_count()}; load {p.load:.1f}", flush=True)
@@ -139,17 +147,19 @@ def phase(label: str, base: str, c: int, turns: int, meter: Meter) -> Phase:
 
 
 def show_cpu(phases: list[Phase]) -> None:
-    """Cores used by each part during each phase, ours together, the whole machine's, the load average."""
-    cols = [*PARTS, "ours", "machine", "load"]
+    """Per phase: cores used by each part, by all of ours, by the machine; load average; CPU ms per message."""
+    cols = [*PARTS, "ours", "machine", "load", "CPU ms/msg"]
     print(f"{'cores used':>10}  {'C':>4}  " + "  ".join(f"{c:>9}" for c in cols))
     for p in phases:
         values = [*(p.cores[k] for k in PARTS), sum(p.cores.values()), p.machine, p.load]
-        print(f"{p.result.bot:>10}  {p.result.shoppers:>4}  " + "  ".join(f"{v:9.2f}" for v in values))
-    for label in (ONE, TWO):
-        mine = [p for p in phases if p.result.bot == label]
+        print(f"{p.result.bot:>10}  {p.result.shoppers:>4}  " + "  ".join(f"{v:9.2f}" for v in values)
+              + f"  {p.cpu_ms():10.0f}")
+    for c, label in sorted({(p.result.shoppers, p.result.bot) for p in phases}):
+        mine = [p for p in phases if p.result.bot == label and p.result.shoppers == c]
         if mine:
-            print(f"{label}: ours {statistics.mean(sum(p.cores.values()) for p in mine):.2f} cores, machine "
-                  f"{statistics.mean(p.machine for p in mine):.2f} of {os.cpu_count()} busy on average")
+            print(f"C={c}, {label}: ours {statistics.mean(sum(p.cores.values()) for p in mine):.2f} cores, machine "
+                  f"{statistics.mean(p.machine for p in mine):.2f} of {os.cpu_count()} busy on average, "
+                  f"{statistics.mean(p.cpu_ms() for p in mine):.0f} CPU ms per message")
 
 
 def main() -> None:
