@@ -85,10 +85,8 @@ def cpu_seconds(pid: int, children: bool = False) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def postgres_cpu(datadir: str) -> float:
-    """CPU time of the PostgreSQL server: the postmaster, its exited backends, its live ones."""
-    with open(os.path.join(datadir, "postmaster.pid")) as f:
-        master = int(f.readline())
+def tree_cpu(master: int) -> float:
+    """CPU time of a server process, its exited (reaped) children and its live ones."""
     total = cpu_seconds(master, children=True)
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -100,6 +98,12 @@ def postgres_cpu(datadir: str) -> float:
             if ppid == master:
                 total += cpu_seconds(int(entry))
     return total
+
+
+def postgres_cpu(datadir: str) -> float:
+    """CPU time of the PostgreSQL server: the postmaster, its exited backends, its live ones."""
+    with open(os.path.join(datadir, "postmaster.pid")) as f:
+        return tree_cpu(int(f.readline()))
 
 
 def baseline(api: str, k: int) -> tuple[float, float]:
