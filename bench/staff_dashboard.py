@@ -44,7 +44,6 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, text
 
@@ -54,13 +53,12 @@ from bot.staff.app import table_rows
 from loyalty import db, migrate
 from loyalty.apps.demo import seed_demo
 from loyalty.catalogue.models import Store
+from loyalty.config import SHANGHAI
 from loyalty.orders.models import Order
 from loyalty.outreach import outcomes
 from loyalty.reports import outreach as journeys
 from loyalty.reports import rollup
 from loyalty.reports import service as reports
-
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def _times(fn: Callable[[], Any], repeat: int) -> list[float]:
@@ -85,9 +83,7 @@ def _load() -> str:
 def days_scope(now: datetime, days: int, **kw: Any) -> reports.Scope:
     """The last ``days`` business days up to ``now``'s, as the staff app asks (Asia/Shanghai midnights)."""
     today = now.astimezone(SHANGHAI).date()
-    start = datetime.combine(today - timedelta(days=days - 1), datetime.min.time(), SHANGHAI)
-    end = datetime.combine(today + timedelta(days=1), datetime.min.time(), SHANGHAI)
-    return reports.Scope(start.astimezone(timezone.utc), end.astimezone(timezone.utc), **kw)
+    return reports.Scope.days(today - timedelta(days=days - 1), today, **kw)
 
 
 def views(now: datetime, store_id: int | None) -> dict[str, Callable[[], Any]]:

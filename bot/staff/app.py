@@ -21,7 +21,7 @@ import io
 import ipaddress
 import logging
 from collections.abc import Callable, Coroutine
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -117,9 +117,7 @@ async def _scope(request: Request, who: StaffView) -> reports.Scope:
     channel = (request.args.get("channel") or "").strip() or None
     if channel is not None and channel not in CHANNELS:
         raise InvalidInput(f"channel is one of {', '.join(CHANNELS)}", code="bad_channel")
-    start = datetime.combine(first, time(), SHANGHAI).astimezone(timezone.utc)
-    end = datetime.combine(last + timedelta(days=1), time(), SHANGHAI).astimezone(timezone.utc)
-    return reports.Scope(start, end, store_id, channel)
+    return reports.Scope.days(first, last, store_id, channel)
 
 
 def _me(who: StaffView) -> dict[str, Any]:

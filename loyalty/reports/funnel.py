@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from loyalty.catalogue.models import Store
 from loyalty.members.models import Member
-from loyalty.reports.scope import Scope
+from loyalty.reports.scope import Scope, ratio
 from loyalty.visits.models import QrVisit
 
 DEFINITIONS: dict[str, tuple[str, str]] = {
@@ -32,10 +32,6 @@ DEFINITIONS: dict[str, tuple[str, str]] = {
                   "rate = signups / visitors (those who joined need not be among the visitors). Channel filter: "
                   "the visit's channel and the join channel."),
 }
-
-
-def _ratio(a: int, b: int) -> float | None:
-    return round(a / b, 4) if b else None
 
 
 def qr_funnel(s: Session, sc: Scope) -> list[dict[str, Any]]:
@@ -63,6 +59,6 @@ def qr_funnel(s: Session, sc: Scope) -> list[dict[str, Any]]:
         visitors, scans, follows, opens = visits.get(sid, (0, 0, 0, 0))
         joined = signups.get(sid, 0)
         out.append({"store": codes.get(sid, ""), "visitors": visitors, "scans": scans, "follows": follows,
-                    "page_opens": opens, "signups": joined, "follow_rate": _ratio(follows, scans),
-                    "signup_rate": _ratio(joined, visitors)})
+                    "page_opens": opens, "signups": joined, "follow_rate": ratio(follows, scans),
+                    "signup_rate": ratio(joined, visitors)})
     return out

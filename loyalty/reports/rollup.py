@@ -40,7 +40,7 @@ from loyalty.members.models import Member
 from loyalty.orders.models import Order
 from loyalty.points.models import LedgerEntry
 from loyalty.reports.models import CouponDay, PointsDay, Rollup, SalesCell
-from loyalty.reports.scope import Scope
+from loyalty.reports.scope import Scope, tier_row
 
 NAME = "dashboard"
 # Business days are Asia/Shanghai's: UTC+8 all year (no daylight saving since 1991).
@@ -177,10 +177,6 @@ def fresh_as_of(s: Session, now: datetime, cfg: Settings | None = None) -> datet
     return as_of
 
 
-def _ratio(a: int, b: int) -> float | None:
-    return round(a / b, 4) if b else None
-
-
 def sales_by_tier(s: Session, sc: Scope) -> list[dict[str, Any]] | None:
     """The sales figures per tier from the cells, or None when this scope is not held (a store, a part day)."""
     days = whole_days(sc)
@@ -198,13 +194,8 @@ def sales_by_tier(s: Session, sc: Scope) -> list[dict[str, Any]] | None:
          .where(c.part == ("channel" if sc.channel else "all"), c.channel == (sc.channel or ""), c.day >= first,
                 c.day <= last)
          .group_by(c.tier).order_by(c.tier))
-    out = []
-    for tier, n, fen, buyers, r30, r90 in s.execute(q):
-        n, buyers = int(n), int(buyers)
-        out.append({"tier": tier, "orders": n, "buyers": buyers, "aov_fen": int(fen) // n if n else 0,
-                    "frequency": _ratio(n, buyers), "repurchase_30": _ratio(int(r30), buyers),
-                    "repurchase_90": _ratio(int(r90), buyers)})
-    return out
+    return [tier_row(tier, int(n), int(buyers), int(fen), int(r30), int(r90))
+            for tier, n, fen, buyers, r30, r90 in s.execute(q)]
 
 
 def points_sums(s: Session, sc: Scope) -> tuple[int, int, int, int, int] | None:

@@ -29,7 +29,7 @@ from loyalty.orders.models import Order
 from loyalty.points.models import LedgerEntry, PointsLot
 from loyalty.reports import funnel, rollup
 from loyalty.reports import segments as segment_moves
-from loyalty.reports.scope import Scope
+from loyalty.reports.scope import Scope, ratio, tier_row
 
 DEFINITIONS: dict[str, tuple[str, str]] = {
     "new_members": ("所选时段内入会的会员数，按入会门店与渠道分组。",
@@ -79,10 +79,6 @@ DEFINITIONS: dict[str, tuple[str, str]] = {
             "after a conversation never handed to an agent (1-5, counted in the range by when rated); not "
             "understood = review-list messages last seen in the range, most frequent first."),
 }
-
-
-def _ratio(a: float, b: float) -> float | None:
-    return round(a / b, 4) if b else None
 
 
 def new_members(s: Session, sc: Scope) -> list[dict[str, Any]]:
@@ -161,16 +157,15 @@ def sales_by_tier(s: Session, sc: Scope) -> list[dict[str, Any]]:
 
     q = (select(per.c.tier, func.sum(per.c.n), func.count(), func.sum(per.c.fen), within(30), within(90))
          .group_by(per.c.tier).order_by(per.c.tier))
-    return [{"tier": t, "orders": int(n), "buyers": b, "aov_fen": int(total) // int(n) if n else 0,
-             "frequency": _ratio(int(n), b), "repurchase_30": _ratio(int(r30 or 0), b),
-             "repurchase_90": _ratio(int(r90 or 0), b)} for t, n, b, total, r30, r90 in s.execute(q)]
+    return [tier_row(t, int(n), b, int(total), int(r30 or 0), int(r90 or 0))
+            for t, n, b, total, r30, r90 in s.execute(q)]
 
 
 def _ledger_sums(s: Session, sc: Scope) -> tuple[int, int, int, int, int]:
     """Issued, spent, expired in the range and spent, expired ever: one pass over the ledger."""
     kind = LedgerEntry.kind
     inside = and_(LedgerEntry.created_at >= sc.start, LedgerEntry.created_at < sc.end)
-    issued = case((and_(inside, kind.in_(("earn", "referral", "adjust", "gift", "welcome")), LedgerEntry.delta > 0),
+    issued = case((and_(inside, kind.in_(rollup.ISSUED_KINDS), LedgerEntry.delta > 0),
                    LedgerEntry.delta), else_=0)
 
     def total(expr: Any) -> Any:
@@ -180,8 +175,7 @@ def _ledger_sums(s: Session, sc: Scope) -> tuple[int, int, int, int, int]:
                total(case((and_(inside, kind == "expire"), -LedgerEntry.delta), else_=0)),
                total(case((kind == "spend", -LedgerEntry.delta), else_=0)),
                total(case((kind == "expire", -LedgerEntry.delta), else_=0)))
-    if sc.store_id is not None:
-        q = q.where(LedgerEntry.member_id.in_(select(Member.id).where(Member.store_id == sc.store_id)))
+    q = q.where(*sc.of_store(LedgerEntry.member_id))
     got, spent, expired, all_spent, all_expired = (int(x) for x in s.execute(q).one())
     return got, spent, expired, all_spent, all_expired
 
@@ -195,10 +189,9 @@ def liability(s: Session, sc: Scope, now: datetime) -> int:
     """
     held = select(func.coalesce(func.sum(Member.points_balance), 0))
     overdue = (select(func.coalesce(func.sum(PointsLot.remaining), 0))
-               .where(PointsLot.remaining > 0, PointsLot.expires_at <= now))
+               .where(PointsLot.remaining > 0, PointsLot.expires_at <= now, *sc.of_store(PointsLot.member_id)))
     if sc.store_id is not None:
         held = held.where(Member.store_id == sc.store_id)
-        overdue = overdue.where(PointsLot.member_id.in_(select(Member.id).where(Member.store_id == sc.store_id)))
     return int(s.execute(held).scalar() or 0) - int(s.execute(overdue).scalar() or 0)
 
 
@@ -211,16 +204,14 @@ def points(s: Session, sc: Scope, now: datetime,
     """
     got, spent, expired, all_spent, all_expired = _ledger_sums(s, sc) if sums is None else sums
     owed = liability(s, sc, now)
-    rate = _ratio(all_expired, all_spent + all_expired)
+    rate = ratio(all_expired, all_spent + all_expired)
     return {"issued": got, "spent": spent, "expired": expired, "liability": owed,
             "expiry_rate": rate, "expected_breakage": round(owed * rate) if rate is not None else None}
 
 
 def _coupon_counts(s: Session, sc: Scope) -> dict[int, tuple[int, int, int]]:
     """Per campaign id: coupons claimed in the range, of those redeemed, revenue of the redeeming orders."""
-    where = [Coupon.claimed_at >= sc.start, Coupon.claimed_at < sc.end]
-    if sc.store_id is not None:
-        where.append(Coupon.member_id.in_(select(Member.id).where(Member.store_id == sc.store_id)))
+    where = [Coupon.claimed_at >= sc.start, Coupon.claimed_at < sc.end, *sc.of_store(Coupon.member_id)]
     redeemed = Coupon.status == "redeemed"
     counts = s.execute(select(Coupon.campaign_id, func.count(Coupon.id), func.sum(case((redeemed, 1), else_=0)))
                        .where(*where).group_by(Coupon.campaign_id))
@@ -246,17 +237,13 @@ def coupons(s: Session, sc: Scope, counts: dict[int, tuple[int, int, int]] | Non
         claimed, used, rev = counts[cid]
         cost = disc * used if kind == "threshold" else rev * pct // 100 if kind == "percent" else 0
         out.append({"campaign": code, "issued_total": issued, "claimed": claimed, "redeemed": used,
-                    "redemption_rate": _ratio(used, claimed), "revenue_fen": rev, "discount_cost_fen": cost})
+                    "redemption_rate": ratio(used, claimed), "revenue_fen": rev, "discount_cost_fen": cost})
     return out
 
 
-def _conversation_scope(sc: Scope) -> list[Any]:
-    where = [Conversation.started_at >= sc.start, Conversation.started_at < sc.end]
-    if sc.store_id is not None:
-        where.append(Conversation.member_id.in_(select(Member.id).where(Member.store_id == sc.store_id)))
-    if sc.channel:
-        where.append(Conversation.channel == sc.channel)
-    return where
+def _in_scope(sc: Scope, at: Any, member: Any, channel: Any) -> list[Any]:
+    """Rows of a conversation-side table (by its time, member and channel columns) the scope covers."""
+    return [at >= sc.start, at < sc.end, *sc.of_store(member), *([channel == sc.channel] if sc.channel else [])]
 
 
 def conversations(s: Session, sc: Scope) -> list[dict[str, Any]]:
@@ -265,19 +252,11 @@ def conversations(s: Session, sc: Scope) -> list[dict[str, Any]]:
     handed = func.sum(case((Conversation.handed_off.is_(True), 1), else_=0))
     q = (select(day, Conversation.channel, func.count(), handed, func.sum(Conversation.user_turns),
                 func.sum(Conversation.agent_turns), func.sum(Conversation.fallback_turns))
-         .where(*_conversation_scope(sc)).group_by(day, Conversation.channel).order_by(day, Conversation.channel))
+         .where(*_in_scope(sc, Conversation.started_at, Conversation.member_id, Conversation.channel))
+         .group_by(day, Conversation.channel).order_by(day, Conversation.channel))
     return [{"day": d, "channel": ch, "conversations": n, "contained": n - int(h or 0), "handed_off": int(h or 0),
              "user_turns": int(turns or 0), "bot_turns": int(turns or 0) - int(agent or 0),
              "fallback_turns": int(fb or 0)} for d, ch, n, h, turns, agent, fb in s.execute(q)]
-
-
-def _bot_rating_scope(sc: Scope) -> list[Any]:
-    where = [BotRating.rated_at >= sc.start, BotRating.rated_at < sc.end]
-    if sc.store_id is not None:
-        where.append(BotRating.member_id.in_(select(Member.id).where(Member.store_id == sc.store_id)))
-    if sc.channel:
-        where.append(BotRating.channel == sc.channel)
-    return where
 
 
 def _percentile(values: list[float], p: float) -> float | None:
@@ -292,27 +271,23 @@ def _percentile(values: list[float], p: float) -> float | None:
 def bot(s: Session, sc: Scope, top: int = 10, convs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Conversations, containment, handoffs and their rate by reason, fallback rate, wait to an agent p50/p90
     (seconds), agent and bot satisfaction, messages not understood."""
-    where = [Handoff.created_at >= sc.start, Handoff.created_at < sc.end]
-    if sc.store_id is not None:
-        where.append(Handoff.member_id.in_(select(Member.id).where(Member.store_id == sc.store_id)))
-    if sc.channel:
-        where.append(Handoff.channel == sc.channel)
+    where = _in_scope(sc, Handoff.created_at, Handoff.member_id, Handoff.channel)
     by_reason = {r: n for r, n in s.execute(select(Handoff.reason, func.count()).where(*where)
                                             .group_by(Handoff.reason).order_by(Handoff.reason))}
     waits = [(t - c).total_seconds() for c, t in s.execute(
         select(Handoff.created_at, Handoff.taken_at).where(*where, Handoff.taken_at.is_not(None)))]
     rated = s.execute(select(func.count(Handoff.rating), func.avg(Handoff.rating)).where(*where)).one()
     bot_rated = s.execute(select(func.count(BotRating.id), func.avg(BotRating.rating))
-                          .where(*_bot_rating_scope(sc))).one()
+                          .where(*_in_scope(sc, BotRating.rated_at, BotRating.member_id, BotRating.channel))).one()
     convs = conversations(s, sc) if convs is None else convs
     n = sum(r["conversations"] for r in convs)
     bot_turns = sum(r["bot_turns"] for r in convs)
     out: dict[str, Any] = {
         "conversations": n, "contained": sum(r["contained"] for r in convs),
-        "containment": _ratio(sum(r["contained"] for r in convs), n),
-        "handoff_rate": {r: _ratio(k, n) for r, k in by_reason.items()},
+        "containment": ratio(sum(r["contained"] for r in convs), n),
+        "handoff_rate": {r: ratio(k, n) for r, k in by_reason.items()},
         "bot_turns": bot_turns, "fallback_turns": sum(r["fallback_turns"] for r in convs),
-        "fallback_rate": _ratio(sum(r["fallback_turns"] for r in convs), bot_turns),
+        "fallback_rate": ratio(sum(r["fallback_turns"] for r in convs), bot_turns),
         "handoffs": sum(by_reason.values()), "by_reason": by_reason,
         "wait_p50_s": _percentile(waits, 50), "wait_p90_s": _percentile(waits, 90),
         "rated": rated[0], "satisfaction": round(float(rated[1]), 2) if rated[1] is not None else None,

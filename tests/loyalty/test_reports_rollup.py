@@ -11,15 +11,15 @@ tables are used only when they are fresh and the range is whole days.
 from __future__ import annotations
 
 import random
-from datetime import datetime, time, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
 from loyalty import db
 from loyalty.catalogue.models import Store
+from loyalty.config import SHANGHAI
 from loyalty.coupons import service as coupons
 from loyalty.members.models import Member
 from loyalty.points import service as points
@@ -29,7 +29,6 @@ from loyalty.reports.models import Rollup, SalesCell
 from loyalty.reports.service import Scope
 from tests.loyalty.corekit import T0, buy, campaign, give_back, join
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 DAY = timedelta(days=1)
 TIERS = ("normal", "silver", "gold")
 
@@ -37,9 +36,7 @@ TIERS = ("normal", "silver", "gold")
 def _days(first: int, last: int, **kw: Any) -> Scope:
     """The scope the staff app builds for business days T0+first .. T0+last (Shanghai midnights)."""
     d0 = T0.astimezone(SHANGHAI).date()
-    start = datetime.combine(d0 + timedelta(days=first), time(), SHANGHAI).astimezone(timezone.utc)
-    end = datetime.combine(d0 + timedelta(days=last + 1), time(), SHANGHAI).astimezone(timezone.utc)
-    return Scope(start, end, **kw)
+    return Scope.days(d0 + timedelta(days=first), d0 + timedelta(days=last), **kw)
 
 
 def _chain(seed: int = 7) -> dict[str, Any]:
