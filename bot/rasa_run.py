@@ -12,7 +12,10 @@ installed — and it is, as a dependency of TensorFlow's wheel: 100 MB and
 seconds of start-up for nothing), and DIET's and TED's models are loaded for
 prediction without tracing a training step (bot/model_loading.py).
 Rasa's check of each action server answer validates against a schema
-checked once, not on every call (bot/action_validation.py).
+checked once, not on every call (bot/action_validation.py). TED and the
+memoization policy do not predict a step a rule decides, and rules are found
+by index (bot/rules_first.py). Event classes and the graph to run are looked
+up once, not on every event and every prediction (bot/hot_paths.py).
 """
 
 from __future__ import annotations
@@ -57,10 +60,12 @@ def prepare() -> None:
     # earlier, so it is set here too: TensorFlow's C++ info and warning lines (no TensorRT, CPU
     # instructions) go straight to stderr as plain text and would break JSON logs. Errors still print.
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    from bot import action_validation, model_loading
+    from bot import action_validation, hot_paths, model_loading, rules_first
 
     model_loading.install()
     action_validation.install()
+    rules_first.install()
+    hot_paths.install()
 
 
 if __name__ == "__main__":

@@ -166,24 +166,33 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
         # Range reads by conversation and id (Rasa indexes sender_id alone).
         with self.engine.begin() as c:
             c.execute(sa.text("CREATE INDEX IF NOT EXISTS ix_events_sender_id_id ON events (sender_id, id)"))
+        # Every turn's statements, built once with bound parameters: SQLAlchemy keeps a statement's
+        # cache key and compiled form, while a statement built per call is walked again each time
+        # (a tenth of the Rasa process's busy time under load, docs/scaling.md).
+        events = self.SQLEvent.__table__
+        self._insert_event = events.insert()
+        self._read_events = sa.select(events.c.id, events.c.data).where(
+            events.c.sender_id == sa.bindparam("sid"), events.c.id >= sa.bindparam("first")).order_by(events.c.id)
+        self._read_checkpoint = sa.select(checkpoints.c.event_id, checkpoints.c.state).where(
+            checkpoints.c.sender_id == sa.bindparam("sid"))
+        self._drop_checkpoint = sa.delete(checkpoints).where(checkpoints.c.sender_id == sa.bindparam("sid"))
+        self._insert_checkpoint = checkpoints.insert()
+        self._drop_message_id = sa.delete(message_ids).where(
+            message_ids.c.sender_id == sa.bindparam("sid"), message_ids.c.message_id == sa.bindparam("mid"))
+        self._insert_message_id = message_ids.insert()
 
     # ------------------------------------------------------------ reading
 
     def _load(self, sender_id: str, full: bool) -> DialogueStateTracker | None:
-        table = self.SQLEvent.__table__
         with self.engine.connect() as c:
-            point = None if full else c.execute(
-                sa.select(checkpoints.c.event_id, checkpoints.c.state).where(checkpoints.c.sender_id == sender_id)
-            ).first()
-            query = sa.select(table.c.id, table.c.data).where(table.c.sender_id == sender_id)
-            if point is not None:
-                query = query.where(table.c.id >= point.event_id)
-            elif not full:
+            point = None if full else c.execute(self._read_checkpoint, {"sid": sender_id}).first()
+            if point is None and not full:
                 # No checkpoint yet (a conversation older than this store): Rasa's own query.
                 with self.session_scope() as session:
                     rows = [(r.id, r.data) for r in self._event_query(session, sender_id, False).all()]
                 return self._build(sender_id, rows, None)
-            rows = [(r.id, r.data) for r in c.execute(query.order_by(table.c.id))]
+            first = point.event_id if point is not None else 0
+            rows = [(r.id, r.data) for r in c.execute(self._read_events, {"sid": sender_id, "first": first})]
         return self._build(sender_id, rows, json.loads(point.state) if point is not None else None)
 
     def _build(self, sender_id: str, rows: list[tuple[int, str]], state: dict[str, Any] | None
@@ -231,18 +240,17 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
         events = list(tracker.events)
         last = max((i for i, e in enumerate(events) if _row_of(e) is not None), default=-1)
         new = events[last + 1:]
-        table = self.SQLEvent.__table__
+        sender = tracker.sender_id
         with self.engine.begin() as c:
             for event in new:
-                inserted = c.execute(table.insert().values(**_row_fields(tracker.sender_id, event)))
-                row_id = inserted.inserted_primary_key[0]
-                _mark(event, int(row_id))
+                inserted = c.execute(self._insert_event, _row_fields(sender, event))
+                row_id = int(inserted.inserted_primary_key[0])
+                _mark(event, row_id)
                 message_id = getattr(event, "message_id", None) if isinstance(event, UserUttered) else None
                 if message_id:
-                    c.execute(sa.delete(message_ids).where(message_ids.c.sender_id == tracker.sender_id,
-                                                           message_ids.c.message_id == str(message_id)[:255]))
-                    c.execute(message_ids.insert().values(sender_id=tracker.sender_id,
-                                                          message_id=str(message_id)[:255], event_id=int(row_id)))
+                    mid = str(message_id)[:255]
+                    c.execute(self._drop_message_id, {"sid": sender, "mid": mid})
+                    c.execute(self._insert_message_id, {"sender_id": sender, "message_id": mid, "event_id": row_id})
             self._move_checkpoint(c, tracker, events)
         return new
 
@@ -261,8 +269,8 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
             isinstance(start, ActionExecuted) and start.action_name == ACTION_SESSION_START_NAME)
         # A session start resets the state: the tracker is then exactly Rasa's (since the session began).
         state = json.dumps(EMPTY if at_session_start else state_of(before), ensure_ascii=False, default=str)
-        c.execute(sa.delete(checkpoints).where(checkpoints.c.sender_id == tracker.sender_id))
-        c.execute(checkpoints.insert().values(sender_id=tracker.sender_id, event_id=_row_of(start), state=state))
+        c.execute(self._drop_checkpoint, {"sid": tracker.sender_id})
+        c.execute(self._insert_checkpoint, {"sender_id": tracker.sender_id, "event_id": _row_of(start), "state": state})
 
     async def save(self, tracker: DialogueStateTracker) -> None:
         """Store the events added since the tracker was read, then publish exactly those."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from loyalty.audit import audit
@@ -168,10 +168,12 @@ def _ticket(s: Session, h: Handoff, now: datetime, created: bool) -> Ticket:
     return Ticket(h.id, h.status, pos, wait, not hours.is_open(now), opens, h.priority > 0, created)
 
 
+# Asked on every shopper message: built once, so SQLAlchemy keeps its compiled form.
+_OPEN_OF = select(Handoff).where(Handoff.sender_id == bindparam("sid"), Handoff.status.in_(OPEN))
+
+
 def _open(s: Session, sender_id: str) -> Handoff | None:
-    return s.execute(
-        select(Handoff).where(Handoff.sender_id == sender_id, Handoff.status.in_(OPEN))
-    ).scalar_one_or_none()
+    return s.execute(_OPEN_OF, {"sid": sender_id}).scalar_one_or_none()
 
 
 def request(

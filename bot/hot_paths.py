@@ -1,0 +1,121 @@
+"""Rasa's per-message work made cheaper: what repeats is done once, the NLU off the event loop.
+
+- **Event classes by name.** Every event read back (the tracker store's
+  retrieve, each action server answer) goes through ``Event.resolve_by_type``,
+  which walks the whole tree of ``Event`` subclasses (``all_subclasses``, with
+  an ``inspect.isabstract`` per class) to find the one with that type name: a
+  few hundred class checks per event, a few thousand per turn, about a tenth of
+  the Rasa process's busy time under load. :func:`install` keeps the answer per
+  name. A name not found yet is looked up the slow way again, so an event class
+  imported later (a custom event) is still found.
+- **The graph to run.** ``DaskGraphRunner.run`` cuts the schema down to the
+  nodes its targets need (``minimal_graph_schema``, a walk over every node's
+  dependencies) on every parse and every prediction; the schema never changes
+  after loading, so the cut is kept per list of targets.
+
+- **The NLU in its own thread.** Rasa parses a message on the event loop, so
+  the sentence encoder (20-60 ms for a text it has not seen), DIET and the
+  linear classifier hold up every other conversation's turn. :func:`install`
+  runs the parse graph in one worker thread (:data:`NLU_THREADS`): the encoder's
+  C code and TensorFlow's kernels release the GIL, so they run on the second
+  core while the event loop predicts, calls actions and answers for other
+  shoppers. One thread keeps the NLU components single-threaded as before.
+
+All three return what Rasa's own code returns (``tests/bot/test_hot_paths.py``).
+``python -m bot.rasa_run`` (how the launcher starts Rasa) installs them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+NLU_THREADS = 1
+_installed = False
+_nlu: ThreadPoolExecutor | None = None
+
+
+def install() -> None:
+    """Patch both (idempotent)."""
+    global _installed
+    if _installed:
+        return
+    _installed = True
+    _cache_event_types()
+    _cache_minimal_schemas()
+    _parse_in_a_thread()
+
+
+def _cache_event_types() -> None:
+    from rasa.shared.core.events import Event
+
+    resolve = Event.resolve_by_type  # a staticmethod, looked up on the class: a plain function
+    found: dict[str, Any] = {}
+
+    @functools.wraps(resolve)
+    def resolve_by_type(type_name: str, default: Any = None) -> Any:
+        cls = found.get(type_name)
+        if cls is None:
+            cls = resolve(type_name, default)
+            # Only a real match is kept (not the default, not an unknown name).
+            if cls is not None and cls is not default and getattr(cls, "type_name", None) == type_name:
+                found[type_name] = cls
+        return cls
+
+    Event.resolve_by_type = staticmethod(resolve_by_type)  # type: ignore[method-assign,assignment]
+
+
+def _cache_minimal_schemas() -> None:
+    from rasa.engine.graph import GraphSchema
+
+    minimal = GraphSchema.minimal_graph_schema
+    cuts: dict[tuple[int, tuple[str, ...]], tuple[GraphSchema, GraphSchema]] = {}
+
+    @functools.wraps(minimal)
+    def minimal_graph_schema(self: GraphSchema, targets: Any = None) -> GraphSchema:
+        key = (id(self), tuple(targets) if targets is not None else ())
+        kept = cuts.get(key)
+        # The schema itself is kept in the entry: its id cannot be reused while the entry lives.
+        if kept is None or kept[0] is not self:
+            if len(cuts) > 64:  # models reloaded many times: start again
+                cuts.clear()
+            kept = cuts[key] = (self, minimal(self, targets))
+        return kept[1]
+
+    GraphSchema.minimal_graph_schema = minimal_graph_schema  # type: ignore[method-assign]
+
+
+def nlu_executor() -> ThreadPoolExecutor:
+    """The worker the parse graph runs in (created on first use)."""
+    global _nlu
+    if _nlu is None:
+        _nlu = ThreadPoolExecutor(max_workers=NLU_THREADS, thread_name_prefix="nlu")
+    return _nlu
+
+
+def _parse_in_a_thread() -> None:
+    from rasa.core.processor import MessageProcessor
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    parse_message = MessageProcessor.parse_message
+
+    @functools.wraps(parse_message)
+    async def threaded_parse_message(self: Any, message: Any, tracker: Any = None,
+                                     only_output_properties: bool = True) -> Any:
+        if self.http_interpreter:  # an NLU server does the work: nothing to move
+            return await parse_message(self, message, tracker, only_output_properties)
+        if tracker is None:
+            tracker = DialogueStateTracker.from_events(message.sender_id, [])
+        # What Rasa's parse_message does, with the graph run in the NLU thread (the turn's
+        # context variables, e.g. its id in the logs, go along).
+        run = functools.partial(contextvars.copy_context().run, self._parse_message_with_graph,
+                                message, tracker, only_output_properties)
+        parse_data = await asyncio.get_running_loop().run_in_executor(nlu_executor(), run)
+        self._update_full_retrieval_intent(parse_data)
+        self._check_for_unseen_features(parse_data)
+        return parse_data
+
+    MessageProcessor.parse_message = threaded_parse_message  # type: ignore[method-assign]
