@@ -26,6 +26,13 @@ events and carries on: the shopper hears nothing.
 A rejection (``ActionExecutionRejection``, the action server's 400) is not a
 failure: forms rely on it, so it passes through.
 
+Connections: Rasa opens a new HTTP session, and so a new TCP connection, for
+every call, and closes it after (``EndpointConfig.request``): connecting was
+a tenth of the Rasa process's busy time under load (docs/scaling.md).
+Calls here share one kept-alive session per event loop (:func:`kept_session`).
+Idle connections are dropped after :data:`KEEPALIVE` seconds, before the action
+server's own keep-alive limit (Sanic's 5 s) closes them from its side.
+
 Mechanism: Rasa builds every remote action by calling the name
 ``RemoteAction`` in ``rasa.core.actions.action`` (the action factory and slot
 extraction) and ``rasa.core.actions.forms`` (form validation).
@@ -48,6 +55,7 @@ import aiohttp
 import rasa.core.actions.action as rasa_actions
 import rasa.core.actions.forms as rasa_forms
 from rasa.core.actions.action import ActionExecutionRejection, ActionSessionStart, RemoteAction
+from rasa.core.constants import DEFAULT_REQUEST_TIMEOUT
 from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_NAME
 from rasa.shared.core.events import BotUttered, ConversationPaused, Event, FollowupAction, UserUttered
 
@@ -66,6 +74,39 @@ logger = logging.getLogger(__name__)
 APOLOGY = "utter_service_unavailable"
 # Seconds during which calls fail at once after the server could not be reached.
 RETRY_AFTER = 1.0
+# Seconds an idle connection to the action server is kept (below its own limit of 5 s).
+KEEPALIVE = 3.0
+# Connections to the action server at most, per Rasa process (more calls wait for one).
+CONNECTIONS = 100
+
+_sessions: dict[int, tuple[asyncio.AbstractEventLoop, aiohttp.ClientSession]] = {}
+
+
+class _Borrowed:
+    """``async with`` around a kept session that, unlike a session's own, does not close it."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self.session = session
+
+    async def __aenter__(self) -> aiohttp.ClientSession:
+        return self.session
+
+    async def __aexit__(self, *_: object) -> None:
+        return None
+
+
+def kept_session() -> _Borrowed:
+    """The running event loop's session to the action server (created on first use)."""
+    loop = asyncio.get_running_loop()
+    kept = _sessions.get(id(loop))
+    if kept is None or kept[0] is not loop or kept[1].closed:
+        for key, (old_loop, _) in list(_sessions.items()):
+            if old_loop.is_closed():  # a loop that has ended (tests run many) takes its session along
+                del _sessions[key]
+        connector = aiohttp.TCPConnector(limit=CONNECTIONS, keepalive_timeout=KEEPALIVE)
+        kept = _sessions[id(loop)] = (loop, aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=DEFAULT_REQUEST_TIMEOUT)))
+    return _Borrowed(kept[1])
 
 
 class _Outage:
@@ -123,7 +164,7 @@ class GuardedRemoteAction(RemoteAction):
             metrics.action_call(name, "skipped")
             logger.warning("action %s not called: the action server was unreachable a moment ago", name)
             return await self._fallback(output_channel, nlg, tracker, domain)
-        self._send_turn_id()
+        self._prepare_endpoint()
         started = time.monotonic()
         try:
             events = await asyncio.wait_for(super().run(output_channel, nlg, tracker, domain), self.timeout)
@@ -145,18 +186,23 @@ class GuardedRemoteAction(RemoteAction):
             return events
         return await self._fallback(output_channel, nlg, tracker, domain)
 
-    def _send_turn_id(self) -> None:
-        """Send the turn's id along (header ``X-Turn-Id``) so the action server's logs carry it.
+    def _prepare_endpoint(self) -> None:
+        """This call's endpoint: the kept session, and the turn's id (header ``X-Turn-Id``) for the
+        action server's logs.
 
-        Rasa builds a remote action per call but shares its endpoint, so the header
-        goes on a copy of the endpoint of this call only.
+        Rasa builds a remote action per call but shares its endpoint, so both go on a
+        copy of the endpoint of this call only.
         """
-        turn = current_turn()
         shared: Any = getattr(self, "action_endpoint", None)
-        if turn and shared is not None:
-            endpoint = copy.copy(shared)
+        if shared is None:
+            return
+        endpoint = copy.copy(shared)
+        turn = current_turn()
+        if turn:
             endpoint.headers = {**(endpoint.headers or {}), TURN_HEADER: turn}
-            self.action_endpoint = endpoint
+        if not getattr(endpoint, "basic_auth", None):  # Rasa's own session carries basic auth
+            endpoint.session = kept_session
+        self.action_endpoint = endpoint
 
     async def _fallback(
         self,
@@ -207,3 +253,10 @@ def install() -> None:
     GuardedRemoteAction.timeout = load_action_server_settings().timeout
     for module in (rasa_actions, rasa_forms):
         module.RemoteAction = GuardedRemoteAction  # type: ignore[misc]
+
+
+async def close_kept_session() -> None:
+    """Close the running loop's session to the action server (as the Rasa server stops)."""
+    kept = _sessions.pop(id(asyncio.get_running_loop()), None)
+    if kept is not None:
+        await kept[1].close()

@@ -136,6 +136,10 @@ def ops_blueprint() -> Blueprint:
     async def _logs(*_: Any) -> None:
         logs.configure()  # handlers Sanic or Rasa added after the channels were imported
 
+    @bp.listener("after_server_stop")
+    async def _close(*_: Any) -> None:
+        await action_calls.close_kept_session()
+
     @bp.get("/health")
     async def health(_: Request) -> HTTPResponse:
         return response.json({"status": "ok"})

@@ -162,6 +162,14 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
     def __init__(self, *args: Any, max_turns: int | str = DEFAULT_MAX_TURNS, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.max_turns = max(1, int(max_turns))
+        old: Any = self.engine  # type: ignore[has-type]  # set by Rasa's __init__
+        if isinstance(old.pool, sa.pool.NullPool):
+            # SQLAlchemy 1.4 opens a SQLite file anew for every checkout (NullPool): a few per cent of
+            # the Rasa process's busy time under load. Keep connections, usable from the worker threads.
+            self.engine = sa.create_engine(old.url, poolclass=sa.pool.QueuePool, pool_size=8, max_overflow=8,
+                                           connect_args={"check_same_thread": False, "timeout": 30})
+            self.sessionmaker.configure(bind=self.engine)
+            old.dispose()
         _meta.create_all(self.engine)
         # Range reads by conversation and id (Rasa indexes sender_id alone).
         with self.engine.begin() as c:

@@ -6,6 +6,7 @@ import asyncio
 import socket
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from rasa.core.actions import action as rasa_actions
@@ -146,3 +147,39 @@ def test_failed_session_start_falls_back_to_rasas_and_stays_paused() -> None:
     action_calls.outage.until = 0.0
     events, _ = _run("action_session_start", url, _tracker())
     assert not any(isinstance(e, ConversationPaused) for e in events)
+
+
+@pytest.fixture
+def counting_server() -> Iterator[tuple[str, list[str]]]:
+    """An action server that answers with a slot and notes the client port of every call."""
+    app = Sanic(f"counting_{free_port()}")
+    ports: list[str] = []
+
+    @app.post("/webhook")
+    async def webhook(request: Any) -> response.HTTPResponse:
+        ports.append(str(request.conn_info.client_port))
+        return response.json({"events": [{"event": "slot", "name": "language", "value": "zh"}], "responses": []})
+
+    server = LocalServer(app).start()
+    yield server.url + "/webhook", ports
+    server.stop()
+
+
+def test_calls_share_a_kept_connection_and_survive_a_closed_one(counting_server: tuple[str, list[str]]) -> None:
+    url, ports = counting_server
+    action = rasa_actions.action_for_name_or_text("action_show_points", DOMAIN, EndpointConfig(url))
+
+    async def calls() -> list[list[Any]]:
+        out = CollectingOutputChannel()
+        results = [await action.run(out, NLG, _tracker(), DOMAIN) for _ in range(3)]
+        # Idle past KEEPALIVE: the connection is dropped on our side, the next call opens another.
+        await asyncio.sleep(action_calls.KEEPALIVE + 1.5)
+        results.append(await action.run(out, NLG, _tracker(), DOMAIN))
+        await action_calls.close_kept_session()
+        return results
+
+    results = asyncio.run(calls())
+    assert all(r == [SlotSet("language", "zh")] for r in results)
+    assert len(ports) == 4
+    assert len(set(ports[:3])) == 1  # one connection for the three calls in a row
+    assert ports[3] != ports[0]

@@ -252,3 +252,18 @@ def test_erasure_drops_the_checkpoint_and_the_conversation_goes_on(tracker_url: 
     with ours.engine.connect() as c:
         state = c.execute(text("SELECT state FROM tracker_checkpoints WHERE sender_id = 's6'")).scalar_one()
     assert "13800138000" not in state
+
+
+def test_connections_are_kept_and_used_from_worker_threads(tracker_url: str, domain: Domain) -> None:
+    import sqlalchemy as sa
+
+    ours, _ = stores(tracker_url, domain)
+    assert not isinstance(ours.engine.pool, sa.pool.NullPool)  # SQLite: not a new file handle per query
+
+    async def many() -> int:
+        await asyncio.gather(*(ours.save(DialogueStateTracker.from_events(f"kept-{i}", turn(i), domain.slots))
+                               for i in range(12)))
+        found = await asyncio.gather(*(ours.retrieve(f"kept-{i}") for i in range(12)))
+        return sum(t is not None and len(t.events) > 0 for t in found)
+
+    assert asyncio.run(many()) == 12
