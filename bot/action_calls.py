@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -59,7 +60,7 @@ from rasa.core.constants import DEFAULT_REQUEST_TIMEOUT
 from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_NAME
 from rasa.shared.core.events import BotUttered, ConversationPaused, Event, FollowupAction, UserUttered
 
-from bot import metrics
+from bot import domain_digest, metrics
 from bot.logs import TURN_HEADER, current_turn
 from bot.settings import DEFAULT_ACTION_TIMEOUT, load_action_server_settings
 
@@ -187,8 +188,8 @@ class GuardedRemoteAction(RemoteAction):
         return await self._fallback(output_channel, nlg, tracker, domain)
 
     def _prepare_endpoint(self) -> None:
-        """This call's endpoint: the kept session, and the turn's id (header ``X-Turn-Id``) for the
-        action server's logs.
+        """This call's endpoint: the kept session, the domain by its digest, and the turn's id
+        (header ``X-Turn-Id``) for the action server's logs.
 
         Rasa builds a remote action per call but shares its endpoint, so both go on a
         copy of the endpoint of this call only.
@@ -202,6 +203,8 @@ class GuardedRemoteAction(RemoteAction):
             endpoint.headers = {**(endpoint.headers or {}), TURN_HEADER: turn}
         if not getattr(endpoint, "basic_auth", None):  # Rasa's own session carries basic auth
             endpoint.session = kept_session
+        # The domain goes by its digest (bot/domain_digest.py).
+        endpoint.request = functools.partial(domain_digest.slim_request, endpoint, endpoint.request)
         self.action_endpoint = endpoint
 
     async def _fallback(

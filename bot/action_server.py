@@ -49,7 +49,7 @@ from sanic import Sanic, response
 from sanic.request import Request
 from sanic.response import BaseHTTPResponse, HTTPResponse
 
-from bot import logs, metrics
+from bot import domain_digest, logs, metrics
 from bot.health import metrics_response, ready_response, within
 from bot.settings import SettingsError, load_action_server_settings
 from loyalty import db
@@ -86,6 +86,8 @@ def create_app(token: str, actions: str = "actions", *, auto_reload: bool = Fals
 
     app.register_middleware(require_token, "request")
     _observe(app)
+    # After the token check: only Rasa gets to hand over a domain (bot/domain_digest.py).
+    domain_digest.remember_domains(app)
 
     @app.get("/health/ready")
     async def ready(request: Request) -> HTTPResponse:
