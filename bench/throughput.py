@@ -17,6 +17,7 @@ and the ratio of msg/s (the goal: ≥ ×0.9).
     nice .venv/bin/python -m bench.throughput --shoppers 32 --rounds 2 --starter /tmp/starter
     nice .venv/bin/python -m bench.throughput --shoppers 32 --starter /tmp/starter --profile results/tp
     nice .venv/bin/python -m bench.throughput --soak 10000 --turns 20 --soak-at 4   # memory over many turns
+    nice .venv/bin/python -m bench.throughput --shoppers 32 --texts fresh   # shoppers' own phrasings, each new
 
 ``--profile DIR`` runs the assistant's Rasa process under cProfile (``DIR/assistant.prof``) and
 prints its top functions at the end. ``--soak N`` measures memory instead of throughput: no
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import signal
@@ -52,10 +54,34 @@ from tests.support.servers import free_port
 from tests.support.stack import SECRET, Stack, start_stack
 
 BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parents[1]
 # What the starter bot understands (its data/nlu.yml), and what our shoppers ask most.
 STARTER_TEXTS = ["hello", "I am sad", "yes", "are you a bot?", "great", "no", "I am feeling very good", "bye"]
 OUR_TEXTS = ["我的积分有多少", "有什么优惠券", "推荐点护肤品", "谢谢", "how many points do I have",
              "what coupons can I get", "recommend something for me", "thanks"]
+# ``--texts fresh``: shoppers' own phrasings of the same questions, each sent once (the held-out NLU
+# set, tests/nlu_eval/: read here as traffic, never trained on), so no cache answers them.
+FRESH_CAPABILITIES = ("points", "points_history", "tier", "coupons_available", "my_coupons", "recommend",
+                      "thank", "menu", "member_card")
+
+
+def fresh_texts() -> list[str]:
+    """Every held-out message of the capabilities above, zh, en and mixed, in a fixed shuffled order."""
+    import random
+
+    import yaml
+
+    texts = []
+    for language in ("zh", "en", "mixed"):
+        data = yaml.load((ROOT / "tests" / "nlu_eval" / f"{language}.yml").read_text(encoding="utf-8"),
+                         Loader=yaml.BaseLoader)  # every message as written (no yes → True)
+        for capability in FRESH_CAPABILITIES:
+            texts += [str(t) for t in data["capabilities"].get(capability) or []]
+    random.Random(7).shuffle(texts)
+    return texts
+
+
+_runs = itertools.count()
 
 
 @dataclass
@@ -131,11 +157,14 @@ async def _our_turn(s: aiohttp.ClientSession, base: str, shopper: str, text: str
         return r.status == 200
 
 
-async def _drive(bot: str, base: str, shoppers: list[str], turns: int) -> Result:
+async def _drive(bot: str, base: str, shoppers: list[str], turns: int, texts: list[str] | None = None) -> Result:
+    """C shoppers × ``turns`` messages; shopper i's turn t sends ``texts[(i × turns + t) % len]``
+    (fresh texts are then each sent once while there are enough of them)."""
     turn = _starter_turn if bot == "starter" else _our_turn
-    texts = STARTER_TEXTS if bot == "starter" else OUR_TEXTS
+    pool: list[str] = texts or (STARTER_TEXTS if bot == "starter" else OUR_TEXTS)
     latencies: list[float] = []
     failures = 0
+    offset = next(_runs) * len(shoppers) * turns
     # One connection per shopper, as many browsers or WeChat callbacks would open.
     connector = aiohttp.TCPConnector(limit=0)
     timeout = aiohttp.ClientTimeout(total=300)
@@ -145,7 +174,7 @@ async def _drive(bot: str, base: str, shoppers: list[str], turns: int) -> Result
         for t in range(turns):
             started = time.perf_counter()
             try:
-                ok = await turn(session, base, who, texts[(i + t) % len(texts)])
+                ok = await turn(session, base, who, pool[(i * turns + t + offset) % len(pool)])
             except (aiohttp.ClientError, asyncio.TimeoutError, json.JSONDecodeError):
                 ok = False
             latencies.append((time.perf_counter() - started) * 1000)
@@ -209,8 +238,12 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=40, help="functions shown from the profile")
     parser.add_argument("--soak", type=int, default=0, help="memory mode: this many messages, no starter bot")
     parser.add_argument("--soak-at", type=int, default=4, help="memory mode: shoppers at a time")
+    parser.add_argument("--texts", choices=("repeated", "fresh"), default="repeated",
+                        help="the assistant's messages: 8 repeated questions, or shoppers' own phrasings, "
+                             "each new to the model (the sentence encoder's cache cannot answer them)")
     args = parser.parse_args()
     levels = [int(x) for x in args.shoppers.split(",") if x.strip()]
+    fresh = fresh_texts() if args.texts == "fresh" else None
     work = Path(tempfile.mkdtemp(prefix="throughput-"))
     url = f"sqlite:///{work / 'loyalty.db'}"
     seed_minimal(url)
@@ -244,7 +277,8 @@ def main() -> None:
                 ours = members(c)
                 for bot, base, who in (("starter", starter_base, [uuid.uuid4().hex for _ in range(c)]),
                                        ("assistant", stack.base, ours)):
-                    r = asyncio.run(_drive(bot, base, who, args.turns))
+                    texts = fresh if bot == "assistant" else None
+                    r = asyncio.run(_drive(bot, base, who, args.turns, texts))
                     print(f"  {bot} C={c}: {r.rate:.1f} msg/s, p50 {r.pct(0.5):.0f} ms, p95 {r.pct(0.95):.0f} ms, "
                           f"{r.failures} failed", flush=True)
                     results.append(r)
