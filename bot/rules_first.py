@@ -22,7 +22,8 @@ the conversation's states on every prediction, twice (by text, then by
 intent). :class:`IndexedRulePolicy` first narrows them to the rules whose last
 state can match the current one, by its previous action, with the same
 index for every prediction; the remaining rules get Rasa's own full check,
-so it finds the same rules.
+so it finds the same rules. It also formats the states for its debug line
+only when debug lines are written.
 
 Training, ``rasa test`` and ``rasa shell`` are unchanged; ``python -m
 bot.rasa_run`` (how the launcher starts Rasa) installs it.
@@ -138,6 +139,17 @@ class RuleIndex:
 
 class IndexedRulePolicy(RulePolicy):
     """RulePolicy that checks only the rules whose last state can match the conversation's."""
+
+    @staticmethod
+    def format_tracker_states(states: list[dict[str, Any]]) -> str:
+        """The states as text for Rasa's debug log line, and only when that line is written.
+
+        RulePolicy formats every state (and the log call deep-copies the text) on every
+        prediction, whether or not debug lines are written.
+        """
+        if not logging.getLogger("rasa.core.policies.rule_policy").isEnabledFor(logging.DEBUG):
+            return ""
+        return RulePolicy.format_tracker_states(states)
 
     def _get_possible_keys(self, lookup: dict[str, str], states: list[State]) -> set[str]:
         if not states:
