@@ -102,3 +102,29 @@ def test_the_nlu_runs_in_its_thread_and_parses_as_rasa_does() -> None:
     # Ours ran in the NLU worker; Rasa's own on the event loop's thread.
     assert threads.count("MainThread") == len(texts)
     assert sum(name.startswith("nlu") for name in threads) == len(texts)
+
+
+def test_a_slot_copy_is_the_copy_rasa_made() -> None:
+    import copy
+
+    from rasa.shared.core.slots import BooleanSlot, CategoricalSlot, FloatSlot, TextSlot
+
+    slots = [TextSlot("name", [], initial_value="小王"), BooleanSlot("is_member", []),
+             CategoricalSlot("language", [], values=["zh", "en"], initial_value="zh"),
+             FloatSlot("points", [], max_value=1e9)]
+    slots[1].value = True
+    for slot in slots:
+        ours = copy.copy(slot)
+        assert hot_paths._plain(type(slot))  # the direct path was taken
+        assert type(ours) is type(slot) and ours is not slot
+        assert ours.__dict__ == slot.__dict__
+        assert ours.value == slot.value and ours.as_feature() == slot.as_feature()
+        ours.value = None  # a copy's value is its own
+        assert slot.value is not None or slot.initial_value is None
+
+    class Kept(TextSlot):
+        def __setstate__(self, state: dict[str, Any]) -> None:
+            self.__dict__.update(state, restored=True)
+
+    special = copy.copy(Kept("x", []))
+    assert special.__dict__.get("restored") is True  # its own protocol still runs
