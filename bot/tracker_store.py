@@ -58,6 +58,8 @@ from rasa.shared.nlu.constants import INTENT_NAME_KEY
 
 log = logging.getLogger(__name__)
 
+# Rows read back for the latest turn's messages (a turn's replies are a handful).
+LATEST_TURN_ROWS = 20
 DEFAULT_MAX_TURNS = 8  # shopper messages kept before the latest: policies here look 5 actions back
 _ROW = "_stored_row"  # attribute set on events that are in the database (or stand for its state)
 _SYNTHETIC = -1  # the row id of the events that restore the checkpoint's state
@@ -301,6 +303,16 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
                     message_ids.c.sender_id == sender_id, message_ids.c.message_id == message_id[:255]
                 )).first() is not None
         return await asyncio.to_thread(query)
+
+    async def latest_turn(self, sender_id: str, limit: int = LATEST_TURN_ROWS) -> list[Event]:
+        """The conversation's shopper and bot messages from the shopper's latest message on, oldest first
+        (at most ``limit``): what the bot offered last, without loading the tracker."""
+        dicts = await self.recent_messages(sender_id, 0.0, limit)
+        for i in range(len(dicts) - 1, -1, -1):
+            if dicts[i].get("event") == "user":
+                dicts = dicts[i:]
+                break
+        return deserialise_events(dicts)
 
     async def recent_messages(self, sender_id: str, after_ts: float, limit: int,
                               keep: Callable[[dict[str, Any]], bool] = lambda _: True,

@@ -308,14 +308,19 @@ class WebchatInput(InputChannel):
             request: Request, visitor: str, data: dict[str, Any], metadata: dict[str, Any],
             text: str, message_id: str, sender: str,
         ) -> dict[str, Any]:
-            tracker = await channel._tracker(request, sender)
+            # The bounded store answers both questions below with indexed reads of a few rows; only
+            # another store needs the whole tracker (Rasa reads it again to handle the message).
+            store = bounded(channel._store(request))
+            tracker = None if store is not None else await channel._tracker(request, sender)
             if await channel._seen_before(request, sender, message_id, tracker):
                 return {"type": "ack", "id": message_id, "duplicate": True}
             # An SMS code typed for a pending link is checked here and never reaches the tracker.
             text = await linking.screen("webchat", sender, text)
-            if not data.get("payload") and tracker is not None:
+            if not data.get("payload"):
                 # A typed button title acts as the button (see bot/buttons.py).
-                text = buttons.match(text, buttons.last_offered(list(tracker.events))) or text
+                latest = await store.latest_turn(sender) if store is not None else \
+                    list(tracker.events) if tracker is not None else []
+                text = buttons.match(text, buttons.last_offered(latest)) or text
             out = WebchatOutput()
             logs.start_turn()  # this message's task only: each message runs in a task or request of its own
             await on_new_message(

@@ -267,3 +267,19 @@ def test_connections_are_kept_and_used_from_worker_threads(tracker_url: str, dom
         return sum(t is not None and len(t.events) > 0 for t in found)
 
     assert asyncio.run(many()) == 12
+
+
+def test_the_latest_turn_is_read_without_the_tracker(tracker_url: str, domain: Domain) -> None:
+    from rasa.shared.core.events import BotUttered
+
+    ours, _ = stores(tracker_url, domain)
+    events: list[Event] = [ActionExecuted("action_listen"), UserUttered("hi", {"name": "greet"}),
+                           BotUttered("menu", {"buttons": [{"title": "积分", "payload": "/ask_points"}]}),
+                           ActionExecuted("action_listen"), UserUttered("注销", {"name": "close_account"}),
+                           BotUttered("确定吗？", {"buttons": [{"title": "确定注销", "payload": "/affirm"}]}),
+                           BotUttered("注销后积分清零", {})]
+    asyncio.run(ours.save(DialogueStateTracker.from_events("latest", events, domain.slots)))
+    latest = asyncio.run(ours.latest_turn("latest"))
+    assert [type(e).__name__ for e in latest] == ["UserUttered", "BotUttered", "BotUttered"]
+    assert latest[0].text == "注销" and latest[1].data["buttons"][0]["title"] == "确定注销"
+    assert asyncio.run(ours.latest_turn("nobody")) == []
