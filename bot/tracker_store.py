@@ -190,6 +190,9 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
         self._drop_message_id = sa.delete(message_ids).where(
             message_ids.c.sender_id == sa.bindparam("sid"), message_ids.c.message_id == sa.bindparam("mid"))
         self._insert_message_id = message_ids.insert()
+        self._read_latest = sa.select(events.c.type_name, events.c.data).where(
+            events.c.sender_id == sa.bindparam("sid"), events.c.type_name.in_(("bot", "user"))
+        ).order_by(events.c.id.desc()).limit(sa.bindparam("n"))
 
     # ------------------------------------------------------------ reading
 
@@ -307,12 +310,16 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
     async def latest_turn(self, sender_id: str, limit: int = LATEST_TURN_ROWS) -> list[Event]:
         """The conversation's shopper and bot messages from the shopper's latest message on, oldest first
         (at most ``limit``): what the bot offered last, without loading the tracker."""
-        dicts = await self.recent_messages(sender_id, 0.0, limit)
-        for i in range(len(dicts) - 1, -1, -1):
-            if dicts[i].get("event") == "user":
-                dicts = dicts[i:]
-                break
-        return deserialise_events(dicts)
+        def query() -> list[dict[str, Any]]:
+            newest_first: list[dict[str, Any]] = []
+            with self.engine.connect() as c:
+                for row in c.execute(self._read_latest, {"sid": sender_id, "n": limit}):
+                    newest_first.append(json.loads(row.data))  # only up to the shopper's message
+                    if row.type_name == "user":
+                        break
+            return newest_first[::-1]
+
+        return deserialise_events(await asyncio.to_thread(query))
 
     async def recent_messages(self, sender_id: str, after_ts: float, limit: int,
                               keep: Callable[[dict[str, Any]], bool] = lambda _: True,
