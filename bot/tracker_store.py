@@ -190,6 +190,7 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
         self._drop_message_id = sa.delete(message_ids).where(
             message_ids.c.sender_id == sa.bindparam("sid"), message_ids.c.message_id == sa.bindparam("mid"))
         self._insert_message_id = message_ids.insert()
+        self._any_event = sa.select(events.c.id).where(events.c.sender_id == sa.bindparam("sid")).limit(1)
         self._read_latest = sa.select(events.c.type_name, events.c.data).where(
             events.c.sender_id == sa.bindparam("sid"), events.c.type_name.in_(("bot", "user"))
         ).order_by(events.c.id.desc()).limit(sa.bindparam("n"))
@@ -200,6 +201,8 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
         with self.engine.connect() as c:
             point = None if full else c.execute(self._read_checkpoint, {"sid": sender_id}).first()
             if point is None and not full:
+                if c.execute(self._any_event, {"sid": sender_id}).first() is None:
+                    return None  # a new conversation (every shopper's first message): nothing to read
                 # No checkpoint yet (a conversation older than this store): Rasa's own query.
                 with self.session_scope() as session:
                     rows = [(r.id, r.data) for r in self._event_query(session, sender_id, False).all()]
