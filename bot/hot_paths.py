@@ -37,7 +37,9 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import copy
 import functools
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -106,6 +108,7 @@ def nlu_executor() -> ThreadPoolExecutor:
 
 
 def _parse_in_a_thread() -> None:
+    import structlog
     from rasa.core.processor import MessageProcessor
     from rasa.shared.core.trackers import DialogueStateTracker
 
@@ -124,6 +127,10 @@ def _parse_in_a_thread() -> None:
                                 message, tracker, only_output_properties)
         parse_data = await asyncio.get_running_loop().run_in_executor(nlu_executor(), run)
         self._update_full_retrieval_intent(parse_data)
+        if logging.getLogger("rasa.core.processor").isEnabledFor(logging.DEBUG):  # Rasa's line, its copies
+            structlog.get_logger().debug(
+                "processor.message.parse", parse_data_text=copy.deepcopy(parse_data["text"]),
+                parse_data_intent=parse_data["intent"], parse_data_entities=copy.deepcopy(parse_data["entities"]))
         self._check_for_unseen_features(parse_data)
         return parse_data
 
