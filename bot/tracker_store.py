@@ -35,6 +35,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -58,6 +61,10 @@ from rasa.shared.nlu.constants import INTENT_NAME_KEY
 
 log = logging.getLogger(__name__)
 
+# Events kept in memory (EventCache): conversations, events per conversation, seconds idle.
+CACHE_CONVERSATIONS = 512
+CACHE_EVENTS = 200
+CACHE_SECONDS = 600.0
 # Rows read back for the latest turn's messages (a turn's replies are a handful).
 LATEST_TURN_ROWS = 20
 DEFAULT_MAX_TURNS = 8  # shopper messages kept before the latest: policies here look 5 actions back
@@ -158,12 +165,60 @@ def _row_fields(sender_id: str, event: Event) -> dict[str, Any]:
     }
 
 
+class EventCache:
+    """The events of recent conversations by row id, as read or written by this process.
+
+    A stored row never changes, so an event read or written once need not be decoded again
+    (JSON, then Rasa's event classes: most of a read's cost). Only rows the database returns for
+    the conversation are taken from here, so a row written by another replica is read, and an
+    erased one is never served. Replaying an event into a new tracker changes nothing in it that
+    a replay would not set again (``EntitiesAdded`` adds an entity once, a featurization flag is
+    set to the same value), so trackers may share them, as Rasa's own copies of a tracker do.
+
+    Bounded: :data:`CACHE_CONVERSATIONS` conversations (least recently used go first), the newest
+    :data:`CACHE_EVENTS` events of each, and none older than :data:`CACHE_SECONDS` since the
+    conversation was last used. Erasure drops a conversation at once (``forget_checkpoint``).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._kept: OrderedDict[str, tuple[float, dict[int, Event]]] = OrderedDict()
+
+    def get(self, sender_id: str) -> dict[int, Event]:
+        now = time.monotonic()
+        with self._lock:
+            kept = self._kept.get(sender_id)
+            if kept is None or now - kept[0] > CACHE_SECONDS:
+                return {}
+            return dict(kept[1])
+
+    def put(self, sender_id: str, pairs: Iterable[tuple[int, Event]]) -> None:
+        now = time.monotonic()
+        with self._lock:
+            old = self._kept.pop(sender_id, None)
+            events = dict(old[1]) if old is not None and now - old[0] <= CACHE_SECONDS else {}
+            events.update((row_id, event) for row_id, event in pairs if row_id > 0)
+            if len(events) > CACHE_EVENTS:
+                events = dict(sorted(events.items())[-CACHE_EVENTS:])
+            self._kept[sender_id] = (now, events)
+            while len(self._kept) > CACHE_CONVERSATIONS:
+                self._kept.popitem(last=False)
+            # Conversations idle too long go too (the oldest come first).
+            while self._kept and now - next(iter(self._kept.values()))[0] > CACHE_SECONDS:
+                self._kept.popitem(last=False)
+
+    def forget(self, sender_id: str) -> None:
+        with self._lock:
+            self._kept.pop(sender_id, None)
+
+
 class BoundedSQLTrackerStore(SQLTrackerStore):
     """Rasa's SQL tracker store, bounded: a turn reads and writes a fixed amount whatever the history."""
 
     def __init__(self, *args: Any, max_turns: int | str = DEFAULT_MAX_TURNS, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.max_turns = max(1, int(max_turns))
+        self._events = EventCache()
         old: Any = self.engine  # type: ignore[has-type]  # set by Rasa's __init__
         if isinstance(old.pool, sa.pool.NullPool):
             # SQLAlchemy 1.4 opens a SQLite file anew for every checkout (NullPool): a few per cent of
@@ -215,20 +270,22 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
                ) -> DialogueStateTracker | None:
         if not rows:
             return None
-        dicts = [json.loads(data) for _, data in rows]
-        events = deserialise_events(dicts)
-        if len(events) != len(rows):  # an unreadable row: keep ids aligned by reading one by one
-            events, kept = [], []
-            for (row_id, _), d in zip(rows, dicts, strict=True):
-                found = deserialise_events([d])
-                if found:
-                    events.append(found[0])
-                    kept.append(row_id)
-        else:
-            kept = [row_id for row_id, _ in rows]
-        for event, row_id in zip(events, kept, strict=True):
-            _mark(event, row_id)
-        prefix = state_events(state, events[0].timestamp) if state and events else []
+        known = self._events.get(sender_id)
+        events: list[Event] = []
+        read: list[tuple[int, Event]] = []
+        for row_id, data in rows:
+            event = known.get(row_id)
+            if event is None:
+                found = deserialise_events([json.loads(data)])
+                if not found:  # an unreadable row is left out, as Rasa leaves it out
+                    continue
+                event = _mark(found[0], row_id)
+                read.append((row_id, event))
+            events.append(event)
+        self._events.put(sender_id, read)
+        if not events:
+            return None
+        prefix = state_events(state, events[0].timestamp) if state else []
         tracker = self.init_tracker(sender_id)
         for e in prefix + events:
             tracker.update(e)
@@ -268,6 +325,7 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
                     c.execute(self._drop_message_id, {"sid": sender, "mid": mid})
                     c.execute(self._insert_message_id, {"sender_id": sender, "message_id": mid, "event_id": row_id})
             self._move_checkpoint(c, tracker, events)
+        self._events.put(sender, [(_row_of(e) or 0, e) for e in new])
         return new
 
     def _move_checkpoint(self, c: Any, tracker: DialogueStateTracker, events: list[Event]) -> None:
@@ -295,7 +353,9 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
             await self._stream_new_events(self.event_broker, new, tracker.sender_id)
 
     def forget_checkpoint(self, sender_id: str) -> None:
-        """Drop the conversation's checkpoint (it holds slot values): erasure calls this."""
+        """Drop the conversation's checkpoint (it holds slot values) and its events kept in memory:
+        erasure calls this."""
+        self._events.forget(sender_id)
         with self.engine.begin() as c:
             c.execute(sa.delete(checkpoints).where(checkpoints.c.sender_id == sender_id))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -283,3 +284,44 @@ def test_the_latest_turn_is_read_without_the_tracker(tracker_url: str, domain: D
     assert [type(e).__name__ for e in latest] == ["UserUttered", "BotUttered", "BotUttered"]
     assert latest[0].text == "注销" and latest[1].data["buttons"][0]["title"] == "确定注销"
     assert asyncio.run(ours.latest_turn("nobody")) == []
+
+
+def test_events_kept_in_memory_never_hide_another_replicas_rows(tracker_url: str, domain: Domain) -> None:
+    a, _ = stores(tracker_url, domain)
+    b, _ = stores(tracker_url, domain)  # a second replica on the same database
+    sender = "two-replicas"
+    tracker = DialogueStateTracker.from_events(sender, turn(0), domain.slots)
+    asyncio.run(a.save(tracker))
+    seen_by_b = asyncio.run(b.retrieve(sender))
+    assert seen_by_b is not None
+    seen_by_b.update_with_events(turn(1), domain)
+    asyncio.run(b.save(seen_by_b))
+    # A kept turn 0 in memory; turn 1 is only in the database, and A reads it from there.
+    again = asyncio.run(a.retrieve(sender))
+    assert again is not None and list(again.events) == list(seen_by_b.events)
+    assert a._events.get(sender)  # and the rows A read are kept for next time
+
+
+def test_erasure_drops_the_kept_events_at_once(tracker_url: str, domain: Domain) -> None:
+    ours, _ = stores(tracker_url, domain)
+    asyncio.run(ours.save(DialogueStateTracker.from_events("erased", turn(0), domain.slots)))
+    assert ours._events.get("erased")
+    ours.forget_checkpoint("erased")
+    assert ours._events.get("erased") == {}
+
+
+def test_the_kept_events_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot import tracker_store
+
+    cache = tracker_store.EventCache()
+    monkeypatch.setattr(tracker_store, "CACHE_CONVERSATIONS", 3)
+    monkeypatch.setattr(tracker_store, "CACHE_EVENTS", 5)
+    for i in range(5):
+        cache.put(f"s{i}", [(row, ActionExecuted("action_listen")) for row in range(1, 9)])
+    assert [cache.get(f"s{i}") == {} for i in range(5)] == [True, True, False, False, False]
+    assert sorted(cache.get("s4")) == [4, 5, 6, 7, 8]  # the newest rows of a conversation
+    monkeypatch.setattr(tracker_store, "CACHE_SECONDS", 0.05)
+    time.sleep(0.1)  # everything is now too old
+    assert cache.get("s4") == {}
+    cache.put("s5", [(1, ActionExecuted("action_listen"))])
+    assert len(cache._kept) == 1  # the idle ones went
