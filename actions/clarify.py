@@ -33,6 +33,7 @@ OFFERS: dict[str, tuple[str, str, str]] = {
     "recommend": ("recommend", "推荐好物", "Product picks"),
     "join": ("join", "加入会员", "Join"),
     "member_card": ("member_card", "我的会员卡", "My member card"),
+    "member_code": ("member_code", "出示会员码", "Code for the till"),
     "referral_info": ("referral_info", "邀请好友奖励", "Referral rewards"),
     "human": ("human", "转人工客服", "Talk to a person"),
     "complain": ("complain", "投诉/反馈问题", "Make a complaint"),

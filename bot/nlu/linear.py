@@ -8,6 +8,9 @@ vector of bot/nlu/encoder.py got about 96 %: with ~40-60 examples per intent
 and language, the transformer learns the training sentences by heart, the
 linear model generalises. DIET still extracts the entities.
 
+The n-grams are of the message's canonical text when bot/nlu/normalise.py gave it
+one (chat slang written out), else of its text.
+
 The fitted model is stored as plain arrays (vocabulary, IDF weights,
 coefficients): no pickle in the model archive.
 """
@@ -31,6 +34,8 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 from scipy.sparse import csr_matrix, hstack
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
+
+from bot.nlu.normalise import intent_text
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +101,7 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
 
     def _features(self, messages: list[Message]) -> csr_matrix:
         assert self.vectorizer is not None
-        sparse = self.vectorizer.transform([str(m.get(TEXT) or "") for m in messages])
+        sparse = self.vectorizer.transform([intent_text(m) for m in messages])
         dense = self._dense(messages)
         if dense is None:
             return sparse.tocsr()
@@ -107,7 +112,7 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
         examples = [m for m in training_data.intent_examples if m.get(TEXT) and m.get(INTENT)]
         if not examples:
             return self._resource
-        self.vectorizer = self._new_vectorizer().fit([str(m.get(TEXT)) for m in examples])
+        self.vectorizer = self._new_vectorizer().fit([intent_text(m) for m in examples])
         self.model = LogisticRegression(C=float(self.config["C"]), max_iter=int(self.config["max_iter"]))
         self.model.fit(self._features(examples), [m.get(INTENT) for m in examples])
         self.persist()

@@ -6,6 +6,7 @@ from actions.coupons import (
     ActionExchangeCoupon,
     ActionListCoupons,
     ActionMyCoupons,
+    _index,
 )
 from loyalty import db
 from loyalty.coupons.models import Coupon, CouponCampaign
@@ -42,6 +43,17 @@ def test_claim_by_number_then_limit_explained(shop):
     again = run(ActionClaimCoupon(), slots={"coupon_choice": "SAVE20", "offered_campaigns": offered}, message_id="b")
     assert again.responses == ["utter_claim_refused_limit_reached"]
     assert _coupons(shop["member_id"], "SAVE20") == 1
+
+
+def test_claim_by_a_number_word_or_头一张(shop):
+    offered = run(ActionListCoupons()).slot("offered_campaigns")
+    slots = {"offered_campaigns": offered}
+    first = run(ActionClaimCoupon(), slots={**slots, "coupon_choice": "one"}, message_id="w1")
+    assert first.responses[0] == "utter_coupon_claimed"
+    assert _coupons(shop["member_id"], offered[0]) == 1
+    second = run(ActionClaimCoupon(), slots={**slots, "coupon_choice": "头一张"}, message_id="z1")
+    assert second.responses == first.responses or second.responses == ["utter_claim_refused_limit_reached"]
+    assert _index("two") == 2 and _index("phone") is None
 
 
 def test_claim_is_idempotent_per_message(shop):
