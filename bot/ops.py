@@ -22,6 +22,7 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from typing import Any
 
@@ -36,6 +37,8 @@ from bot.settings import redis_urls
 from loyalty import telemetry
 
 logger = logging.getLogger(__name__)
+# Threads for blocking database and store calls in the Rasa process (they wait more than they compute).
+IO_THREADS = 24
 # The turn being handled, for the prediction loop to note its fallbacks in.
 _turn: ContextVar[metrics.Turn | None] = ContextVar("turn", default=None)
 
@@ -135,6 +138,13 @@ def ops_blueprint() -> Blueprint:
     @bp.listener("before_server_start")
     async def _logs(*_: Any) -> None:
         logs.configure()  # handlers Sanic or Rasa added after the channels were imported
+
+    @bp.listener("before_server_start")
+    async def _threads(*_: Any) -> None:
+        # Tracker store and database reads run in the loop's default executor (asyncio.to_thread):
+        # its default of 6 threads on 2 cores queued 128 shoppers' reads behind each other's waits.
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="io"))
 
     @bp.listener("after_server_stop")
     async def _close(*_: Any) -> None:

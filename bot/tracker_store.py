@@ -165,6 +165,13 @@ def _row_fields(sender_id: str, event: Event) -> dict[str, Any]:
     }
 
 
+def _sqlite_wal(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")  # as the loyalty database (loyalty/db.py)
+    cur.close()
+
+
 class EventCache:
     """The events of recent conversations by row id, as read or written by this process.
 
@@ -225,6 +232,8 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
             # the Rasa process's busy time under load. Keep connections, usable from the worker threads.
             self.engine = sa.create_engine(old.url, poolclass=sa.pool.QueuePool, pool_size=8, max_overflow=8,
                                            connect_args={"check_same_thread": False, "timeout": 30})
+            # Write-ahead log: a turn's reads do not wait for another conversation's write.
+            sa.event.listen(self.engine, "connect", _sqlite_wal)
             self.sessionmaker.configure(bind=self.engine)
             old.dispose()
         _meta.create_all(self.engine)

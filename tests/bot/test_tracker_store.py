@@ -260,6 +260,9 @@ def test_connections_are_kept_and_used_from_worker_threads(tracker_url: str, dom
 
     ours, _ = stores(tracker_url, domain)
     assert not isinstance(ours.engine.pool, sa.pool.NullPool)  # SQLite: not a new file handle per query
+    if tracker_url.startswith("sqlite"):
+        with ours.engine.connect() as c:  # reads do not wait for another conversation's write
+            assert c.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
 
     async def many() -> int:
         await asyncio.gather(*(ours.save(DialogueStateTracker.from_events(f"kept-{i}", turn(i), domain.slots))
