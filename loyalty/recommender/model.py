@@ -2,8 +2,10 @@
 
 For a member with a history, candidates are the items they bought, the items
 most similar to their (recency-weighted) purchases, the items that tend to
-follow their recent orders, and what is trending. A learned linear ranker
-weighs the candidate features (see :mod:`loyalty.recommender.features`).
+follow their recent orders, their favourite categories' best-sellers and
+what is trending. Learned rankers (boosted trees blended with a logistic
+screen; logistic alone for small shops) weigh the candidate features (see
+:mod:`loyalty.recommender.features` and :mod:`loyalty.recommender.ranker`).
 A member without a history gets what sells in their segment, store and city.
 """
 

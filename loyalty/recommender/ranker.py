@@ -1,7 +1,9 @@
 """The learned weighting of the candidate features.
 
-A logistic regression, fit on each training user's last order held out from
-their earlier history, decides how much own repeat behaviour, collaborative
+:class:`TreeRanker` (boosted trees in flat arrays, with a logistic screen
+that shortlists rows and is blended in) is the default; the logistic
+ranker below serves small shops and is the screen. The logistic regression,
+fit on held-out orders (see ``Recommender._fit_ranker``), decides how much own repeat behaviour, collaborative
 signal and popularity count. Optional pairwise products of chosen features
 let it learn interactions (a frequent item that is also trending, a re-buyer
 whose item is due again) while serving stays one dot product.
