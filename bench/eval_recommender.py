@@ -51,6 +51,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--time-col", default="InvoiceDate")
     p.add_argument("--qty-col", default="Quantity", help="'none' if there is no quantity column")
     p.add_argument("--price-col", default="UnitPrice", help="'none' if there is no price column")
+    p.add_argument("--category-col", default=None,
+                   help="the item's category column (numeric reader; 'category' with --synthetic), "
+                        "'none' for none; only our method reads it")
     p.add_argument("--cancel-prefix", default="C",
                    help="basket ids starting with it are cancellations; 'none' to keep all")
     p.add_argument("--exclude-items", default=DEFAULT_EXCLUDE_ITEMS,
@@ -116,9 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.synthetic:
         args.user_col, args.item_col, args.basket_col, args.time_col = "member", "sku", "order_id", "paid_at"
         args.qty_col, args.price_col, args.cancel_prefix, args.numeric = "qty", "none", "none", True
+        args.category_col = args.category_col or "category"
     columns = ColumnMap(
         user=args.user_col, item=args.item_col, basket=args.basket_col, time=args.time_col,
-        qty=_none(args.qty_col), price=_none(args.price_col),
+        qty=_none(args.qty_col), price=_none(args.price_col), category=_none(args.category_col),
     )
     rules = CleanRules(cancel_prefix=_none(args.cancel_prefix), exclude_items=_none(args.exclude_items))
     t0 = time.perf_counter()
@@ -130,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"data: {args.csv}")
     print(f"rows {report.rows}, kept {report.kept}, dropped {report.dropped}")
+    if data.item_category is not None:
+        print(f"item categories: {int(data.item_category.max()) + 1} (used by ours only)")
     print(f"users {data.n_users}, items {data.n_items}, basket lines {data.user.size}, "
           f"baskets {int(data.basket.max()) + 1} (loaded in {time.perf_counter() - t0:.1f}s)")
     splits = []

@@ -8,6 +8,7 @@ under test only ever see NumPy arrays.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import gzip
 import io
 import re
@@ -34,6 +35,7 @@ class ColumnMap:
     time: str = "InvoiceDate"
     qty: str | None = "Quantity"
     price: str | None = "UnitPrice"
+    category: str | None = None  # the item's catalogue category (read when the file has it)
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,7 @@ class Transactions:
     basket: np.ndarray  # int32 per line
     time: np.ndarray  # int64 seconds per line (its basket's time)
     qty: np.ndarray  # float64 per line
+    item_category: np.ndarray | None = None  # int64 per item (-1 unknown), if the file has one
 
     @property
     def n_users(self) -> int:
@@ -90,6 +93,7 @@ class Transactions:
             self.basket[mask],
             self.time[mask],
             self.qty[mask],
+            self.item_category,
         )
 
 
@@ -261,6 +265,8 @@ def load_numeric(
         cols = [_column_index(header, name, what) for name, what in (
             (columns.user, "user"), (columns.item, "item"), (columns.basket, "basket"),
             (columns.time, "time"), (columns.qty, "quantity"))]
+        # Older files have no category column: then there is none.
+        cols.append(header.index(columns.category) if columns.category in header else None)
         width = len(header)
         parts: list[list[np.ndarray]] = [[] for _ in cols]
         rest = b""
@@ -286,7 +292,7 @@ def load_numeric(
         raise ValueError(f"{path} has no data rows")
     table = [np.concatenate(p) if p else None for p in parts]
     del parts
-    user, item, basket, when, qty_col = table
+    user, item, basket, when, qty_col, cat_col = table
     report = CleanReport(rows=int(user.size))  # type: ignore[union-attr]
     keep = np.ones(report.rows, dtype=bool)
     if qty_col is not None:
@@ -307,8 +313,14 @@ def load_numeric(
     if report.kept < report.rows:
         user, item, basket, when = (a[keep] for a in (user, item, basket, when))  # type: ignore[index]
         qty_col = qty_col[keep] if qty_col is not None else None
+        cat_col = cat_col[keep] if cat_col is not None else None
     qty = qty_col.astype(np.float64) if qty_col is not None else np.ones(report.kept)
-    return _index_numeric(user, item, basket, when, qty), report  # type: ignore[arg-type]
+    out = _index_numeric(user, item, basket, when, qty)  # type: ignore[arg-type]
+    if cat_col is not None:
+        # One category per item: the one on its first line (a catalogue has one per SKU).
+        _, first = np.unique(item, return_index=True)  # same order as out.item_labels
+        out = dataclasses.replace(out, item_category=cat_col[first].astype(np.int64))
+    return out, report
 
 
 def _index_numeric(users: np.ndarray, items: np.ndarray, baskets: np.ndarray, times: np.ndarray,

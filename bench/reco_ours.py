@@ -19,7 +19,8 @@ class OursMethod:
 
     def fit(self, train: Transactions) -> None:
         data = Interactions(train.user, train.item, train.time.astype(np.float64), train.basket, train.qty)
-        self._model = Recommender(self.config).fit(data, train.n_users, train.n_items)
+        self._model = Recommender(self.config).fit(data, train.n_users, train.n_items,
+                                                   category=train.item_category)
 
     def recommend(self, user: int, k: int, exclude: np.ndarray | None, now: int) -> np.ndarray:
         # In "new" mode the harness excludes exactly the user's past items: ask for discovery.

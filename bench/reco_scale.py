@@ -30,7 +30,8 @@ from loyalty.recommender import store  # noqa: E402
 from loyalty.recommender.data import Interactions  # noqa: E402
 from loyalty.recommender.model import Recommender  # noqa: E402
 
-SYNTH = ColumnMap(user="member", item="sku", basket="order_id", time="paid_at", qty="qty", price=None)
+SYNTH = ColumnMap(user="member", item="sku", basket="order_id", time="paid_at", qty="qty", price=None,
+                  category="category")
 
 
 def _rss_mb() -> float:
@@ -62,9 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     data = Interactions(tx.user, tx.item, tx.time.astype(np.float64), tx.basket)
     now = float(tx.time.max() // 3600 * 3600) + 3600.0 + 60.0  # early in an hour
     lines_per_user = np.bincount(tx.user, minlength=tx.n_users)
+    category = tx.item_category
     del tx
     t0 = time.perf_counter()
-    model = Recommender().fit(data, int(lines_per_user.size), int(data.item.max()) + 1)
+    model = Recommender().fit(data, int(lines_per_user.size), int(data.item.max()) + 1, category=category)
     fit_s = time.perf_counter() - t0
     print(f"fit {fit_s:.0f} s; peak RSS of the process {_rss_mb():,.0f} MB")
     if a.save:

@@ -20,8 +20,9 @@ The structure is what a recommender has to find in a real chain:
 - uneven activity: trips per member are log-normal, so some members have long
   histories and many have two or three orders.
 
-Columns: ``member,sku,order_id,paid_at,qty`` (paid_at in Unix seconds), all
-integers, which the harness reads with its fast numeric path:
+Columns: ``member,sku,order_id,paid_at,qty,category`` (paid_at in Unix seconds,
+category the SKU's category as a retailer's catalogue has it), all integers,
+which the harness reads with its fast numeric path:
 
     .venv/bin/python bench/eval_recommender.py /tmp/chain-1m.csv --synthetic
 """
@@ -39,7 +40,7 @@ import numpy as np
 
 DAY = 86_400
 START = 1_704_067_200  # 2024-01-01T00:00:00Z
-HEADER = "member,sku,order_id,paid_at,qty\n"
+HEADER = "member,sku,order_id,paid_at,qty,category\n"
 
 
 @dataclass(frozen=True)
@@ -224,7 +225,7 @@ def write(path: str, shape: ChainShape, chunk: int = 20_000,
             # Steer the next chunk towards the target number of lines.
             boost = float(np.clip(boost * (shape.lines / shape.members * n) / max(m.size, 1), 1.0, 4.0))
             qty = 1 + rng.poisson(0.3, m.size)
-            block = np.column_stack([m, i, o, t, qty])
+            block = np.column_stack([m, i, o, t, qty, cat.category[i]])
             np.savetxt(out, block, fmt="%d", delimiter=",")
             total += m.size
             log(f"members {first + n:>9,}/{shape.members:,}  lines {total:>11,}  "

@@ -35,6 +35,9 @@ FEATURES = (
     "log_recent_7",  # purchase events in the 7 days before now
     "in_last_order",  # the item was in the user's latest order
     "log_cf_knn",  # what the most similar customers buy (TIFU-kNN style)
+    "log_days_idle",  # log(1 + days since the user's latest order): next basket or weeks ahead
+    "cat_share",  # share of the user's decayed purchases in the item's category
+    "log_cat_pop",  # log(cat_share x the item's share of its category's buyers)
 )
 N_FEATURES = len(FEATURES)
 # Features whose pairwise products the main ranker uses when Config.interactions is on.
@@ -82,9 +85,13 @@ def _spread(sim: sp.csr_matrix, rows: np.ndarray, weights: np.ndarray) -> np.nda
     return np.asarray(sim[rows].T @ weights).ravel()
 
 
-def candidates(hist: UserHistory, user: int, now: float, stats: ItemStats, cfg: FeatureConfig
-               ) -> Candidates:
-    """Bought items, the best collaborative and trending items, and a feature row for each."""
+def candidates(hist: UserHistory, user: int, now: float, stats: ItemStats, cfg: FeatureConfig,
+               category: np.ndarray | None = None) -> Candidates:
+    """Bought items, the best collaborative, in-category and trending items, and a feature row for each.
+
+    ``category`` (one integer per item, -1 unknown) adds the user's favourite
+    categories' best-sellers to the candidates; without it the category features are 0.
+    """
     uniq, inv = np.unique(hist.item, return_inverse=True)
     age = np.maximum(now - hist.time, 0.0) / DAY
     orders = np.bincount(inv, minlength=uniq.size).astype(np.float64)
@@ -117,6 +124,13 @@ def candidates(hist: UserHistory, user: int, now: float, stats: ItemStats, cfg: 
         cf_ease = _spread(stats.ease, uniq, w)
         cf_knn = stats.neighbour_scores(uniq, rank_share, user, cfg.user_neighbours)
     recent_30 = stats.recent_counts(now, 30.0)
+    cat_share = cat_pop = np.zeros(n_items)
+    if category is not None and uniq.size and (category >= 0).any():
+        known = category[uniq] >= 0
+        cat_w = np.bincount(category[uniq][known], weights=prof[known],
+                            minlength=int(category.max()) + 1)
+        cat_share = np.where(category >= 0, cat_w[np.maximum(category, 0)], 0.0) / prof.sum()
+        cat_pop = cat_share * stats.in_category(category)
 
     items = np.unique(np.concatenate([
         uniq,
@@ -124,6 +138,7 @@ def candidates(hist: UserHistory, user: int, now: float, stats: ItemStats, cfg: 
         _top(cf_next, cfg.cf_candidates),
         _top(cf_ease, cfg.cf_candidates),
         _top(cf_knn, cfg.cf_candidates),
+        _top(cat_pop, cfg.cf_candidates),
         stats.trending(now, 30.0, cfg.trend_candidates),
     ])).astype(np.int64)
     if uniq.size:
@@ -160,4 +175,7 @@ def candidates(hist: UserHistory, user: int, now: float, stats: ItemStats, cfg: 
     x[:, 17] = np.log1p(stats.recent_counts(now, 7.0)[items])
     x[:, 18] = own(in_last)
     x[:, 19] = np.log(cf_knn[items] + _EPS)
+    x[:, 20] = np.log1p(max(now - float(hist.time.max()), 0.0) / DAY) if uniq.size else 0.0
+    x[:, 21] = cat_share[items]
+    x[:, 22] = np.log(cat_pop[items] + _EPS)
     return Candidates(items, bought, x, uniq, prof)

@@ -2,8 +2,10 @@
 
 For a member with a history, candidates are the items they bought, the items
 most similar to their (recency-weighted) purchases, the items that tend to
-follow their recent orders, and what is trending. A learned linear ranker
-weighs the candidate features (see :mod:`loyalty.recommender.features`).
+follow their recent orders, their favourite categories' best-sellers and
+what is trending. Learned rankers (boosted trees blended with a logistic
+screen; logistic alone for small shops) weigh the candidate features (see
+:mod:`loyalty.recommender.features` and :mod:`loyalty.recommender.ranker`).
 A member without a history gets what sells in their segment, store and city.
 """
 
@@ -20,8 +22,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from loyalty.recommender.data import DAY, HistoryStore, Interactions, UserHistory
-from loyalty.recommender.features import INTERACTING, Candidates, FeatureConfig, candidates
-from loyalty.recommender.ranker import LinearRanker, fit_ranker, quadratic_pairs
+from loyalty.recommender.features import INTERACTING, N_FEATURES, Candidates, FeatureConfig, candidates
+from loyalty.recommender.ranker import LinearRanker, TreeRanker, fit_ranker, fit_trees, quadratic_pairs
 from loyalty.recommender.stats import ItemStats, dedupe, item_stats
 
 # Reason kinds; the service turns them into zh/en sentences.
@@ -30,6 +32,7 @@ BOUGHT_WITH = "bought_with"  # 和你买过的…一起买的人也买了…
 POPULAR = "popular"  # 热销 (qualified by the group level that supplied it)
 
 Progress = Callable[[str, int, int], None]
+Ranker = LinearRanker | TreeRanker
 
 
 @dataclass(frozen=True)
@@ -42,10 +45,25 @@ class Config:
     neighbours: int = 100
     buyers_per_item: int = 300  # strongest buyers per item searched for similar customers
     ranker_users: int = 4000  # users whose held-out order trains the ranker
-    ranker_negatives: float = 1.0  # share of not-bought candidates kept to fit the ranker
+    ranker_negatives: float = 0.3  # share of not-bought candidates kept to fit the ranker
     # Pairwise feature products in the main ranker: on UCI they lift leave-last-basket-out
     # HitRate@10 by ~1% but cost the time split ~3% NDCG@10 and double the fit time.
     interactions: bool = False
+    # "trees": boosted trees (ranker.fit_trees) for both rankers; "linear": logistic regression.
+    ranker: str = "trees"
+    tree_iter: int = 100
+    tree_depth: int = 6
+    tree_leaves: int = 31
+    tree_rate: float = 0.1
+    tree_min_leaf: int = 200
+    tree_min_positives: int = 500  # fewer bought examples: the linear ranker instead
+    tree_blend: float = 1.0  # the linear screen's logit added to the trees' (an ensemble)
+    tree_screen: int = 50  # serving: the trees score the linear screen's best 50 (or 2k) rows only
+    # Extra ranker examples: the last window_days held out, asked at the cut (see _fit_ranker),
+    # for the "new" ranker, the "all" one, "both" or neither ("").
+    window_days: float = 30.0
+    window_for: str = "both"
+    use_category: bool = True  # category share x in-category popularity features and candidates
     group_half_life_days: float = 90.0
     group_prior: float = 20.0  # buyer events a group needs before its own taste dominates
     seed: int = 0
@@ -94,7 +112,7 @@ def _last_orders(u: np.ndarray, b: np.ndarray) -> np.ndarray:
 class Recommender:
     """Fit on order lines, update per order, answer from memory."""
 
-    FORMAT = 2  # bump when the saved layout changes
+    FORMAT = 3  # bump when the saved layout changes
 
     def __init__(self, config: Config | None = None) -> None:
         self.config = config or Config()
@@ -102,8 +120,8 @@ class Recommender:
         self.n_items = 0
         self.stats: ItemStats | None = None
         self.history: HistoryStore | None = None
-        self.ranker_all: LinearRanker | None = None
-        self.ranker_new: LinearRanker | None = None
+        self.ranker_all: Ranker | None = None
+        self.ranker_new: Ranker | None = None
         self.category = np.zeros(0, dtype=np.int64)
         self.available = np.zeros(0, dtype=bool)
         self.groups: dict[str, GroupPopularity] = {}
@@ -155,19 +173,52 @@ class Recommender:
 
     def _fit_ranker(self, u: np.ndarray, i: np.ndarray, t: np.ndarray, b: np.ndarray,
                     progress: Progress | None) -> None:
-        """Hold out each user's last order, learn to predict it from the rest."""
+        """Learn to predict held-out orders from the history before them.
+
+        Two kinds of examples: each user's last order held out from their
+        earlier history (asked at that order's time), and, with
+        ``window_days``, everything bought in the last ``window_days`` days
+        held out from the lines before them (asked at the cut): a request
+        answered for the coming weeks rather than for the very next basket.
+        """
         cfg = self.config
         held = _last_orders(u, b)
-        rest = ~held
-        if not held.any() or not rest.any():
+        if not held.any() or held.all():
             self.ranker_all = self.ranker_new = None  # too little data: fall back to fixed weights
             return
+        x, y, bought = self._examples(u, i, t, b, held, None, progress)
+        xa, ya = x, y
+        xn, yn = x[~bought], y[~bought]
+        cut = float(t.max()) - cfg.window_days * DAY
+        window = t > cut
+        if cfg.window_days > 0 and cfg.window_for and window.any() and not window.all():
+            wx, wy, wb = self._examples(u, i, t, b, window, cut, progress)
+            if cfg.window_for in ("all", "both"):
+                xa, ya = np.vstack([xa, wx]), np.concatenate([ya, wy])
+            if cfg.window_for in ("new", "both"):
+                xn, yn = np.vstack([xn, wx[~wb]]), np.concatenate([yn, wy[~wb]])
+        self.ranker_all = self._learn(xa, ya, cfg.interactions)
+        self.ranker_new = self._learn(xn, yn, False)
+
+    def _examples(self, u: np.ndarray, i: np.ndarray, t: np.ndarray, b: np.ndarray,
+                  held: np.ndarray, now: float | None, progress: Progress | None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Feature rows, labels (bought in the held-out lines) and "bought before" for sampled users.
+
+        Statistics come from the lines not held out only, so no feature sees
+        the answer. ``now`` None: each user is asked at their first held-out line's time.
+        """
+        cfg = self.config
+        rest = ~held
         stats = item_stats(u[rest], i[rest], t[rest], b[rest], self.n_users, self.n_items,
                            shrink=cfg.shrink, neighbours=cfg.neighbours,
                            rank_decay=cfg.features.rank_decay, ease_reg=cfg.ease_reg,
                            buyers_per_item=cfg.buyers_per_item)
         hist = HistoryStore(self.n_users, u[rest], i[rest], t[rest], b[rest])
+        known = np.zeros(self.n_users, dtype=bool)
+        known[u[rest]] = True
         users = np.unique(u[held])
+        users = users[known[users]]
         if users.size > cfg.ranker_users:
             rng = np.random.default_rng(cfg.seed)
             users = np.sort(rng.choice(users, cfg.ranker_users, replace=False))
@@ -176,7 +227,8 @@ class Recommender:
         end = np.searchsorted(hu, users, side="right")
         xs, ys, bs = [], [], []
         for n, (user, s, e) in enumerate(zip(users, start, end, strict=False)):
-            c = candidates(hist.get(int(user)), int(user), float(ht[s]), stats, cfg.features)
+            at = float(ht[s]) if now is None else now
+            c = candidates(hist.get(int(user)), int(user), at, stats, cfg.features, self._category())
             xs.append(c.x)
             ys.append(np.isin(c.items, hi[s:e]))
             bs.append(c.bought)
@@ -184,13 +236,23 @@ class Recommender:
                 progress("ranker examples", n, users.size)
         if progress:
             progress("ranker examples", users.size, users.size)
-        x, y, bought = np.vstack(xs), np.concatenate(ys), np.concatenate(bs)
-        pairs = quadratic_pairs(INTERACTING) if cfg.interactions else None
-        self.ranker_all = (fit_ranker(x, y, pairs, negatives=cfg.ranker_negatives, seed=cfg.seed)
-                           if 0 < y.sum() < y.size else None)
-        yn = y[~bought]
-        self.ranker_new = (fit_ranker(x[~bought], yn, negatives=cfg.ranker_negatives, seed=cfg.seed)
-                           if 0 < yn.sum() < yn.size else None)
+        if not xs:
+            return np.zeros((0, N_FEATURES)), np.zeros(0, dtype=bool), np.zeros(0, dtype=bool)
+        return np.vstack(xs), np.concatenate(ys), np.concatenate(bs)
+
+    def _learn(self, x: np.ndarray, y: np.ndarray, interactions: bool) -> Ranker | None:
+        """The configured kind of ranker on these examples (None without both labels)."""
+        cfg = self.config
+        if not 0 < y.sum() < y.size:
+            return None
+        # Trees need many bought examples to split on; a small shop gets the linear ranker.
+        if cfg.ranker == "trees" and y.sum() >= cfg.tree_min_positives:
+            return fit_trees(x, y, iterations=cfg.tree_iter, leaves=cfg.tree_leaves,
+                             max_depth=cfg.tree_depth, learning_rate=cfg.tree_rate,
+                             min_leaf=cfg.tree_min_leaf, negatives=cfg.ranker_negatives,
+                             screen_keep=cfg.tree_screen, blend=cfg.tree_blend, seed=cfg.seed)
+        pairs = quadratic_pairs(INTERACTING) if interactions else None
+        return fit_ranker(x, y, pairs, negatives=cfg.ranker_negatives, seed=cfg.seed)
 
     def _fit_groups(self, data: Interactions, end: float) -> None:
         """Best-sellers per store / city / segment value, recent buyers weigh more."""
@@ -263,7 +325,10 @@ class Recommender:
         c = self._candidates(hist, int(user), now)
         keep = mask[c.items] & ~(c.bought if exclude_bought else np.zeros(c.items.size, bool))
         ranker = self.ranker_new if exclude_bought else self.ranker_all
-        scores = ranker.score(c.x) if ranker is not None else _fallback_score(c.x)
+        if isinstance(ranker, TreeRanker):
+            scores, keep = ranker.shortlist(c.x, keep, k)
+        else:
+            scores = ranker.score(c.x) if ranker is not None else _fallback_score(c.x)
         picked = _top_k(scores, keep, k)
         out = self._explain(c, picked, scores)
         if len(out) < k:  # narrow categories can leave too few candidates: fill with best-sellers
@@ -276,19 +341,27 @@ class Recommender:
     def _candidates(self, hist: UserHistory, user: int, now: float) -> Candidates:
         """The member's candidates and features, from the cache when asked again within the hour."""
         if self.cache_size <= 0:
-            return candidates(hist, user, now, self.stats, self.config.features)  # type: ignore[arg-type]
+            return candidates(hist, user, now, self.stats, self.config.features,  # type: ignore[arg-type]
+                              self._category())
         key = (user, int(hist.item.size), int(now // 3600))  # a new order changes the size
         with self._cache_lock:
             hit = self._cache.get(key)
             if hit is not None:
                 self._cache.move_to_end(key)
                 return hit
-        c = candidates(hist, user, now, self.stats, self.config.features)  # type: ignore[arg-type]
+        c = candidates(hist, user, now, self.stats, self.config.features,  # type: ignore[arg-type]
+                       self._category())
         with self._cache_lock:
             self._cache[key] = c
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
         return c
+
+    def _category(self) -> np.ndarray | None:
+        """The item categories the features use (None when none is known or they are off)."""
+        if not self.config.use_category or not (self.category >= 0).any():
+            return None
+        return self.category
 
     def _explain(self, c: Candidates, picked: np.ndarray, scores: np.ndarray) -> list[Scored]:
         """Attach a reason to each picked candidate: re-buy, bought-with (and which item), or trending."""

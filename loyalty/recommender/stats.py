@@ -44,6 +44,23 @@ class ItemStats:
     def __post_init__(self) -> None:
         self._recent: dict[tuple[int, float], np.ndarray] = {}
         self._trending: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._in_category: tuple[np.ndarray, np.ndarray] | None = None
+
+    def in_category(self, category: np.ndarray) -> np.ndarray:
+        """Each item's share of its category's buyers (0 for items without a category).
+
+        Computed once per category array (the model's, replaced by set_catalog).
+        """
+        cached = self._in_category
+        if cached is not None and cached[0] is category:
+            return cached[1]
+        known = category >= 0
+        cats = np.where(known, category, 0)
+        totals = np.bincount(cats[known], weights=self.buyers[known],
+                             minlength=int(cats.max()) + 1 if cats.size else 0)
+        share = np.where(known, self.buyers / np.maximum(totals[cats], 1.0), 0.0)
+        self._in_category = (category, share)
+        return share
 
     def neighbour_scores(self, items: np.ndarray, values: np.ndarray, user: int, k: int) -> np.ndarray:
         """What the k customers most like this one buy (their vectors, similarity-weighted).

@@ -23,12 +23,13 @@ import scipy.sparse as sp
 from loyalty.recommender.data import HistoryStore
 from loyalty.recommender.features import FEATURES, FeatureConfig
 from loyalty.recommender.model import Config, GroupPopularity, Recommender
-from loyalty.recommender.ranker import LinearRanker
+from loyalty.recommender.ranker import LinearRanker, TreeRanker
 from loyalty.recommender.stats import ItemStats
 
 PREFIX = "recommender-"
 _SPARSE = ("co_user", "co_next", "ease", "user_unit", "item_buyers")
 _DENSE = ("buyers", "repeat_rate", "event_key", "gap_days", "user_norms")
+_TREE = ("feature", "threshold", "left", "right", "value", "roots")  # TreeRanker's node arrays
 
 
 class ModelFileError(Exception):
@@ -48,6 +49,16 @@ def _get_sparse(arrays: Any, name: str) -> sp.csr_matrix:
     return sp.csr_matrix(
         (arrays[f"{name}.data"], arrays[f"{name}.indices"], arrays[f"{name}.indptr"]), shape=shape
     )
+
+
+def _put_linear(out: dict[str, np.ndarray], name: str, ranker: LinearRanker) -> None:
+    out[f"{name}.weights"] = ranker.weights
+    out[f"{name}.bias"] = np.asarray([ranker.bias])
+    out[f"{name}.pairs"] = ranker.pairs
+
+
+def _get_linear(arrays: Any, name: str) -> LinearRanker:
+    return LinearRanker(arrays[f"{name}.weights"], float(arrays[f"{name}.bias"][0]), arrays[f"{name}.pairs"])
 
 
 def _version(directory: Path) -> str:
@@ -74,11 +85,19 @@ def save(model: Recommender, directory: str | os.PathLike[str]) -> Path:
         "history.basket": hist.basket, "history.indptr": hist.indptr,
         "category": model.category, "available": model.available, "global_pop": model.global_pop,
     })
+    rankers: dict[str, dict[str, Any]] = {}
     for label, ranker in (("ranker_all", model.ranker_all), ("ranker_new", model.ranker_new)):
-        if ranker is not None:
-            arrays[f"{label}.weights"] = ranker.weights
+        if isinstance(ranker, LinearRanker):
+            _put_linear(arrays, label, ranker)
+            rankers[label] = {"kind": "linear"}
+        elif isinstance(ranker, TreeRanker):
+            for name in _TREE:
+                arrays[f"{label}.{name}"] = getattr(ranker, name)
             arrays[f"{label}.bias"] = np.asarray([ranker.bias])
-            arrays[f"{label}.pairs"] = ranker.pairs
+            if ranker.screen is not None:
+                _put_linear(arrays, f"{label}.screen", ranker.screen)
+            rankers[label] = {"kind": "trees", "depth": ranker.depth, "screen": ranker.screen is not None,
+                              "screen_keep": ranker.screen_keep, "blend": ranker.blend}
     for name, g in model.groups.items():
         _put_sparse(arrays, f"group.{name}", g.counts)
         arrays[f"group.{name}.totals"] = g.totals
@@ -93,6 +112,7 @@ def save(model: Recommender, directory: str | os.PathLike[str]) -> Path:
         "trained_until": model.trained_at,
         "end_time": st.end_time,
         "groups": sorted(model.groups),
+        "rankers": rankers,
         "extra": model.extra,
     }
     target = folder / f"{PREFIX}{version}.npz"
@@ -157,11 +177,20 @@ def _build(meta: dict[str, Any], arrays: Any) -> Recommender:
     model.category = arrays["category"]
     model.available = arrays["available"]
     model.global_pop = arrays["global_pop"]
-    for label in ("ranker_all", "ranker_new"):
-        if f"{label}.weights" in arrays.files:
-            setattr(model, label, LinearRanker(arrays[f"{label}.weights"],
-                                               float(arrays[f"{label}.bias"][0]),
-                                               arrays[f"{label}.pairs"]))
+    for label, spec in dict(meta.get("rankers") or {}).items():
+        if label not in ("ranker_all", "ranker_new"):
+            continue
+        if spec["kind"] == "linear":
+            setattr(model, label, _get_linear(arrays, label))
+        elif spec["kind"] == "trees":
+            tree = {name: arrays[f"{label}.{name}"] for name in _TREE}
+            screen = _get_linear(arrays, f"{label}.screen") if spec["screen"] else None
+            setattr(model, label, TreeRanker(**tree, depth=int(spec["depth"]),
+                                             bias=float(arrays[f"{label}.bias"][0]),
+                                             screen=screen, screen_keep=int(spec["screen_keep"]),
+                                             blend=float(spec["blend"])))
+        else:
+            raise ValueError(f"unknown ranker kind {spec['kind']!r}")
     model.groups = {
         name: GroupPopularity(_get_sparse(arrays, f"group.{name}"), arrays[f"group.{name}.totals"])
         for name in meta["groups"]

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from bench import synth_chain
-from bench.reco_data import CleanRules, ColumnMap, load_numeric, load_transactions
+from bench.reco_data import CleanRules, ColumnMap, leave_last_basket_out, load_numeric, load_transactions
 
-SYNTH = ColumnMap(user="member", item="sku", basket="order_id", time="paid_at", qty="qty", price=None)
+SYNTH = ColumnMap(user="member", item="sku", basket="order_id", time="paid_at", qty="qty", price=None,
+                  category="category")
 
 
 @pytest.fixture(scope="module")
@@ -24,11 +25,13 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, synth_chain.Ch
 def test_sizes_and_columns(chain: tuple[str, synth_chain.ChainShape]) -> None:
     path, shape = chain
     lines = Path(path).read_text(encoding="ascii").splitlines()
-    assert lines[0] == "member,sku,order_id,paid_at,qty"
+    assert lines[0] == "member,sku,order_id,paid_at,qty,category"
     rows = np.array([[int(v) for v in line.split(",")] for line in lines[1:]])
     assert 0.8 * shape.lines <= rows.shape[0] <= 1.2 * shape.lines
     assert rows[:, 0].max() < shape.members and rows[:, 1].max() < shape.skus
     assert (rows[:, 4] >= 1).all()
+    cat = synth_chain.make_catalogue(shape, np.random.default_rng(shape.seed))
+    assert (rows[:, 5] == cat.category[rows[:, 1]]).all()  # the catalogue's category of the SKU
     # One line per (order, sku); an order belongs to one member at one time.
     assert np.unique(rows[:, [2, 1]], axis=0).shape[0] == rows.shape[0]
     per_order = np.unique(rows[:, [2, 0, 3]], axis=0)
@@ -63,7 +66,7 @@ def test_the_fast_reader_cleans_and_indexes_like_the_general_one(
     path, _ = chain
     text = Path(path).read_text(encoding="ascii").splitlines()
     # Add a returned line (qty 0) and check both readers drop it.
-    text.append("1,2,999999,1704067300,0")
+    text.append("1,2,999999,1704067300,0,0")
     dirty = tmp_path / "dirty.csv"
     dirty.write_text("\n".join(text) + "\n", encoding="ascii")
     rules = CleanRules(cancel_prefix=None, exclude_items=None)
@@ -75,6 +78,13 @@ def test_the_fast_reader_cleans_and_indexes_like_the_general_one(
         return sorted(zip(d.user_labels[d.user], d.item_labels[d.item], d.time.tolist(), strict=True))
 
     assert lines(fast) == lines(slow)
+    # The fast reader keeps each item's category (for our method only); the general one has none.
+    assert fast.item_category is not None and slow.item_category is None
+    rows = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.int64)
+    by_sku = dict(zip(rows[:, 1].tolist(), rows[:, 5].tolist(), strict=False))
+    assert all(by_sku[int(label)] == c for label, c in zip(fast.item_labels, fast.item_category, strict=True))
+    split = leave_last_basket_out(fast)
+    assert split.train.item_category is fast.item_category
 
 
 def test_the_fast_reader_refuses_non_numbers(tmp_path: Path) -> None:
