@@ -62,8 +62,8 @@ from rasa.shared.nlu.constants import INTENT_NAME_KEY
 log = logging.getLogger(__name__)
 
 # Events kept in memory (EventCache): conversations, events per conversation, seconds idle.
-CACHE_CONVERSATIONS = 512
-CACHE_EVENTS = 200
+CACHE_CONVERSATIONS = 256
+CACHE_EVENTS = 120
 CACHE_SECONDS = 600.0
 # Rows read back for the latest turn's messages (a turn's replies are a handful).
 LATEST_TURN_ROWS = 20
