@@ -23,7 +23,8 @@ intent). :class:`IndexedRulePolicy` first narrows them to the rules whose last
 state can match the current one, by its previous action, with the same
 index for every prediction; the remaining rules get Rasa's own full check,
 so it finds the same rules. It also formats the states for its debug line
-only when debug lines are written.
+only when debug lines are written, and replays the tracker once per
+prediction where Rasa replays it twice (by text, then by intent).
 
 Training, ``rasa test`` and ``rasa shell`` are unchanged; ``python -m
 bot.rasa_run`` (how the launcher starts Rasa) installs it.
@@ -31,6 +32,7 @@ bot.rasa_run`` (how the launcher starts Rasa) installs it.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import logging
@@ -137,6 +139,30 @@ class RuleIndex:
             [k for keys in self.by_action.values() for k in keys]
 
 
+class _ReplayedOnce:
+    """``TrackerFeaturizer._create_states`` that answers a repeated call for the same tracker, as it
+    stands, from the last replay (a deep copy: the featurizer edits the states it is given)."""
+
+    def __init__(self, create_states: Any) -> None:
+        self._create_states = create_states
+        self._last: tuple[Any, tuple[Any, ...], list[State]] | None = None
+        self.replays = self.answered = 0  # for the tests
+
+    def __call__(self, tracker: DialogueStateTracker, domain: Domain, omit_unset_slots: bool = False,
+                 ignore_rule_only_turns: bool = False, rule_only_data: dict[str, Any] | None = None) -> list[State]:
+        key = (len(tracker.events), id(domain), omit_unset_slots, ignore_rule_only_turns,
+               json.dumps(rule_only_data, sort_keys=True, default=str))
+        last = self._last
+        if last is not None and last[0] is tracker and last[1] == key:
+            self.answered += 1
+            return copy.deepcopy(last[2])
+        self.replays += 1
+        states = self._create_states(tracker, domain, omit_unset_slots=omit_unset_slots,
+                                     ignore_rule_only_turns=ignore_rule_only_turns, rule_only_data=rule_only_data)
+        self._last = (tracker, key, copy.deepcopy(states))
+        return states
+
+
 class IndexedRulePolicy(RulePolicy):
     """RulePolicy that checks only the rules whose last state can match the conversation's."""
 
@@ -150,6 +176,24 @@ class IndexedRulePolicy(RulePolicy):
         if not logging.getLogger("rasa.core.policies.rule_policy").isEnabledFor(logging.DEBUG):
             return ""
         return RulePolicy.format_tracker_states(states)
+
+    def _prediction_states(
+        self,
+        tracker: DialogueStateTracker,
+        domain: Domain,
+        use_text_for_last_user_input: bool = False,
+        rule_only_data: dict[str, Any] | None = None,
+    ) -> list[State]:
+        """Rasa's states, with the tracker replayed once per prediction instead of twice.
+
+        After a shopper's message RulePolicy asks for the states twice (the message by its text,
+        then by its intent); both come from the same replay of the tracker (``past_states``), and
+        only the last state differs, which the featurizer sets on its own copy.
+        """
+        featurizer: Any = self.featurizer
+        if featurizer is not None and "_create_states" not in featurizer.__dict__:
+            featurizer._create_states = _ReplayedOnce(type(featurizer)._create_states)
+        return super()._prediction_states(tracker, domain, use_text_for_last_user_input, rule_only_data)
 
     def _get_possible_keys(self, lookup: dict[str, str], states: list[State]) -> set[str]:
         if not states:

@@ -89,6 +89,12 @@ def test_every_story_step_gets_the_same_prediction(graphs: tuple[Any, Any, Any, 
             assert got.max_confidence == pytest.approx(expected.max_confidence)
             assert [type(e) for e in got.events] == [type(e) for e in expected.events]
     assert steps >= 400
+    # RulePolicy replayed each tracker once where Rasa replays it twice after a shopper's message.
+    rule_node = next(n for n in ours._instantiated_nodes.values()
+                     if isinstance(n._component, rules_first.IndexedRulePolicy))
+    replayed = rule_node._component.featurizer._create_states
+    assert isinstance(replayed, rules_first._ReplayedOnce)
+    assert replayed.answered > 0 and replayed.replays <= steps  # at most one replay per prediction
     # Both branches ran: TED stood aside on decided steps and still predicted the rest.
     assert rules_first.RulesFirstTEDPolicy.skipped - ted_skipped >= steps // 2
     assert by_ted > 0
