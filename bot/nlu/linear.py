@@ -34,6 +34,7 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 from scipy.sparse import csr_matrix, hstack
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
+from sklearn.utils.extmath import safe_sparse_dot, softmax
 
 from bot.nlu.normalise import intent_text
 
@@ -46,6 +47,21 @@ VOCABULARY = "vocabulary.json"
 def prepare(text: str) -> str:
     """NFKC (full-width letters and digits become plain) and lower case."""
     return unicodedata.normalize("NFKC", text).lower()
+
+
+def probabilities_of(model: LogisticRegression, features: Any) -> np.ndarray:
+    """``model.predict_proba(features)``, without checking the features again for every message.
+
+    scikit-learn validates its input on each call (fitted model, array type, feature count):
+    most of the classifier's time for one short message. The features come from this
+    component, so for a multinomial model this computes what ``predict_proba`` computes, with
+    its own functions in its order (the same numbers); any other model goes through it.
+    """
+    ovr = model.multi_class in ("ovr", "warn") or (
+        model.multi_class == "auto" and (model.classes_.size <= 2 or model.solver == "liblinear"))
+    if ovr or model.coef_.shape[0] == 1 or features.shape[1] != model.coef_.shape[1]:
+        return model.predict_proba(features)
+    return softmax(safe_sparse_dot(features, model.coef_.T, dense_output=True) + model.intercept_, copy=False)
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True)
@@ -159,7 +175,7 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
         todo = [m for m in messages if m.get(TEXT)]
         if not todo:
             return messages
-        probabilities = self.model.predict_proba(self._features(todo))
+        probabilities = probabilities_of(self.model, self._features(todo))
         classes = [str(c) for c in self.model.classes_]
         length = int(self.config["ranking_length"]) or len(classes)
         for message, row in zip(todo, probabilities, strict=True):

@@ -53,3 +53,22 @@ def test_train_store_load_and_rank(tmp_path: Path) -> None:
     again = [message("我积分多少")]
     clf.process(again)
     assert again[0].get("intent") == probe[0].get("intent")
+
+
+def test_probabilities_are_exactly_scikit_learns() -> None:
+    import numpy as np
+    from scipy.sparse import csr_matrix, hstack
+    from sklearn.linear_model import LogisticRegression
+
+    from bot.nlu.linear import probabilities_of
+
+    rng = np.random.default_rng(7)
+    dense = rng.random((60, 8)).astype(np.float32)
+    sparse = csr_matrix((rng.random((60, 40)) > 0.8) * rng.random((60, 40)))
+    features = hstack([sparse, csr_matrix(dense * 2.0)]).tocsr()
+    for classes in (4, 2):
+        labels = rng.integers(0, classes, 60)
+        for model in (LogisticRegression(C=30, max_iter=500), LogisticRegression(multi_class="ovr", max_iter=500)):
+            model.fit(features, labels)
+            # The same numbers, not close ones: the intent and its confidence must not move.
+            assert np.array_equal(probabilities_of(model, features[:5]), model.predict_proba(features[:5]))
