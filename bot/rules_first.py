@@ -141,7 +141,7 @@ class RuleIndex:
 
 class _ReplayedOnce:
     """``TrackerFeaturizer._create_states`` that answers a repeated call for the same tracker, as it
-    stands, from the last replay (a deep copy: the featurizer edits the states it is given)."""
+    stands, from the last replay (a copy: the featurizer edits the states it is given)."""
 
     def __init__(self, create_states: Any) -> None:
         self._create_states = create_states
@@ -155,12 +155,22 @@ class _ReplayedOnce:
         last = self._last
         if last is not None and last[0] is tracker and last[1] == key:
             self.answered += 1
-            return copy.deepcopy(last[2])
+            return _copy_states(last[2])
         self.replays += 1
         states = self._create_states(tracker, domain, omit_unset_slots=omit_unset_slots,
                                      ignore_rule_only_turns=ignore_rule_only_turns, rule_only_data=rule_only_data)
-        self._last = (tracker, key, copy.deepcopy(states))
+        self._last = (tracker, key, _copy_states(states))
         return states
+
+
+def _copy_states(states: list[State]) -> list[State]:
+    """A copy the featurizer may edit: states are dicts of sub-state dicts whose values are texts,
+    numbers and tuples, so copying both dict levels is a deep copy (``copy.deepcopy`` is slow here)."""
+    return [{kind: dict(sub) if isinstance(sub, dict) and all(isinstance(v, _FLAT) for v in sub.values())
+             else copy.deepcopy(sub) for kind, sub in state.items()} for state in states]
+
+
+_FLAT = (str, int, float, bool, tuple, type(None))
 
 
 class IndexedRulePolicy(RulePolicy):
