@@ -85,9 +85,10 @@ def create_app(token: str, actions: str = "actions", *, auto_reload: bool = Fals
         return response.json({"error": "unauthorized"}, status=401)
 
     app.register_middleware(require_token, "request")
-    _observe(app)
-    # After the token check: only Rasa gets to hand over a domain (bot/domain_digest.py).
+    # After the token check: only Rasa gets to hand over a domain (bot/domain_digest.py). Before
+    # the metrics: a call refused for an unknown domain ran no action and is not counted.
     domain_digest.remember_domains(app)
+    _observe(app)
 
     @app.get("/health/ready")
     async def ready(request: Request) -> HTTPResponse:
