@@ -81,7 +81,7 @@ def decides(rule: PolicyPrediction, tracker: DialogueStateTracker, domain: Domai
 class RulesFirst(Policy):
     """A policy that stands aside when the rule's prediction for this step is decisive."""
 
-    skipped = 0  # steps not predicted (per class), for the bench and the tests
+    skipped = 0  # steps not predicted (per class), for the tests
 
     def predict_action_probabilities(  # type: ignore[override]
         self,

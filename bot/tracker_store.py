@@ -310,10 +310,8 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
 
     async def exists(self, conversation_id: str) -> bool:
         def query() -> bool:
-            table = self.SQLEvent.__table__
             with self.engine.connect() as c:
-                return c.execute(sa.select(table.c.id).where(table.c.sender_id == conversation_id).limit(1)).first() \
-                    is not None
+                return c.execute(self._any_event, {"sid": conversation_id}).first() is not None
         return await asyncio.to_thread(query)
 
     # ------------------------------------------------------------ writing

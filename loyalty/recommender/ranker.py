@@ -49,6 +49,18 @@ class LinearRanker:
         return np.einsum("ij,j->i", expand(x, self.pairs), self.weights) + self.bias
 
 
+def _examples(x: np.ndarray, y: np.ndarray, negatives: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rows a ranker is fit on: both labels must be there; ``negatives`` < 1 keeps only that
+    share of the 0-labelled rows (it shifts the bias, not the ranking, and fits several times faster)."""
+    y = np.asarray(y, dtype=bool)
+    if y.all() or not y.any():
+        raise ValueError("ranker needs both bought and not-bought examples")
+    if negatives < 1.0:
+        keep = y | (np.random.default_rng(seed).random(y.size) < negatives)
+        x, y = x[keep], y[keep]
+    return x, y
+
+
 def fit_ranker(x: np.ndarray, y: np.ndarray, pairs: np.ndarray | None = None,
                c: float = 1.0, negatives: float = 1.0, seed: int = 0) -> LinearRanker:
     """Fit on feature rows and 0/1 labels; needs at least one row of each label.
@@ -56,12 +68,7 @@ def fit_ranker(x: np.ndarray, y: np.ndarray, pairs: np.ndarray | None = None,
     ``negatives`` < 1 keeps only that share of the 0-labelled rows: it shifts
     the bias but not the ranking, and makes fitting several times faster.
     """
-    y = np.asarray(y, dtype=bool)
-    if y.all() or not y.any():
-        raise ValueError("ranker needs both bought and not-bought examples")
-    if negatives < 1.0:
-        keep = y | (np.random.default_rng(seed).random(y.size) < negatives)
-        x, y = x[keep], y[keep]
+    x, y = _examples(x, y, negatives, seed)
     pairs = np.zeros((0, 2), dtype=np.int64) if pairs is None else np.asarray(pairs, dtype=np.int64)
     z = expand(x, pairs)
     scaler = StandardScaler().fit(z)
@@ -140,12 +147,7 @@ def fit_trees(x: np.ndarray, y: np.ndarray, *, iterations: int = 100, leaves: in
     from sklearn.ensemble import HistGradientBoostingClassifier
     from threadpoolctl import threadpool_limits
 
-    y = np.asarray(y, dtype=bool)
-    if y.all() or not y.any():
-        raise ValueError("ranker needs both bought and not-bought examples")
-    if negatives < 1.0:
-        keep = y | (np.random.default_rng(seed).random(y.size) < negatives)
-        x, y = x[keep], y[keep]
+    x, y = _examples(x, y, negatives, seed)
     # One OpenMP thread: with two, a fit on a busy machine spent most of its time with one
     # thread waiting for the other (10k-member chain: 330 s against 92 s when quieter).
     with threadpool_limits(threads, "openmp"):

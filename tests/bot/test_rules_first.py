@@ -133,9 +133,6 @@ def test_a_schema_without_one_rule_policy_is_left_alone(graphs: tuple[Any, Any, 
     from rasa.core.policies.rule_policy import RulePolicy
     from rasa.engine.graph import GraphSchema
 
-    from tests.support.stack import MODEL as model
-
-    assert model.exists()
     rasa_own = graphs[0]
     nodes = {name: node for name, node in rasa_own._graph_schema.nodes.items() if node.uses is not RulePolicy}
     schema = GraphSchema(nodes)
