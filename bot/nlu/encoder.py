@@ -28,6 +28,8 @@ a fresh one; training data is encoded without the cache.
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -43,6 +45,7 @@ from rasa.shared.nlu.constants import FEATURE_TYPE_SENTENCE, FEATURE_TYPE_SEQUEN
 from rasa.shared.nlu.training_data.features import Features
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
+from threadpoolctl import ThreadpoolController
 
 from bot.nlu.normalise import intent_text
 
@@ -59,9 +62,11 @@ class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
 
     @staticmethod
     def get_default_config() -> dict[str, Any]:
-        """``num_threads``: the encoder's threads (1 leaves the other core to Rasa);
-        ``prefix``: e5's ``query`` or ``passage`` prefix (``query`` suits short questions)."""
-        return {**DenseFeaturizer.get_default_config(), "num_threads": 1, "prefix": "query"}
+        """``num_threads``: the encoder's threads while serving (1 leaves the other core to Rasa);
+        ``training_threads``: its threads for the training examples (0: one per core, since
+        training has the machine to itself); ``prefix``: e5's ``query`` or ``passage`` prefix
+        (``query`` suits short questions)."""
+        return {**DenseFeaturizer.get_default_config(), "num_threads": 1, "training_threads": 0, "prefix": "query"}
 
     @staticmethod
     def required_packages() -> list[str]:
@@ -74,6 +79,11 @@ class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
         self._model = E5(num_threads=int(self._config["num_threads"]))
         self._is_query = self._config["prefix"] == "query"
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        # The engine's OpenMP runtime may have started before E5 set its thread count (scikit-learn
+        # loads the same libgomp first), and OpenMP keeps a count per thread: each thread that
+        # encodes sets its own once (see _own_threads).
+        self._openmp = ThreadpoolController().select(user_api="openmp")
+        self._counted = threading.local()
 
     @classmethod
     def create(
@@ -115,8 +125,15 @@ class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
             out[i] = vector
         return out
 
+    def _own_threads(self) -> None:
+        """Give the calling thread the serving thread count (``num_threads``), once per thread."""
+        if not getattr(self._counted, "done", False):
+            self._openmp.limit(limits=int(self._config["num_threads"]))
+            self._counted.done = True
+
     def process(self, messages: list[Message]) -> list[Message]:
         """Add the sentence vector (and per-token copies) to each message that has text and tokens."""
+        self._own_threads()
         return self._featurize(messages, self.cached)
 
     def _featurize(self, messages: list[Message], encode: Callable[[list[str]], np.ndarray]) -> list[Message]:
@@ -133,6 +150,12 @@ class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
         return messages
 
     def process_training_data(self, training_data: TrainingData) -> TrainingData:
-        """Featurise every training example (in batches, without the cache)."""
-        self._featurize(training_data.training_examples, self.encode)
+        """Featurise every training example (in batches, without the cache), on every core.
+
+        The calling thread's OpenMP thread count is raised for the training batches alone and
+        put back afterwards.
+        """
+        threads = int(self._config["training_threads"]) or os.cpu_count() or 1
+        with self._openmp.limit(limits=threads):
+            self._featurize(training_data.training_examples, self.encode)
         return training_data

@@ -9,6 +9,7 @@ from rasa.nlu.tokenizers.tokenizer import Token
 from rasa.shared.nlu.constants import FEATURE_TYPE_SENTENCE, FEATURE_TYPE_SEQUENCE, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
+from threadpoolctl import threadpool_info
 
 from bot.nlu import encoder
 from bot.nlu.encoder import SentenceEncoderFeaturizer
@@ -65,3 +66,28 @@ def test_training_examples_do_not_fill_the_cache(featurizer: SentenceEncoderFeat
     featurizer.process_training_data(data)
     assert all(sentence(m).shape == (1, 384) for m in data.training_examples)
     assert not featurizer._cache
+
+
+def openmp_threads() -> set[int]:
+    """The OpenMP thread counts the calling thread would use."""
+    return {p["num_threads"] for p in threadpool_info() if p["internal_api"] == "openmp"}
+
+
+def test_training_examples_are_encoded_on_every_core_as_serving_encodes_them() -> None:
+    featurizer = SentenceEncoderFeaturizer(
+        {**SentenceEncoderFeaturizer.get_default_config(), "alias": "e5", "training_threads": 2}, "e5")
+    texts = ["积分什么时候到账", "which coupons can I still get", "我想要 member code"]
+    served = featurizer.process([message(t) for t in texts])
+    assert openmp_threads() == {1}  # serving: one thread, whatever the runtime started with
+
+    seen: list[set[int]] = []
+    original = featurizer.encode
+    featurizer.encode = lambda batch: seen.append(openmp_threads()) or original(batch)  # type: ignore[method-assign]
+    try:
+        training = featurizer.process_training_data(TrainingData([message(t) for t in texts]))
+    finally:
+        del featurizer.encode
+    assert seen == [{2}]
+    assert openmp_threads() == {1}  # put back for serving
+    for a, b in zip(training.training_examples, served, strict=True):
+        assert np.allclose(sentence(a), sentence(b), atol=1e-5)
