@@ -38,6 +38,11 @@ FEATURES = (
     "log_days_idle",  # log(1 + days since the user's latest order): next basket or weeks ahead
     "cat_share",  # share of the user's decayed purchases in the item's category
     "log_cat_pop",  # log(cat_share x the item's share of its category's buyers)
+    "cf_svd",  # the user's decayed profile through the latent item factors (PureSVD)
+    "own_gap_ratio",  # bought x log(1 + days since last purchase / the user's own interval for it)
+    "log_own_gap",  # bought x log(1 + the user's own days between purchases of it)
+    "cluster_share",  # cat_share over the learned item groups (ItemStats.clusters)
+    "log_cluster_pop",  # log_cat_pop over the learned item groups
 )
 N_FEATURES = len(FEATURES)
 # Features whose pairwise products the main ranker uses when Config.interactions is on.
@@ -59,6 +64,7 @@ class FeatureConfig:
     user_neighbours: int = 300
     cf_candidates: int = 100
     trend_candidates: int = 50
+    svd_candidates: int = 100
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,19 @@ def _spread(sim: sp.csr_matrix, rows: np.ndarray, weights: np.ndarray) -> np.nda
     return np.asarray(sim[rows].T @ weights).ravel()
 
 
+def _group_affinity(group: np.ndarray | None, uniq: np.ndarray, prof: np.ndarray, stats: ItemStats
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Per item, the share of the user's decayed purchases in its group, and that x the item's
+    share of its group's buyers (zeros without groups)."""
+    n_items = stats.buyers.size
+    if group is None or not uniq.size or not (group >= 0).any():
+        return np.zeros(n_items), np.zeros(n_items)
+    known = group[uniq] >= 0
+    w = np.bincount(group[uniq][known], weights=prof[known], minlength=int(group.max()) + 1)
+    share = np.where(group >= 0, w[np.maximum(group, 0)], 0.0) / prof.sum()
+    return share, share * stats.in_category(group)
+
+
 def candidates(hist: UserHistory, user: int, now: float, stats: ItemStats, cfg: FeatureConfig,
                category: np.ndarray | None = None) -> Candidates:
     """Bought items, the best collaborative, in-category and trending items, and a feature row for each.
@@ -100,6 +119,10 @@ def candidates(hist: UserHistory, user: int, now: float, stats: ItemStats, cfg: 
     prof = np.bincount(inv, weights=np.exp2(-age / cfg.profile_half_life_days), minlength=uniq.size)
     last = np.zeros(uniq.size)
     np.maximum.at(last, inv, hist.time)
+    first_t = np.full(uniq.size, np.inf)
+    np.minimum.at(first_t, inv, hist.time)
+    # The user's own interval per item, shrunk towards the item's typical gap (one prior interval).
+    own_gap = (((last - first_t) / DAY + stats.gap_days[uniq]) / orders) if uniq.size else last
 
     # Order-level totals turn counts into shares comparable across users.
     _, first, b_inv = np.unique(hist.basket, return_index=True, return_inverse=True)
@@ -115,7 +138,7 @@ def candidates(hist: UserHistory, user: int, now: float, stats: ItemStats, cfg: 
     user_repeat = 1.0 - uniq.size / inv.size if inv.size else 0.0
 
     n_items = stats.buyers.size
-    cf_user = cf_next = cf_ease = cf_knn = np.zeros(n_items)
+    cf_user = cf_next = cf_ease = cf_knn = cf_svd = np.zeros(n_items)
     if uniq.size:
         w = prof / prof.sum()
         wr = rec / rec.sum() if rec.sum() > 0 else w
@@ -123,14 +146,11 @@ def candidates(hist: UserHistory, user: int, now: float, stats: ItemStats, cfg: 
         cf_next = _spread(stats.co_next, uniq, wr)
         cf_ease = _spread(stats.ease, uniq, w)
         cf_knn = stats.neighbour_scores(uniq, rank_share, user, cfg.user_neighbours)
+        if stats.factors.shape[1]:
+            cf_svd = stats.factors @ (w.astype(np.float32) @ stats.factors[uniq])
     recent_30 = stats.recent_counts(now, 30.0)
-    cat_share = cat_pop = np.zeros(n_items)
-    if category is not None and uniq.size and (category >= 0).any():
-        known = category[uniq] >= 0
-        cat_w = np.bincount(category[uniq][known], weights=prof[known],
-                            minlength=int(category.max()) + 1)
-        cat_share = np.where(category >= 0, cat_w[np.maximum(category, 0)], 0.0) / prof.sum()
-        cat_pop = cat_share * stats.in_category(category)
+    cat_share, cat_pop = _group_affinity(category, uniq, prof, stats)
+    cl_share, cl_pop = _group_affinity(stats.clusters if stats.clusters.size else None, uniq, prof, stats)
 
     items = np.unique(np.concatenate([
         uniq,
@@ -139,6 +159,8 @@ def candidates(hist: UserHistory, user: int, now: float, stats: ItemStats, cfg: 
         _top(cf_ease, cfg.cf_candidates),
         _top(cf_knn, cfg.cf_candidates),
         _top(cat_pop, cfg.cf_candidates),
+        _top(cf_svd, cfg.svd_candidates),
+        _top(cl_pop, cfg.cf_candidates),
         stats.trending(now, 30.0, cfg.trend_candidates),
     ])).astype(np.int64)
     if uniq.size:
@@ -178,4 +200,9 @@ def candidates(hist: UserHistory, user: int, now: float, stats: ItemStats, cfg: 
     x[:, 20] = np.log1p(max(now - float(hist.time.max()), 0.0) / DAY) if uniq.size else 0.0
     x[:, 21] = cat_share[items]
     x[:, 22] = np.log(cat_pop[items] + _EPS)
+    x[:, 23] = cf_svd[items]
+    x[:, 24] = b * np.log1p(days_since / np.maximum(own(own_gap), 1.0))
+    x[:, 25] = b * np.log1p(own(own_gap))
+    x[:, 26] = cl_share[items]
+    x[:, 27] = np.log(cl_pop[items] + _EPS)
     return Candidates(items, bought, x, uniq, prof)
