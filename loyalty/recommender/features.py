@@ -78,12 +78,14 @@ class Candidates:
     profile_weights: np.ndarray
 
 
-def _top(values: np.ndarray, n: int) -> np.ndarray:
-    """The n items with the highest positive values (partitioning only the non-zero ones)."""
+def _top(values: np.ndarray, n: int, labels: np.ndarray | None = None) -> np.ndarray:
+    """The n items with the highest positive values (partitioning only the non-zero ones).
+
+    ``labels`` names the item of each value (default: its position)."""
     nz = np.flatnonzero(values > 0)
-    if nz.size <= n:
-        return nz
-    return nz[np.argpartition(-values[nz], n - 1)[:n]]
+    if nz.size > n:
+        nz = nz[np.argpartition(-values[nz], n - 1)[:n]]
+    return nz if labels is None else labels[nz]
 
 
 def _spread(sim: sp.csr_matrix, rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -91,17 +93,39 @@ def _spread(sim: sp.csr_matrix, rows: np.ndarray, weights: np.ndarray) -> np.nda
     return np.asarray(sim[rows].T @ weights).ravel()
 
 
-def _group_affinity(group: np.ndarray | None, uniq: np.ndarray, prof: np.ndarray, stats: ItemStats
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """Per item, the share of the user's decayed purchases in its group, and that x the item's
-    share of its group's buyers (zeros without groups)."""
-    n_items = stats.buyers.size
+@dataclass(frozen=True)
+class _Affinity:
+    """The user's decayed purchase share per group, and the items it puts forward."""
+
+    group: np.ndarray | None
+    share: np.ndarray  # per group value
+    top: np.ndarray  # candidate items: the best of the user's groups by share x in-group share
+
+    def features(self, items: np.ndarray, stats: ItemStats) -> tuple[np.ndarray, np.ndarray]:
+        """Share and log(share x in-group share) for the given items."""
+        if self.group is None:
+            return np.zeros(items.size), np.full(items.size, np.log(_EPS))
+        g = self.group[items]
+        share = np.where(g >= 0, self.share[np.maximum(g, 0)], 0.0)
+        return share, np.log(share * stats.in_category(self.group)[items] + _EPS)
+
+
+def _group_affinity(group: np.ndarray | None, uniq: np.ndarray, prof: np.ndarray, stats: ItemStats,
+                    n: int) -> _Affinity:
+    """The user's share of purchases per group and the n items with the highest share x in-group
+    share, read from each of the user's groups' own best items (never the whole catalogue)."""
     if group is None or not uniq.size or not (group >= 0).any():
-        return np.zeros(n_items), np.zeros(n_items)
+        return _Affinity(None, np.zeros(0), np.zeros(0, dtype=np.int64))
     known = group[uniq] >= 0
-    w = np.bincount(group[uniq][known], weights=prof[known], minlength=int(group.max()) + 1)
-    share = np.where(group >= 0, w[np.maximum(group, 0)], 0.0) / prof.sum()
-    return share, share * stats.in_category(group)
+    share = np.bincount(group[uniq][known], weights=prof[known], minlength=int(group.max()) + 1) / prof.sum()
+    indptr, best = stats.group_best(group, n)
+    mine = np.flatnonzero(share > 0)
+    lo, hi = indptr[mine], indptr[mine + 1]
+    counts = hi - lo
+    pos = np.repeat(lo - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+    pool = best[pos]
+    score = np.repeat(share[mine], counts) * stats.in_category(group)[pool]
+    return _Affinity(group, share, _top(score, n, pool))
 
 
 def candidates(hist: UserHistory, user: int, now: float, stats: ItemStats, cfg: FeatureConfig,
@@ -149,8 +173,9 @@ def candidates(hist: UserHistory, user: int, now: float, stats: ItemStats, cfg: 
         if stats.factors.shape[1]:
             cf_svd = stats.factors @ (w.astype(np.float32) @ stats.factors[uniq])
     recent_30 = stats.recent_counts(now, 30.0)
-    cat_share, cat_pop = _group_affinity(category, uniq, prof, stats)
-    cl_share, cl_pop = _group_affinity(stats.clusters if stats.clusters.size else None, uniq, prof, stats)
+    by_cat = _group_affinity(category, uniq, prof, stats, cfg.cf_candidates)
+    by_cluster = _group_affinity(stats.clusters if stats.clusters.size else None, uniq, prof, stats,
+                                 cfg.cf_candidates)
 
     items = np.unique(np.concatenate([
         uniq,
@@ -158,9 +183,9 @@ def candidates(hist: UserHistory, user: int, now: float, stats: ItemStats, cfg: 
         _top(cf_next, cfg.cf_candidates),
         _top(cf_ease, cfg.cf_candidates),
         _top(cf_knn, cfg.cf_candidates),
-        _top(cat_pop, cfg.cf_candidates),
+        by_cat.top,
         _top(cf_svd, cfg.svd_candidates),
-        _top(cl_pop, cfg.cf_candidates),
+        by_cluster.top,
         stats.trending(now, 30.0, cfg.trend_candidates),
     ])).astype(np.int64)
     if uniq.size:
@@ -198,11 +223,9 @@ def candidates(hist: UserHistory, user: int, now: float, stats: ItemStats, cfg: 
     x[:, 18] = own(in_last)
     x[:, 19] = np.log(cf_knn[items] + _EPS)
     x[:, 20] = np.log1p(max(now - float(hist.time.max()), 0.0) / DAY) if uniq.size else 0.0
-    x[:, 21] = cat_share[items]
-    x[:, 22] = np.log(cat_pop[items] + _EPS)
+    x[:, 21], x[:, 22] = by_cat.features(items, stats)
     x[:, 23] = cf_svd[items]
     x[:, 24] = b * np.log1p(days_since / np.maximum(own(own_gap), 1.0))
     x[:, 25] = b * np.log1p(own(own_gap))
-    x[:, 26] = cl_share[items]
-    x[:, 27] = np.log(cl_pop[items] + _EPS)
+    x[:, 26], x[:, 27] = by_cluster.features(items, stats)
     return Candidates(items, bought, x, uniq, prof)

@@ -52,6 +52,7 @@ class ItemStats:
         self._recent: dict[tuple[int, float], np.ndarray] = {}
         self._trending: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
         self._in_category: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._group_best: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def in_category(self, category: np.ndarray) -> np.ndarray:
         """Each item's share of its category's buyers (0 for items without a category).
@@ -70,6 +71,27 @@ class ItemStats:
             self._in_category.clear()
         self._in_category[id(category)] = (category, share)
         return share
+
+    def group_best(self, group: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per group value, its n items with the largest share of the group's buyers (CSR-like:
+        the items of value g are ``best[indptr[g]:indptr[g + 1]]``). Cached per group array."""
+        key = (id(group), n)
+        cached = self._group_best.get(key)
+        if cached is not None and cached[0] is group:
+            return cached[1], cached[2]
+        share = self.in_category(group)
+        items = np.flatnonzero(group >= 0)
+        items = items[np.lexsort((items, -share[items], group[items]))]
+        g = group[items]
+        n_groups = int(group.max()) + 1
+        start = np.searchsorted(g, np.arange(n_groups + 1))
+        rank = np.arange(items.size) - start[g]
+        best = items[rank < n]
+        indptr = np.searchsorted(group[best], np.arange(n_groups + 1))
+        if len(self._group_best) > 4:
+            self._group_best.clear()
+        self._group_best[key] = (group, indptr, best)
+        return indptr, best
 
     def neighbour_scores(self, items: np.ndarray, values: np.ndarray, user: int, k: int) -> np.ndarray:
         """What the k customers most like this one buy (their vectors, similarity-weighted).

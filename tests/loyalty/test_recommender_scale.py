@@ -113,3 +113,15 @@ def test_learned_item_groups_stand_in_for_missing_categories() -> None:
         assert len(labels) == 1
         assert not labels & set(np.delete(groups[:60], np.arange(b * 20, (b + 1) * 20)).tolist())
     assert (item_clusters(np.zeros((62, 0), np.float32), buyers, 3) == -1).all()
+
+
+def test_each_groups_best_items_are_read_from_a_cached_index() -> None:
+    x = sp.csr_matrix(np.array([[1, 1, 0, 1, 1], [1, 0, 1, 1, 0], [1, 0, 0, 0, 0]], dtype=np.float32))
+    u, i = x.nonzero()
+    st = item_stats(u, i, np.arange(u.size, dtype=np.float64), np.arange(u.size), 3, 5, shrink=0,
+                    neighbours=5, rank_decay=0.8)
+    group = np.array([0, 0, 0, 1, -1])  # buyers 3, 1, 1 in group 0; item 3 alone; item 4 none
+    indptr, best = st.group_best(group, 2)
+    assert best[indptr[0]:indptr[1]].tolist() == [0, 1]  # most buyers first, ties by index
+    assert best[indptr[1]:indptr[2]].tolist() == [3]
+    assert st.group_best(group, 2)[1] is best  # computed once per group array
