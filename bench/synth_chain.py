@@ -53,6 +53,7 @@ class ChainShape:
     days: int = 365
     categories: int = 0  # 0: about one per 250 SKUs
     staples: float = 4.0  # mean staples per member
+    trip_lines: float = 3.5  # mean distinct lines per shopping trip
     new_item_share: float = 0.2
     seed: int = 0
 
@@ -130,7 +131,7 @@ def generate_chunk(shape: ChainShape, cat: Catalogue, first_member: int, n_membe
     """
     days = shape.days
     per_member_lines = shape.lines / shape.members
-    lines_per_trip = 3.5
+    lines_per_trip = shape.trip_lines
     # Trips per member: log-normal (many light shoppers, a few with long histories), >= 1.
     mean_trips = max(per_member_lines / lines_per_trip, 1.0)
     trips = np.maximum(1, np.round(rng.lognormal(np.log(mean_trips) - 0.5, 1.0, n_members))).astype(np.int64)
@@ -241,12 +242,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skus", type=int, default=5_000)
     p.add_argument("--lines", type=int, default=300_000, help="target number of order lines")
     p.add_argument("--days", type=int, default=365)
+    p.add_argument("--staples", type=float, default=4.0, help="mean staples (re-bought items) per member")
+    p.add_argument("--trip-lines", type=float, default=3.5, help="mean lines per shopping trip")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
-    if a.members < 1 or a.skus < 10 or a.lines < a.members or a.days < 60:
-        print("error: need members >= 1, skus >= 10, lines >= members, days >= 60", file=sys.stderr)
+    if (a.members < 1 or a.skus < 10 or a.lines < a.members or a.days < 60 or a.staples < 0
+            or a.trip_lines < 1):
+        print("error: need members >= 1, skus >= 10, lines >= members, days >= 60, staples >= 0, "
+              "trip lines >= 1", file=sys.stderr)
         return 2
-    shape = ChainShape(members=a.members, skus=a.skus, lines=a.lines, days=a.days, seed=a.seed)
+    shape = ChainShape(members=a.members, skus=a.skus, lines=a.lines, days=a.days, staples=a.staples,
+                       trip_lines=a.trip_lines, seed=a.seed)
     n = write(a.out, shape, log=lambda msg: print(msg, file=sys.stderr))
     print(f"wrote {n} lines for {a.members} members and {a.skus} SKUs to {a.out}")
     return 0

@@ -38,6 +38,11 @@ FEATURES = (
     "log_days_idle",  # log(1 + days since the user's latest order): next basket or weeks ahead
     "cat_share",  # share of the user's decayed purchases in the item's category
     "log_cat_pop",  # log(cat_share x the item's share of its category's buyers)
+    "cf_svd",  # the user's decayed profile through the latent item factors (PureSVD)
+    "own_gap_ratio",  # bought x log(1 + days since last purchase / the user's own interval for it)
+    "log_own_gap",  # bought x log(1 + the user's own days between purchases of it)
+    "cluster_share",  # cat_share over the learned item groups (ItemStats.clusters)
+    "log_cluster_pop",  # log_cat_pop over the learned item groups
 )
 N_FEATURES = len(FEATURES)
 # Features whose pairwise products the main ranker uses when Config.interactions is on.
@@ -59,6 +64,7 @@ class FeatureConfig:
     user_neighbours: int = 300
     cf_candidates: int = 100
     trend_candidates: int = 50
+    svd_candidates: int = 100
 
 
 @dataclass(frozen=True)
@@ -72,17 +78,54 @@ class Candidates:
     profile_weights: np.ndarray
 
 
-def _top(values: np.ndarray, n: int) -> np.ndarray:
-    """The n items with the highest positive values (partitioning only the non-zero ones)."""
+def _top(values: np.ndarray, n: int, labels: np.ndarray | None = None) -> np.ndarray:
+    """The n items with the highest positive values (partitioning only the non-zero ones).
+
+    ``labels`` names the item of each value (default: its position)."""
     nz = np.flatnonzero(values > 0)
-    if nz.size <= n:
-        return nz
-    return nz[np.argpartition(-values[nz], n - 1)[:n]]
+    if nz.size > n:
+        nz = nz[np.argpartition(-values[nz], n - 1)[:n]]
+    return nz if labels is None else labels[nz]
 
 
 def _spread(sim: sp.csr_matrix, rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Weighted sum of the given rows of an item-item matrix: one score per item."""
     return np.asarray(sim[rows].T @ weights).ravel()
+
+
+@dataclass(frozen=True)
+class _Affinity:
+    """The user's decayed purchase share per group, and the items it puts forward."""
+
+    group: np.ndarray | None
+    share: np.ndarray  # per group value
+    top: np.ndarray  # candidate items: the best of the user's groups by share x in-group share
+
+    def features(self, items: np.ndarray, stats: ItemStats) -> tuple[np.ndarray, np.ndarray]:
+        """Share and log(share x in-group share) for the given items."""
+        if self.group is None:
+            return np.zeros(items.size), np.full(items.size, np.log(_EPS))
+        g = self.group[items]
+        share = np.where(g >= 0, self.share[np.maximum(g, 0)], 0.0)
+        return share, np.log(share * stats.in_category(self.group)[items] + _EPS)
+
+
+def _group_affinity(group: np.ndarray | None, uniq: np.ndarray, prof: np.ndarray, stats: ItemStats,
+                    n: int) -> _Affinity:
+    """The user's share of purchases per group and the n items with the highest share x in-group
+    share, read from each of the user's groups' own best items (never the whole catalogue)."""
+    if group is None or not uniq.size or not (group >= 0).any():
+        return _Affinity(None, np.zeros(0), np.zeros(0, dtype=np.int64))
+    known = group[uniq] >= 0
+    share = np.bincount(group[uniq][known], weights=prof[known], minlength=int(group.max()) + 1) / prof.sum()
+    indptr, best = stats.group_best(group, n)
+    mine = np.flatnonzero(share > 0)
+    lo, hi = indptr[mine], indptr[mine + 1]
+    counts = hi - lo
+    pos = np.repeat(lo - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+    pool = best[pos]
+    score = np.repeat(share[mine], counts) * stats.in_category(group)[pool]
+    return _Affinity(group, share, _top(score, n, pool))
 
 
 def candidates(hist: UserHistory, user: int, now: float, stats: ItemStats, cfg: FeatureConfig,
@@ -100,6 +143,10 @@ def candidates(hist: UserHistory, user: int, now: float, stats: ItemStats, cfg: 
     prof = np.bincount(inv, weights=np.exp2(-age / cfg.profile_half_life_days), minlength=uniq.size)
     last = np.zeros(uniq.size)
     np.maximum.at(last, inv, hist.time)
+    first_t = np.full(uniq.size, np.inf)
+    np.minimum.at(first_t, inv, hist.time)
+    # The user's own interval per item, shrunk towards the item's typical gap (one prior interval).
+    own_gap = (((last - first_t) / DAY + stats.gap_days[uniq]) / orders) if uniq.size else last
 
     # Order-level totals turn counts into shares comparable across users.
     _, first, b_inv = np.unique(hist.basket, return_index=True, return_inverse=True)
@@ -115,7 +162,7 @@ def candidates(hist: UserHistory, user: int, now: float, stats: ItemStats, cfg: 
     user_repeat = 1.0 - uniq.size / inv.size if inv.size else 0.0
 
     n_items = stats.buyers.size
-    cf_user = cf_next = cf_ease = cf_knn = np.zeros(n_items)
+    cf_user = cf_next = cf_ease = cf_knn = cf_svd = np.zeros(n_items)
     if uniq.size:
         w = prof / prof.sum()
         wr = rec / rec.sum() if rec.sum() > 0 else w
@@ -123,14 +170,12 @@ def candidates(hist: UserHistory, user: int, now: float, stats: ItemStats, cfg: 
         cf_next = _spread(stats.co_next, uniq, wr)
         cf_ease = _spread(stats.ease, uniq, w)
         cf_knn = stats.neighbour_scores(uniq, rank_share, user, cfg.user_neighbours)
+        if stats.factors.shape[1]:
+            cf_svd = stats.factors @ (w.astype(np.float32) @ stats.factors[uniq])
     recent_30 = stats.recent_counts(now, 30.0)
-    cat_share = cat_pop = np.zeros(n_items)
-    if category is not None and uniq.size and (category >= 0).any():
-        known = category[uniq] >= 0
-        cat_w = np.bincount(category[uniq][known], weights=prof[known],
-                            minlength=int(category.max()) + 1)
-        cat_share = np.where(category >= 0, cat_w[np.maximum(category, 0)], 0.0) / prof.sum()
-        cat_pop = cat_share * stats.in_category(category)
+    by_cat = _group_affinity(category, uniq, prof, stats, cfg.cf_candidates)
+    by_cluster = _group_affinity(stats.clusters if stats.clusters.size else None, uniq, prof, stats,
+                                 cfg.cf_candidates)
 
     items = np.unique(np.concatenate([
         uniq,
@@ -138,7 +183,9 @@ def candidates(hist: UserHistory, user: int, now: float, stats: ItemStats, cfg: 
         _top(cf_next, cfg.cf_candidates),
         _top(cf_ease, cfg.cf_candidates),
         _top(cf_knn, cfg.cf_candidates),
-        _top(cat_pop, cfg.cf_candidates),
+        by_cat.top,
+        _top(cf_svd, cfg.svd_candidates),
+        by_cluster.top,
         stats.trending(now, 30.0, cfg.trend_candidates),
     ])).astype(np.int64)
     if uniq.size:
@@ -176,6 +223,9 @@ def candidates(hist: UserHistory, user: int, now: float, stats: ItemStats, cfg: 
     x[:, 18] = own(in_last)
     x[:, 19] = np.log(cf_knn[items] + _EPS)
     x[:, 20] = np.log1p(max(now - float(hist.time.max()), 0.0) / DAY) if uniq.size else 0.0
-    x[:, 21] = cat_share[items]
-    x[:, 22] = np.log(cat_pop[items] + _EPS)
+    x[:, 21], x[:, 22] = by_cat.features(items, stats)
+    x[:, 23] = cf_svd[items]
+    x[:, 24] = b * np.log1p(days_since / np.maximum(own(own_gap), 1.0))
+    x[:, 25] = b * np.log1p(own(own_gap))
+    x[:, 26], x[:, 27] = by_cluster.features(items, stats)
     return Candidates(items, bought, x, uniq, prof)

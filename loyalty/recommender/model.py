@@ -44,6 +44,8 @@ class Config:
     ease_reg: float = 200.0
     neighbours: int = 100
     buyers_per_item: int = 300  # strongest buyers per item searched for similar customers
+    factors: int = 48  # latent item factors (PureSVD) behind the cf_svd feature; 0: none
+    clusters: int = -1  # learned item groups (k-means on the factors); -1: one per ~200 sold items
     ranker_users: int = 4000  # users whose held-out order trains the ranker
     ranker_negatives: float = 0.3  # share of not-bought candidates kept to fit the ranker
     # Pairwise feature products in the main ranker: on UCI they lift leave-last-basket-out
@@ -63,6 +65,10 @@ class Config:
     # for the "new" ranker, the "all" one, "both" or neither ("").
     window_days: float = 30.0
     window_for: str = "both"
+    # Weigh each example user's rows by 1 / their held-out items, so every user counts alike, in
+    # the "all" ranker, the "new" one, "both" or neither (""). On the validation splits it lifted
+    # "all" and made "new" (small, noisy targets) a little worse.
+    user_weights: str = "all"
     use_category: bool = True  # category share x in-category popularity features and candidates
     group_half_life_days: float = 90.0
     group_prior: float = 20.0  # buyer events a group needs before its own taste dominates
@@ -112,7 +118,7 @@ def _last_orders(u: np.ndarray, b: np.ndarray) -> np.ndarray:
 class Recommender:
     """Fit on order lines, update per order, answer from memory."""
 
-    FORMAT = 3  # bump when the saved layout changes
+    FORMAT = 4  # bump when the saved layout changes
 
     def __init__(self, config: Config | None = None) -> None:
         self.config = config or Config()
@@ -163,7 +169,8 @@ class Recommender:
         self.stats = item_stats(u, i, t, b, n_users, n_items,
                                 shrink=cfg.shrink, neighbours=cfg.neighbours,
                                 rank_decay=cfg.features.rank_decay, ease_reg=cfg.ease_reg,
-                           buyers_per_item=cfg.buyers_per_item)
+                           buyers_per_item=cfg.buyers_per_item, factors=cfg.factors,
+                           clusters=cfg.clusters)
         self.history = HistoryStore(n_users, u, i, t, b)
         self._fit_groups(data, t.max() if t.size else 0.0)
         self.trained_at = float(t.max()) if t.size else 0.0
@@ -186,34 +193,40 @@ class Recommender:
         if not held.any() or held.all():
             self.ranker_all = self.ranker_new = None  # too little data: fall back to fixed weights
             return
-        x, y, bought = self._examples(u, i, t, b, held, None, progress)
-        xa, ya = x, y
-        xn, yn = x[~bought], y[~bought]
+        x, y, bought, w_all, w_new = self._examples(u, i, t, b, held, None, progress)
+        xa, ya, wa = x, y, w_all
+        xn, yn, wn = x[~bought], y[~bought], w_new[~bought]
         cut = float(t.max()) - cfg.window_days * DAY
         window = t > cut
         if cfg.window_days > 0 and cfg.window_for and window.any() and not window.all():
-            wx, wy, wb = self._examples(u, i, t, b, window, cut, progress)
+            wx, wy, wb, wwa, wwn = self._examples(u, i, t, b, window, cut, progress)
             if cfg.window_for in ("all", "both"):
-                xa, ya = np.vstack([xa, wx]), np.concatenate([ya, wy])
+                xa, ya, wa = np.vstack([xa, wx]), np.concatenate([ya, wy]), np.concatenate([wa, wwa])
             if cfg.window_for in ("new", "both"):
                 xn, yn = np.vstack([xn, wx[~wb]]), np.concatenate([yn, wy[~wb]])
-        self.ranker_all = self._learn(xa, ya, cfg.interactions)
-        self.ranker_new = self._learn(xn, yn, False)
+                wn = np.concatenate([wn, wwn[~wb]])
+        self.ranker_all = self._learn(xa, ya, cfg.interactions,
+                                      wa if cfg.user_weights in ("all", "both") else None)
+        self.ranker_new = self._learn(xn, yn, False, wn if cfg.user_weights in ("new", "both") else None)
 
     def _examples(self, u: np.ndarray, i: np.ndarray, t: np.ndarray, b: np.ndarray,
                   held: np.ndarray, now: float | None, progress: Progress | None
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Feature rows, labels (bought in the held-out lines) and "bought before" for sampled users.
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Feature rows, labels (bought in the held-out lines), "bought before" and two row weights.
 
         Statistics come from the lines not held out only, so no feature sees
         the answer. ``now`` None: each user is asked at their first held-out line's time.
+        The weights are 1 / the user's number of held-out items (all of them, and those
+        new to the user): every user then weighs the same in the fit, as in a per-user
+        recall, instead of users with big baskets drowning the others.
         """
         cfg = self.config
         rest = ~held
         stats = item_stats(u[rest], i[rest], t[rest], b[rest], self.n_users, self.n_items,
                            shrink=cfg.shrink, neighbours=cfg.neighbours,
                            rank_decay=cfg.features.rank_decay, ease_reg=cfg.ease_reg,
-                           buyers_per_item=cfg.buyers_per_item)
+                           buyers_per_item=cfg.buyers_per_item, factors=cfg.factors,
+                           clusters=cfg.clusters)
         hist = HistoryStore(self.n_users, u[rest], i[rest], t[rest], b[rest])
         known = np.zeros(self.n_users, dtype=bool)
         known[u[rest]] = True
@@ -225,22 +238,30 @@ class Recommender:
         hu, hi, ht = u[held], i[held], t[held]
         start = np.searchsorted(hu, users)
         end = np.searchsorted(hu, users, side="right")
-        xs, ys, bs = [], [], []
+        xs, ys, bs, was, wns = [], [], [], [], []
         for n, (user, s, e) in enumerate(zip(users, start, end, strict=False)):
             at = float(ht[s]) if now is None else now
-            c = candidates(hist.get(int(user)), int(user), at, stats, cfg.features, self._category())
+            past = hist.get(int(user))
+            c = candidates(past, int(user), at, stats, cfg.features, self._category())
+            target = np.unique(hi[s:e])
             xs.append(c.x)
-            ys.append(np.isin(c.items, hi[s:e]))
+            ys.append(np.isin(c.items, target))
             bs.append(c.bought)
+            fresh = int((~np.isin(target, past.item)).sum())
+            was.append(np.full(c.items.size, 1.0 / target.size))
+            wns.append(np.full(c.items.size, 1.0 / max(fresh, 1)))
             if progress and n % 200 == 0:
                 progress("ranker examples", n, users.size)
         if progress:
             progress("ranker examples", users.size, users.size)
         if not xs:
-            return np.zeros((0, N_FEATURES)), np.zeros(0, dtype=bool), np.zeros(0, dtype=bool)
-        return np.vstack(xs), np.concatenate(ys), np.concatenate(bs)
+            empty = np.zeros(0)
+            return np.zeros((0, N_FEATURES)), empty.astype(bool), empty.astype(bool), empty, empty
+        return (np.vstack(xs), np.concatenate(ys), np.concatenate(bs), np.concatenate(was),
+                np.concatenate(wns))
 
-    def _learn(self, x: np.ndarray, y: np.ndarray, interactions: bool) -> Ranker | None:
+    def _learn(self, x: np.ndarray, y: np.ndarray, interactions: bool,
+               weight: np.ndarray | None = None) -> Ranker | None:
         """The configured kind of ranker on these examples (None without both labels)."""
         cfg = self.config
         if not 0 < y.sum() < y.size:
@@ -250,9 +271,10 @@ class Recommender:
             return fit_trees(x, y, iterations=cfg.tree_iter, leaves=cfg.tree_leaves,
                              max_depth=cfg.tree_depth, learning_rate=cfg.tree_rate,
                              min_leaf=cfg.tree_min_leaf, negatives=cfg.ranker_negatives,
-                             screen_keep=cfg.tree_screen, blend=cfg.tree_blend, seed=cfg.seed)
+                             screen_keep=cfg.tree_screen, blend=cfg.tree_blend, seed=cfg.seed,
+                             weight=weight)
         pairs = quadratic_pairs(INTERACTING) if interactions else None
-        return fit_ranker(x, y, pairs, negatives=cfg.ranker_negatives, seed=cfg.seed)
+        return fit_ranker(x, y, pairs, negatives=cfg.ranker_negatives, seed=cfg.seed, weight=weight)
 
     def _fit_groups(self, data: Interactions, end: float) -> None:
         """Best-sellers per store / city / segment value, recent buyers weigh more."""

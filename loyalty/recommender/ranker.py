@@ -49,31 +49,37 @@ class LinearRanker:
         return np.einsum("ij,j->i", expand(x, self.pairs), self.weights) + self.bias
 
 
-def _examples(x: np.ndarray, y: np.ndarray, negatives: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _examples(x: np.ndarray, y: np.ndarray, negatives: float, seed: int,
+              weight: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """The rows a ranker is fit on: both labels must be there; ``negatives`` < 1 keeps only that
-    share of the 0-labelled rows (it shifts the bias, not the ranking, and fits several times faster)."""
+    share of the 0-labelled rows (it shifts the bias, not the ranking, and fits several times faster).
+    Row weights, if given, are kept alongside and scaled to a mean of 1."""
     y = np.asarray(y, dtype=bool)
     if y.all() or not y.any():
         raise ValueError("ranker needs both bought and not-bought examples")
     if negatives < 1.0:
         keep = y | (np.random.default_rng(seed).random(y.size) < negatives)
         x, y = x[keep], y[keep]
-    return x, y
+        weight = weight[keep] if weight is not None else None
+    if weight is not None:
+        weight = np.asarray(weight, dtype=np.float64) / max(float(np.mean(weight)), 1e-12)
+    return x, y, weight
 
 
 def fit_ranker(x: np.ndarray, y: np.ndarray, pairs: np.ndarray | None = None,
-               c: float = 1.0, negatives: float = 1.0, seed: int = 0) -> LinearRanker:
-    """Fit on feature rows and 0/1 labels; needs at least one row of each label.
+               c: float = 1.0, negatives: float = 1.0, seed: int = 0,
+               weight: np.ndarray | None = None) -> LinearRanker:
+    """Fit on feature rows and 0/1 labels (optionally weighted); needs at least one row of each label.
 
     ``negatives`` < 1 keeps only that share of the 0-labelled rows: it shifts
     the bias but not the ranking, and makes fitting several times faster.
     """
-    x, y = _examples(x, y, negatives, seed)
+    x, y, weight = _examples(x, y, negatives, seed, weight)
     pairs = np.zeros((0, 2), dtype=np.int64) if pairs is None else np.asarray(pairs, dtype=np.int64)
     z = expand(x, pairs)
     scaler = StandardScaler().fit(z)
     scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
-    lr = LogisticRegression(C=c, max_iter=3000).fit((z - scaler.mean_) / scale, y)
+    lr = LogisticRegression(C=c, max_iter=3000).fit((z - scaler.mean_) / scale, y, sample_weight=weight)
     # Fold the scaling into the weights so that serving needs no scaler.
     weights = lr.coef_[0] / scale
     return LinearRanker(weights, float(lr.intercept_[0] - (scaler.mean_ * weights).sum()), pairs)
@@ -138,7 +144,7 @@ class TreeRanker:
 def fit_trees(x: np.ndarray, y: np.ndarray, *, iterations: int = 100, leaves: int = 31,
               max_depth: int = 6, learning_rate: float = 0.1, min_leaf: int = 200,
               negatives: float = 1.0, screen_keep: int = 50, blend: float = 0.0,
-              threads: int = 1, seed: int = 0) -> TreeRanker:
+              threads: int = 1, seed: int = 0, weight: np.ndarray | None = None) -> TreeRanker:
     """Gradient-boosted trees (sklearn's histogram boosting, log loss), exported to arrays.
 
     With ``screen_keep`` > 0 a logistic screen is fit on the same rows (see
@@ -147,7 +153,7 @@ def fit_trees(x: np.ndarray, y: np.ndarray, *, iterations: int = 100, leaves: in
     from sklearn.ensemble import HistGradientBoostingClassifier
     from threadpoolctl import threadpool_limits
 
-    x, y = _examples(x, y, negatives, seed)
+    x, y, weight = _examples(x, y, negatives, seed, weight)
     # One OpenMP thread: with two, a fit on a busy machine spent most of its time with one
     # thread waiting for the other (10k-member chain: 330 s against 92 s when quieter).
     with threadpool_limits(threads, "openmp"):
@@ -155,7 +161,7 @@ def fit_trees(x: np.ndarray, y: np.ndarray, *, iterations: int = 100, leaves: in
             max_iter=iterations, max_leaf_nodes=leaves, max_depth=max_depth,
             learning_rate=learning_rate, min_samples_leaf=min_leaf, early_stopping=False,
             random_state=seed,
-        ).fit(x, y)
+        ).fit(x, y, sample_weight=weight)
     feature, threshold, left, right, value, roots = [], [], [], [], [], []
     offset, depth = 0, 0
     for (predictor,) in model._predictors:  # one tree per iteration for two classes
@@ -170,7 +176,7 @@ def fit_trees(x: np.ndarray, y: np.ndarray, *, iterations: int = 100, leaves: in
         roots.append(offset)
         depth = max(depth, int(nodes["depth"].max()))
         offset += nodes.size
-    screen = fit_ranker(x, y) if screen_keep > 0 or blend else None
+    screen = fit_ranker(x, y, weight=weight) if screen_keep > 0 or blend else None
     return TreeRanker(
         np.concatenate(feature), np.concatenate(threshold), np.concatenate(left),
         np.concatenate(right), np.concatenate(value), np.asarray(roots, dtype=np.int32),

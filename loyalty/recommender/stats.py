@@ -6,6 +6,7 @@ counted, so a large order line counts as one purchase event.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -40,18 +41,25 @@ class ItemStats:
     user_norms: np.ndarray  # the length each row of user_unit was divided by
     item_buyers: sp.csr_matrix  # items x users, user_unit transposed, strongest buyers per item
     end_time: float
+    # items x k, float32: right singular vectors of the members x items matrix (PureSVD);
+    # a member's profile projected on them and back scores the whole catalogue (see features).
+    factors: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    # Per item, a group of items bought by the same members (k-means on the factors; -1: none).
+    # Stands in for a catalogue's categories, which many shops' data do not have.
+    clusters: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
 
     def __post_init__(self) -> None:
         self._recent: dict[tuple[int, float], np.ndarray] = {}
         self._trending: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
-        self._in_category: tuple[np.ndarray, np.ndarray] | None = None
+        self._in_category: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._group_best: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def in_category(self, category: np.ndarray) -> np.ndarray:
         """Each item's share of its category's buyers (0 for items without a category).
 
-        Computed once per category array (the model's, replaced by set_catalog).
+        Computed once per category array (the model's, replaced by set_catalog, or the clusters).
         """
-        cached = self._in_category
+        cached = self._in_category.get(id(category))
         if cached is not None and cached[0] is category:
             return cached[1]
         known = category >= 0
@@ -59,8 +67,31 @@ class ItemStats:
         totals = np.bincount(cats[known], weights=self.buyers[known],
                              minlength=int(cats.max()) + 1 if cats.size else 0)
         share = np.where(known, self.buyers / np.maximum(totals[cats], 1.0), 0.0)
-        self._in_category = (category, share)
+        if len(self._in_category) > 4:
+            self._in_category.clear()
+        self._in_category[id(category)] = (category, share)
         return share
+
+    def group_best(self, group: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per group value, its n items with the largest share of the group's buyers (CSR-like:
+        the items of value g are ``best[indptr[g]:indptr[g + 1]]``). Cached per group array."""
+        key = (id(group), n)
+        cached = self._group_best.get(key)
+        if cached is not None and cached[0] is group:
+            return cached[1], cached[2]
+        share = self.in_category(group)
+        items = np.flatnonzero(group >= 0)
+        items = items[np.lexsort((items, -share[items], group[items]))]
+        g = group[items]
+        n_groups = int(group.max()) + 1
+        start = np.searchsorted(g, np.arange(n_groups + 1))
+        rank = np.arange(items.size) - start[g]
+        best = items[rank < n]
+        indptr = np.searchsorted(group[best], np.arange(n_groups + 1))
+        if len(self._group_best) > 4:
+            self._group_best.clear()
+        self._group_best[key] = (group, indptr, best)
+        return indptr, best
 
     def neighbour_scores(self, items: np.ndarray, values: np.ndarray, user: int, k: int) -> np.ndarray:
         """What the k customers most like this one buy (their vectors, similarity-weighted).
@@ -304,6 +335,70 @@ def _user_vectors(u: np.ndarray, i: np.ndarray, b: np.ndarray, n_users: int, n_i
     return m
 
 
+def latent_factors(x: sp.csr_matrix, k: int, seed: int = 0, n_iter: int = 4) -> np.ndarray:
+    """Item factors of a rank-k truncated SVD of members x items (PureSVD, Cremonesi et al. 2010).
+
+    Randomised (Halko et al.): a few passes over the sparse matrix with a
+    members x (k + 10) block, so memory grows with members x k and the
+    matrix's non-zeros, never with members x items. Returns items x k float32
+    (0 columns when k is 0 or the matrix is too small).
+    """
+    n_users, n_items = x.shape
+    k = min(k, n_users - 1, n_items - 1)
+    if k <= 0 or x.nnz == 0:
+        return np.zeros((n_items, 0), dtype=np.float32)
+    from sklearn.utils.extmath import randomized_svd
+
+    _, _, vt = randomized_svd(x.astype(np.float32), k, n_oversamples=10, n_iter=n_iter,
+                              random_state=seed)
+    return np.ascontiguousarray(vt.T, dtype=np.float32)
+
+
+def item_clusters(factors: np.ndarray, buyers: np.ndarray, n: int, seed: int = 0,
+                  iterations: int = 15, min_buyers: int = 3) -> np.ndarray:
+    """Groups of items bought by the same members: spherical k-means on the latent factors.
+
+    ``n`` < 0 picks about one group per 200 sold items (8 to 512). Centres are
+    learned on items with at least ``min_buyers`` buyers, then every sold item
+    joins its nearest centre; unsold items get -1.
+    """
+    n_items = factors.shape[0]
+    out = np.full(n_items, -1, dtype=np.int64)
+    norms = np.linalg.norm(factors, axis=1) if factors.size else np.zeros(n_items)
+    ok = (buyers > 0) & (norms > 0)
+    if n < 0:
+        n = int(np.clip(round(ok.sum() / 200), 8, 512))
+    fit = np.flatnonzero(ok & (buyers >= min_buyers))
+    if fit.size <= n:
+        fit = np.flatnonzero(ok)
+    if n <= 1 or fit.size <= n:
+        return out
+    unit = factors / np.where(norms > 0, norms, 1.0)[:, None]
+    rng = np.random.default_rng(seed)
+    points = unit[fit]
+    # k-means++ seeding: each next centre far (in angle) from those chosen so far.
+    chosen = [int(rng.integers(fit.size))]
+    closest = 1.0 - points @ points[chosen[0]]
+    for _ in range(n - 1):
+        far = np.maximum(closest, 0.0)
+        total = far.sum()
+        nxt = int(rng.choice(fit.size, p=far / total)) if total > 0 else int(rng.integers(fit.size))
+        chosen.append(nxt)
+        closest = np.minimum(closest, 1.0 - points @ points[nxt])
+    centres = points[chosen]
+    for _ in range(iterations):
+        assign = np.argmax(points @ centres.T, axis=1)
+        sums = sp.csr_matrix((np.ones(fit.size, np.float32), (assign, np.arange(fit.size))),
+                             shape=(n, fit.size)) @ points
+        length = np.linalg.norm(sums, axis=1)
+        centres = np.where(length[:, None] > 0, sums / np.where(length > 0, length, 1.0)[:, None], centres)
+    every = np.flatnonzero(ok)
+    for lo in range(0, every.size, 50_000):  # bounded: 50,000 items x n scores at a time
+        part = every[lo:lo + 50_000]
+        out[part] = np.argmax(unit[part] @ centres.T.astype(np.float32), axis=1)
+    return out
+
+
 def buyer_index(user_unit: sp.csr_matrix, per_item: int) -> sp.csr_matrix:
     """Items x users: each item's ``per_item`` strongest buyers (the user-kNN search space)."""
     return keep_top(user_unit.T, per_item)
@@ -312,7 +407,8 @@ def buyer_index(user_unit: sp.csr_matrix, per_item: int) -> sp.csr_matrix:
 def item_stats(u: np.ndarray, i: np.ndarray, t: np.ndarray, b: np.ndarray, n_users: int,
                n_items: int, *, shrink: float, neighbours: int, rank_decay: float,
                ease_reg: float = 200.0, ease_max_items: int = 6_000,
-               repeat_prior: float = 5.0, buyers_per_item: int = 300) -> ItemStats:
+               repeat_prior: float = 5.0, buyers_per_item: int = 300, factors: int = 0,
+               clusters: int = 0) -> ItemStats:
     """Compute item statistics from deduplicated lines (see :func:`dedupe`)."""
     end = float(t.max()) if t.size else 0.0
     ui = sp.csr_matrix((np.ones(u.size, dtype=np.float32), (u, i)), shape=(n_users, n_items))
@@ -339,6 +435,7 @@ def item_stats(u: np.ndarray, i: np.ndarray, t: np.ndarray, b: np.ndarray, n_use
     norms = np.sqrt(np.asarray(vectors.multiply(vectors).sum(axis=1)).ravel())
     unit = (sp.diags((1.0 / np.where(norms > 0, norms, 1.0)).astype(np.float32)) @ vectors).tocsr()
     del vectors
+    latent = latent_factors(binary, factors)
     return ItemStats(
         buyers=buyers,
         repeat_rate=repeat_rate,
@@ -351,4 +448,6 @@ def item_stats(u: np.ndarray, i: np.ndarray, t: np.ndarray, b: np.ndarray, n_use
         user_norms=norms.astype(np.float32),
         item_buyers=buyer_index(unit, buyers_per_item),
         end_time=end,
+        factors=latent,
+        clusters=item_clusters(latent, buyers, clusters),
     )

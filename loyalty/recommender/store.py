@@ -28,7 +28,7 @@ from loyalty.recommender.stats import ItemStats
 
 PREFIX = "recommender-"
 _SPARSE = ("co_user", "co_next", "ease", "user_unit", "item_buyers")
-_DENSE = ("buyers", "repeat_rate", "event_key", "gap_days", "user_norms")
+_DENSE = ("buyers", "repeat_rate", "event_key", "gap_days", "user_norms", "factors", "clusters")
 _TREE = ("feature", "threshold", "left", "right", "value", "roots")  # TreeRanker's node arrays
 
 

@@ -154,10 +154,11 @@ def test_damaged_or_foreign_model_files_are_refused(tmp_path) -> None:
     path = str(store.save(trained(), str(tmp_path)))
     meta_path = path[:-4] + ".json"
     meta = json.loads(open(meta_path, encoding="utf-8").read())
-    meta["format"] = 999
-    open(meta_path, "w", encoding="utf-8").write(json.dumps(meta))
-    with pytest.raises(store.ModelFileError, match="retrain"):
-        store.load(path)
+    for old in (Recommender.FORMAT - 1, 999):  # the previous layout, and one from the future
+        meta["format"] = old
+        open(meta_path, "w", encoding="utf-8").write(json.dumps(meta))
+        with pytest.raises(store.ModelFileError, match="retrain"):
+            store.load(path)
     open(path, "wb").write(b"not a zip")
     meta["format"] = Recommender.FORMAT
     open(meta_path, "w", encoding="utf-8").write(json.dumps(meta))

@@ -79,3 +79,49 @@ def test_ease_on_a_large_catalogue_is_learned_among_the_best_sellers_only() -> N
     assert set(coo.row.tolist()) | set(coo.col.tolist()) <= best
     assert set(range(5)) <= best
     assert full.nnz > small.nnz > 0
+
+
+def test_latent_factors_find_the_taste_groups_without_categories() -> None:
+    from loyalty.recommender.stats import latent_factors
+
+    rng = np.random.default_rng(4)
+    # Two groups of members, each buying only from its own half of the catalogue.
+    a = _random_incidence(rng, 200, 30, 0.3)
+    b = _random_incidence(rng, 200, 30, 0.3)
+    x = sp.bmat([[a, None], [None, b]], format="csr")
+    v = latent_factors(x, 4)
+    assert v.shape == (60, 4) and v.dtype == np.float32
+    profile = np.zeros(60, dtype=np.float32)
+    profile[[0, 1, 2]] = 1.0 / 3  # a member of the first group who bought three items
+    scores = v @ (profile @ v)
+    assert scores[3:30].min() > scores[30:].max()  # the first half's unseen items come first
+    assert latent_factors(x, 0).shape == (60, 0)
+
+
+def test_learned_item_groups_stand_in_for_missing_categories() -> None:
+    from loyalty.recommender.stats import item_clusters, latent_factors
+
+    rng = np.random.default_rng(5)
+    blocks = [_random_incidence(rng, 150, 20, 0.3) for _ in range(3)]
+    x = sp.block_diag(blocks, format="csr")
+    x = sp.hstack([x, sp.csr_matrix((450, 2))], format="csr")  # two items nobody bought
+    buyers = np.asarray(x.sum(axis=0)).ravel()
+    groups = item_clusters(latent_factors(x, 6), buyers, 3)
+    assert groups.shape == (62,) and (groups[60:] == -1).all()
+    for b in range(3):  # each taste group's items share one label, and no other group has it
+        labels = set(groups[b * 20:(b + 1) * 20].tolist())
+        assert len(labels) == 1
+        assert not labels & set(np.delete(groups[:60], np.arange(b * 20, (b + 1) * 20)).tolist())
+    assert (item_clusters(np.zeros((62, 0), np.float32), buyers, 3) == -1).all()
+
+
+def test_each_groups_best_items_are_read_from_a_cached_index() -> None:
+    x = sp.csr_matrix(np.array([[1, 1, 0, 1, 1], [1, 0, 1, 1, 0], [1, 0, 0, 0, 0]], dtype=np.float32))
+    u, i = x.nonzero()
+    st = item_stats(u, i, np.arange(u.size, dtype=np.float64), np.arange(u.size), 3, 5, shrink=0,
+                    neighbours=5, rank_decay=0.8)
+    group = np.array([0, 0, 0, 1, -1])  # buyers 3, 1, 1 in group 0; item 3 alone; item 4 none
+    indptr, best = st.group_best(group, 2)
+    assert best[indptr[0]:indptr[1]].tolist() == [0, 1]  # most buyers first, ties by index
+    assert best[indptr[1]:indptr[2]].tolist() == [3]
+    assert st.group_best(group, 2)[1] is best  # computed once per group array

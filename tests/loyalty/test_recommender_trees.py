@@ -94,3 +94,17 @@ def test_discovery_stays_in_the_favourite_category_and_a_small_shop_gets_a_line(
     small, cat = _chain(members=40)
     few = Recommender().fit(small, 50, cat.size, category=cat)
     assert isinstance(few.ranker_all, LinearRanker)  # too few bought examples for trees
+
+
+def test_row_weights_change_what_both_rankers_learn() -> None:
+    # x=0: 30% bought, x=1: 50% bought; weighing x=0's bought rows x5 makes x=0 the better bet.
+    x = np.repeat([[0.0], [1.0]], 1000, axis=0)
+    y = np.concatenate([np.arange(1000) < 300, np.arange(1000) < 500])
+    w = np.where((x[:, 0] == 0) & y, 5.0, 1.0)
+    probe = np.array([[0.0], [1.0]])
+    from loyalty.recommender.ranker import fit_ranker
+
+    for fit in (lambda **kw: fit_ranker(x, y, **kw),
+                lambda **kw: fit_trees(x, y, iterations=5, min_leaf=20, screen_keep=0, **kw)):
+        plain, weighted = fit().score(probe), fit(weight=w).score(probe)
+        assert plain[1] > plain[0] and weighted[0] > weighted[1]
