@@ -73,6 +73,7 @@ db: install ## migrate the database; on first start seed demo data, train the re
 	$(PY) -m loyalty seed --if-empty
 	@ls var/models/recommender-*.npz >/dev/null 2>&1 || { \
 	  $(PY) -m loyalty recommender train && $(PY) -m loyalty segments recompute; }
+	$(PY) -m loyalty recommender train --if-stale  # a model of an older format is retrained
 
 # Needs PostgreSQL and Redis: LOYALTY_DATABASE_URL, TRACKER_DB_*, REDIS_* and WEBCHAT_REDIS_URL (docs/scaling.md).
 run-cluster: install $(MODEL) db ## two Rasa replicas and two action servers behind nginx on one port

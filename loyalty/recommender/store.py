@@ -137,6 +137,15 @@ def newest(directory: str | os.PathLike[str]) -> Path | None:
     return found[-1] if found else None
 
 
+def is_current(path: str | os.PathLike[str]) -> bool:
+    """Whether this code reads the model file (its metadata's format and features), without loading it."""
+    try:
+        meta = json.loads(Path(path).with_suffix(".json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return meta.get("format") == Recommender.FORMAT and meta.get("features") == list(FEATURES)
+
+
 def load(path: str | os.PathLike[str]) -> Recommender:
     """Read a model written by :func:`save`."""
     npz = Path(path)
@@ -144,7 +153,7 @@ def load(path: str | os.PathLike[str]) -> Recommender:
         meta = json.loads(npz.with_suffix(".json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ModelFileError(f"cannot read model metadata for {npz.name}: {exc}") from exc
-    if meta.get("format") != Recommender.FORMAT or meta.get("features") != list(FEATURES):
+    if not is_current(npz):
         raise ModelFileError(
             f"{npz.name} has format {meta.get('format')}, this code reads {Recommender.FORMAT}: retrain"
         )

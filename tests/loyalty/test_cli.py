@@ -429,7 +429,18 @@ def test_recommender_train_and_segments_recompute(sqlite_engine, tmp_path: Path,
     run(capsys, "seed", "--members", "30", "--days", "120", "--until", "2026-03-01", "--seed", "5")
     code, out, _ = run(capsys, "recommender", "train", "--out", str(tmp_path / "m"))
     assert code == 0 and "trained recommender" in out
-    assert list((tmp_path / "m").glob("recommender-*.npz"))
+    models = sorted((tmp_path / "m").glob("recommender-*.npz"))
+    assert len(models) == 1
+    code, out, _ = run(capsys, "recommender", "train", "--out", str(tmp_path / "m"), "--if-stale")
+    assert code == 0 and "is current: not retrained" in out
+    assert sorted((tmp_path / "m").glob("recommender-*.npz")) == models
+    # A model of an older format (as after an upgrade) is retrained.
+    meta = models[0].with_suffix(".json")
+    meta.write_text(meta.read_text(encoding="utf-8").replace('"format": ', '"format": 0, "was": '),
+                    encoding="utf-8")
+    code, out, _ = run(capsys, "recommender", "train", "--out", str(tmp_path / "m"), "--if-stale")
+    assert code == 0 and "trained recommender" in out
+    assert len(list((tmp_path / "m").glob("recommender-*.npz"))) == 2
     code, out, _ = run(capsys, "segments", "recompute", "--now", "2026-03-01T12:00:00+08:00")
     assert code == 0 and "segments of" in out
     assert count(MemberSegment) == count(Member) - db.run(

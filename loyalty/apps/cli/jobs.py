@@ -58,7 +58,13 @@ def cmd_tiers_review(a: argparse.Namespace) -> int:
 
 def cmd_recommender_train(a: argparse.Namespace) -> int:
     from loyalty.recommender import service as recommender
+    from loyalty.recommender import store
 
+    if a.if_stale:
+        found = store.newest(a.out or recommender.model_dir())
+        if found is not None and store.is_current(found):
+            print(f"recommender {found.name} is current: not retrained")
+            return EXIT_OK
     result = db.run(recommender.train_and_save, a.out, progress=True, readonly=True)
     print(f"trained recommender {result.version} on {result.members} members, {result.products} products, "
           f"{result.orders} orders in {result.seconds:.1f} s -> {result.path}")
@@ -111,6 +117,8 @@ def add_recommender(sub: Any) -> None:
     rg = command_group(sub, "recommender", "product recommendations")
     rt = rg.add_parser("train", help="retrain on every order and save a new versioned model file")
     rt.add_argument("--out", help="folder for model files (default LOYALTY_MODEL_DIR)")
+    rt.add_argument("--if-stale", action="store_true",
+                    help="only when there is no model this version reads (none yet, or an older format)")
     rt.set_defaults(func=cmd_recommender_train)
 
 
