@@ -49,7 +49,7 @@ _nlu: ThreadPoolExecutor | None = None
 
 
 def install() -> None:
-    """Patch both (idempotent)."""
+    """Apply all four (idempotent)."""
     global _installed
     if _installed:
         return
@@ -146,8 +146,6 @@ def _plain(cls: type) -> bool:
 
 
 def _copy_slots_directly() -> None:
-    import copy
-
     from rasa.shared.core.slots import Slot
 
     plain: dict[type, bool] = {}

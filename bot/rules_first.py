@@ -118,6 +118,7 @@ class RuleIndex:
 
     def __init__(self, lookup: dict[str, str]) -> None:
         self.size = len(lookup)
+        self.every = list(lookup)  # asked for when the previous action has no name to index by
         self.by_action: dict[str, list[str]] = defaultdict(list)
         self.starters: list[str] = []  # last state without a previous action (a conversation start)
         for key in lookup:
@@ -132,11 +133,10 @@ class RuleIndex:
     def candidates(self, state: State) -> list[str]:
         """The keys whose last rule state can match ``state`` (a superset of those that do)."""
         previous = state.get(PREVIOUS_ACTION)
-        if not previous:
-            return self.starters + [k for keys in self.by_action.values() for k in keys]
-        name = previous.get("action_name")
-        return self.by_action.get(name, []) + self.by_action.get(ANY, []) if name else \
-            [k for keys in self.by_action.values() for k in keys]
+        name = previous.get("action_name") if previous else None
+        if not name:
+            return self.every
+        return self.by_action.get(name, []) + self.by_action.get(ANY, [])
 
 
 class _ReplayedOnce:

@@ -364,7 +364,7 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
         erasure calls this."""
         self._events.forget(sender_id)
         with self.engine.begin() as c:
-            c.execute(sa.delete(checkpoints).where(checkpoints.c.sender_id == sender_id))
+            c.execute(self._drop_checkpoint, {"sid": sender_id})
 
     # ------------------------------------------------------------ the channels' bounded reads
 

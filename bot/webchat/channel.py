@@ -318,8 +318,10 @@ class WebchatInput(InputChannel):
             text = await linking.screen("webchat", sender, text)
             if not data.get("payload"):
                 # A typed button title acts as the button (see bot/buttons.py).
-                latest = await store.latest_turn(sender) if store is not None else \
-                    list(tracker.events) if tracker is not None else []
+                if store is not None:
+                    latest = await store.latest_turn(sender)
+                else:
+                    latest = list(tracker.events) if tracker is not None else []
                 text = buttons.match(text, buttons.last_offered(latest)) or text
             out = WebchatOutput()
             logs.start_turn()  # this message's task only: each message runs in a task or request of its own

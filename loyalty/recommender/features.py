@@ -12,7 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from loyalty.recommender.data import DAY, UserHistory
-from loyalty.recommender.stats import ItemStats
+from loyalty.recommender.stats import ItemStats, row_positions
 
 FEATURES = (
     "bought",  # the user bought the item before
@@ -120,10 +120,8 @@ def _group_affinity(group: np.ndarray | None, uniq: np.ndarray, prof: np.ndarray
     share = np.bincount(group[uniq][known], weights=prof[known], minlength=int(group.max()) + 1) / prof.sum()
     indptr, best = stats.group_best(group, n)
     mine = np.flatnonzero(share > 0)
-    lo, hi = indptr[mine], indptr[mine + 1]
-    counts = hi - lo
-    pos = np.repeat(lo - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
-    pool = best[pos]
+    counts = indptr[mine + 1] - indptr[mine]
+    pool = best[row_positions(indptr, mine)]
     score = np.repeat(share[mine], counts) * stats.in_category(group)[pool]
     return _Affinity(group, share, _top(score, n, pool))
 

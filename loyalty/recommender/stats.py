@@ -20,6 +20,12 @@ KEY_SPAN = 1 << 36  # seconds; keeps (item, time) keys unique for times before y
 PROBE_ITEMS = 32  # at most this many of a member's items look for similar customers
 
 
+def row_positions(indptr: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Where the given rows' entries sit in a CSR-like layout's arrays, row after row."""
+    counts = indptr[rows + 1] - indptr[rows]
+    return np.repeat(indptr[rows] - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+
+
 @dataclass
 class ItemStats:
     """Everything the features read that does not depend on the requesting user.
@@ -108,11 +114,10 @@ class ItemStats:
         if norm == 0.0 or self.item_buyers.nnz == 0:
             return np.zeros(n_items)
         ib = self.item_buyers
-        lo, hi = ib.indptr[items], ib.indptr[items + 1]
-        counts = hi - lo
+        counts = ib.indptr[items + 1] - ib.indptr[items]
         if counts.sum() == 0:
             return np.zeros(n_items)
-        pos = np.repeat(lo - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+        pos = row_positions(ib.indptr, items)
         users = ib.indices[pos]
         contrib = ib.data[pos] * np.repeat(values / norm, counts)
         cand, inv = np.unique(users, return_inverse=True)

@@ -137,13 +137,18 @@ def newest(directory: str | os.PathLike[str]) -> Path | None:
     return found[-1] if found else None
 
 
+def _readable(meta: dict[str, Any]) -> bool:
+    """Whether a model file with this metadata is of the format and features this code reads."""
+    return meta.get("format") == Recommender.FORMAT and meta.get("features") == list(FEATURES)
+
+
 def is_current(path: str | os.PathLike[str]) -> bool:
     """Whether this code reads the model file (its metadata's format and features), without loading it."""
     try:
         meta = json.loads(Path(path).with_suffix(".json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return meta.get("format") == Recommender.FORMAT and meta.get("features") == list(FEATURES)
+    return _readable(meta)
 
 
 def load(path: str | os.PathLike[str]) -> Recommender:
@@ -153,7 +158,7 @@ def load(path: str | os.PathLike[str]) -> Recommender:
         meta = json.loads(npz.with_suffix(".json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ModelFileError(f"cannot read model metadata for {npz.name}: {exc}") from exc
-    if not is_current(npz):
+    if not _readable(meta):
         raise ModelFileError(
             f"{npz.name} has format {meta.get('format')}, this code reads {Recommender.FORMAT}: retrain"
         )
