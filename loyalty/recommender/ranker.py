@@ -108,6 +108,18 @@ class TreeRanker:
     screen: LinearRanker | None = None
     screen_keep: int = 50
     blend: float = 0.0  # weight of the screen's logit added to the trees' on the shortlist
+    # Serving copies in NumPy's index type (int32 indices are converted on every gather): each
+    # node's children side by side, right then left, so that 2 * node + (x <= threshold) picks one.
+    _children: np.ndarray = field(init=False, repr=False, compare=False)
+    _feature: np.ndarray = field(init=False, repr=False, compare=False)
+    _roots: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        children = np.empty(2 * self.left.size, dtype=np.intp)
+        children[0::2], children[1::2] = self.right, self.left
+        object.__setattr__(self, "_children", children)
+        object.__setattr__(self, "_feature", self.feature.astype(np.intp))
+        object.__setattr__(self, "_roots", self.roots.astype(np.intp))
 
     def shortlist(self, x: np.ndarray, keep: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Scores of the kept rows worth ranking for a top-k list, and those rows' mask.
@@ -133,11 +145,13 @@ class TreeRanker:
         """One score per feature row (a logit of "bought")."""
         if x.shape[0] == 0 or self.roots.size == 0:
             return np.full(x.shape[0], self.bias)
-        node = np.broadcast_to(self.roots, (x.shape[0], self.roots.size))
-        rows = np.arange(x.shape[0])[:, None]
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        flat = x.ravel()
+        row_start = (np.arange(x.shape[0]) * x.shape[1])[:, None]
+        node = np.broadcast_to(self._roots, (x.shape[0], self._roots.size))
         for _ in range(self.depth):
-            go_left = x[rows, self.feature[node]] <= self.threshold[node]
-            node = np.where(go_left, self.left[node], self.right[node])
+            go_left = flat[row_start + self._feature[node]] <= self.threshold[node]
+            node = self._children[2 * node + go_left]
         return self.value[node].sum(axis=1) + self.bias
 
 

@@ -99,7 +99,8 @@ class ItemStats:
         self._group_best[key] = (group, indptr, best)
         return indptr, best
 
-    def neighbour_scores(self, items: np.ndarray, values: np.ndarray, user: int, k: int) -> np.ndarray:
+    def neighbour_scores(self, items: np.ndarray, values: np.ndarray, user: int, k: int,
+                         probe: int = PROBE_ITEMS) -> np.ndarray:
         """What the k customers most like this one buy (their vectors, similarity-weighted).
 
         Only customers who share an item with this one can be similar; they
@@ -108,8 +109,8 @@ class ItemStats:
         """
         n_items = self.buyers.size
         norm = float(np.sqrt((values**2).sum()))
-        if items.size > PROBE_ITEMS:  # a long history: its strongest items find the neighbours
-            strong = np.argpartition(-values, PROBE_ITEMS - 1)[:PROBE_ITEMS]
+        if items.size > probe:  # a long history: its strongest items find the neighbours
+            strong = np.argpartition(-values, probe - 1)[:probe]
             items, values = items[strong], values[strong]
         if norm == 0.0 or self.item_buyers.nnz == 0:
             return np.zeros(n_items)
@@ -120,8 +121,11 @@ class ItemStats:
         pos = row_positions(ib.indptr, items)
         users = ib.indices[pos]
         contrib = ib.data[pos] * np.repeat(values / norm, counts)
-        cand, inv = np.unique(users, return_inverse=True)
-        sims = np.bincount(inv, weights=contrib, minlength=cand.size)
+        # Each item's buyers are sorted (CSR order), so a stable sort only merges the runs.
+        order = np.argsort(users, kind="stable")
+        users = users[order]
+        start = np.flatnonzero(np.concatenate(([True], users[1:] != users[:-1])))
+        cand, sims = users[start], np.add.reduceat(contrib[order], start)
         sims[cand == user] = 0.0
         if k < sims.size:
             top = np.argpartition(-sims, k)[:k]
