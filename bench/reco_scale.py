@@ -28,7 +28,7 @@ from bench.reco_baselines import BuyAgain  # noqa: E402
 from bench.reco_data import CleanRules, ColumnMap, load_numeric  # noqa: E402
 from loyalty.recommender import store  # noqa: E402
 from loyalty.recommender.data import Interactions  # noqa: E402
-from loyalty.recommender.model import Recommender  # noqa: E402
+from loyalty.recommender.model import Recommender, serve_single_threaded  # noqa: E402
 
 SYNTH = ColumnMap(user="member", item="sku", basket="order_id", time="paid_at", qty="qty", price=None,
                   category="category")
@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"timed members: the {longest.size} with the longest histories "
           f"({int(lines_per_user[longest].min())}-{int(lines_per_user[longest].max())} lines)")
     model.cache_size = 20_000
+    serve_single_threaded()  # as loyalty.recommender.service does in a serving process
     cold, warm, ref = [], [], []
     for u in longest:
         t1 = time.perf_counter()
@@ -118,6 +119,7 @@ def _serve_only(directory: str, members: int) -> int:
     now = float(model.trained_at // 3600 * 3600) + 3600.0 + 60.0
     model.recommend(0, 10, now=now)  # the hour's trending lists, as a running server has them
     model.cache_size = 20_000
+    serve_single_threaded()
     print(f"model {path.name}: {model.n_users:,} members, {model.n_items:,} SKUs; timed members: the "
           f"{longest.size} with the longest histories ({int(lines[longest].min())}-{int(lines[longest].max())} lines)")
     for name, at in (("first call of the hour (cold)", now), ("again within the hour", now + 60.0)):

@@ -29,7 +29,7 @@ from loyalty.members.models import Member, MemberSegment
 from loyalty.orders.models import Order, OrderLine
 from loyalty.recommender import store as model_store
 from loyalty.recommender.data import Interactions
-from loyalty.recommender.model import BOUGHT_WITH, POPULAR, REPEAT, Config, Recommender, Scored
+from loyalty.recommender.model import BOUGHT_WITH, POPULAR, REPEAT, Config, Recommender, Scored, serve_single_threaded
 from loyalty.recommender.needs import categories_for
 
 log = logging.getLogger(__name__)
@@ -205,6 +205,7 @@ class _Loaded:
         x = model.extra
         self.model = model
         model.cache_size = CACHE_MEMBERS
+        serve_single_threaded()
         self.product_ids = np.asarray(x["product_ids"], dtype=np.int64)
         self.item_of = {int(p): n for n, p in enumerate(x["product_ids"])}
         self.user_of = {int(m): n for n, m in enumerate(x["member_ids"])}

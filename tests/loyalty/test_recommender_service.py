@@ -89,6 +89,14 @@ def test_weekly_milk_buyer_gets_milk_first_with_a_reason(shop: dict[str, Any]) -
     assert got[0].price == "1.00" and got[0].name_en == "Fresh milk"
 
 
+def test_a_serving_process_runs_its_small_matrix_products_on_one_thread(shop: dict[str, Any]) -> None:
+    from threadpoolctl import threadpool_info
+
+    reco(shop["milk"], shop)  # loads the model for serving
+    blas = [lib for lib in threadpool_info() if lib["user_api"] == "blas"]
+    assert blas and all(lib["num_threads"] == 1 for lib in blas)
+
+
 def test_a_new_member_gets_their_store_best_sellers(shop: dict[str, Any]) -> None:
     newcomer = many_members(1, now=T0)[0]
     db.run(lambda s: s.execute(update(Member).where(Member.id == newcomer).values(store_id=shop["stores"]["BJ1"])))
