@@ -126,11 +126,14 @@ def _group_affinity(group: np.ndarray | None, uniq: np.ndarray, prof: np.ndarray
                     n: int) -> _Affinity:
     """The user's share of purchases per group and the n items with the highest share x in-group
     share, read from each of the user's groups' own best items (never the whole catalogue)."""
-    if group is None or not uniq.size or not (group >= 0).any():
+    if group is None or not uniq.size:
         return _Affinity(None, np.zeros(0), np.zeros(0, dtype=np.int64))
-    known = group[uniq] >= 0
-    share = np.bincount(group[uniq][known], weights=prof[known], minlength=int(group.max()) + 1) / prof.sum()
-    indptr, best = stats.group_best(group, n)
+    indptr, best = stats.group_best(group, n)  # cached: no pass over the catalogue per request
+    if not best.size:  # no item has a group
+        return _Affinity(None, np.zeros(0), np.zeros(0, dtype=np.int64))
+    mine = group[uniq]
+    known = mine >= 0
+    share = np.bincount(mine[known], weights=prof[known], minlength=indptr.size - 1) / prof.sum()
     mine = np.flatnonzero(share > 0)
     counts = indptr[mine + 1] - indptr[mine]
     pool = best[row_positions(indptr, mine)]
