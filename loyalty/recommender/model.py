@@ -60,7 +60,7 @@ class Config:
     tree_min_leaf: int = 200
     tree_min_positives: int = 500  # fewer bought examples: the linear ranker instead
     tree_blend: float = 1.0  # the linear screen's logit added to the trees' (an ensemble)
-    tree_screen: int = 50  # serving: the trees score the linear screen's best 50 (or 2k) rows only
+    tree_screen: int = 32  # serving: the trees score the linear screen's best 32 (or 2k) rows only
     # Extra ranker examples: the last window_days held out, asked at the cut (see _fit_ranker),
     # for the "new" ranker, the "all" one, "both" or neither ("").
     window_days: float = 30.0

@@ -17,7 +17,7 @@ import scipy.sparse as sp
 from loyalty.recommender.data import DAY
 
 KEY_SPAN = 1 << 36  # seconds; keeps (item, time) keys unique for times before year 4000
-PROBE_ITEMS = 32  # at most this many of a member's items look for similar customers
+PROBE_ITEMS = 24  # at most this many of a member's items look for similar customers (default)
 
 
 def row_positions(indptr: np.ndarray, rows: np.ndarray) -> np.ndarray:
