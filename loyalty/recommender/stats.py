@@ -136,7 +136,7 @@ class ItemStats:
             return np.zeros(n_items)
         w = sims[top]
         rows = cand[top]
-        return np.asarray(self.user_unit[rows].T @ (w * self.user_norms[rows])).ravel() / w.sum()
+        return np.asarray(self.user_unit[rows].T @ (w * self.user_norms[rows] / w.sum())).ravel()
 
     def trending(self, now: float, days: float, n: int) -> np.ndarray:
         """The n items with the most purchase events in the window (see :meth:`recent_counts`)."""
