@@ -122,11 +122,15 @@ def _serve_only(directory: str, members: int) -> int:
     serve_single_threaded()
     print(f"model {path.name}: {model.n_users:,} members, {model.n_items:,} SKUs; timed members: the "
           f"{longest.size} with the longest histories ({int(lines[longest].min())}-{int(lines[longest].max())} lines)")
-    for name, at in (("first call of the hour (cold)", now), ("again within the hour", now + 60.0)):
+    later = now + 3600.0  # the next hour: every member is cold again
+    model.recommend(0, 10, now=later)
+    for name, at, discovery in (("first call of the hour (cold)", now, False),
+                                ("again within the hour", now + 60.0, False),
+                                ("discovery only, cold (next hour)", later, True)):
         ms = []
         for u in longest:
             t1 = time.perf_counter()
-            model.recommend(int(u), 10, now=at)
+            model.recommend(int(u), 10, now=at, exclude_bought=discovery)
             ms.append((time.perf_counter() - t1) * 1000.0)
         p50, p95 = _pct(ms)
         print(f"{name:<34} p50 {p50:>6.2f} ms  p95 {p95:>6.2f} ms")

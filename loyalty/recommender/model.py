@@ -31,6 +31,8 @@ REPEAT = "repeat"  # 因为你常买…
 BOUGHT_WITH = "bought_with"  # 和你买过的…一起买的人也买了…
 POPULAR = "popular"  # 热销 (qualified by the group level that supplied it)
 
+ANCHORS = 64  # a "bought with" reason names one of the member's this many strongest items
+
 Progress = Callable[[str, int, int], None]
 Ranker = LinearRanker | TreeRanker
 
@@ -393,11 +395,13 @@ class Recommender:
         fresh = ~c.bought[picked]
         anchors = np.full(items.size, -1, dtype=np.int64)
         if fresh.any() and c.profile_items.size:
-            rows = c.profile_items
+            rows, weights = c.profile_items, c.profile_weights
+            if rows.size > ANCHORS:  # a long history: the reason names one of its strongest items
+                strong = np.argpartition(-weights, ANCHORS - 1)[:ANCHORS]
+                rows, weights = rows[strong], weights[strong]
             cols = items[fresh]
             # How much each past item pulls each new item up, through the item-item signals.
-            pull = (st.co_user[rows][:, cols] + st.ease[rows][:, cols] + st.co_next[rows][:, cols])
-            pull = pull.toarray() * c.profile_weights[:, None]
+            pull = st.pull(rows, cols) * weights[:, None]
             best = pull.argmax(axis=0)
             anchors[fresh] = np.where(pull.max(axis=0) > 0, rows[best], -1)
         out = []

@@ -88,6 +88,20 @@ def test_bought_with_names_an_item_the_member_bought(model: Recommender) -> None
     assert recs[0].reason == BOUGHT_WITH and recs[0].anchor == ITEM["chips"]
 
 
+def test_a_long_historys_reason_names_one_of_its_strongest_items(model: Recommender,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import loyalty.recommender.model as model_module
+
+    hist = model.history.get(MILK_USER)  # type: ignore[union-attr]
+    assert set(hist.item.tolist()) == {ITEM["milk"], ITEM["bread"]}  # milk weekly, bread now and then
+    before = model.recommend(MILK_USER, 5, now=END, exclude_bought=True)
+    assert {r.anchor for r in before if r.reason == BOUGHT_WITH} == {ITEM["bread"]}
+    monkeypatch.setattr(model_module, "ANCHORS", 1)  # as if bread were beyond the strongest ANCHORS
+    after = model.recommend(MILK_USER, 5, now=END, exclude_bought=True)
+    assert [r.item for r in after] == [r.item for r in before]  # the same list, other reasons
+    assert {r.reason for r in after} == {POPULAR} and ITEM["bread"] not in {r.anchor for r in after}
+
+
 def test_new_member_gets_their_store_best_sellers(model: Recommender) -> None:
     skin_store = model.recommend(150, 2, now=END, context={"store": 1})
     snack_store = model.recommend(150, 2, now=END, context={"store": 0})
@@ -154,7 +168,7 @@ def test_a_model_saved_before_a_setting_existed_is_served_as_it_was_trained(tmp_
     path = str(store.save(trained(), str(tmp_path)))
     meta_path = path[:-4] + ".json"
     meta = json.loads(open(meta_path, encoding="utf-8").read())
-    assert meta["config"]["features"]["probe_items"] == 24
+    assert meta["config"]["features"]["probe_items"] == 16
     del meta["config"]["features"]["probe_items"]  # as written before the setting existed
     open(meta_path, "w", encoding="utf-8").write(json.dumps(meta))
     assert store.load(path).config.features.probe_items == 32

@@ -52,3 +52,20 @@ def test_the_flat_tree_walk_scores_like_sklearn_on_ties_and_missing_rows() -> No
     assert np.allclose(trees.score(probe), reference.decision_function(probe))
     assert np.allclose(trees.score(probe[::-1]), reference.decision_function(probe[::-1]))  # a strided view
     assert trees.score(np.zeros((0, 5))).shape == (0,)
+
+
+def test_the_pull_behind_a_reason_is_the_sum_of_the_three_item_signals() -> None:
+    import scipy.sparse as sp
+
+    from loyalty.recommender.stats import item_stats
+
+    rng = np.random.default_rng(5)
+    u = np.sort(rng.integers(0, 200, 4000))
+    i = rng.integers(0, 80, 4000)
+    t = np.arange(4000, dtype=np.float64) * 3600.0
+    b = np.arange(4000) // 3
+    st = item_stats(u, i, t, b, 200, 80, shrink=5.0, neighbours=20, rank_decay=0.8)
+    rows, cols = np.array([3, 7, 11, 40, 41]), np.array([5, 0, 79, 12])
+    want = sp.csr_matrix(st.co_user + st.ease + st.co_next)[rows][:, cols].toarray()
+    assert want.any()
+    assert np.allclose(st.pull(rows, cols), want, rtol=1e-6)
