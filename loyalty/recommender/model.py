@@ -61,7 +61,8 @@ class Config:
     tree_rate: float = 0.1
     tree_min_leaf: int = 200
     tree_min_positives: int = 500  # fewer bought examples: the linear ranker instead
-    tree_blend: float = 1.0  # the linear screen's logit added to the trees' (an ensemble)
+    tree_blend: float = 1.0  # the linear screen's logit added to the trees' (an ensemble), "all" ranker
+    tree_blend_new: float = 0.5  # the same for the "new" ranker (validation: 0 best on the synthetic chain, 1 on UCI)
     tree_screen: int = 32  # serving: the trees score the linear screen's best 32 (or 2k) rows only
     # Extra ranker examples: the last window_days held out, asked at the cut (see _fit_ranker),
     # for the "new" ranker, the "all" one, "both" or neither ("").
@@ -120,7 +121,7 @@ def _last_orders(u: np.ndarray, b: np.ndarray) -> np.ndarray:
 class Recommender:
     """Fit on order lines, update per order, answer from memory."""
 
-    FORMAT = 4  # bump when the saved layout changes
+    FORMAT = 5  # bump when the saved layout changes
 
     def __init__(self, config: Config | None = None) -> None:
         self.config = config or Config()
@@ -208,8 +209,9 @@ class Recommender:
                 xn, yn = np.vstack([xn, wx[~wb]]), np.concatenate([yn, wy[~wb]])
                 wn = np.concatenate([wn, wwn[~wb]])
         self.ranker_all = self._learn(xa, ya, cfg.interactions,
-                                      wa if cfg.user_weights in ("all", "both") else None)
-        self.ranker_new = self._learn(xn, yn, False, wn if cfg.user_weights in ("new", "both") else None)
+                                      wa if cfg.user_weights in ("all", "both") else None, cfg.tree_blend)
+        self.ranker_new = self._learn(xn, yn, False, wn if cfg.user_weights in ("new", "both") else None,
+                                      cfg.tree_blend_new)
 
     def _examples(self, u: np.ndarray, i: np.ndarray, t: np.ndarray, b: np.ndarray,
                   held: np.ndarray, now: float | None, progress: Progress | None
@@ -263,7 +265,7 @@ class Recommender:
                 np.concatenate(wns))
 
     def _learn(self, x: np.ndarray, y: np.ndarray, interactions: bool,
-               weight: np.ndarray | None = None) -> Ranker | None:
+               weight: np.ndarray | None = None, blend: float = 1.0) -> Ranker | None:
         """The configured kind of ranker on these examples (None without both labels)."""
         cfg = self.config
         if not 0 < y.sum() < y.size:
@@ -273,7 +275,7 @@ class Recommender:
             return fit_trees(x, y, iterations=cfg.tree_iter, leaves=cfg.tree_leaves,
                              max_depth=cfg.tree_depth, learning_rate=cfg.tree_rate,
                              min_leaf=cfg.tree_min_leaf, negatives=cfg.ranker_negatives,
-                             screen_keep=cfg.tree_screen, blend=cfg.tree_blend, seed=cfg.seed,
+                             screen_keep=cfg.tree_screen, blend=blend, seed=cfg.seed,
                              weight=weight)
         pairs = quadratic_pairs(INTERACTING) if interactions else None
         return fit_ranker(x, y, pairs, negatives=cfg.ranker_negatives, seed=cfg.seed, weight=weight)

@@ -81,6 +81,21 @@ def test_a_chain_gets_tree_rankers_that_survive_save_and_load(tmp_path) -> None:
             assert loaded.recommend(user, 5, now=end, **kw) == m.recommend(user, 5, now=end, **kw)
 
 
+def test_the_discovery_ranker_has_its_own_blend_with_the_screen(tmp_path) -> None:
+    data, category = _chain()
+    cfg = Config(tree_iter=20, tree_min_positives=50, tree_blend=1.0, tree_blend_new=0.0)
+    m = Recommender(cfg).fit(data, 800, category.size, category=category)
+    assert isinstance(m.ranker_all, TreeRanker) and isinstance(m.ranker_new, TreeRanker)
+    assert (m.ranker_all.blend, m.ranker_new.blend) == (1.0, 0.0)
+    loaded = store.load(str(store.save(m, str(tmp_path))))
+    assert (loaded.ranker_all.blend, loaded.ranker_new.blend) == (1.0, 0.0)  # type: ignore[union-attr]
+    # Without the screen's logit the discovery list follows the trees alone.
+    end = float(np.max(data.time)) + DAY
+    c = m._candidates(m.history.get(3), 3, end)  # type: ignore[union-attr]
+    scores, chosen = m.ranker_new.shortlist(c.x, ~c.bought, 3)
+    assert np.allclose(scores[chosen], m.ranker_new.score(c.x[chosen]))
+
+
 def test_discovery_stays_in_the_favourite_category_and_a_small_shop_gets_a_line() -> None:
     data, category = _chain()
     m = Recommender(Config(tree_iter=20, tree_min_positives=50)).fit(data, 800, category.size, category=category)
