@@ -117,8 +117,10 @@ def _top(values: np.ndarray, n: int, labels: np.ndarray | None = None) -> np.nda
 
 
 def _spread(sim: sp.csr_matrix, rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Weighted sum of the given rows of an item-item matrix: one score per item."""
-    return np.asarray(sim[rows].T @ weights).ravel()
+    """Weighted sum of the given rows of an item-item matrix: one score per item (one column of
+    scores per column of weights, from a single read of the rows)."""
+    out = np.asarray(sim[rows].T @ weights)
+    return out.ravel() if weights.ndim == 1 else out
 
 
 @dataclass(frozen=True)
@@ -209,7 +211,7 @@ def candidates(hist: UserHistory, user: int, now: float, stats: ItemStats, cfg: 
         wr = rec / rec.sum() if rec.sum() > 0 else w
         # The decayed profile and, undecayed and summed like item-kNN (on steady tastes it ranks
         # discoveries better), every item bought once: one pass over the same co_user rows.
-        both = np.asarray(stats.co_user[uniq].T @ np.column_stack([w, np.ones(uniq.size)]))
+        both = _spread(stats.co_user, uniq, np.column_stack([w, np.ones(uniq.size)]))
         cf_user, cf_flat = both[:, 0], both[:, 1]
         cf_next = _spread(stats.co_next, uniq, wr)
         cf_ease = _spread(stats.ease, uniq, w)

@@ -177,8 +177,7 @@ def load(path: str | os.PathLike[str]) -> Recommender:
 def _build(meta: dict[str, Any], arrays: Any) -> Recommender:
     """Recreate the recommender from metadata and the open .npz archive."""
     cfg = dict(meta["config"])
-    # A model saved before probe_items was a setting searched from 32 items: serve it as trained.
-    cfg["features"] = FeatureConfig(**{"probe_items": 32, **cfg["features"]})
+    cfg["features"] = FeatureConfig(**cfg["features"])
     model = Recommender(Config(**cfg))
     model.n_users, model.n_items = int(meta["n_users"]), int(meta["n_items"])
     model.trained_at = float(meta["trained_until"])

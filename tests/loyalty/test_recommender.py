@@ -164,16 +164,6 @@ def test_save_and_load_give_the_same_answers(tmp_path) -> None:
         assert loaded.recommend(user, 5, now=END, **kw) == m.recommend(user, 5, now=END, **kw)
 
 
-def test_a_model_saved_before_a_setting_existed_is_served_as_it_was_trained(tmp_path) -> None:
-    path = str(store.save(trained(), str(tmp_path)))
-    meta_path = path[:-4] + ".json"
-    meta = json.loads(open(meta_path, encoding="utf-8").read())
-    assert meta["config"]["features"]["probe_items"] == 16
-    del meta["config"]["features"]["probe_items"]  # as written before the setting existed
-    open(meta_path, "w", encoding="utf-8").write(json.dumps(meta))
-    assert store.load(path).config.features.probe_items == 32
-
-
 def test_damaged_or_foreign_model_files_are_refused(tmp_path) -> None:
     path = str(store.save(trained(), str(tmp_path)))
     meta_path = path[:-4] + ".json"
