@@ -9,10 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 
 from loyalty.recommender.data import DAY, UserHistory
-from loyalty.recommender.stats import PROBE_ITEMS, ItemStats, row_positions
+from loyalty.recommender.stats import PROBE_ITEMS, ItemStats, row_positions, spread, top_items
 
 FEATURES = (
     "bought",  # the user bought the item before
@@ -95,34 +94,6 @@ class Candidates:
     profile_weights: np.ndarray
 
 
-def _top(values: np.ndarray, n: int, labels: np.ndarray | None = None) -> np.ndarray:
-    """The n items with the highest positive values (partitioning only the non-zero ones).
-
-    ``labels`` names the item of each value (default: its position).
-    A dense score over a large catalogue is first cut at a bar read off a sample of ~16n of its
-    values (about 2n values pass it), so that only those are partitioned; the answer is the same.
-    """
-    nz = np.zeros(0, dtype=np.int64)
-    if values.size > 64 * n:
-        sample = values[:: values.size // (16 * n)]
-        rank = sample.size - 2 - 2 * (n // 16)
-        bar = np.partition(sample, rank)[rank]
-        if bar > 0:
-            nz = np.flatnonzero(values > bar)
-    if nz.size < n:  # a short or sparse list: every positive value
-        nz = np.flatnonzero(values > 0)
-    if nz.size > n:
-        nz = nz[np.argpartition(-values[nz], n - 1)[:n]]
-    return nz if labels is None else labels[nz]
-
-
-def _spread(sim: sp.csr_matrix, rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Weighted sum of the given rows of an item-item matrix: one score per item (one column of
-    scores per column of weights, from a single read of the rows)."""
-    out = np.asarray(sim[rows].T @ weights)
-    return out.ravel() if weights.ndim == 1 else out
-
-
 @dataclass(frozen=True)
 class _Affinity:
     """The user's decayed purchase share per group, and the items it puts forward."""
@@ -156,7 +127,7 @@ def _group_affinity(group: np.ndarray | None, uniq: np.ndarray, prof: np.ndarray
     counts = indptr[mine + 1] - indptr[mine]
     pool = best[row_positions(indptr, mine)]
     score = np.repeat(share[mine], counts) * stats.in_category(group)[pool]
-    return _Affinity(group, share, _top(score, n, pool))
+    return _Affinity(group, share, top_items(score, n, pool))
 
 
 def _by_item(hist: UserHistory) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -205,20 +176,20 @@ def candidates(hist: UserHistory, user: int, now: float, stats: ItemStats, cfg: 
     user_repeat = 1.0 - uniq.size / inv.size if inv.size else 0.0
 
     n_items = stats.buyers.size
-    cf_user = cf_next = cf_ease = cf_knn = cf_svd = cf_flat = np.zeros(n_items)
+    cf_user = cf_next = cf_ease = cf_knn = cf_flat = np.zeros(n_items)
+    taste = np.zeros(stats.factors.shape[1], dtype=np.float32)  # the profile in factor space
     if uniq.size:
         w = prof / prof.sum()
         wr = rec / rec.sum() if rec.sum() > 0 else w
         # The decayed profile and, undecayed and summed like item-kNN (on steady tastes it ranks
         # discoveries better), every item bought once: one pass over the same co_user rows.
-        both = _spread(stats.co_user, uniq, np.column_stack([w, np.ones(uniq.size)]))
-        cf_user, cf_flat = both[:, 0], both[:, 1]
-        cf_next = _spread(stats.co_next, uniq, wr)
-        cf_ease = _spread(stats.ease, uniq, w)
+        cf_user, cf_flat = spread(stats.co_user, uniq, w, np.ones(uniq.size))
+        (cf_next,) = spread(stats.co_next, uniq, wr)
+        (cf_ease,) = spread(stats.ease, uniq, w)
         cf_knn = stats.neighbour_scores(uniq, rank_share, user, cfg.user_neighbours,
                                         cfg.probe_items)
         if stats.factors.shape[1]:
-            cf_svd = stats.factors @ (w.astype(np.float32) @ stats.factors[uniq])
+            taste = w.astype(np.float32) @ stats.factors[uniq]
     recent_30 = stats.recent_counts(now, 30.0)
     by_cat = _group_affinity(category, uniq, prof, stats, cfg.cf_candidates)
     by_cluster = _group_affinity(stats.clusters if stats.clusters.size else None, uniq, prof, stats,
@@ -226,12 +197,12 @@ def candidates(hist: UserHistory, user: int, now: float, stats: ItemStats, cfg: 
 
     items = np.unique(np.concatenate([
         uniq,
-        _top(cf_user, cfg.cf_candidates),
-        _top(cf_next, cfg.cf_candidates),
-        _top(cf_ease, cfg.cf_candidates),
-        _top(cf_knn, cfg.cf_candidates),
+        top_items(cf_user, cfg.cf_candidates),
+        top_items(cf_next, cfg.cf_candidates),
+        top_items(cf_ease, cfg.cf_candidates),
+        top_items(cf_knn, cfg.cf_candidates),
         by_cat.top,
-        _top(cf_svd, cfg.svd_candidates),
+        stats.factor_top(taste, cfg.svd_candidates) if uniq.size and taste.size else uniq[:0],
         by_cluster.top,
         stats.trending(now, 30.0, cfg.trend_candidates),
     ])).astype(np.int64)
@@ -271,7 +242,7 @@ def candidates(hist: UserHistory, user: int, now: float, stats: ItemStats, cfg: 
     x[:, 19] = np.log(cf_knn[items] + _EPS)
     x[:, 20] = np.log1p(max(now - float(hist.time.max()), 0.0) / DAY) if uniq.size else 0.0
     x[:, 21], x[:, 22] = by_cat.features(items, stats)
-    x[:, 23] = cf_svd[items]
+    x[:, 23] = stats.factors[items] @ taste if taste.size else 0.0
     x[:, 24] = b * np.log1p(days_since / np.maximum(own(own_gap), 1.0))
     x[:, 25] = b * np.log1p(own(own_gap))
     x[:, 26], x[:, 27] = by_cluster.features(items, stats)

@@ -16,6 +16,11 @@ import scipy.sparse as sp
 
 from loyalty.recommender.data import DAY
 
+try:  # scipy's compiled CSR loops, called without its matrix API's per-call checks and copies
+    from scipy.sparse import _sparsetools
+except ImportError:  # pragma: no cover - a scipy that moved them: the matrix API instead
+    _sparsetools = None
+
 KEY_SPAN = 1 << 36  # seconds; keeps (item, time) keys unique for times before year 4000
 PROBE_ITEMS = 16  # at most this many of a member's items look for similar customers (default)
 
@@ -24,6 +29,63 @@ def row_positions(indptr: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Where the given rows' entries sit in a CSR-like layout's arrays, row after row."""
     counts = indptr[rows + 1] - indptr[rows]
     return np.repeat(indptr[rows] - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+
+
+def take_rows(m: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The given rows of a CSR matrix, in that order, as (indptr, indices, data) arrays.
+
+    Serving reads a few hundred rows of large matrices per request; scipy's ``m[rows]`` spends
+    most of its time checking and converting around the same compiled loop called here.
+    """
+    ip = m.indptr
+    rows = np.asarray(rows, dtype=ip.dtype)
+    indptr = np.zeros(rows.size + 1, dtype=ip.dtype)
+    np.cumsum(ip[rows + 1] - ip[rows], out=indptr[1:])
+    if _sparsetools is None or m.indices.dtype != ip.dtype:
+        sub = m[rows]
+        return indptr, sub.indices, sub.data
+    indices = np.empty(int(indptr[-1]), dtype=m.indices.dtype)
+    data = np.empty(int(indptr[-1]), dtype=m.data.dtype)
+    _sparsetools.csr_row_index(rows.size, rows, ip, m.indices, m.data, indices, data)
+    return indptr, indices, data
+
+
+def spread(m: sp.csr_matrix, rows: np.ndarray, *weights: np.ndarray) -> list[np.ndarray]:
+    """Per weight vector (one weight per row), the weighted sum of the given rows of ``m``:
+    one float64 score per column, all of them from a single read of the rows."""
+    indptr, indices, data = take_rows(m, rows)
+    data = data.astype(np.float64)
+    out = []
+    for w in weights:
+        w = np.ascontiguousarray(w, dtype=np.float64)
+        if _sparsetools is None:
+            y = np.asarray(sp.csc_matrix((data, indices, indptr), shape=(m.shape[1], len(rows))) @ w)
+        else:  # the rows taken, read as the columns of a CSC matrix: y = sub.T @ w
+            y = np.zeros(m.shape[1])
+            _sparsetools.csc_matvec(m.shape[1], len(rows), indptr, indices, data, w, y)
+        out.append(y)
+    return out
+
+
+def top_items(values: np.ndarray, n: int, labels: np.ndarray | None = None) -> np.ndarray:
+    """The n items with the highest positive values (partitioning only the non-zero ones).
+
+    ``labels`` names the item of each value (default: its position).
+    A dense score over a large catalogue is first cut at a bar read off a sample of ~16n of its
+    values (about 2n values pass it), so that only those are partitioned; the answer is the same.
+    """
+    nz = np.zeros(0, dtype=np.int64)
+    if values.size > 64 * n:
+        sample = values[:: values.size // (16 * n)]
+        rank = sample.size - 2 - 2 * (n // 16)
+        bar = np.partition(sample, rank)[rank]
+        if bar > 0:
+            nz = np.flatnonzero(values > bar)
+    if nz.size < n:  # a short or sparse list: every positive value
+        nz = np.flatnonzero(values > 0)
+    if nz.size > n:
+        nz = nz[np.argpartition(-values[nz], n - 1)[:n]]
+    return nz if labels is None else labels[nz]
 
 
 @dataclass
@@ -59,6 +121,7 @@ class ItemStats:
         self._trending: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
         self._in_category: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._group_best: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._by_length: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def in_category(self, category: np.ndarray) -> np.ndarray:
         """Each item's share of its category's buyers (0 for items without a category).
@@ -77,6 +140,33 @@ class ItemStats:
             self._in_category.clear()
         self._in_category[id(category)] = (category, share)
         return share
+
+    def factor_top(self, q: np.ndarray, n: int) -> np.ndarray:
+        """The n items whose factors score highest (and above 0) against the vector q.
+
+        Exact, yet it reads only the items whose factor length can still beat the n-th best
+        score found so far (x . q <= |x| |q|): rows go longest first, a block at a time. The long
+        tail's factors are near zero, so on the 1M-member chain a few thousand of 48,000 rows
+        settle it.
+        """
+        if self._by_length is None:
+            length = np.linalg.norm(self.factors, axis=1)
+            order = np.argsort(-length, kind="stable")
+            self._by_length = (order, length[order], np.ascontiguousarray(self.factors[order]))
+        order, length, rows = self._by_length
+        reach = float(np.linalg.norm(q)) * (1.0 + 1e-4)  # headroom for float32 rounding
+        scores = np.zeros(0, dtype=np.float32)
+        end, block = 0, 1024
+        while end < order.size:
+            lo, end = end, min(end + block, order.size)
+            scores = np.concatenate([scores, rows[lo:end] @ q])
+            block *= 2
+            positive = int((scores > 0).sum())
+            if end < order.size and positive >= n:
+                nth = np.partition(scores, scores.size - n)[scores.size - n]
+                if length[end] * reach < nth:
+                    break
+        return top_items(scores, n, order[:scores.size])
 
     def group_best(self, group: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Per group value, its n items with the largest share of the group's buyers (CSR-like:
@@ -114,13 +204,10 @@ class ItemStats:
             items, values = items[strong], values[strong]
         if norm == 0.0 or self.item_buyers.nnz == 0:
             return np.zeros(n_items)
-        ib = self.item_buyers
-        counts = ib.indptr[items + 1] - ib.indptr[items]
-        if counts.sum() == 0:
+        indptr, users, data = take_rows(self.item_buyers, items)
+        if users.size == 0:
             return np.zeros(n_items)
-        pos = row_positions(ib.indptr, items)
-        users = ib.indices[pos]
-        contrib = ib.data[pos] * np.repeat(values / norm, counts)
+        contrib = data * np.repeat(values / norm, np.diff(indptr))
         # Each item's buyers are sorted (CSR order), so a stable sort only merges the runs.
         order = np.argsort(users, kind="stable")
         users = users[order]
@@ -136,7 +223,7 @@ class ItemStats:
             return np.zeros(n_items)
         w = sims[top]
         rows = cand[top]
-        return np.asarray(self.user_unit[rows].T @ (w * self.user_norms[rows] / w.sum())).ravel()
+        return spread(self.user_unit, rows, w * self.user_norms[rows] / w.sum())[0]
 
     def pull(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """co_user + ease + co_next at rows x cols, dense: how much each past item pulls
@@ -146,12 +233,12 @@ class ItemStats:
         slot[cols] = np.arange(cols.size, dtype=np.int32)
         cells, values = [], []
         for m in (self.co_user, self.ease, self.co_next):
-            sub = m[rows]
-            which = slot[sub.indices]
+            indptr, indices, data = take_rows(m, rows)
+            which = slot[indices]
             hit = np.flatnonzero(which >= 0)
-            row = np.searchsorted(sub.indptr, hit, side="right") - 1
+            row = np.searchsorted(indptr, hit, side="right") - 1
             cells.append(row * cols.size + which[hit])
-            values.append(sub.data[hit])
+            values.append(data[hit])
         out = np.bincount(np.concatenate(cells), weights=np.concatenate(values), minlength=rows.size * cols.size)
         return out.reshape(rows.size, cols.size)
 

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from loyalty.recommender.data import UserHistory
-from loyalty.recommender.features import _by_item, _top
+from loyalty.recommender.features import _by_item
 from loyalty.recommender.ranker import fit_trees
+from loyalty.recommender.stats import top_items
 
 
 @pytest.mark.parametrize("positive", [0.5, 0.02, 0.001])
@@ -18,7 +19,7 @@ def test_the_top_of_a_large_score_is_the_same_with_the_sampled_bar(positive: flo
         values[rng.random(values.size) > positive] = 0.0  # dense, sparse or nearly empty scores
         if trial % 5 == 0:
             values[:300] = 9.0  # ties at the top
-        got = _top(values, 100)
+        got = top_items(values, 100)
         positive_values = np.sort(values[values > 0])[::-1]
         want = positive_values[:100]
         assert got.size == want.size
@@ -69,3 +70,64 @@ def test_the_pull_behind_a_reason_is_the_sum_of_the_three_item_signals() -> None
     want = sp.csr_matrix(st.co_user + st.ease + st.co_next)[rows][:, cols].toarray()
     assert want.any()
     assert np.allclose(st.pull(rows, cols), want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+def test_rows_taken_and_spread_match_scipys_matrix_api(compiled: bool, index_dtype: type,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import scipy.sparse as sp
+
+    from loyalty.recommender import stats
+
+    if not compiled:  # the fallback for a scipy without its compiled loops where we look for them
+        monkeypatch.setattr(stats, "_sparsetools", None)
+    rng = np.random.default_rng(11)
+    m = sp.random(300, 500, density=0.05, format="csr", random_state=4, dtype=np.float32)
+    m.indptr, m.indices = m.indptr.astype(index_dtype), m.indices.astype(index_dtype)
+    rows = np.array([299, 3, 3, 0, 150, 7])  # out of order, repeated, first and last
+    m.data[m.indptr[7]:m.indptr[8]] = 0.0  # an empty row
+    m.eliminate_zeros()
+    indptr, indices, data = stats.take_rows(m, rows)
+    want = m[rows]
+    assert np.array_equal(indptr, want.indptr)
+    assert np.array_equal(indices, want.indices) and np.array_equal(data, want.data)
+    w1, w2 = rng.random(rows.size), np.ones(rows.size)
+    got1, got2 = stats.spread(m, rows, w1, w2)
+    assert got1.dtype == np.float64 and got1.shape == (500,)
+    assert np.allclose(got1, want.T.astype(np.float64) @ w1, rtol=1e-12)
+    assert np.allclose(got2, np.asarray(want.sum(axis=0)).ravel(), rtol=1e-6)
+    assert stats.spread(m, rows[:0], rows[:0].astype(float))[0].tolist() == [0.0] * 500
+
+
+def test_the_factor_top_finds_the_items_the_whole_product_finds(monkeypatch: pytest.MonkeyPatch) -> None:
+    from loyalty.recommender import stats
+    from loyalty.recommender.stats import ItemStats
+
+    rng = np.random.default_rng(9)
+    n_items = 20_000
+    # A catalogue like a real one: a few items with long factors, a long tail near zero.
+    factors = (rng.standard_normal((n_items, 16)) * (rng.pareto(1.5, n_items) ** 2)[:, None])
+    factors = factors.astype(np.float32)
+    factors[rng.random(n_items) < 0.1] = 0.0  # never sold
+    st = ItemStats.__new__(ItemStats)
+    st.factors = factors
+    st.__post_init__()
+    read: list[int] = []  # how many items' scores each answer was picked from
+
+    def counted(values: np.ndarray, n: int, labels: np.ndarray) -> np.ndarray:
+        read.append(values.size)
+        return top_items(values, n, labels)
+
+    monkeypatch.setattr(stats, "top_items", counted)
+    for trial in range(30):
+        q = (rng.standard_normal(16) * (0.01 if trial % 10 == 0 else 1.0)).astype(np.float32)
+        n = (100, 5, 3000)[trial % 3]
+        got = st.factor_top(q, n)
+        want = top_items(factors @ q, n)
+        assert np.array_equal(np.sort(got), np.sort(want))
+    assert min(read) < n_items / 10  # the long tail was never read
+    assert st.factor_top(np.zeros(16, np.float32), 10).size == 0  # no taste: nothing scores above 0
+    assert read[-1] == n_items  # nothing above 0: every row had to be read
+    order, length, rows = st._by_length  # type: ignore[misc]
+    assert np.all(np.diff(length) <= 0) and np.array_equal(rows, factors[order])
