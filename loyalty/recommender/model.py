@@ -23,7 +23,15 @@ import scipy.sparse as sp
 
 from loyalty.recommender.data import DAY, HistoryStore, Interactions, UserHistory
 from loyalty.recommender.features import INTERACTING, N_FEATURES, Candidates, FeatureConfig, candidates
-from loyalty.recommender.ranker import LinearRanker, TreeRanker, fit_ranker, fit_trees, quadratic_pairs
+from loyalty.recommender.ranker import (
+    LinearRanker,
+    TreeRanker,
+    fit_lambdarank,
+    fit_ranker,
+    fit_trees,
+    listwise_available,
+    quadratic_pairs,
+)
 from loyalty.recommender.stats import ItemStats, dedupe, item_stats
 
 # Reason kinds; the service turns them into zh/en sentences.
@@ -63,6 +71,11 @@ class Config:
     tree_min_positives: int = 500  # fewer bought examples: the linear ranker instead
     tree_blend: float = 1.0  # the linear screen's logit added to the trees' (an ensemble), "all" ranker
     tree_blend_new: float = 0.5  # the same for the "new" ranker (validation: 0 best on the synthetic chain, 1 on UCI)
+    # The "all" ranker's trees learn to put each request's bought items first (LambdaRank on NDCG,
+    # LightGBM) rather than to predict each row alone (log loss). Validation split, NDCG@10: +1.5 to
+    # +2.5% on the synthetic chains, even on UCI; "new" lost there and keeps the pointwise trees.
+    listwise_all: bool = True
+    listwise_blend: float = 0.25  # the screen's logit added to the listwise trees' score
     tree_screen: int = 32  # serving: the trees score the linear screen's best 32 (or 2k) rows only
     # Extra ranker examples: the last window_days held out, asked at the cut (see _fit_ranker),
     # for the "new" ranker, the "all" one, "both" or neither ("").
@@ -196,26 +209,29 @@ class Recommender:
         if not held.any() or held.all():
             self.ranker_all = self.ranker_new = None  # too little data: fall back to fixed weights
             return
-        x, y, bought, w_all, w_new = self._examples(u, i, t, b, held, None, progress)
-        xa, ya, wa = x, y, w_all
-        xn, yn, wn = x[~bought], y[~bought], w_new[~bought]
+        x, y, bought, w_all, w_new, q = self._examples(u, i, t, b, held, None, progress)
+        xa, ya, wa, qa = x, y, w_all, q
+        xn, yn, wn, qn = x[~bought], y[~bought], w_new[~bought], q[~bought]
         cut = float(t.max()) - cfg.window_days * DAY
         window = t > cut
         if cfg.window_days > 0 and cfg.window_for and window.any() and not window.all():
-            wx, wy, wb, wwa, wwn = self._examples(u, i, t, b, window, cut, progress)
+            wx, wy, wb, wwa, wwn, wq = self._examples(u, i, t, b, window, cut, progress)
+            wq = wq + (int(q.max()) + 1 if q.size else 0)
             if cfg.window_for in ("all", "both"):
                 xa, ya, wa = np.vstack([xa, wx]), np.concatenate([ya, wy]), np.concatenate([wa, wwa])
+                qa = np.concatenate([qa, wq])
             if cfg.window_for in ("new", "both"):
                 xn, yn = np.vstack([xn, wx[~wb]]), np.concatenate([yn, wy[~wb]])
-                wn = np.concatenate([wn, wwn[~wb]])
+                wn, qn = np.concatenate([wn, wwn[~wb]]), np.concatenate([qn, wq[~wb]])
         self.ranker_all = self._learn(xa, ya, cfg.interactions,
-                                      wa if cfg.user_weights in ("all", "both") else None, cfg.tree_blend)
+                                      wa if cfg.user_weights in ("all", "both") else None, cfg.tree_blend,
+                                      qa if cfg.listwise_all else None)
         self.ranker_new = self._learn(xn, yn, False, wn if cfg.user_weights in ("new", "both") else None,
                                       cfg.tree_blend_new)
 
     def _examples(self, u: np.ndarray, i: np.ndarray, t: np.ndarray, b: np.ndarray,
                   held: np.ndarray, now: float | None, progress: Progress | None
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Feature rows, labels (bought in the held-out lines), "bought before" and two row weights.
 
         Statistics come from the lines not held out only, so no feature sees
@@ -242,7 +258,7 @@ class Recommender:
         hu, hi, ht = u[held], i[held], t[held]
         start = np.searchsorted(hu, users)
         end = np.searchsorted(hu, users, side="right")
-        xs, ys, bs, was, wns = [], [], [], [], []
+        xs, ys, bs, was, wns, qs = [], [], [], [], [], []
         for n, (user, s, e) in enumerate(zip(users, start, end, strict=False)):
             at = float(ht[s]) if now is None else now
             past = hist.get(int(user))
@@ -254,22 +270,35 @@ class Recommender:
             fresh = int((~np.isin(target, past.item)).sum())
             was.append(np.full(c.items.size, 1.0 / target.size))
             wns.append(np.full(c.items.size, 1.0 / max(fresh, 1)))
+            qs.append(np.full(c.items.size, n, dtype=np.int64))
             if progress and n % 200 == 0:
                 progress("ranker examples", n, users.size)
         if progress:
             progress("ranker examples", users.size, users.size)
         if not xs:
             empty = np.zeros(0)
-            return np.zeros((0, N_FEATURES)), empty.astype(bool), empty.astype(bool), empty, empty
+            return (np.zeros((0, N_FEATURES)), empty.astype(bool), empty.astype(bool), empty, empty,
+                    empty.astype(np.int64))
         return (np.vstack(xs), np.concatenate(ys), np.concatenate(bs), np.concatenate(was),
-                np.concatenate(wns))
+                np.concatenate(wns), np.concatenate(qs))
 
     def _learn(self, x: np.ndarray, y: np.ndarray, interactions: bool,
-               weight: np.ndarray | None = None, blend: float = 1.0) -> Ranker | None:
-        """The configured kind of ranker on these examples (None without both labels)."""
+               weight: np.ndarray | None = None, blend: float = 1.0,
+               query: np.ndarray | None = None) -> Ranker | None:
+        """The configured kind of ranker on these examples (None without both labels).
+
+        With ``query`` (the request of each row) the trees are fit listwise, if LightGBM loads.
+        """
         cfg = self.config
         if not 0 < y.sum() < y.size:
             return None
+        if (query is not None and cfg.ranker == "trees" and y.sum() >= cfg.tree_min_positives
+                and listwise_available()):
+            return fit_lambdarank(x, y, query, iterations=cfg.tree_iter,
+                                  leaves=cfg.tree_leaves, max_depth=cfg.tree_depth,
+                                  learning_rate=cfg.tree_rate, min_leaf=cfg.tree_min_leaf,
+                                  negatives=cfg.ranker_negatives, screen_keep=cfg.tree_screen,
+                                  blend=cfg.listwise_blend, seed=cfg.seed)
         # Trees need many bought examples to split on; a small shop gets the linear ranker.
         if cfg.ranker == "trees" and y.sum() >= cfg.tree_min_positives:
             return fit_trees(x, y, iterations=cfg.tree_iter, leaves=cfg.tree_leaves,

@@ -1,7 +1,9 @@
 """The learned weighting of the candidate features.
 
 :class:`TreeRanker` (boosted trees in flat arrays, with a logistic screen
-that shortlists rows and is blended in) is the default; the logistic
+that shortlists rows and is blended in) is the default, fit pointwise
+(:func:`fit_trees`, scikit-learn) or listwise (:func:`fit_lambdarank`,
+LightGBM's LambdaRank) and served the same way; the logistic
 ranker below serves small shops and is the screen. The logistic regression,
 fit on held-out orders (see ``Recommender._fit_ranker``), decides how much own repeat behaviour, collaborative
 signal and popularity count. Optional pairwise products of chosen features
@@ -11,13 +13,17 @@ whose item is due again) while serving stays one dot product.
 
 from __future__ import annotations
 
+import functools
 import itertools
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
+
+log = logging.getLogger(__name__)
 
 
 def quadratic_pairs(columns: Sequence[int]) -> np.ndarray:
@@ -195,4 +201,86 @@ def fit_trees(x: np.ndarray, y: np.ndarray, *, iterations: int = 100, leaves: in
         np.concatenate(feature), np.concatenate(threshold), np.concatenate(left),
         np.concatenate(right), np.concatenate(value), np.asarray(roots, dtype=np.int32),
         depth, float(np.ravel(model._baseline_prediction)[0]), screen, screen_keep, blend,
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def listwise_available() -> bool:
+    """Whether LightGBM loads (it needs the system's OpenMP library, Debian's libgomp1); without it
+    the rankers are fit pointwise, with a warning."""
+    try:
+        import lightgbm  # noqa: F401
+    except (ImportError, OSError) as exc:  # OSError: lib_lightgbm.so without libgomp.so.1
+        log.warning("LightGBM unavailable (%s): the 'all' ranker is fit pointwise", exc)
+        return False
+    return True
+
+
+def fit_lambdarank(x: np.ndarray, y: np.ndarray, query: np.ndarray, *, iterations: int = 100,
+                   leaves: int = 31, max_depth: int = 6, learning_rate: float = 0.1, min_leaf: int = 200,
+                   negatives: float = 1.0, screen_keep: int = 50, blend: float = 0.0, threads: int = 1,
+                   seed: int = 0, truncation: int = 20) -> TreeRanker:
+    """Boosted trees fit to rank each request's bought items first (LightGBM's LambdaRank on
+    NDCG, its top ``truncation`` rows), exported to the same flat arrays as :func:`fit_trees`.
+
+    ``query`` numbers the request of each row (a request's rows contiguous); requests without a
+    bought item teach nothing and are dropped. Each request counts as one list, so no row weights.
+    With ``negatives`` < 1 only that share of the not-bought rows is kept, as for the other rankers.
+    """
+    import lightgbm as lgb
+
+    y = np.asarray(y, dtype=bool)
+    keep = np.ones(y.size, dtype=bool)
+    if negatives < 1.0:
+        keep = y | (np.random.default_rng(seed).random(y.size) < negatives)
+    useful = np.zeros(int(query.max()) + 1 if query.size else 0, dtype=bool)
+    useful[query[y]] = True
+    keep &= useful[query]
+    x, y, query = x[keep], y[keep], query[keep]
+    if y.all() or not y.any():
+        raise ValueError("ranker needs requests with both bought and not-bought rows")
+    starts = np.flatnonzero(np.concatenate(([True], query[1:] != query[:-1])))
+    sizes = np.diff(np.append(starts, query.size))
+    params = {"objective": "lambdarank", "num_leaves": leaves, "max_depth": max_depth,
+              "learning_rate": learning_rate, "min_data_in_leaf": min_leaf, "num_threads": threads,
+              "seed": seed, "deterministic": True, "verbose": -1,
+              "lambdarank_truncation_level": truncation}
+    booster = lgb.train(params, lgb.Dataset(x, label=y.astype(np.int32), group=sizes),
+                        num_boost_round=iterations)
+    feature: list[int] = []
+    threshold: list[float] = []
+    left: list[int] = []
+    right: list[int] = []
+    value: list[float] = []
+    roots: list[int] = []
+    depth = 0
+
+    def add(node: dict, level: int) -> int:
+        nonlocal depth
+        me = len(feature)
+        feature.append(0)
+        threshold.append(np.inf)
+        left.append(me)
+        right.append(me)
+        value.append(0.0)
+        if "leaf_value" in node or "leaf_index" in node:
+            value[me] = float(node.get("leaf_value", 0.0))
+            depth = max(depth, level)
+            return me
+        if node.get("decision_type", "<=") != "<=":
+            raise ValueError(f"unsupported split {node.get('decision_type')!r}")
+        feature[me] = int(node["split_feature"])
+        threshold[me] = float(node["threshold"])
+        left[me] = add(node["left_child"], level + 1)
+        right[me] = add(node["right_child"], level + 1)
+        return me
+
+    for tree in booster.dump_model()["tree_info"]:
+        roots.append(add(tree["tree_structure"], 0))
+    screen = fit_ranker(x, y) if screen_keep > 0 or blend else None
+    return TreeRanker(
+        np.asarray(feature, dtype=np.int32), np.asarray(threshold, dtype=np.float64),
+        np.asarray(left, dtype=np.int32), np.asarray(right, dtype=np.int32),
+        np.asarray(value, dtype=np.float64), np.asarray(roots, dtype=np.int32), max(depth, 1), 0.0,
+        screen, screen_keep, blend,
     )

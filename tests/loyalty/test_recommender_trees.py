@@ -9,7 +9,7 @@ import pytest
 
 from loyalty.recommender import Config, Interactions, Recommender, store
 from loyalty.recommender.data import DAY
-from loyalty.recommender.ranker import LinearRanker, TreeRanker, fit_trees
+from loyalty.recommender.ranker import LinearRanker, TreeRanker, fit_lambdarank, fit_trees, listwise_available
 
 T0 = 1_700_000_000.0
 
@@ -83,7 +83,7 @@ def test_a_chain_gets_tree_rankers_that_survive_save_and_load(tmp_path) -> None:
 
 def test_the_discovery_ranker_has_its_own_blend_with_the_screen(tmp_path) -> None:
     data, category = _chain()
-    cfg = Config(tree_iter=20, tree_min_positives=50, tree_blend=1.0, tree_blend_new=0.0)
+    cfg = Config(tree_iter=20, tree_min_positives=50, tree_blend=1.0, tree_blend_new=0.0, listwise_all=False)
     m = Recommender(cfg).fit(data, 800, category.size, category=category)
     assert isinstance(m.ranker_all, TreeRanker) and isinstance(m.ranker_new, TreeRanker)
     assert (m.ranker_all.blend, m.ranker_new.blend) == (1.0, 0.0)
@@ -123,3 +123,66 @@ def test_row_weights_change_what_both_rankers_learn() -> None:
                 lambda **kw: fit_trees(x, y, iterations=5, min_leaf=20, screen_keep=0, **kw)):
         plain, weighted = fit().score(probe), fit(weight=w).score(probe)
         assert plain[1] > plain[0] and weighted[0] > weighted[1]
+
+
+def test_listwise_trees_in_arrays_score_like_lightgbm_and_rank_within_each_request() -> None:
+    import lightgbm as lgb
+
+    rng = np.random.default_rng(4)
+    x = np.round(rng.random((12_000, 4)), 1)  # many values on a threshold
+    query = np.repeat(np.arange(300), 40)
+    # Within a request what counts is x0 * x1 (a line cannot say it); x2 only shifts whole requests.
+    x[:, 2] = np.repeat(rng.random(300), 40)
+    y = x[:, 0] * x[:, 1] + 0.1 * rng.random(x.shape[0]) > 0.5
+    trees = fit_lambdarank(x, y, query, iterations=25, min_leaf=20, screen_keep=0)
+    booster = lgb.train({"objective": "lambdarank", "num_leaves": 31, "max_depth": 6, "learning_rate": 0.1,
+                         "min_data_in_leaf": 20, "num_threads": 1, "seed": 0, "deterministic": True,
+                         "verbose": -1, "lambdarank_truncation_level": 20},
+                        lgb.Dataset(x, label=y.astype(np.int32), group=np.full(300, 40)), num_boost_round=25)
+    probe = np.round(rng.random((500, 4)), 1)
+    assert np.allclose(trees.score(probe), booster.predict(probe))
+    assert trees.score(np.array([[0.9, 0.9, 0.5, 0.5]]))[0] > trees.score(np.array([[0.9, 0.1, 0.5, 0.5]]))[0]
+    # Requests without a bought item teach nothing: with none left, a clear error.
+    with pytest.raises(ValueError, match="both"):
+        fit_lambdarank(x[:40], np.zeros(40, dtype=bool), query[:40], iterations=5, min_leaf=5)
+
+
+def test_the_main_ranker_is_fit_listwise_and_discovery_pointwise(monkeypatch) -> None:
+    from loyalty.recommender import model as model_module
+
+    calls: list[str] = []
+    for name, fn in (("fit_lambdarank", fit_lambdarank), ("fit_trees", fit_trees)):
+        def spy(*args, _fn=fn, _name=name, **kwargs):
+            calls.append(_name)
+            return _fn(*args, **kwargs)
+        monkeypatch.setattr(model_module, name, spy)
+    data, category = _chain()
+    cfg = Config(tree_iter=20, tree_min_positives=50)
+    m = Recommender(cfg).fit(data, 800, category.size, category=category)
+    assert calls == ["fit_lambdarank", "fit_trees"]
+    assert isinstance(m.ranker_all, TreeRanker) and m.ranker_all.blend == cfg.listwise_blend
+    assert isinstance(m.ranker_new, TreeRanker) and m.ranker_new.blend == cfg.tree_blend_new
+    end = float(np.max(data.time)) + DAY
+    recs = m.recommend(5, 5, now=end)
+    staple = np.bincount(data.item[data.user == 5]).argmax()
+    assert recs[0].item == staple and recs[0].reason == "repeat"  # the member's staple first
+    # Without LightGBM (no libgomp1 on the machine) the same data gets the pointwise trees.
+    calls.clear()
+    monkeypatch.setattr(model_module, "listwise_available", lambda: False)
+    m = Recommender(cfg).fit(data, 800, category.size, category=category)
+    assert calls == ["fit_trees", "fit_trees"] and m.ranker_all.blend == cfg.tree_blend  # type: ignore[union-attr]
+
+
+def test_a_machine_without_lightgbm_is_told_and_falls_back(monkeypatch, caplog) -> None:
+    import sys
+
+    listwise_available.cache_clear()
+    monkeypatch.setitem(sys.modules, "lightgbm", None)  # import lightgbm raises ImportError
+    try:
+        with caplog.at_level("WARNING"):
+            assert listwise_available() is False
+        assert "LightGBM unavailable" in caplog.text
+    finally:
+        listwise_available.cache_clear()
+    monkeypatch.undo()
+    assert listwise_available() is True
