@@ -393,6 +393,16 @@ class Recommender:
             out += self._popular(k - len(out), mask, context)
         return out
 
+    def prepare(self) -> None:
+        """Build the indexes requests share (the factors by length, each item group's best items)
+        now, so that the first request after a model is loaded does not pay for them."""
+        st = self._require_fit()
+        st.factors_by_length()
+        n = self.config.features.cf_candidates
+        for group in (self._category(), st.clusters if st.clusters.size else None):
+            if group is not None:
+                st.group_best(group, n)
+
     def _candidates(self, hist: UserHistory, user: int, now: float) -> Candidates:
         """The member's candidates and features, from the cache when asked again within the hour."""
         if self.cache_size <= 0:
@@ -463,9 +473,10 @@ class Recommender:
         picked = _top_k(p, mask, k)
         return [Scored(int(j), float(p[j]), POPULAR, -1, level) for j in picked]
 
-    def _require_fit(self) -> None:
+    def _require_fit(self) -> ItemStats:
         if self.stats is None or self.history is None:
             raise RuntimeError("the recommender is not trained yet")
+        return self.stats
 
 
 def serve_single_threaded() -> None:

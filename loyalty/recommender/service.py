@@ -206,6 +206,7 @@ class _Loaded:
         self.model = model
         model.cache_size = CACHE_MEMBERS
         serve_single_threaded()
+        model.prepare()
         self.product_ids = np.asarray(x["product_ids"], dtype=np.int64)
         self.item_of = {int(p): n for n, p in enumerate(x["product_ids"])}
         self.user_of = {int(m): n for n, m in enumerate(x["member_ids"])}

@@ -141,6 +141,15 @@ class ItemStats:
         self._in_category[id(category)] = (category, share)
         return share
 
+    def factors_by_length(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Items in order of their factor vector's length (longest first), those lengths and the
+        factor rows in that order (built once per model)."""
+        if self._by_length is None:
+            length = np.linalg.norm(self.factors, axis=1)
+            order = np.argsort(-length, kind="stable")
+            self._by_length = (order, length[order], np.ascontiguousarray(self.factors[order]))
+        return self._by_length
+
     def factor_top(self, q: np.ndarray, n: int) -> np.ndarray:
         """The n items whose factors score highest (and above 0) against the vector q.
 
@@ -149,11 +158,7 @@ class ItemStats:
         tail's factors are near zero, so on the 1M-member chain a few thousand of 48,000 rows
         settle it.
         """
-        if self._by_length is None:
-            length = np.linalg.norm(self.factors, axis=1)
-            order = np.argsort(-length, kind="stable")
-            self._by_length = (order, length[order], np.ascontiguousarray(self.factors[order]))
-        order, length, rows = self._by_length
+        order, length, rows = self.factors_by_length()
         reach = float(np.linalg.norm(q)) * (1.0 + 1e-4)  # headroom for float32 rounding
         scores = np.zeros(0, dtype=np.float32)
         end, block = 0, 1024

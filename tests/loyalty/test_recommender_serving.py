@@ -131,3 +131,21 @@ def test_the_factor_top_finds_the_items_the_whole_product_finds(monkeypatch: pyt
     assert read[-1] == n_items  # nothing above 0: every row had to be read
     order, length, rows = st._by_length  # type: ignore[misc]
     assert np.all(np.diff(length) <= 0) and np.array_equal(rows, factors[order])
+
+
+def test_prepare_builds_what_the_first_request_would_have_built() -> None:
+    from loyalty.recommender import Config, Recommender
+    from loyalty.recommender.data import DAY
+    from tests.loyalty.test_recommender_trees import _chain
+
+    data, category = _chain(members=300)
+    m = Recommender(Config(tree_iter=10, tree_min_positives=50)).fit(data, 300, category.size, category=category)
+    st = m.stats
+    assert st is not None and st.clusters.size and st._by_length is None and not st._group_best
+    m.prepare()
+    built = (st._by_length, dict(st._group_best))
+    assert built[0] is not None and len(built[1]) == 2  # the categories' and the learned groups' best items
+    m.recommend(3, 5, now=float(np.max(data.time)) + DAY)
+    assert st._by_length is built[0] and st._group_best == built[1]  # the request found them ready
+    with pytest.raises(RuntimeError, match="not trained"):
+        Recommender().prepare()
