@@ -39,6 +39,8 @@ def take_rows(m: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarra
     """
     ip = m.indptr
     rows = np.asarray(rows, dtype=ip.dtype)
+    if rows.size and (rows.min() < 0 or rows.max() >= m.shape[0]):  # the compiled loop would not check
+        raise IndexError(f"row out of range for a matrix of {m.shape[0]} rows")
     indptr = np.zeros(rows.size + 1, dtype=ip.dtype)
     np.cumsum(ip[rows + 1] - ip[rows], out=indptr[1:])
     if _sparsetools is None or m.indices.dtype != ip.dtype:

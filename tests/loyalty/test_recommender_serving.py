@@ -98,6 +98,9 @@ def test_rows_taken_and_spread_match_scipys_matrix_api(compiled: bool, index_dty
     assert np.allclose(got1, want.T.astype(np.float64) @ w1, rtol=1e-12)
     assert np.allclose(got2, np.asarray(want.sum(axis=0)).ravel(), rtol=1e-6)
     assert stats.spread(m, rows[:0], rows[:0].astype(float))[0].tolist() == [0.0] * 500
+    for bad in ([300], [-1]):  # never read outside the matrix, even on the compiled path
+        with pytest.raises(IndexError):
+            stats.take_rows(m, np.array(bad))
 
 
 def test_the_factor_top_finds_the_items_the_whole_product_finds(monkeypatch: pytest.MonkeyPatch) -> None:
