@@ -37,7 +37,7 @@ def _yuan(v: str) -> str:
 def _index(choice: str) -> int | None:
     """1-based position from "2", "two", "第二张", "头一个", "second", "last" (-1)."""
     t = choice.strip().lower()
-    if t.isdigit():
+    if t.isdecimal():  # what int() reads, full-width "２" too ("²" is isdigit but not a number)
         return int(t)
     if t in NUMBER_WORDS:
         return NUMBER_WORDS[t]

@@ -18,6 +18,12 @@ CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 
 
 
+def ascii_digits(text: str) -> bool:
+    """Whether ``text`` is one or more ASCII digits: what ``int()`` reads for a whole number a
+    caller may send ("²" is a digit to ``str.isdigit`` and an error to ``int``)."""
+    return text.isascii() and text.isdigit()
+
+
 def now_or(now: datetime | None) -> datetime:
     """``now`` if given (tests, replays), else the current UTC time; must be aware."""
     if now is None:

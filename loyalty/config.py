@@ -192,7 +192,7 @@ def _sms_from_env(e: Mapping[str, str]) -> SmsSettings:
 
 
 def _digits(raw: str) -> str:
-    if not raw.isdigit() or not 1 <= len(raw) <= 4:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= len(raw) <= 4:  # "²" and "８" are isdigit too
         raise ValueError("must be 1 to 4 digits")
     return raw
 

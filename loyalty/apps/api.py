@@ -43,7 +43,7 @@ from loyalty import db
 from loyalty.apikeys import service as apikeys
 from loyalty.apps.metrics import ApiMetrics, use_multiprocess_dir
 from loyalty.apps.openapi import build_spec
-from loyalty.common import yuan_to_fen
+from loyalty.common import ascii_digits, yuan_to_fen
 from loyalty.coupons import service as coupons
 from loyalty.errors import InvalidInput, LoyaltyError, NotFound, Unauthorized, Unavailable
 from loyalty.identity import member_codes
@@ -418,7 +418,7 @@ async def member_points(request: Request, member_id: int) -> HTTPResponse:
         raise InvalidInput(f"Unknown parameters: {', '.join(sorted(unknown))}", code="unknown_field",
                            fields=sorted(unknown))
     raw = request.args.get("recent", "5")
-    if not raw.isdigit() or not 0 <= int(raw) <= MAX_RECENT:
+    if not ascii_digits(raw) or not 0 <= int(raw) <= MAX_RECENT:
         raise InvalidInput(f"recent must be a whole number 0-{MAX_RECENT}.", code="invalid_field",
                            field="recent")
     if not 0 < member_id <= _MAX_ID:

@@ -54,6 +54,7 @@ def test_claim_by_a_number_word_or_头一张(shop):
     second = run(ActionClaimCoupon(), slots={**slots, "coupon_choice": "头一张"}, message_id="z1")
     assert second.responses == first.responses or second.responses == ["utter_claim_refused_limit_reached"]
     assert _index("two") == 2 and _index("phone") is None
+    assert _index("２") == 2 and _index("²") is None  # a phone's full-width digit; a superscript is no position
 
 
 def test_claim_is_idempotent_per_message(shop):

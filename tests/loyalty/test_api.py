@@ -457,7 +457,7 @@ def test_bad_input_gets_a_clear_error_and_writes_nothing(pos_lite: Api, case: st
 
 
 @pytest.mark.parametrize("query,code", [("?recent=abc", "invalid_field"), ("?recent=51", "invalid_field"),
-                                        ("?member=2", "unknown_field")])
+                                        ("?recent=%C2%B2", "invalid_field"), ("?member=2", "unknown_field")])
 def test_bad_query_parameters_are_refused(pos_lite: Api, query: str, code: str) -> None:
     mid = _member()
     r = pos_lite.get(f"/members/{mid}/points{query}")

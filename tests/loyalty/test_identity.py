@@ -483,7 +483,8 @@ def test_sms_and_identity_settings_from_the_environment(tmp_path: Path) -> None:
     assert (s.sms.provider, s.sms.url, s.sms.sign_name, s.sms.template_code) == (
         "aliyun", "https://dysmsapi.aliyuncs.com/", "某某零售", "SMS_123")
     assert s.otp_max_tries == 3 and s.member_code_prefix == "66"
-    for bad in ({"SMS_PROVIDER": "aliyun"}, {"SMS_PROVIDER": "twilio"}, {"LOYALTY_MEMBER_CODE_PREFIX": "8a"}):
+    for bad in ({"SMS_PROVIDER": "aliyun"}, {"SMS_PROVIDER": "twilio"}, {"LOYALTY_MEMBER_CODE_PREFIX": "8a"},
+                {"LOYALTY_MEMBER_CODE_PREFIX": "8²"}):
         with pytest.raises(config.SettingsError):
             config.from_env(bad)
     # The development secret: created once, owner-only, shared by every process using the folder.

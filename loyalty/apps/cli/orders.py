@@ -11,6 +11,7 @@ from typing import Any
 
 from loyalty import db
 from loyalty.apps.cli.common import EXIT_OK, EXIT_REFUSED, UsageError, command_group, parse_source, progress_bar
+from loyalty.common import ascii_digits
 from loyalty.errors import LoyaltyError
 from loyalty.members import service as members
 from loyalty.orders import service as orders
@@ -90,11 +91,6 @@ def _read_orders(path: Path) -> tuple[list[_CsvOrder], list[str]]:
     return list(by_id.values()), loose
 
 
-def _whole(text: str) -> bool:
-    """ASCII digits only ("²" is a digit to str.isdigit, not to int)."""
-    return text.isascii() and text.isdigit()
-
-
 def _add_row(by_id: dict[str, _CsvOrder], loose: list[str], row: dict[str | None, Any], n: int) -> None:
     if None in row:
         loose.append(f"line {n}: more cells than columns")
@@ -115,14 +111,14 @@ def _add_row(by_id: dict[str, _CsvOrder], loose: list[str], row: dict[str | None
             show = members.mask_phone if k == "phone" else repr
             order.problems.append(f"line {n}: {k} {show(head[k])} differs from line {order.line_numbers[0]} "
                                   f"({show(order.head[k])}); every line of an order repeats the order's fields")
-    if head["member_id"] and not (_whole(head["member_id"]) and len(head["member_id"]) <= 18):
+    if head["member_id"] and not (ascii_digits(head["member_id"]) and len(head["member_id"]) <= 18):
         order.problems.append(f"line {n}: member_id {head['member_id']!r} is not a member number")
     sku, qty, price = cell.get("sku", ""), cell.get("qty", ""), cell.get("unit_price", "")
     if not (sku or qty or price):
         return  # an order row without an item line (only its total)
     if not (sku and qty and price):
         order.problems.append(f"line {n}: sku, qty and unit_price go together")
-    elif not _whole(qty) or int(qty) < 1:
+    elif not ascii_digits(qty) or int(qty) < 1:
         order.problems.append(f"line {n}: qty {qty!r} is not a whole number above 0")
     else:
         order.lines.append({"sku": sku, "qty": int(qty), "unit_price": price})
