@@ -422,11 +422,21 @@ class Recommender:
                 self._cache.popitem(last=False)
         return c
 
+    @property
+    def category(self) -> np.ndarray:
+        """The category code of each item (-1: none)."""
+        return self._category_codes
+
+    @category.setter
+    def category(self, codes: np.ndarray) -> None:
+        self._category_codes = codes
+        self._category_known = bool((codes >= 0).any())  # once, not on every request
+
     def _category(self) -> np.ndarray | None:
         """The item categories the features use (None when none is known or they are off)."""
-        if not self.config.use_category or not (self.category >= 0).any():
+        if not self.config.use_category or not self._category_known:
             return None
-        return self.category
+        return self._category_codes
 
     def _explain(self, c: Candidates, picked: np.ndarray, scores: np.ndarray) -> list[Scored]:
         """Attach a reason to each picked candidate: re-buy, bought-with (and which item), or trending."""

@@ -10,6 +10,7 @@ import pytest
 
 from loyalty.recommender import BOUGHT_WITH, POPULAR, REPEAT, Interactions, Recommender, store
 from loyalty.recommender.data import DAY
+from loyalty.recommender.features import FEATURES
 
 # Items: index -> (name, category)
 ITEMS = ["milk", "yogurt", "bread", "chips", "cookies", "cola", "cream", "lotion", "mask", "tea"]
@@ -220,3 +221,18 @@ def test_interaction_ranker_survives_save_and_load(tmp_path) -> None:
     loaded = store.load(str(store.save(m, str(tmp_path))))
     assert loaded.config.interactions
     assert loaded.recommend(3, 5, now=END) == m.recommend(3, 5, now=END)
+
+
+def test_categories_set_after_training_turn_the_category_features_on_and_off() -> None:
+    m = trained()
+    share = FEATURES.index("cat_share")
+    fresh = m.history.get(FAN_USER)  # type: ignore[union-attr]
+
+    def cat_share() -> np.ndarray:
+        return m._candidates(fresh, FAN_USER, END).x[:, share]
+
+    assert cat_share().max() > 0  # fit with categories: the fan's snack share is there
+    m.set_catalog(category=np.full(len(ITEMS), -1))
+    assert m._category() is None and not cat_share().any()
+    m.set_catalog(category=CATEGORY)
+    assert m._category() is not None and cat_share().max() > 0
