@@ -26,6 +26,7 @@ from loyalty.recommender.features import INTERACTING, N_FEATURES, Candidates, Fe
 from loyalty.recommender.ranker import (
     LinearRanker,
     TreeRanker,
+    add_trees,
     fit_lambdarank,
     fit_ranker,
     fit_trees,
@@ -77,6 +78,11 @@ class Config:
     # blend); "new" lost on UCI and the large catalogue and keeps the pointwise trees.
     listwise_all: bool = True
     listwise_blend: float = 0.25  # the screen's logit added to the listwise trees' score
+    # The discovery ranker adds LambdaRank trees fit on its own requests to its pointwise ones,
+    # scaled to the same spread of scores and weighed this much (0: pointwise alone). Validation,
+    # "new" cells, NDCG@10: +0.1 to +2.5% on UCI, +1.4 to +2.0% on the synthetic chain and the
+    # large catalogue (weight 1: about the same, a little worse on UCI).
+    listwise_new: float = 0.5
     tree_screen: int = 32  # serving: the trees score the linear screen's best 32 (or 2k) rows only
     # Extra ranker examples: the last window_days held out, asked at the cut (see _fit_ranker),
     # for the "new" ranker, the "all" one, "both" or neither ("").
@@ -212,22 +218,25 @@ class Recommender:
             return
         x, y, bought, w_all, w_new, q = self._examples(u, i, t, b, held, None, progress)
         xa, ya, wa, qa = x, y, w_all, q
-        xn, yn, wn = x[~bought], y[~bought], w_new[~bought]
+        xn, yn, wn, qn = x[~bought], y[~bought], w_new[~bought], q[~bought]
         cut = float(t.max()) - cfg.window_days * DAY
         window = t > cut
         if cfg.window_days > 0 and cfg.window_for and window.any() and not window.all():
             wx, wy, wb, wwa, wwn, wq = self._examples(u, i, t, b, window, cut, progress)
+            wq = wq + (int(q.max()) + 1 if q.size else 0)  # requests of their own
             if cfg.window_for in ("all", "both"):
                 xa, ya, wa = np.vstack([xa, wx]), np.concatenate([ya, wy]), np.concatenate([wa, wwa])
-                qa = np.concatenate([qa, wq + (int(q.max()) + 1 if q.size else 0)])  # requests of their own
+                qa = np.concatenate([qa, wq])
             if cfg.window_for in ("new", "both"):
                 xn, yn = np.vstack([xn, wx[~wb]]), np.concatenate([yn, wy[~wb]])
-                wn = np.concatenate([wn, wwn[~wb]])
+                wn, qn = np.concatenate([wn, wwn[~wb]]), np.concatenate([qn, wq[~wb]])
         self.ranker_all = self._learn(xa, ya, cfg.interactions,
                                       wa if cfg.user_weights in ("all", "both") else None, cfg.tree_blend,
                                       qa if cfg.listwise_all else None)
         self.ranker_new = self._learn(xn, yn, False, wn if cfg.user_weights in ("new", "both") else None,
                                       cfg.tree_blend_new)
+        if cfg.listwise_new > 0 and isinstance(self.ranker_new, TreeRanker) and listwise_available():
+            self.ranker_new = self._add_listwise(self.ranker_new, xn, yn, qn, cfg.listwise_new)
 
     def _examples(self, u: np.ndarray, i: np.ndarray, t: np.ndarray, b: np.ndarray,
                   held: np.ndarray, now: float | None, progress: Progress | None
@@ -308,6 +317,25 @@ class Recommender:
                              weight=weight)
         pairs = quadratic_pairs(INTERACTING) if interactions else None
         return fit_ranker(x, y, pairs, negatives=cfg.ranker_negatives, seed=cfg.seed, weight=weight)
+
+    def _add_listwise(self, trees: TreeRanker, x: np.ndarray, y: np.ndarray, query: np.ndarray,
+                      weight: float) -> TreeRanker:
+        """The pointwise trees plus LambdaRank trees fit on the same requests, the latter scaled to
+        the former's spread of scores on these rows and then weighed (an ensemble served as one
+        ranker: each kind of fit gets right what the other misses)."""
+        cfg = self.config
+        try:
+            listwise = fit_lambdarank(x, y, query, iterations=cfg.tree_iter, leaves=cfg.tree_leaves,
+                                      max_depth=cfg.tree_depth, learning_rate=cfg.tree_rate,
+                                      min_leaf=cfg.tree_min_leaf, negatives=cfg.ranker_negatives,
+                                      screen_keep=0, seed=cfg.seed)
+        except ValueError:  # no request with both a bought and a not-bought row
+            return trees
+        sample = x[:: max(1, x.shape[0] // 20_000)]
+        spread_listwise = float(listwise.score(sample).std())
+        if spread_listwise <= 0:  # trees that learned nothing
+            return trees
+        return add_trees(trees, listwise, weight * float(trees.score(sample).std()) / spread_listwise)
 
     def _fit_groups(self, data: Interactions, end: float) -> None:
         """Best-sellers per store / city / segment value, recent buyers weigh more."""

@@ -2,8 +2,8 @@
 
 :class:`TreeRanker` (boosted trees in flat arrays, with a logistic screen
 that shortlists rows and is blended in) is the default, fit pointwise
-(:func:`fit_trees`, scikit-learn) or listwise (:func:`fit_lambdarank`,
-LightGBM's LambdaRank) and served the same way; the logistic
+(:func:`fit_trees`, scikit-learn), listwise (:func:`fit_lambdarank`,
+LightGBM's LambdaRank) or both added up (:func:`add_trees`), and served the same way; the logistic
 ranker below serves small shops and is the screen. The logistic regression,
 fit on held-out orders (see ``Recommender._fit_ranker``), decides how much own repeat behaviour, collaborative
 signal and popularity count. Optional pairwise products of chosen features
@@ -201,6 +201,20 @@ def fit_trees(x: np.ndarray, y: np.ndarray, *, iterations: int = 100, leaves: in
         np.concatenate(feature), np.concatenate(threshold), np.concatenate(left),
         np.concatenate(right), np.concatenate(value), np.asarray(roots, dtype=np.int32),
         depth, float(np.ravel(model._baseline_prediction)[0]), screen, screen_keep, blend,
+    )
+
+
+def add_trees(a: TreeRanker, b: TreeRanker, weight: float) -> TreeRanker:
+    """One ranker scoring a's trees plus ``weight`` x b's, with a's screen and blend: two fits of
+    the same examples served as one (each tree keeps its nodes, renumbered after a's)."""
+    off = a.feature.size
+    return TreeRanker(
+        np.concatenate([a.feature, b.feature]), np.concatenate([a.threshold, b.threshold]),
+        np.concatenate([a.left, b.left + off]).astype(np.int32),
+        np.concatenate([a.right, b.right + off]).astype(np.int32),
+        np.concatenate([a.value, weight * b.value]),
+        np.concatenate([a.roots, b.roots + off]).astype(np.int32),
+        max(a.depth, b.depth), a.bias + weight * b.bias, a.screen, a.screen_keep, a.blend,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import numpy as np
@@ -9,7 +10,14 @@ import pytest
 
 from loyalty.recommender import Config, Interactions, Recommender, store
 from loyalty.recommender.data import DAY
-from loyalty.recommender.ranker import LinearRanker, TreeRanker, fit_lambdarank, fit_trees, listwise_available
+from loyalty.recommender.ranker import (
+    LinearRanker,
+    TreeRanker,
+    add_trees,
+    fit_lambdarank,
+    fit_trees,
+    listwise_available,
+)
 
 T0 = 1_700_000_000.0
 
@@ -147,7 +155,42 @@ def test_listwise_trees_in_arrays_score_like_lightgbm_and_rank_within_each_reque
         fit_lambdarank(x[:40], np.zeros(40, dtype=bool), query[:40], iterations=5, min_leaf=5)
 
 
-def test_the_main_ranker_is_fit_listwise_and_discovery_pointwise(monkeypatch) -> None:
+def test_two_rankers_added_up_score_the_sum_and_keep_the_first_ones_screen() -> None:
+    rng = np.random.default_rng(5)
+    x = rng.random((3000, 3))
+    y = x[:, 0] + 0.3 * rng.random(3000) > 0.8
+    query = np.repeat(np.arange(100), 30)
+    pointwise = fit_trees(x, y, iterations=10, min_leaf=20, screen_keep=8, blend=0.5)
+    listwise = fit_lambdarank(x, y, query, iterations=7, max_depth=4, min_leaf=20, screen_keep=0)
+    both = add_trees(pointwise, listwise, 0.3)
+    probe = rng.random((200, 3))
+    assert np.allclose(both.score(probe), pointwise.score(probe) + 0.3 * listwise.score(probe))
+    assert both.roots.size == 17 and both.depth == max(pointwise.depth, listwise.depth)
+    assert (both.screen, both.screen_keep, both.blend) == (pointwise.screen, 8, 0.5)
+    keep = np.ones(probe.shape[0], dtype=bool)
+    scores, chosen = both.shortlist(probe, keep, 3)
+    assert chosen.sum() == 8 and np.array_equal(chosen, pointwise.shortlist(probe, keep, 3)[1])
+
+
+def test_the_listwise_half_counts_its_weight_whatever_the_scale_of_its_scores() -> None:
+    rng = np.random.default_rng(6)
+    x = rng.random((6000, 3))
+    y = x[:, 0] * x[:, 1] + 0.2 * rng.random(6000) > 0.5
+    query = np.repeat(np.arange(200), 30)
+    pointwise = fit_trees(x, y, iterations=10, min_leaf=20, screen_keep=0)
+    for weight in (0.5, 2.0):
+        both = Recommender(Config(tree_iter=10, tree_min_leaf=20))._add_listwise(pointwise, x, y, query, weight)
+        listwise = TreeRanker(both.feature, both.threshold, both.left, both.right, both.value, both.roots[10:],
+                              both.depth, 0.0)
+        assert both.roots.size == 20
+        assert np.isclose(listwise.score(x).std() / pointwise.score(x).std(), weight, rtol=1e-6)
+    # No request with a bought row: nothing to rank, the pointwise trees alone.
+    none = Recommender(Config(tree_iter=10, tree_min_leaf=20))._add_listwise(
+        pointwise, x, np.zeros(x.shape[0], dtype=bool), query, 0.5)
+    assert none is pointwise
+
+
+def test_the_main_ranker_is_fit_listwise_and_discovery_pointwise_plus_listwise(monkeypatch) -> None:
     from loyalty.recommender import model as model_module
 
     calls: list[str] = []
@@ -159,9 +202,13 @@ def test_the_main_ranker_is_fit_listwise_and_discovery_pointwise(monkeypatch) ->
     data, category = _chain()
     cfg = Config(tree_iter=20, tree_min_positives=50)
     m = Recommender(cfg).fit(data, 800, category.size, category=category)
-    assert calls == ["fit_lambdarank", "fit_trees"]
+    assert calls == ["fit_lambdarank", "fit_trees", "fit_lambdarank"]
     assert isinstance(m.ranker_all, TreeRanker) and m.ranker_all.blend == cfg.listwise_blend
     assert isinstance(m.ranker_new, TreeRanker) and m.ranker_new.blend == cfg.tree_blend_new
+    assert m.ranker_all.roots.size == 20 and m.ranker_new.roots.size == 40  # discovery: both kinds
+    without = Recommender(dataclasses.replace(cfg, listwise_new=0.0)).fit(data, 800, category.size,
+                                                                         category=category)
+    assert without.ranker_new.roots.size == 20  # type: ignore[union-attr]
     end = float(np.max(data.time)) + DAY
     recs = m.recommend(5, 5, now=end)
     staple = np.bincount(data.item[data.user == 5]).argmax()
