@@ -43,6 +43,8 @@ POPULAR = "popular"  # 热销 (qualified by the group level that supplied it)
 ANCHORS = 64  # a "bought with" reason names one of the member's this many strongest items
 
 Progress = Callable[[str, int, int], None]
+# Ranker examples: feature rows, bought (label), bought before, the two row weights, request number.
+Examples = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 Ranker = LinearRanker | TreeRanker
 
 
@@ -88,6 +90,10 @@ class Config:
     # for the "new" ranker, the "all" one, "both" or neither ("").
     window_days: float = 30.0
     window_for: str = "both"
+    # That many windows back to back, the latest first, each asked at its own cut. Validation with 3:
+    # the large catalogue (2,500 households, few examples) +3 to +4% NDCG@10 in the "new" cells,
+    # "all" within +0.3%; UCI and the 10k chain -0.9 to +1.3%, no better on the whole: one by default.
+    window_cuts: int = 1
     # Weigh each example user's rows by 1 / their held-out items, so every user counts alike, in
     # the "all" ranker, the "new" one, "both" or neither (""). On the validation splits it lifted
     # "all" and made "new" (small, noisy targets) a little worse.
@@ -219,10 +225,9 @@ class Recommender:
         x, y, bought, w_all, w_new, q = self._examples(u, i, t, b, held, None, progress)
         xa, ya, wa, qa = x, y, w_all, q
         xn, yn, wn, qn = x[~bought], y[~bought], w_new[~bought], q[~bought]
-        cut = float(t.max()) - cfg.window_days * DAY
-        window = t > cut
-        if cfg.window_days > 0 and cfg.window_for and window.any() and not window.all():
-            wx, wy, wb, wwa, wwn, wq = self._examples(u, i, t, b, window, cut, progress)
+        windows = self._window_examples(u, i, t, b, progress) if cfg.window_days > 0 and cfg.window_for else None
+        if windows is not None:
+            wx, wy, wb, wwa, wwn, wq = windows
             wq = wq + (int(q.max()) + 1 if q.size else 0)  # requests of their own
             if cfg.window_for in ("all", "both"):
                 xa, ya, wa = np.vstack([xa, wx]), np.concatenate([ya, wy]), np.concatenate([wa, wwa])
@@ -238,9 +243,33 @@ class Recommender:
         if cfg.listwise_new > 0 and isinstance(self.ranker_new, TreeRanker) and listwise_available():
             self.ranker_new = self._add_listwise(self.ranker_new, xn, yn, qn, cfg.listwise_new)
 
+    def _window_examples(self, u: np.ndarray, i: np.ndarray, t: np.ndarray, b: np.ndarray,
+                         progress: Progress | None) -> Examples | None:
+        """Examples of the window question, ``window_cuts`` windows back from the last line: each
+        holds out its ``window_days`` from the lines before it (later lines unseen), asked at its
+        start. None when no window has lines both before and in it."""
+        cfg = self.config
+        parts: list[Examples] = []
+        end = float(t.max())
+        for _ in range(max(cfg.window_cuts, 1)):
+            before = t <= end
+            cut = end - cfg.window_days * DAY
+            window = t[before] > cut
+            end = cut
+            if not window.any() or window.all():
+                continue
+            part = self._examples(u[before], i[before], t[before], b[before], window, cut, progress)
+            if parts and parts[-1][5].size:  # request numbers go on from the previous window's
+                part = (*part[:5], part[5] + int(parts[-1][5].max()) + 1)
+            parts.append(part)
+        if not parts:
+            return None
+        x = np.vstack([p[0] for p in parts])
+        y, bought, w_all, w_new, q = (np.concatenate([p[j] for p in parts]) for j in range(1, 6))
+        return x, y, bought, w_all, w_new, q
+
     def _examples(self, u: np.ndarray, i: np.ndarray, t: np.ndarray, b: np.ndarray,
-                  held: np.ndarray, now: float | None, progress: Progress | None
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                  held: np.ndarray, now: float | None, progress: Progress | None) -> Examples:
         """Feature rows, labels (bought in the held-out lines), "bought before" and two row weights.
 
         Statistics come from the lines not held out only, so no feature sees

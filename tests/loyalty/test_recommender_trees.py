@@ -233,3 +233,26 @@ def test_a_machine_without_lightgbm_is_told_and_falls_back(monkeypatch, caplog) 
         listwise_available.cache_clear()
     monkeypatch.undo()
     assert listwise_available() is True
+
+
+def test_window_examples_go_back_window_by_window_and_never_see_later_lines(monkeypatch) -> None:
+    data, category = _chain()
+    asked: list[tuple[float | None, float, int, int]] = []
+    real = Recommender._examples
+
+    def spy(self, u, i, t, b, held, now, progress):
+        out = real(self, u, i, t, b, held, now, progress)
+        asked.append((now, float(t.max()), int(held.sum()), int(out[5].max()) + 1))
+        return out
+
+    monkeypatch.setattr(Recommender, "_examples", spy)
+    cfg = Config(tree_iter=5, tree_min_positives=50, window_days=20.0, window_cuts=3)
+    m = Recommender(cfg).fit(data, 800, category.size, category=category)
+    end = float(np.max(data.time))
+    (last_orders, *windows) = asked
+    assert last_orders[0] is None  # each member's last order, asked at its own time
+    assert [now for now, *_ in windows] == [end - 20 * DAY, end - 40 * DAY, end - 60 * DAY]
+    for (now, latest, held, _), seen_until in zip(windows, (end, end - 20 * DAY, end - 40 * DAY), strict=True):
+        assert latest <= seen_until and held == int(((data.time > now) & (data.time <= seen_until)).sum())
+    assert all(requests > 100 for *_, requests in windows)
+    assert isinstance(m.ranker_all, TreeRanker) and isinstance(m.ranker_new, TreeRanker)
