@@ -179,10 +179,11 @@ def test_the_listwise_half_counts_its_weight_whatever_the_scale_of_its_scores() 
     query = np.repeat(np.arange(200), 30)
     pointwise = fit_trees(x, y, iterations=10, min_leaf=20, screen_keep=0)
     for weight in (0.5, 2.0):
-        both = Recommender(Config(tree_iter=10, tree_min_leaf=20))._add_listwise(pointwise, x, y, query, weight)
+        cfg = Config(tree_iter=10, tree_min_leaf=20, listwise_new_trees=6)
+        both = Recommender(cfg)._add_listwise(pointwise, x, y, query, weight)
         listwise = TreeRanker(both.feature, both.threshold, both.left, both.right, both.value, both.roots[10:],
                               both.depth, 0.0)
-        assert both.roots.size == 20
+        assert both.roots.size == 16
         assert np.isclose(listwise.score(x).std() / pointwise.score(x).std(), weight, rtol=1e-6)
     # No request with a bought row: nothing to rank, the pointwise trees alone.
     none = Recommender(Config(tree_iter=10, tree_min_leaf=20))._add_listwise(
@@ -205,7 +206,8 @@ def test_the_main_ranker_is_fit_listwise_and_discovery_pointwise_plus_listwise(m
     assert calls == ["fit_lambdarank", "fit_trees", "fit_lambdarank"]
     assert isinstance(m.ranker_all, TreeRanker) and m.ranker_all.blend == cfg.listwise_blend
     assert isinstance(m.ranker_new, TreeRanker) and m.ranker_new.blend == cfg.tree_blend_new
-    assert m.ranker_all.roots.size == 20 and m.ranker_new.roots.size == 40  # discovery: both kinds
+    # Discovery: the pointwise trees and then the (fewer) listwise ones.
+    assert m.ranker_all.roots.size == 20 and m.ranker_new.roots.size == 20 + cfg.listwise_new_trees
     without = Recommender(dataclasses.replace(cfg, listwise_new=0.0)).fit(data, 800, category.size,
                                                                          category=category)
     assert without.ranker_new.roots.size == 20  # type: ignore[union-attr]
@@ -256,3 +258,19 @@ def test_window_examples_go_back_window_by_window_and_never_see_later_lines(monk
         assert latest <= seen_until and held == int(((data.time > now) & (data.time <= seen_until)).sum())
     assert all(requests > 100 for *_, requests in windows)
     assert isinstance(m.ranker_all, TreeRanker) and isinstance(m.ranker_new, TreeRanker)
+
+
+def test_automatic_windows_go_back_until_the_ranker_has_enough_requests(monkeypatch, caplog) -> None:
+    from loyalty.recommender import model as model_module
+
+    data, category = _chain()
+    base = Config(tree_iter=5, tree_min_positives=50, window_days=20.0, window_cuts=0)
+    with caplog.at_level("INFO", logger=model_module.__name__):
+        Recommender(dataclasses.replace(base, ranker_users=100)).fit(data, 800, category.size, category=category)
+        Recommender(dataclasses.replace(base, ranker_users=1000)).fit(data, 800, category.size, category=category)
+    messages = [r.getMessage() for r in caplog.records if "window" in r.getMessage()]
+    few, many = messages
+    assert few.startswith("ranker examples: 1 window(s)")  # the last window alone has 100 members
+    windows, requests = int(many.split()[2]), int(many.split()[-2])
+    assert 1 < windows <= model_module.MAX_WINDOWS and requests >= 1000
+
