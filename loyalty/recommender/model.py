@@ -100,7 +100,8 @@ class Config:
     window_for: str = "both"
     # That many windows back to back, the latest first, each asked at its own cut; 0: as many as
     # it takes for ranker_users requests (at most MAX_WINDOWS), so a shop whose last window holds
-    # few active members still gets enough examples (see docs/recommender.md, seventh pass).
+    # few active members still gets enough examples (see docs/recommender.md, seventh pass); a
+    # shop too small for trees keeps one (see _window_examples).
     window_cuts: int = 0
     # Weigh each example user's rows by 1 / their held-out items, so every user counts alike, in
     # the "all" ranker, the "new" one, "both" or neither (""). On the validation splits it lifted
@@ -260,10 +261,13 @@ class Recommender:
         cfg = self.config
         parts: list[Examples] = []
         end = float(t.max())
-        requests = 0
+        # A shop whose window has too few bought items for trees keeps one window: its earlier
+        # windows ask the same few members again on shorter histories, and on the hand-made shop
+        # of the tests the linear ranker then put the weaker bought-with item first.
+        requests = positives = 0
         for _ in range(cfg.window_cuts or MAX_WINDOWS):
-            if not cfg.window_cuts and requests >= cfg.ranker_users:
-                break
+            if not cfg.window_cuts and parts and (requests >= cfg.ranker_users or positives < cfg.tree_min_positives):
+                break  # enough requests, or a shop too small for trees
             before = t <= end
             cut = end - cfg.window_days * DAY
             window = t[before] > cut
@@ -274,12 +278,14 @@ class Recommender:
             if not part[5].size:
                 continue
             requests += int(part[5].max()) + 1
+            positives += int(part[1].sum())
             if parts:  # request numbers go on from the previous window's
                 part = (*part[:5], part[5] + int(parts[-1][5].max()) + 1)
             parts.append(part)
         if not parts:
             return None
-        log.info("ranker examples: %d window(s) of %g days, %d requests", len(parts), cfg.window_days, requests)
+        log.info("ranker examples: %d window(s) of %g days, %d requests, %d bought", len(parts), cfg.window_days,
+                 requests, positives)
         x = np.vstack([p[0] for p in parts])
         y, bought, w_all, w_new, q = (np.concatenate([p[j] for p in parts]) for j in range(1, 6))
         return x, y, bought, w_all, w_new, q

@@ -268,8 +268,12 @@ def test_automatic_windows_go_back_until_the_ranker_has_enough_requests(monkeypa
     with caplog.at_level("INFO", logger=model_module.__name__):
         Recommender(dataclasses.replace(base, ranker_users=100)).fit(data, 800, category.size, category=category)
         Recommender(dataclasses.replace(base, ranker_users=1000)).fit(data, 800, category.size, category=category)
+        # Too few bought items in the last window for trees: a small shop, one window however few requests.
+        Recommender(dataclasses.replace(base, ranker_users=1000, tree_min_positives=10**6)).fit(
+            data, 800, category.size, category=category)
     messages = [r.getMessage() for r in caplog.records if "window" in r.getMessage()]
-    few, many = messages
+    few, many, small = messages
+    assert small.startswith("ranker examples: 1 window(s)")
     assert few.startswith("ranker examples: 1 window(s)")  # the last window alone has 100 members
     windows, requests = int(many.split()[2]), int(many.split()[-2])
     assert 1 < windows <= model_module.MAX_WINDOWS and requests >= 1000
