@@ -269,12 +269,14 @@ class Recommender:
             if not cfg.window_cuts and parts and (requests >= cfg.ranker_users or positives < cfg.tree_min_positives):
                 break  # enough requests, or a shop too small for trees
             before = t <= end
+            # The latest window sees every line: no copy of them (30 M lines on the 1M chain).
+            lu, li, lt, lb = (u, i, t, b) if before.all() else (u[before], i[before], t[before], b[before])
             cut = end - cfg.window_days * DAY
-            window = t[before] > cut
+            window = lt > cut
             end = cut
             if not window.any() or window.all():
                 continue
-            part = self._examples(u[before], i[before], t[before], b[before], window, cut, progress)
+            part = self._examples(lu, li, lt, lb, window, cut, progress)
             if not part[5].size:
                 continue
             requests += int(part[5].max()) + 1
@@ -354,11 +356,8 @@ class Recommender:
             return None
         if (query is not None and cfg.ranker == "trees" and y.sum() >= cfg.tree_min_positives
                 and listwise_available()):
-            return fit_lambdarank(x, y, query, iterations=cfg.tree_iter,
-                                  leaves=cfg.tree_leaves, max_depth=cfg.tree_depth,
-                                  learning_rate=cfg.tree_rate, min_leaf=cfg.tree_min_leaf,
-                                  negatives=cfg.ranker_negatives, screen_keep=cfg.tree_screen,
-                                  blend=cfg.listwise_blend, seed=cfg.seed)
+            return self._fit_listwise(x, y, query, cfg.tree_iter, cfg.tree_rate, cfg.tree_screen,
+                                      cfg.listwise_blend)
         # Trees need many bought examples to split on; a small shop gets the linear ranker.
         if cfg.ranker == "trees" and y.sum() >= cfg.tree_min_positives:
             return fit_trees(x, y, iterations=cfg.tree_iter, leaves=cfg.tree_leaves,
@@ -369,6 +368,14 @@ class Recommender:
         pairs = quadratic_pairs(INTERACTING) if interactions else None
         return fit_ranker(x, y, pairs, negatives=cfg.ranker_negatives, seed=cfg.seed, weight=weight)
 
+    def _fit_listwise(self, x: np.ndarray, y: np.ndarray, query: np.ndarray, trees: int, rate: float,
+                      screen_keep: int, blend: float) -> TreeRanker:
+        """LambdaRank trees with the configured shape, leaf size and share of not-bought rows."""
+        cfg = self.config
+        return fit_lambdarank(x, y, query, iterations=trees, leaves=cfg.tree_leaves, max_depth=cfg.tree_depth,
+                              learning_rate=rate, min_leaf=cfg.tree_min_leaf, negatives=cfg.ranker_negatives,
+                              screen_keep=screen_keep, blend=blend, seed=cfg.seed)
+
     def _add_listwise(self, trees: TreeRanker, x: np.ndarray, y: np.ndarray, query: np.ndarray,
                       weight: float) -> TreeRanker:
         """The pointwise trees plus LambdaRank trees fit on the same requests, the latter scaled to
@@ -376,10 +383,7 @@ class Recommender:
         ranker: each kind of fit gets right what the other misses)."""
         cfg = self.config
         try:
-            listwise = fit_lambdarank(x, y, query, iterations=cfg.listwise_new_trees, leaves=cfg.tree_leaves,
-                                      max_depth=cfg.tree_depth, learning_rate=cfg.listwise_new_rate,
-                                      min_leaf=cfg.tree_min_leaf, negatives=cfg.ranker_negatives,
-                                      screen_keep=0, seed=cfg.seed)
+            listwise = self._fit_listwise(x, y, query, cfg.listwise_new_trees, cfg.listwise_new_rate, 0, 0.0)
         except ValueError:  # no request with both a bought and a not-bought row
             return trees
         sample = x[:: max(1, x.shape[0] // 20_000)]

@@ -221,11 +221,11 @@ def add_trees(a: TreeRanker, b: TreeRanker, weight: float) -> TreeRanker:
 @functools.lru_cache(maxsize=1)
 def listwise_available() -> bool:
     """Whether LightGBM loads (it needs the system's OpenMP library, Debian's libgomp1); without it
-    the rankers are fit pointwise, with a warning."""
+    the rankers are fit pointwise only, with a warning."""
     try:
         import lightgbm  # noqa: F401
     except (ImportError, OSError) as exc:  # OSError: lib_lightgbm.so without libgomp.so.1
-        log.warning("LightGBM unavailable (%s): the 'all' ranker is fit pointwise", exc)
+        log.warning("LightGBM unavailable (%s): the rankers are fit pointwise only", exc)
         return False
     return True
 

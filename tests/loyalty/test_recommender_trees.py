@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import re
 
 import numpy as np
 import pytest
@@ -275,6 +276,8 @@ def test_automatic_windows_go_back_until_the_ranker_has_enough_requests(monkeypa
     few, many, small = messages
     assert small.startswith("ranker examples: 1 window(s)")
     assert few.startswith("ranker examples: 1 window(s)")  # the last window alone has 100 members
-    windows, requests = int(many.split()[2]), int(many.split()[-2])
+    found = re.fullmatch(r"ranker examples: (\d+) window\(s\) of 20 days, (\d+) requests, \d+ bought", many)
+    assert found, many
+    windows, requests = int(found[1]), int(found[2])
     assert 1 < windows <= model_module.MAX_WINDOWS and requests >= 1000
 
