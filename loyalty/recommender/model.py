@@ -231,33 +231,36 @@ class Recommender:
         if not held.any() or held.all():
             self.ranker_all = self.ranker_new = None  # too little data: fall back to fixed weights
             return
-        x, y, bought, w_all, w_new, q = self._examples(u, i, t, b, held, None, progress)
-        xa, ya, wa, qa = x, y, w_all, q
-        xn, yn, wn, qn = x[~bought], y[~bought], w_new[~bought], q[~bought]
-        windows = self._window_examples(u, i, t, b, progress) if cfg.window_days > 0 and cfg.window_for else None
-        if windows is not None:
-            wx, wy, wb, wwa, wwn, wq = windows
-            wq = wq + (int(q.max()) + 1 if q.size else 0)  # requests of their own
-            if cfg.window_for in ("all", "both"):
-                xa, ya, wa = np.vstack([xa, wx]), np.concatenate([ya, wy]), np.concatenate([wa, wwa])
-                qa = np.concatenate([qa, wq])
-            if cfg.window_for in ("new", "both"):
-                xn, yn = np.vstack([xn, wx[~wb]]), np.concatenate([yn, wy[~wb]])
-                wn, qn = np.concatenate([wn, wwn[~wb]]), np.concatenate([qn, wq[~wb]])
-        self.ranker_all = self._learn(xa, ya, cfg.interactions,
-                                      wa if cfg.user_weights in ("all", "both") else None, cfg.tree_blend,
-                                      qa if cfg.listwise_all else None)
+        parts = [self._examples(u, i, t, b, held, None, progress)]
+        if cfg.window_days > 0 and cfg.window_for:
+            parts += self._window_examples(u, i, t, b, progress)
+        # One stack of every example, the windows' requests numbered after the last orders'. The
+        # "all" ranker reads it as it is; the "new" rows are copied from it after that fit. (Stacked
+        # window by window and then per ranker, the rows were held about four times over.)
+        offsets = np.cumsum([0] + [int(p[5].max()) + 1 if p[5].size else 0 for p in parts])
+        window = np.repeat(np.arange(len(parts)) > 0, [p[5].size for p in parts])
+        x = np.vstack([p[0] for p in parts])
+        y, bought, w_all, w_new = (np.concatenate([p[j] for p in parts]) for j in range(1, 5))
+        q = np.concatenate([p[5] + offsets[n] for n, p in enumerate(parts)])
+        del parts
+        rows = ~window if cfg.window_for not in ("all", "both") else slice(None)
+        self.ranker_all = self._learn(x[rows], y[rows], cfg.interactions,
+                                      w_all[rows] if cfg.user_weights in ("all", "both") else None,
+                                      cfg.tree_blend, q[rows] if cfg.listwise_all else None)
+        rows = ~bought & (~window if cfg.window_for not in ("new", "both") else True)
+        xn, yn, wn, qn = x[rows], y[rows], w_new[rows], q[rows]
+        del x
         self.ranker_new = self._learn(xn, yn, False, wn if cfg.user_weights in ("new", "both") else None,
                                       cfg.tree_blend_new)
         if cfg.listwise_new > 0 and isinstance(self.ranker_new, TreeRanker) and listwise_available():
             self.ranker_new = self._add_listwise(self.ranker_new, xn, yn, qn, cfg.listwise_new)
 
     def _window_examples(self, u: np.ndarray, i: np.ndarray, t: np.ndarray, b: np.ndarray,
-                         progress: Progress | None) -> Examples | None:
+                         progress: Progress | None) -> list[Examples]:
         """Examples of the window question, window after window back from the last line: each
         holds out its ``window_days`` from the lines before it (later lines unseen), asked at its
-        start. ``window_cuts`` windows, or (0) until they hold ``ranker_users`` requests. None
-        when no window has lines both before and in it."""
+        start. ``window_cuts`` windows, or (0) until they hold ``ranker_users`` requests; none
+        when no window has lines both before and in it. Each numbers its requests from 0."""
         cfg = self.config
         parts: list[Examples] = []
         end = float(t.max())
@@ -281,16 +284,11 @@ class Recommender:
                 continue
             requests += int(part[5].max()) + 1
             positives += int(part[1].sum())
-            if parts:  # request numbers go on from the previous window's
-                part = (*part[:5], part[5] + int(parts[-1][5].max()) + 1)
             parts.append(part)
-        if not parts:
-            return None
-        log.info("ranker examples: %d window(s) of %g days, %d requests, %d bought", len(parts), cfg.window_days,
-                 requests, positives)
-        x = np.vstack([p[0] for p in parts])
-        y, bought, w_all, w_new, q = (np.concatenate([p[j] for p in parts]) for j in range(1, 6))
-        return x, y, bought, w_all, w_new, q
+        if parts:
+            log.info("ranker examples: %d window(s) of %g days, %d requests, %d bought", len(parts),
+                     cfg.window_days, requests, positives)
+        return parts
 
     def _examples(self, u: np.ndarray, i: np.ndarray, t: np.ndarray, b: np.ndarray,
                   held: np.ndarray, now: float | None, progress: Progress | None) -> Examples:

@@ -261,6 +261,33 @@ def test_window_examples_go_back_window_by_window_and_never_see_later_lines(monk
     assert isinstance(m.ranker_all, TreeRanker) and isinstance(m.ranker_new, TreeRanker)
 
 
+def test_the_rankers_learn_from_every_request_once_numbered_apart(monkeypatch) -> None:
+    data, category = _chain()
+    requests: list[int] = []
+    real_examples, real_learn = Recommender._examples, Recommender._learn
+    learned: list[tuple[int, np.ndarray | None, np.ndarray]] = []
+
+    def examples(self, *args):
+        out = real_examples(self, *args)
+        requests.append(int(out[5].max()) + 1)
+        return out
+
+    def learn(self, x, y, interactions, weight=None, blend=1.0, query=None):
+        learned.append((x.shape[0], query, y))
+        return real_learn(self, x, y, interactions, weight, blend, query)
+
+    monkeypatch.setattr(Recommender, "_examples", examples)
+    monkeypatch.setattr(Recommender, "_learn", learn)
+    cfg = Config(tree_iter=5, tree_min_positives=50, window_days=20.0, window_cuts=3)
+    Recommender(cfg).fit(data, 800, category.size, category=category)
+    (rows_all, query, _), (rows_new, _, y_new) = learned
+    assert len(requests) == 4  # the last orders, then three windows
+    # The "all" ranker sees each request of the four as one contiguous list of its own.
+    assert query is not None and np.all(np.diff(query) >= 0)
+    assert np.unique(query).size == sum(requests)
+    assert rows_new < rows_all and 0 < y_new.sum() < y_new.size
+
+
 def test_automatic_windows_go_back_until_the_ranker_has_enough_requests(monkeypatch, caplog) -> None:
     from loyalty.recommender import model as model_module
 
