@@ -33,7 +33,7 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -123,11 +123,14 @@ def _pick_in_category(cat: Catalogue, cats: np.ndarray, rng: np.random.Generator
 
 def generate_chunk(shape: ChainShape, cat: Catalogue, first_member: int, n_members: int,
                    first_order: int, rng: np.random.Generator, boost: float = 1.35,
+                   truth: dict[str, np.ndarray] | None = None,
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
     """Lines (member, sku, order id, Unix time) of ``n_members`` members, and their trip count.
 
     ``boost`` over-asks exploration lines to make up for those merged as
     duplicates or dropped before their item's launch (the writer adapts it).
+    ``truth``, if given, receives the hidden parameters behind the lines (see
+    bench/synth_oracle.py); the lines are the same either way.
     """
     days = shape.days
     per_member_lines = shape.lines / shape.members
@@ -196,6 +199,13 @@ def generate_chunk(shape: ChainShape, cat: Catalogue, first_member: int, n_membe
     launched = cat.launch_day[x_item] * DAY <= t[x_trip]
     x_trip, x_item = x_trip[launched], x_item[launched]
 
+    if truth is not None:
+        truth.update(
+            staple_member=st_member + first_member, staple_item=st_item, staple_cadence=cadence,
+            staple_first=START + first, staple_events=n_ev, fav_member=fav_member + first_member,
+            fav_cat=fav_cat, trip_member=member + first_member, trip_time=START + t,
+            lines_per_trip=np.array([budget / max(member.size, 1)]),
+        )
     lt = np.concatenate([s_trip, x_trip])
     li = np.concatenate([s_item, x_item])
     key = np.unique(lt.astype(np.int64) * shape.skus + li)
@@ -204,32 +214,43 @@ def generate_chunk(shape: ChainShape, cat: Catalogue, first_member: int, n_membe
             int(member.size))
 
 
-def write(path: str, shape: ChainShape, chunk: int = 20_000,
-          log: Callable[[str], None] = print) -> int:
-    """Stream the chain to ``path``; returns the number of lines written."""
+def chunks(shape: ChainShape, chunk: int = 20_000, truth: list[dict[str, np.ndarray]] | None = None,
+           ) -> Iterator[np.ndarray]:
+    """The chain's lines, ``chunk`` members at a time: rows of member, sku, order id, Unix time,
+    quantity and category. With ``truth`` each chunk's hidden parameters are appended to it."""
     rng = np.random.default_rng(shape.seed)
     cat = make_catalogue(shape, rng)
-    total = 0
     next_order = 0
     # Calibrate on a throw-away sample of members, then keep steering chunk by chunk.
     probe = min(shape.members, 5_000)
     m = generate_chunk(shape, cat, 0, probe, 0, np.random.default_rng(shape.seed + 1))[0]
     boost = float(np.clip(1.35 * shape.lines / shape.members * probe / max(m.size, 1), 1.0, 4.0))
+    for first in range(0, shape.members, chunk):
+        n = min(chunk, shape.members - first)
+        hidden: dict[str, np.ndarray] | None = {} if truth is not None else None
+        m, i, o, t, n_trips = generate_chunk(shape, cat, first, n, next_order, rng, boost, hidden)
+        if truth is not None and hidden is not None:
+            truth.append(hidden)
+        next_order += n_trips
+        # Steer the next chunk towards the target number of lines.
+        boost = float(np.clip(boost * (shape.lines / shape.members * n) / max(m.size, 1), 1.0, 4.0))
+        qty = 1 + rng.poisson(0.3, m.size)
+        yield np.column_stack([m, i, o, t, qty, cat.category[i]])
+
+
+def write(path: str, shape: ChainShape, chunk: int = 20_000,
+          log: Callable[[str], None] = print) -> int:
+    """Stream the chain to ``path``; returns the number of lines written."""
+    total = 0
     tmp = path + ".part"
     t0 = time.perf_counter()
     with open(tmp, "w", encoding="ascii") as out:
         out.write(HEADER)
-        for first in range(0, shape.members, chunk):
-            n = min(chunk, shape.members - first)
-            m, i, o, t, n_trips = generate_chunk(shape, cat, first, n, next_order, rng, boost)
-            next_order += n_trips
-            # Steer the next chunk towards the target number of lines.
-            boost = float(np.clip(boost * (shape.lines / shape.members * n) / max(m.size, 1), 1.0, 4.0))
-            qty = 1 + rng.poisson(0.3, m.size)
-            block = np.column_stack([m, i, o, t, qty, cat.category[i]])
+        for n, block in enumerate(chunks(shape, chunk)):
             np.savetxt(out, block, fmt="%d", delimiter=",")
-            total += m.size
-            log(f"members {first + n:>9,}/{shape.members:,}  lines {total:>11,}  "
+            total += block.shape[0]
+            members = min(shape.members, (n + 1) * chunk)
+            log(f"members {members:>9,}/{shape.members:,}  lines {total:>11,}  "
                 f"{time.perf_counter() - t0:.0f}s")
     os.replace(tmp, path)
     return total
