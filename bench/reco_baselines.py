@@ -48,7 +48,7 @@ def top_k(scores: np.ndarray, k: int, exclude: np.ndarray | None) -> np.ndarray:
     return part[np.isfinite(scores[part])]
 
 
-def _popularity_tiebreak(counts: sp.csr_matrix) -> np.ndarray:
+def popularity_tiebreak(counts: sp.csr_matrix) -> np.ndarray:
     """Distinct buyers per item scaled into [0, 1): adds order without outranking a real score."""
     buyers = np.asarray((counts > 0).sum(axis=0)).ravel().astype(np.float64)
     return buyers / (buyers.max() + 1.0)
@@ -60,7 +60,7 @@ class Popularity:
     name = "popularity"
 
     def fit(self, train: Transactions) -> None:
-        self._pop = _popularity_tiebreak(basket_counts(train))
+        self._pop = popularity_tiebreak(basket_counts(train))
 
     def recommend(self, user: int, k: int, exclude: np.ndarray | None, now: int) -> np.ndarray:
         return top_k(self._pop, k, exclude)
@@ -73,7 +73,7 @@ class BuyAgain:
 
     def fit(self, train: Transactions) -> None:
         self._counts = basket_counts(train)
-        self._pop = _popularity_tiebreak(self._counts)
+        self._pop = popularity_tiebreak(self._counts)
 
     def recommend(self, user: int, k: int, exclude: np.ndarray | None, now: int) -> np.ndarray:
         scores = self._pop.copy()
@@ -104,7 +104,7 @@ class ItemKNN:
 
         self._sim = top_products(x, x, cosine, self.neighbours)
         self._x = x
-        self._pop = _popularity_tiebreak(counts) * 1e-6  # only orders items with no CF score
+        self._pop = popularity_tiebreak(counts) * 1e-6  # only orders items with no CF score
 
     def recommend(self, user: int, k: int, exclude: np.ndarray | None, now: int) -> np.ndarray:
         row = self._x[user]

@@ -41,6 +41,10 @@ import numpy as np
 DAY = 86_400
 START = 1_704_067_200  # 2024-01-01T00:00:00Z
 HEADER = "member,sku,order_id,paid_at,qty,category\n"
+# Knobs of generate_chunk that bench/synth_oracle.py reads back.
+STAPLE_KEEP = 0.8  # share of staple purchases made in the chain (the rest bought elsewhere)
+STAPLE_JITTER = 0.15  # spread of the k-th staple purchase's time, relative to k cadences
+FROM_FAVOURITE = 0.8  # share of exploration lines from one of the member's favourite categories
 
 
 @dataclass(frozen=True)
@@ -169,8 +173,8 @@ def generate_chunk(shape: ChainShape, cat: Catalogue, first_member: int, n_membe
     n_ev = np.clip(((days * DAY - first) // cadence).astype(np.int64) + 1, 0, 60)
     ev_pair = np.repeat(np.arange(st_member.size), n_ev)
     k = np.arange(ev_pair.size) - np.repeat(np.cumsum(n_ev) - n_ev, n_ev)
-    ev_t = first[ev_pair] + k * cadence[ev_pair] * rng.normal(1.0, 0.15, ev_pair.size)
-    keep = (ev_t < days * DAY) & (rng.random(ev_pair.size) < 0.8)  # sometimes bought elsewhere
+    ev_t = first[ev_pair] + k * cadence[ev_pair] * rng.normal(1.0, STAPLE_JITTER, ev_pair.size)
+    keep = (ev_t < days * DAY) & (rng.random(ev_pair.size) < STAPLE_KEEP)  # sometimes bought elsewhere
     ev_pair, ev_t = ev_pair[keep], ev_t[keep]
     ev_key = st_member[ev_pair].astype(np.float64) * (days + 2) * DAY + ev_t
     pos = np.searchsorted(trip_key, ev_key)
@@ -185,7 +189,7 @@ def generate_chunk(shape: ChainShape, cat: Catalogue, first_member: int, n_membe
     per_trip = rng.multinomial(budget, weight / weight.sum()) if member.size else np.zeros(0, np.int64)
     x_trip = np.repeat(trip_id, per_trip)
     xm = member[x_trip]
-    from_fav = rng.random(x_trip.size) < 0.8
+    from_fav = rng.random(x_trip.size) < FROM_FAVOURITE
     fav_pick = fav_start[xm] + rng.integers(0, n_fav[xm])
     x_cat = np.where(from_fav, fav_cat[fav_pick], rng.choice(cat.cat_weight.size, x_trip.size, p=cat.cat_weight))
     day = t[x_trip] / DAY

@@ -27,19 +27,17 @@ import os
 import sys
 
 import numpy as np
-import scipy.sparse as sp
 from scipy.special import ndtr
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench import synth_chain  # noqa: E402
+from bench.reco_baselines import BuyAgain, basket_counts, popularity_tiebreak  # noqa: E402
 from bench.reco_data import CleanRules, ColumnMap, Split, Transactions, load_numeric, time_split  # noqa: E402
 from bench.reco_metrics import mean_scores, user_metrics  # noqa: E402
 
 DAY = synth_chain.DAY
-KEEP = 0.8  # share of staple purchases made in the chain (see synth_chain.generate_chunk)
-JITTER = 0.15  # spread of the k-th staple purchase, relative to k cadences
-FROM_FAVOURITE = 0.8  # share of exploration lines from a favourite category
+KEEP, JITTER, FROM_FAVOURITE = synth_chain.STAPLE_KEEP, synth_chain.STAPLE_JITTER, synth_chain.FROM_FAVOURITE
 
 
 def hidden(shape: synth_chain.ChainShape, csv: str) -> dict[str, np.ndarray]:
@@ -94,22 +92,16 @@ def oracle_scores(truth: dict[str, np.ndarray], cat: synth_chain.Catalogue, memb
 def compare(split: Split, data: Transactions, truth: dict[str, np.ndarray], cat: synth_chain.Catalogue,
             days: int) -> tuple[tuple[float, float], tuple[float, float], int]:
     """(NDCG@10, Recall@10) of buy-again and of the oracle on the split's members, and their number."""
-    train = split.train
-    counts = sp.csr_matrix((np.ones(train.user.size), (train.user, train.item)),
-                           shape=(train.n_users, train.n_items))
-    counts.sum_duplicates()
-    buyers = np.asarray((counts > 0).sum(axis=0)).ravel().astype(np.float64)
-    fill = buyers / (buyers.max() + 1.0)  # buy-again's popularity tie-break
+    buy_again = BuyAgain()
+    buy_again.fit(split.train)
+    fill = popularity_tiebreak(basket_counts(split.train))  # buy-again's tie-break, for the oracle's ties
     sku = data.item_labels.astype(np.int64)  # the harness's item index -> SKU
     member = data.user_labels.astype(np.int64)
     again, best = [], []
     for n, user in enumerate(split.test_users):
         target = split.test_items[n]
-        row = counts[user]
-        score = fill.copy()
-        score[row.indices] += row.data
-        again.append(user_metrics(np.argsort(-score, kind="stable")[:20], target))
         cut = float(split.now[n])
+        again.append(user_metrics(buy_again.recommend(int(user), 20, None, int(cut)), target))
         p = oracle_scores(truth, cat, int(member[user]), cut, cut + 30 * DAY, days)[sku] + 1e-9 * fill
         best.append(user_metrics(np.argsort(-p, kind="stable")[:20], target))
     a, b = mean_scores(again), mean_scores(best)
