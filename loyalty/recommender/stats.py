@@ -478,7 +478,8 @@ def latent_factors(x: sp.csr_matrix, k: int, seed: int = 0, n_iter: int = 4
 
 def item_clusters(factors: np.ndarray, buyers: np.ndarray, n: int, strength: np.ndarray | None = None,
                   seed: int = 0, iterations: int = 15, min_buyers: int = 3) -> np.ndarray:
-    """Groups of items bought by the same members: spherical k-means on the latent factors.
+    """Groups of items bought by the same members: spherical k-means on item factors
+    (:func:`group_factors` in the model).
 
     ``n`` < 0 picks about one group per 200 sold items (8 to 512). Centres are
     learned on items with at least ``min_buyers`` buyers, then every sold item
@@ -527,6 +528,30 @@ def item_clusters(factors: np.ndarray, buyers: np.ndarray, n: int, strength: np.
     return out
 
 
+def group_factors(binary: sp.csr_matrix, buyers: np.ndarray, k: int, seed: int = 0
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Item coordinates for the learned groups and their singular values (see item_clusters).
+
+    The SVD of members x items with each member's row divided by the square root of their
+    number of items and each item's column by the square root of its buyers, as in spectral
+    co-clustering (Dhillon 2001): unscaled, the strongest factors follow the heaviest buyers and
+    the best-sellers, and a taste shared by few members hides among the weak ones. Its first
+    factor is the same for every item but for the item's buyers (sqrt(buyers), singular value
+    1); that direction is taken out of all k + 1 factors rather than dropping the first one
+    computed, which on a few nearly separate groups is any mix of them.
+    """
+    if k <= 0 or binary.nnz == 0:
+        return latent_factors(binary, 0, seed)
+    per_member = np.asarray(binary.sum(axis=1)).ravel()
+    scaled = (sp.diags((1.0 / np.sqrt(np.maximum(per_member, 1.0))).astype(np.float32)) @ binary
+              @ sp.diags((1.0 / np.sqrt(np.maximum(buyers, 1.0))).astype(np.float32))).tocsr()
+    v, strength = latent_factors(scaled, k + 1, seed)
+    shared = np.sqrt(np.maximum(buyers, 0.0)).astype(np.float32)
+    shared /= max(float(np.linalg.norm(shared)), 1e-12)
+    v -= np.outer(shared, shared @ v)
+    return v, strength
+
+
 def buyer_index(user_unit: sp.csr_matrix, per_item: int) -> sp.csr_matrix:
     """Items x users: each item's ``per_item`` strongest buyers (the user-kNN search space)."""
     return keep_top(user_unit.T, per_item)
@@ -563,7 +588,8 @@ def item_stats(u: np.ndarray, i: np.ndarray, t: np.ndarray, b: np.ndarray, n_use
     norms = np.sqrt(np.asarray(vectors.multiply(vectors).sum(axis=1)).ravel())
     unit = (sp.diags((1.0 / np.where(norms > 0, norms, 1.0)).astype(np.float32)) @ vectors).tocsr()
     del vectors
-    latent, strength = latent_factors(binary, factors)
+    latent, _ = latent_factors(binary, factors)
+    groups, strength = group_factors(binary, buyers, factors)
     return ItemStats(
         buyers=buyers,
         repeat_rate=repeat_rate,
@@ -577,5 +603,5 @@ def item_stats(u: np.ndarray, i: np.ndarray, t: np.ndarray, b: np.ndarray, n_use
         item_buyers=buyer_index(unit, buyers_per_item),
         end_time=end,
         factors=latent,
-        clusters=item_clusters(latent, buyers, clusters, strength),
+        clusters=item_clusters(groups, buyers, clusters, strength),
     )

@@ -135,6 +135,26 @@ def test_item_groups_weigh_each_factor_by_its_strength() -> None:
     assert len(set(unweighed[:20])) == 2 or len(set(unweighed[20:])) == 2
 
 
+def test_item_groups_are_found_alike_for_busy_and_quiet_tastes() -> None:
+    from loyalty.recommender.stats import group_factors, item_clusters
+
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        # One taste group whose members buy most of its items, two whose members buy few.
+        blocks = [_random_incidence(rng, 150, 20, p) for p in (0.6, 0.15, 0.15)]
+        x = sp.block_diag(blocks, format="csr")
+        buyers = np.asarray(x.sum(axis=0)).ravel()
+        v, strength = group_factors(x, buyers, 6)
+        assert v.shape == (60, 7) and strength.shape == (7,)
+        # The direction every item shares (the square root of its buyers) is gone from them all.
+        shared = np.sqrt(buyers) / np.linalg.norm(np.sqrt(buyers))
+        assert np.abs(shared @ v).max() < 1e-4
+        groups = item_clusters(v, buyers, 3, strength)
+        assert [len(set(groups[b * 20:(b + 1) * 20].tolist())) for b in range(3)] == [1, 1, 1]
+        assert len(set(groups.tolist())) == 3
+    assert group_factors(x, buyers, 0)[0].shape == (60, 0)
+
+
 def test_each_groups_best_items_are_read_from_a_cached_index() -> None:
     x = sp.csr_matrix(np.array([[1, 1, 0, 1, 1], [1, 0, 1, 1, 0], [1, 0, 0, 0, 0]], dtype=np.float32))
     u, i = x.nonzero()
