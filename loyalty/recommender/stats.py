@@ -589,7 +589,7 @@ def item_stats(u: np.ndarray, i: np.ndarray, t: np.ndarray, b: np.ndarray, n_use
     unit = (sp.diags((1.0 / np.where(norms > 0, norms, 1.0)).astype(np.float32)) @ vectors).tocsr()
     del vectors
     latent, _ = latent_factors(binary, factors)
-    groups, strength = group_factors(binary, buyers, factors)
+    groups, strength = group_factors(binary, buyers, factors if clusters else 0)  # 0: no groups asked
     return ItemStats(
         buyers=buyers,
         repeat_rate=repeat_rate,

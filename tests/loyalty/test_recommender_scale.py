@@ -155,6 +155,26 @@ def test_item_groups_are_found_alike_for_busy_and_quiet_tastes() -> None:
     assert group_factors(x, buyers, 0)[0].shape == (60, 0)
 
 
+def test_no_groups_are_made_when_none_are_asked_for() -> None:
+    from loyalty.recommender.stats import item_stats
+
+    rng = np.random.default_rng(9)
+    x = sp.block_diag([_random_incidence(rng, 60, 10, 0.5) for _ in range(3)], format="coo")
+    u, i = x.row.astype(np.int64), x.col.astype(np.int64)
+    t = np.arange(u.size, dtype=np.float64) * 3600.0
+    order = np.lexsort((t, u))
+    u, i, t = u[order], i[order], t[order]
+    b = np.arange(u.size, dtype=np.int64)  # one line per order
+
+    def stats(clusters: int) -> np.ndarray:
+        return item_stats(u, i, t, b, 180, 30, shrink=5.0, neighbours=20, rank_decay=0.8,
+                          factors=4, clusters=clusters).clusters
+
+    assert (stats(0) == -1).all()
+    made = stats(3)
+    assert [len(set(made[g * 10:(g + 1) * 10].tolist())) for g in range(3)] == [1, 1, 1]
+
+
 def test_each_groups_best_items_are_read_from_a_cached_index() -> None:
     x = sp.csr_matrix(np.array([[1, 1, 0, 1, 1], [1, 0, 1, 1, 0], [1, 0, 0, 0, 0]], dtype=np.float32))
     u, i = x.nonzero()
