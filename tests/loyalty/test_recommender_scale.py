@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
 from loyalty.recommender.stats import _ease, buyer_index, item_stats, keep_top, top_products
@@ -155,8 +156,8 @@ def test_item_groups_are_found_alike_for_busy_and_quiet_tastes() -> None:
     assert group_factors(x, buyers, 0)[0].shape == (60, 0)
 
 
-def test_no_groups_are_made_when_none_are_asked_for() -> None:
-    from loyalty.recommender.stats import item_stats
+def test_no_groups_are_made_when_none_are_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    from loyalty.recommender import stats as stats_module
 
     rng = np.random.default_rng(9)
     x = sp.block_diag([_random_incidence(rng, 60, 10, 0.5) for _ in range(3)], format="coo")
@@ -165,13 +166,24 @@ def test_no_groups_are_made_when_none_are_asked_for() -> None:
     order = np.lexsort((t, u))
     u, i, t = u[order], i[order], t[order]
     b = np.arange(u.size, dtype=np.int64)  # one line per order
+    sizes: list[int] = []  # the k each group_factors call was asked for
+    real = stats_module.group_factors
+
+    def watched(binary: sp.csr_matrix, buyers: np.ndarray, k: int, seed: int = 0
+                ) -> tuple[np.ndarray, np.ndarray]:
+        sizes.append(k)
+        return real(binary, buyers, k, seed)
+
+    monkeypatch.setattr(stats_module, "group_factors", watched)
 
     def stats(clusters: int) -> np.ndarray:
-        return item_stats(u, i, t, b, 180, 30, shrink=5.0, neighbours=20, rank_decay=0.8,
-                          factors=4, clusters=clusters).clusters
+        return stats_module.item_stats(u, i, t, b, 180, 30, shrink=5.0, neighbours=20, rank_decay=0.8,
+                                       factors=4, clusters=clusters).clusters
 
     assert (stats(0) == -1).all()
+    assert sizes == [0]  # no second SVD when no groups are asked for
     made = stats(3)
+    assert sizes == [0, 4]
     assert [len(set(made[g * 10:(g + 1) * 10].tolist())) for g in range(3)] == [1, 1, 1]
 
 
