@@ -156,6 +156,28 @@ def test_item_groups_are_found_alike_for_busy_and_quiet_tastes() -> None:
     assert group_factors(x, buyers, 0)[0].shape == (60, 0)
 
 
+def test_item_groups_do_not_depend_on_the_luck_of_the_seeding() -> None:
+    from loyalty.recommender.stats import group_factors, item_clusters
+
+    rng = np.random.default_rng(0)
+    # Three big taste groups and four small ones, a little buying across them.
+    sizes, members = (30, 30, 30, 8, 8, 8, 8), (150, 150, 150, 30, 30, 30, 30)
+    x = sp.block_diag([_random_incidence(rng, m, n, 0.3) for n, m in zip(sizes, members, strict=True)], format="csr")
+    x = (x + sp.csr_matrix((rng.random(x.shape) < 0.003).astype(np.float32))).tocsr()
+    x.data[:] = 1.0
+    buyers = np.asarray(x.sum(axis=0)).ravel()
+    v, strength = group_factors(x, buyers, 10)
+    edges = np.cumsum((0,) + sizes)
+
+    def found(groups: np.ndarray) -> bool:  # every taste group whole, each under its own label
+        whole = all(len(set(groups[a:b].tolist())) == 1 for a, b in zip(edges[:-1], edges[1:], strict=True))
+        return whole and len(set(groups.tolist())) == len(sizes)
+
+    assert all(found(item_clusters(v, buyers, 7, strength, seed=s)) for s in range(10))
+    # Straight k-means to 7 groups (no over-clustering) cuts a group for some of the same seeds.
+    assert not all(found(item_clusters(v, buyers, 7, strength, seed=s, over=1)) for s in range(10))
+
+
 def test_no_groups_are_made_when_none_are_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
     from loyalty.recommender import stats as stats_module
 
@@ -183,8 +205,24 @@ def test_no_groups_are_made_when_none_are_asked_for(monkeypatch: pytest.MonkeyPa
     assert (stats(0) == -1).all()
     assert sizes == [0]  # no second SVD when no groups are asked for
     made = stats(3)
-    assert sizes == [0, 4]
+    assert sizes == [0, 4]  # at least as many factors as PureSVD's (4)
     assert [len(set(made[g * 10:(g + 1) * 10].tolist())) for g in range(3)] == [1, 1, 1]
+    stats(6)
+    stats(20)
+    assert sizes == [0, 4, 6, 8]  # one per group, up to twice PureSVD's
+
+
+def test_the_number_of_learned_groups_follows_the_items_sold() -> None:
+    from loyalty.recommender.stats import group_count
+
+    buyers = np.zeros(60_000)
+    buyers[:5_000] = 3.0
+    assert group_count(buyers, -1) == 25  # one per 200 sold items
+    buyers[:] = 1.0
+    assert group_count(buyers, -1) == 300
+    assert group_count(buyers[:100], -1) == 8  # never fewer than 8
+    assert group_count(np.ones(200_000), -1) == 512  # nor more than 512
+    assert group_count(buyers, 3) == 3 and group_count(buyers, 0) == 0
 
 
 def test_each_groups_best_items_are_read_from_a_cached_index() -> None:
