@@ -512,9 +512,10 @@ def item_clusters(factors: np.ndarray, buyers: np.ndarray, n: int, strength: np.
     unit = factors / np.where(norms > 0, norms, 1.0)[:, None]
     points = unit[fit]
     seeds = _farthest_seeds(points, min(max(over, 1) * n, fit.size), np.random.default_rng(seed))
-    centres, size = _spherical_kmeans(points, seeds, iterations)
+    centres = _spherical_kmeans(points, seeds, iterations)
     if centres.shape[0] > n:
-        centres, _ = _spherical_kmeans(points, _merge_centres(centres, size, n), max(iterations // 3, 1))
+        size = np.bincount(np.argmax(points @ centres.T, axis=1), minlength=centres.shape[0])
+        centres = _spherical_kmeans(points, _merge_centres(centres, size, n), max(iterations // 3, 1))
     every = np.flatnonzero(ok)
     for lo in range(0, every.size, 50_000):  # bounded: 50,000 items x n scores at a time
         part = every[lo:lo + 50_000]
@@ -535,9 +536,8 @@ def _farthest_seeds(points: np.ndarray, n: int, rng: np.random.Generator) -> np.
     return points[chosen]
 
 
-def _spherical_kmeans(points: np.ndarray, centres: np.ndarray, iterations: int
-                      ) -> tuple[np.ndarray, np.ndarray]:
-    """Unit centres after the given k-means iterations by angle, and each centre's number of points."""
+def _spherical_kmeans(points: np.ndarray, centres: np.ndarray, iterations: int) -> np.ndarray:
+    """Unit centres after the given k-means iterations by angle."""
     n = centres.shape[0]
     for _ in range(iterations):
         assign = np.argmax(points @ centres.T, axis=1)
@@ -545,8 +545,7 @@ def _spherical_kmeans(points: np.ndarray, centres: np.ndarray, iterations: int
                              shape=(n, points.shape[0])) @ points
         length = np.linalg.norm(sums, axis=1)
         centres = np.where(length[:, None] > 0, sums / np.where(length > 0, length, 1.0)[:, None], centres)
-    size = np.bincount(np.argmax(points @ centres.T, axis=1), minlength=n)
-    return centres, size
+    return centres
 
 
 def _merge_centres(centres: np.ndarray, size: np.ndarray, n: int, least: float = 0.25) -> np.ndarray:
