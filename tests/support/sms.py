@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -14,6 +15,15 @@ from loyalty import config
 from loyalty.sms.dev import create_fake_sms_app
 
 IDENTITY_SECRET = "tests-identity-secret-0123456789"
+
+
+def shows_code(code: str, text: str) -> bool:
+    """Whether ``code`` stands in ``text`` as a number of its own.
+
+    Stored events are full of floats (confidences, timestamps); a six-digit code turns up inside
+    their digits about once in a hundred conversations, which is no leak.
+    """
+    return re.search(rf"(?<![\d.]){re.escape(code)}(?!\d|\.\d)", text) is not None
 
 
 class FakeSms:
