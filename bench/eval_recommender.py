@@ -49,6 +49,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--item-col", default="StockCode")
     p.add_argument("--basket-col", default="InvoiceNo")
     p.add_argument("--time-col", default="InvoiceDate")
+    p.add_argument("--time-format", default="auto",
+                   help="how to read the time column: auto (numbers by their size: Unix seconds or "
+                        "milliseconds, YYYYMMDD, day numbers; else ISO 8601 or a common date layout), "
+                        "s, ms, day, yyyymmdd, or a strptime layout such as '%%d/%%m/%%Y %%H:%%M'")
     p.add_argument("--qty-col", default="Quantity", help="'none' if there is no quantity column")
     p.add_argument("--price-col", default="UnitPrice", help="'none' if there is no price column")
     p.add_argument("--category-col", default=None,
@@ -123,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     columns = ColumnMap(
         user=args.user_col, item=args.item_col, basket=args.basket_col, time=args.time_col,
         qty=_none(args.qty_col), price=_none(args.price_col), category=_none(args.category_col),
+        time_format=args.time_format,
     )
     rules = CleanRules(cancel_prefix=_none(args.cancel_prefix), exclude_items=_none(args.exclude_items))
     t0 = time.perf_counter()
@@ -133,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"data: {args.csv}")
-    print(f"rows {report.rows}, kept {report.kept}, dropped {report.dropped}")
+    print(f"rows {report.rows}, kept {report.kept}, dropped {report.dropped}; times read as {report.times}")
     if data.item_category is not None:
         print(f"item categories: {int(data.item_category.max()) + 1} (used by ours only)")
     print(f"users {data.n_users}, items {data.n_items}, basket lines {data.user.size}, "

@@ -12,8 +12,9 @@ import dataclasses
 import gzip
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import numpy as np
 
@@ -23,6 +24,14 @@ DEFAULT_EXCLUDE_ITEMS = (
     r"^(POST|DOT|C2|M|D|S|B|CRUK|PADS|AMAZONFEE|BANK CHARGES|ADJUST\d*|gift_\d+_\d+)$"
 )
 DAY = 86_400
+# How a time column can be read (--time-format): guessed, a numeric unit, or a strptime layout.
+TIME_UNITS = {"s": 1, "ms": 0.001, "day": DAY}
+# Text layouts tried, in this order, when the times are not ISO 8601: month first before day
+# first (UCI's own export, Ta-Feng), then year first and the European dotted form.
+DATE_LAYOUTS = tuple(f"{date}{clock}" for date in ("%m/%d/%Y", "%d/%m/%Y", "%Y/%m/%d", "%d.%m.%Y", "%Y%m%d")
+                     for clock in (" %H:%M:%S", " %H:%M", ""))
+_EPOCH = datetime(1970, 1, 1)
+_ONE_SECOND = datetime(1970, 1, 1, 0, 0, 1) - _EPOCH
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,7 @@ class ColumnMap:
     qty: str | None = "Quantity"
     price: str | None = "UnitPrice"
     category: str | None = None  # the item's catalogue category (read when the file has it)
+    time_format: str = "auto"  # "auto", a unit of TIME_UNITS, "yyyymmdd" or a strptime layout
 
 
 @dataclass(frozen=True)
@@ -53,6 +63,7 @@ class CleanReport:
     rows: int = 0
     kept: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
+    times: str = ""  # how the time column was read
 
     def drop(self, reason: str) -> None:
         self.dropped[reason] = self.dropped.get(reason, 0) + 1
@@ -114,24 +125,130 @@ def _column_index(header: list[str], name: str | None, what: str) -> int | None:
         ) from None
 
 
-def _parse_times(raw: list[str]) -> np.ndarray:
-    """Numbers taken as Unix seconds, or ISO timestamps; a clear error otherwise.
+def read_times(raw: list[str], layout: str = "auto") -> tuple[np.ndarray, str]:
+    """Unix seconds for each time, and how the times were read.
 
-    Numbers are tried first: NumPy would read "1704067300" as a year.
+    ``auto`` takes numbers by their size (:func:`numeric_times`), then ISO 8601, then the
+    first of ``DATE_LAYOUTS`` that reads every value. A layout asked for is used as given.
     """
+    values, where = np.unique(np.asarray(raw, dtype=str), return_inverse=True)
+    numeric = layout in TIME_UNITS or layout in ("auto", "yyyymmdd")
+    if numeric:
+        try:  # numbers first: NumPy would read "1704067300" as a year
+            numbers = values.astype(np.float64)
+        except ValueError:
+            if layout != "auto":
+                raise ValueError(f"--time-format {layout} needs numbers; {_first_unreadable(raw, float)}") from None
+        else:
+            seconds, how = numeric_times(numbers, layout)
+            return seconds[where], how
+    if layout == "auto":
+        try:
+            return np.array(values, dtype="datetime64[s]").astype(np.int64)[where], "ISO 8601 dates and times"
+        except ValueError:
+            pass
+        fits = [f for f in DATE_LAYOUTS if _reads_all(values, f)]
+        if not fits:
+            raise ValueError(f"{_first_unreadable(raw, _any_layout)}; name the layout with --time-format, "
+                             "e.g. '%d/%m/%Y %H:%M'")
+        layout = fits[0]
+        how = f"dates and times as {layout}"
+        other = [f for f in fits[1:] if f.split()[0] != layout.split()[0]]
+        if other:  # e.g. every day of the month 12 or less: month first and day first both read
+            how += f" (they read as {other[0]} too: say --time-format '{other[0]}' if that is meant)"
+    else:
+        how = f"dates and times as {layout}"
+        if not _reads_all(values, layout):
+            raise ValueError(_first_unreadable(raw, lambda v: datetime.strptime(v, layout)))
+    seconds = np.array([(datetime.strptime(v, layout) - _EPOCH) // _ONE_SECOND for v in values], dtype=np.int64)
+    return seconds[where], how
+
+
+def numeric_times(values: np.ndarray, unit: str = "auto") -> tuple[np.ndarray, str]:
+    """Numeric times as Unix seconds (int64), and how they were read.
+
+    ``auto`` goes by size: whole numbers that are all valid dates between 1900 and 2100
+    written YYYYMMDD are dates; numbers all under a million are day numbers (a million
+    seconds after 1970 is no shop's data; Dunnhumby numbers its days 1-711); a hundred
+    billion and over are milliseconds; the rest Unix seconds.
+    """
+    values = np.asarray(values)
+    if unit == "auto":
+        unit = _guess_unit(values)
+    if unit == "yyyymmdd":
+        days, where = np.unique(values, return_inverse=True)
+        stamps = np.zeros(days.size, dtype=np.int64)
+        for n, d in enumerate(days):
+            whole = int(d)
+            try:
+                if whole != d:
+                    raise ValueError
+                stamp = np.datetime64(f"{whole // 10000:04d}-{whole // 100 % 100:02d}-{whole % 100:02d}", "s")
+            except ValueError:
+                raise ValueError(f"time {d:.10g} is no date written YYYYMMDD") from None
+            stamps[n] = stamp.astype(np.int64)
+        return stamps[where], "dates written YYYYMMDD"
+    how = {"s": "Unix seconds", "ms": "Unix milliseconds", "day": "day numbers"}[unit]
+    if unit == "day" and values.size:
+        how += f" ({values.min():g}-{values.max():g}), each day from midnight"
+    if np.issubdtype(values.dtype, np.integer):  # no float copy of a chain-sized column
+        seconds = values // 1000 if unit == "ms" else values.astype(np.int64, copy=False) * int(TIME_UNITS[unit])
+        return seconds.astype(np.int64, copy=False), how
+    return np.round(values * TIME_UNITS[unit]).astype(np.int64), how
+
+
+def _guess_unit(values: np.ndarray) -> str:
+    if not values.size:
+        return "s"
+    low, high = float(values.min()), float(values.max())
+    if 19000101 <= low and high <= 21001231 and _is_yyyymmdd(values):
+        return "yyyymmdd"
+    if high < 1e6:
+        return "day"
+    return "ms" if high >= 1e11 else "s"
+
+
+def _is_yyyymmdd(values: np.ndarray) -> bool:
+    whole = values.astype(np.int64)
+    if not np.array_equal(whole, values):
+        return False
+    month, day = whole // 100 % 100, whole % 100
+    return bool(np.all((month >= 1) & (month <= 12) & (day >= 1) & (day <= 31)))
+
+
+
+def _reads_all(values: np.ndarray, layout: str) -> bool:
     try:
-        return np.array(raw, dtype=np.float64).astype(np.int64)
+        for v in values:
+            datetime.strptime(v, layout)
+    except ValueError:
+        return False
+    return True
+
+
+def _any_layout(value: str) -> None:
+    try:
+        np.datetime64(value)
+        return
     except ValueError:
         pass
-    try:
-        return np.array(raw, dtype="datetime64[s]").astype(np.int64)
-    except ValueError:
-        for row, value in enumerate(raw, start=2):
-            try:
-                np.datetime64(value)
-            except ValueError:
-                raise ValueError(f"unreadable time {value!r} in data row near line {row}") from None
-        raise
+    for layout in DATE_LAYOUTS:
+        try:
+            datetime.strptime(value, layout)
+            return
+        except ValueError:
+            continue
+    raise ValueError(value)
+
+
+def _first_unreadable(raw: list[str], read: Callable[[str], object]) -> str:
+    """Names the first value ``read`` refuses and its data row (the header is line 1)."""
+    for row, value in enumerate(raw, start=2):
+        try:
+            read(value)
+        except ValueError:
+            return f"unreadable time {value!r} in data row near line {row}"
+    return "unreadable times"
 
 
 def _rows(path: str) -> Iterator[list[str]]:
@@ -213,7 +330,8 @@ def load_transactions(
     if not users:
         raise ValueError(f"no usable rows in {path} after cleaning ({report.dropped})")
     report.kept = len(users)
-    return _index(users, items, baskets, _parse_times(times), np.array(qtys)), report
+    seconds, report.times = read_times(times, columns.time_format)
+    return _index(users, items, baskets, seconds, np.array(qtys)), report
 
 
 def _index(
@@ -252,7 +370,7 @@ def load_numeric(
     path: str, columns: ColumnMap = ColumnMap(), rules: CleanRules = CleanRules(),
     block_bytes: int = 1 << 26,
 ) -> tuple[Transactions, CleanReport]:
-    """Read a CSV whose columns are all integers (times in Unix seconds) block by block.
+    """Read a CSV whose columns are all integers (times as :func:`numeric_times` reads them) block by block.
 
     For chain-sized files (tens of millions of lines, e.g. bench/synth_chain.py)
     where the general reader's Python rows would not fit in memory. The same
@@ -315,6 +433,9 @@ def load_numeric(
         qty_col = qty_col[keep] if qty_col is not None else None
         cat_col = cat_col[keep] if cat_col is not None else None
     qty = qty_col.astype(np.float64) if qty_col is not None else np.ones(report.kept)
+    if columns.time_format not in TIME_UNITS and columns.time_format not in ("auto", "yyyymmdd"):
+        raise ValueError(f"the all-integer reader reads numeric times only, not {columns.time_format!r}")
+    when, report.times = numeric_times(when, columns.time_format)  # type: ignore[arg-type]
     out = _index_numeric(user, item, basket, when, qty)  # type: ignore[arg-type]
     if cat_col is not None:
         # One category per item: the one on its first line (a catalogue has one per SKU).

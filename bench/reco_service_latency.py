@@ -22,10 +22,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from sqlalchemy import func, select  # noqa: E402
 
 from loyalty import db, migrate  # noqa: E402
-from loyalty.catalogue.models import Product
+from loyalty.catalogue.models import Product  # noqa: E402
 from loyalty.members.models import Member  # noqa: E402
 from loyalty.recommender import service  # noqa: E402
-from loyalty.recommender import service as recommender
 
 
 def _timed(fn: Callable[[], object], runs: int) -> list[float]:
@@ -68,9 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     db.run(service.recommend, calls[0], 5, directory=models)  # load the model once, as a server would
     it = iter(calls)
     ours = _timed(lambda: db.run(service.recommend, next(it), 5, directory=models), len(calls))
-    base = _timed(lambda: db.run(recommender.best_sellers, 5), len(calls))
+    base = _timed(lambda: db.run(service.best_sellers, 5), len(calls))
     print(f"{'call':<34} {'p50 ms':>8} {'p95 ms':>8}")
-    for name, v in (("service.recommend (k=5)", ours), ("recommender.best_sellers (k=5)", base)):
+    for name, v in (("service.recommend (k=5)", ours), ("service.best_sellers (k=5)", base)):
         print(f"{name:<34} {_pct(v, 50):>8.2f} {_pct(v, 95):>8.2f}")
     print(f"ratio recommend / best_sellers at p50: x{_pct(ours, 50) / _pct(base, 50):.2f}")
     return 0

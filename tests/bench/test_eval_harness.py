@@ -10,7 +10,16 @@ import pytest
 
 from bench import eval_recommender
 from bench.reco_baselines import BuyAgain, Popularity
-from bench.reco_data import CleanRules, ColumnMap, leave_last_basket_out, load_transactions, time_split
+from bench.reco_data import (
+    CleanRules,
+    ColumnMap,
+    leave_last_basket_out,
+    load_numeric,
+    load_transactions,
+    numeric_times,
+    read_times,
+    time_split,
+)
 from bench.reco_harness import evaluate, format_table
 from bench.reco_metrics import user_metrics
 
@@ -155,3 +164,78 @@ def test_validation_never_reads_the_test_part(csv_path: str, capsys: pytest.Capt
     assert "VALIDATION" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="unknown setting"):
         eval_recommender.main([csv_path, "--methods", "ours", "--ours", "nonsense=1"])
+
+
+JAN_1_2024 = 1_704_067_200
+
+
+@pytest.mark.parametrize(("raw", "seconds", "how"), [
+    (["1704067200", "1704153600"], [JAN_1_2024, JAN_1_2024 + 86_400], "Unix seconds"),
+    (["1704067200000", "1704067201500"], [JAN_1_2024, JAN_1_2024 + 2], "Unix milliseconds"),
+    (["20240101", "20240229"], [JAN_1_2024, JAN_1_2024 + 59 * 86_400], "YYYYMMDD"),
+    (["1", "711"], [86_400, 711 * 86_400], "day numbers (1-711)"),
+    (["2024-01-01 10:00:00", "2024-01-01T10:00"], [JAN_1_2024 + 36_000] * 2, "ISO 8601"),
+    (["12/1/2010 8:26", "12/13/2010 8:26"], [1_291_191_960, 1_292_228_760], "%m/%d/%Y %H:%M"),
+    (["11/1/2000", "12/25/2000"], [973_036_800, 977_702_400], "%m/%d/%Y"),
+    (["13/1/2024", "1/2/2024"], [JAN_1_2024 + 12 * 86_400, JAN_1_2024 + 31 * 86_400], "%d/%m/%Y"),
+    (["2024/01/13", "2024/2/1"], [JAN_1_2024 + 12 * 86_400, JAN_1_2024 + 31 * 86_400], "%Y/%m/%d"),
+    (["13.01.2024 10:00"], [JAN_1_2024 + 12 * 86_400 + 36_000], "%d.%m.%Y %H:%M"),
+])
+def test_times_are_read_by_their_form(raw: list[str], seconds: list[int], how: str) -> None:
+    got, said = read_times(raw)
+    assert got.tolist() == seconds and how in said
+
+
+def test_a_date_both_orders_can_read_says_so_and_the_layout_can_be_named() -> None:
+    got, said = read_times(["1/2/2024", "3/4/2024"])
+    assert got[0] == JAN_1_2024 + 86_400 and "%d/%m/%Y" in said  # month first, with a warning
+    got, said = read_times(["1/2/2024", "3/4/2024"], "%d/%m/%Y")
+    assert got[0] == JAN_1_2024 + 31 * 86_400 and said == "dates and times as %d/%m/%Y"
+    assert numeric_times(np.array([20_240_101]), "day")[0].tolist() == [20_240_101 * 86_400]
+
+
+@pytest.mark.parametrize(("raw", "layout", "named"), [
+    (["20240101", "20240231"], "yyyymmdd", "20240231"),
+    (["1/2/2024", "1/2/24x"], "%d/%m/%Y", "'1/2/24x'"),
+    (["1", "two"], "day", "'two'"),
+    (["2024-01-01", "soon"], "auto", "'soon'"),
+])
+def test_a_time_that_does_not_read_is_named(raw: list[str], layout: str, named: str) -> None:
+    with pytest.raises(ValueError, match=named):
+        read_times(raw, layout)
+
+
+def test_day_numbers_split_like_the_dates_they_stand_for(tmp_path: Path) -> None:
+    """Dunnhumby numbers its days: read as seconds, 711 days would be 12 minutes and the
+    30-day split would hold out everything. Read as days they split as the dates would."""
+    start = np.datetime64("2024-01-01")
+    forms = {"iso": lambda d: str(start + d), "day": lambda d: str(d), "mdy": lambda d: (
+        lambda y, m, dd: f"{int(m)}/{int(dd)}/{y}")(*str(start + d).split("-"))}
+    splits = {}
+    for name, write in forms.items():
+        lines = ["user,item,basket,day"]
+        for user in range(6):
+            for n, day in enumerate(range(user, 60, 7)):
+                lines += [f"u{user},i{(user + n + k) % 5},b{user}-{n},{write(day)}" for k in range(2)]
+        path = tmp_path / f"{name}.csv"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        data, report = load_transactions(str(path), ColumnMap("user", "item", "basket", "day", None, None),
+                                         CleanRules(None, None))
+        split = time_split(data, 10)
+        held = [sorted(data.item_labels[h].tolist()) for h in split.test_items]
+        splits[name] = (report.times, split.test_users.tolist(), held, split.train.user.size, data.user.size)
+    assert "day numbers (0-59)" in splits["day"][0] and "%m/%d/%Y" in splits["mdy"][0]
+    assert splits["day"][1:] == splits["iso"][1:] == splits["mdy"][1:]
+    assert len(splits["day"][1]) == 6 and 0 < splits["day"][3] < splits["day"][4]  # the last 10 days held out
+
+
+def test_the_integer_reader_takes_day_numbers_and_refuses_a_text_layout(tmp_path: Path) -> None:
+    path = tmp_path / "n.csv"
+    path.write_text("member,sku,order_id,paid_at,qty\n1,7,1,3,1\n1,8,2,40,1\n2,7,3,41,2\n", encoding="utf-8")
+    columns = ColumnMap("member", "sku", "order_id", "paid_at", "qty", None)
+    data, report = load_numeric(str(path), columns, CleanRules(None, None))
+    assert sorted(data.time.tolist()) == [3 * 86_400, 40 * 86_400, 41 * 86_400]
+    assert report.times.startswith("day numbers")
+    with pytest.raises(ValueError, match="numeric times only"):
+        load_numeric(str(path), ColumnMap("member", "sku", "order_id", "paid_at", "qty", None,
+                                          time_format="%d/%m/%Y"), CleanRules(None, None))
