@@ -89,8 +89,12 @@ lint: dev ## ruff on every Python file, mypy on loyalty, bot and actions (pyproj
 nlu-eval: install ## (by hand) train an NLU model on data/ and score it on the held-out set tests/nlu_eval/
 	$(PY) -m bench.nlu_eval --train --out results/nlu_eval
 
-bench: dev
+bench: dev $(VENV)/.bench-installed ## the benchmarks' own dependencies (the ALS baseline); then run them one by one
 	@echo "Benchmarks are run one by one, e.g.: $(PY) -m bench.core_ops"
+
+$(VENV)/.bench-installed: $(VENV)/.dev-installed requirements-bench.txt
+	$(PIP) install -q -r requirements-bench.txt -c constraints.txt
+	touch $@
 
 constraints:
 	$(PIP) freeze | grep -v '^-e' | sed '1i # Tested versions of every package; installs use -c constraints.txt.' > constraints.txt

@@ -127,7 +127,11 @@ class ImplicitALS:
         )
 
     def fit(self, train: Transactions) -> None:
-        from implicit.cpu.als import AlternatingLeastSquares  # benchmark-only dependency
+        try:
+            from implicit.cpu.als import AlternatingLeastSquares  # benchmark-only dependency
+        except ImportError:
+            raise SystemExit("the ALS baseline needs implicit: run `make bench` once "
+                             "(or leave it out with --methods)") from None
 
         self._items = basket_counts(train).astype(np.float32)
         self._items.data = np.log1p(self._items.data)  # damp heavy re-buyers
