@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from loyalty.recommender.data import DAY, UserHistory
-from loyalty.recommender.stats import PROBE_ITEMS, ItemStats, row_positions, spread, top_items
+from loyalty.recommender.stats import PROBE_ITEMS, TREND_DAYS, ItemStats, row_positions, spread, top_items
 
 FEATURES = (
     "bought",  # the user bought the item before
@@ -190,7 +190,6 @@ def candidates(hist: UserHistory, user: int, now: float, stats: ItemStats, cfg: 
                                         cfg.probe_items)
         if stats.factors.shape[1]:
             taste = w.astype(np.float32) @ stats.factors[uniq]
-    recent_30 = stats.recent_counts(now, 30.0)
     by_cat = _group_affinity(category, uniq, prof, stats, cfg.cf_candidates)
     by_cluster = _group_affinity(stats.clusters if stats.clusters.size else None, uniq, prof, stats,
                                  cfg.cf_candidates)
@@ -204,7 +203,7 @@ def candidates(hist: UserHistory, user: int, now: float, stats: ItemStats, cfg: 
         by_cat.top,
         stats.factor_top(taste, cfg.svd_candidates) if uniq.size and taste.size else uniq[:0],
         by_cluster.top,
-        stats.trending(now, 30.0, cfg.trend_candidates),
+        stats.trending(now, TREND_DAYS, cfg.trend_candidates),
     ])).astype(np.int64)
     if uniq.size:
         pos = np.minimum(np.searchsorted(uniq, items), uniq.size - 1)
@@ -229,7 +228,7 @@ def candidates(hist: UserHistory, user: int, now: float, stats: ItemStats, cfg: 
     x[:, 6] = b * np.log(rr / (1.0 - rr))
     x[:, 7] = np.log(cf_user[items] + _EPS)
     x[:, 8] = np.log(cf_next[items] + _EPS)
-    x[:, 9] = np.log1p(recent_30[items])
+    x[:, 9] = np.log1p(stats.recent_counts(now, TREND_DAYS, items))
     x[:, 10] = np.log1p(stats.buyers[items])
     x[:, 11] = b * np.log1p(n_orders)
     x[:, 12] = np.log(cf_ease[items] + _EPS)
@@ -237,7 +236,7 @@ def candidates(hist: UserHistory, user: int, now: float, stats: ItemStats, cfg: 
     x[:, 14] = b * x[:, 9]
     x[:, 15] = own(rank_share)
     x[:, 16] = b * np.log1p(days_since / stats.gap_days[items])
-    x[:, 17] = np.log1p(stats.recent_counts(now, 7.0)[items])
+    x[:, 17] = np.log1p(stats.recent_counts(now, 7.0, items))
     x[:, 18] = own(in_last)
     x[:, 19] = np.log(cf_knn[items] + _EPS)
     x[:, 20] = np.log1p(max(now - float(hist.time.max()), 0.0) / DAY) if uniq.size else 0.0

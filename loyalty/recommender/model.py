@@ -34,7 +34,7 @@ from loyalty.recommender.ranker import (
     listwise_available,
     quadratic_pairs,
 )
-from loyalty.recommender.stats import ItemStats, dedupe, item_stats
+from loyalty.recommender.stats import TREND_DAYS, ItemStats, dedupe, item_stats
 
 # Reason kinds; the service turns them into zh/en sentences.
 REPEAT = "repeat"  # 因为你常买…
@@ -475,10 +475,12 @@ class Recommender:
         return out
 
     def prepare(self) -> None:
-        """Build the indexes requests share (the factors by length, each item group's best items)
-        now, so that the first request after a model is loaded does not pay for them."""
+        """Build the indexes requests share (the factors by length, each item group's best items,
+        the trending index) now, so that the first request after a model is loaded does not pay
+        for them."""
         st = self._require_fit()
         st.factors_by_length()
+        st.trend_index(TREND_DAYS, self.config.features.trend_candidates)
         n = self.config.features.cf_candidates
         for group in (self._category(), st.clusters if st.clusters.size else None):
             if group is not None:

@@ -23,6 +23,7 @@ except ImportError:  # pragma: no cover - a scipy that moved them: the matrix AP
 
 KEY_SPAN = 1 << 36  # seconds; keeps (item, time) keys unique for times before year 4000
 PROBE_ITEMS = 16  # at most this many of a member's items look for similar customers (default)
+TREND_DAYS = 30  # the window of the trending candidates and the recent-sales feature
 
 
 def row_positions(indptr: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -120,7 +121,8 @@ class ItemStats:
 
     def __post_init__(self) -> None:
         self._recent: dict[tuple[int, float], np.ndarray] = {}
-        self._trending: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._trending: dict[tuple[int, float, int], np.ndarray] = {}
+        self._trend_index: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, int]] = {}
         self._in_category: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._group_best: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._by_length: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
@@ -250,34 +252,105 @@ class ItemStats:
         return out.reshape(rows.size, cols.size)
 
     def trending(self, now: float, days: float, n: int) -> np.ndarray:
-        """The n items with the most purchase events in the window (see :meth:`recent_counts`)."""
-        counts = self.recent_counts(now, days)
-        key = (id(counts), n)
+        """The n items with the most purchase events in the window (see :meth:`recent_counts`),
+        most first (ties: the lower item first).
+
+        A window of whole days reads the few items :meth:`trend_index` names for its last day
+        instead of counting every item's events: a request at a new hour (or, in evaluation,
+        at each member's own moment) costs microseconds, not a pass over the catalogue.
+        """
+        hi = self._window_end(now)
+        key = (hi, days, n)
         top = self._trending.get(key)
-        if top is None or top[0] is not counts:
-            nz = np.flatnonzero(counts > 0)
-            pick = nz if nz.size <= n else nz[np.argpartition(-counts[nz], n - 1)[:n]]
-            if len(self._trending) > 64:
-                self._trending.clear()
-            top = self._trending[key] = (counts, pick)
-        return top[1]
+        if top is not None:
+            return top
+        if n <= 0:
+            top = np.zeros(0, dtype=np.int64)
+        elif days != int(days) or days < 1:
+            counts = self.recent_counts(now, days)
+            pool = np.flatnonzero(counts > 0)
+            top = _most(pool, counts[pool], n)
+        else:
+            indptr, items, first_day = self.trend_index(int(days), n)
+            day = hi // int(DAY) - first_day
+            pool = items[indptr[day]:indptr[day + 1]] if 0 <= day < indptr.size - 1 else items[:0]
+            counts = self.recent_counts(now, days, pool)
+            top = _most(pool[counts > 0], counts[counts > 0], n)
+        if len(self._trending) > 64:
+            self._trending.clear()
+        self._trending[key] = top
+        return top
+
+    def trend_index(self, days: int, n: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """Per day, the items that can be among the n most bought in a window of ``days`` days
+        ending within that day (CSR-like: day d's items are ``items[indptr[d]:indptr[d + 1]]``,
+        d counted from the returned first day). Built once per model, from the events.
+
+        Any such window holds the ``days - 1`` whole days before day d and lies within the
+        ``days + 1`` days ending with d. An item whose count over the wider span is below the
+        n-th highest count over the narrower one cannot be in that window's top n.
+        """
+        cached = self._trend_index.get((days, n))
+        if cached is not None:
+            return cached
+        n_items = self.buyers.size
+        item = self.event_key // KEY_SPAN
+        day = (self.event_key % KEY_SPAN) // int(DAY)
+        if not day.size:
+            return np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64), 0
+        first = int(day.min())
+        n_days = max(int(day.max()), int(self.end_time + 1.0) // int(DAY)) - first + 1
+        # Events per (item, day): the keys are sorted by item, then time, so runs are pairs.
+        code = item * n_days + (day - first)
+        cut = np.flatnonzero(np.diff(code)) + 1
+        starts = np.concatenate(([0], cut))
+        count = np.diff(np.concatenate((starts, [code.size])))
+        pair_item, pair_day = code[starts] // n_days, code[starts] % n_days
+        by_day = np.argsort(pair_day.astype(np.int16 if n_days < 2**15 else np.int32), kind="stable")  # radix
+        pair_item, count = pair_item[by_day], count[by_day]
+        bounds = np.searchsorted(pair_day[by_day], np.arange(n_days + 1))
+
+        def add(counts: np.ndarray, d: int, sign: int) -> None:
+            if 0 <= d < n_days:
+                lo, hi = bounds[d], bounds[d + 1]
+                counts[pair_item[lo:hi]] += sign * count[lo:hi]
+
+        inner = np.zeros(n_items, dtype=np.int64)  # days d - (days - 1) .. d - 1
+        rank = max(n_items - n, 0)
+        picked = []
+        for d in range(n_days):
+            bar = max(int(np.partition(inner, rank)[rank]) if n_items else 1, 1)
+            outer = inner.copy()
+            add(outer, d - days, 1)
+            add(outer, d, 1)
+            picked.append(np.flatnonzero(outer >= bar))
+            add(inner, d, 1)
+            add(inner, d - (days - 1), -1)
+        indptr = np.concatenate(([0], np.cumsum([p.size for p in picked]))).astype(np.int64)
+        index = (indptr, np.concatenate(picked).astype(np.int64), first)
+        self._trend_index[(days, n)] = index
+        return index
+
+    def _window_end(self, now: float) -> int:
+        """Where a window read at ``now`` ends: the hour before it, never after training ended."""
+        hi = int(min(now, self.end_time + 1.0))
+        return hi - hi % 3600
 
     def recent_counts(self, now: float, days: float, items: np.ndarray | None = None) -> np.ndarray:
-        """Purchase events per item in the ``days`` before ``now`` (capped at the end of training).
+        """Purchase events per item in the ``days`` before ``now`` (capped at the end of training),
+        for the given items or the whole catalogue.
 
         Reading the window at the request time keeps "trending" honest when
         the moment asked about lies inside the training period (evaluation).
-        For the whole catalogue the window ends on the hour before ``now`` and
-        is cached, so a request does not search every item's events again.
+        The window ends on the hour before ``now``; the whole catalogue's counts
+        are cached per hour, so a request does not search every item's events again.
         """
-        n = self.buyers.size
-        hi = int(min(now, self.end_time + 1.0))
+        hi = self._window_end(now)
         if items is None:
-            hi -= hi % 3600
             cached = self._recent.get((hi, days))
             if cached is not None:
                 return cached
-        idx = np.arange(n, dtype=np.int64) if items is None else items.astype(np.int64)
+        idx = np.arange(self.buyers.size, dtype=np.int64) if items is None else items.astype(np.int64)
         lo = int(hi - days * DAY)
         base = idx * KEY_SPAN
         out = (np.searchsorted(self.event_key, base + hi)
@@ -287,6 +360,11 @@ class ItemStats:
                 self._recent.clear()
             self._recent[(hi, days)] = out
         return out
+
+
+def _most(items: np.ndarray, counts: np.ndarray, n: int) -> np.ndarray:
+    """The n items with the highest counts, highest first (ties: the lower item first)."""
+    return items[np.lexsort((items, -counts))[:n]]
 
 
 def dedupe(user: np.ndarray, item: np.ndarray, time: np.ndarray, basket: np.ndarray

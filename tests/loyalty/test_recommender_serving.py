@@ -152,3 +152,37 @@ def test_prepare_builds_what_the_first_request_would_have_built() -> None:
     assert st._by_length is built[0] and st._group_best == built[1]  # the request found them ready
     with pytest.raises(RuntimeError, match="not trained"):
         Recommender().prepare()
+
+
+@pytest.mark.parametrize(("days", "n"), [(30, 5), (7, 3), (1, 2), (30, 500)])
+def test_trending_from_the_day_index_is_the_top_of_every_items_count(days: int, n: int) -> None:
+    """The per-day index names few items, yet at any moment its top n is exactly the top n of
+    the whole catalogue's counts in the window (ties: the lower item first)."""
+    from loyalty.recommender.data import DAY
+    from loyalty.recommender.stats import item_stats
+
+    rng = np.random.default_rng(days * 1000 + n)
+    lines = 6000
+    # Popularity that moves: each item sells in a season of its own, a few sell all year.
+    i = rng.integers(0, 120, lines)
+    season = rng.uniform(0, 200, 120) * DAY
+    t = np.where(i < 10, rng.uniform(0, 200 * DAY, lines), season[i] + rng.normal(0, 12 * DAY, lines))
+    t = np.sort(np.clip(t, 0, 200 * DAY - 1).round())
+    u = rng.integers(0, 300, lines)
+    st = item_stats(u, i, t, np.arange(lines), 300, 120, shrink=5.0, neighbours=10, rank_decay=0.8)
+    moments = np.concatenate([
+        rng.uniform(-5 * DAY, 215 * DAY, 150),  # before the first sale and after training ended
+        np.arange(0, 205) * DAY,  # midnights
+        np.arange(0, 205) * DAY - 1.0,  # the last second of a day
+    ])
+    for now in moments:
+        counts = st.recent_counts(now, float(days))
+        nz = np.flatnonzero(counts > 0)
+        want = nz[np.lexsort((nz, -counts[nz]))][:n]
+        assert st.trending(now, float(days), n).tolist() == want.tolist(), now
+        items = rng.choice(120, 17)
+        assert np.array_equal(st.recent_counts(now, float(days), items), counts[items])
+    indptr, _, _ = st.trend_index(days, n)
+    pool_sizes = np.diff(indptr)
+    assert pool_sizes.max() < 120 or n >= 120  # it does name fewer items than the catalogue
+    assert st.trending(50 * DAY + 0.5, 2.5, 3).size == 3  # a window of part days: every item counted
