@@ -11,7 +11,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from loyalty.recommender.data import DAY, UserHistory
-from loyalty.recommender.stats import PROBE_ITEMS, TREND_DAYS, ItemStats, row_positions, spread, top_items
+from loyalty.recommender.stats import (
+    PROBE_ITEMS,
+    RECENT_DAYS,
+    TREND_DAYS,
+    ItemStats,
+    row_positions,
+    spread,
+    top_items,
+)
 
 FEATURES = (
     "bought",  # the user bought the item before
@@ -236,7 +244,7 @@ def candidates(hist: UserHistory, user: int, now: float, stats: ItemStats, cfg: 
     x[:, 14] = b * x[:, 9]
     x[:, 15] = own(rank_share)
     x[:, 16] = b * np.log1p(days_since / stats.gap_days[items])
-    x[:, 17] = np.log1p(stats.recent_counts(now, 7.0, items))
+    x[:, 17] = np.log1p(stats.recent_counts(now, RECENT_DAYS, items))
     x[:, 18] = own(in_last)
     x[:, 19] = np.log(cf_knn[items] + _EPS)
     x[:, 20] = np.log1p(max(now - float(hist.time.max()), 0.0) / DAY) if uniq.size else 0.0

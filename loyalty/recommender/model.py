@@ -34,7 +34,7 @@ from loyalty.recommender.ranker import (
     listwise_available,
     quadratic_pairs,
 )
-from loyalty.recommender.stats import TREND_DAYS, ItemStats, dedupe, item_stats
+from loyalty.recommender.stats import RECENT_DAYS, TREND_DAYS, ItemStats, dedupe, item_stats
 
 # Reason kinds; the service turns them into zh/en sentences.
 REPEAT = "repeat"  # 因为你常买…
@@ -476,11 +476,13 @@ class Recommender:
 
     def prepare(self) -> None:
         """Build the indexes requests share (the factors by length, each item group's best items,
-        the trending index) now, so that the first request after a model is loaded does not pay
-        for them."""
+        the trending index, the last window's sales) now, so that the first request after a model
+        is loaded does not pay for them."""
         st = self._require_fit()
         st.factors_by_length()
         st.trend_index(TREND_DAYS, self.config.features.trend_candidates)
+        for days in (TREND_DAYS, RECENT_DAYS):  # the window every request after training reads
+            st.recent_counts(st.end_time + 1.0, days)
         n = self.config.features.cf_candidates
         for group in (self._category(), st.clusters if st.clusters.size else None):
             if group is not None:

@@ -23,7 +23,8 @@ except ImportError:  # pragma: no cover - a scipy that moved them: the matrix AP
 
 KEY_SPAN = 1 << 36  # seconds; keeps (item, time) keys unique for times before year 4000
 PROBE_ITEMS = 16  # at most this many of a member's items look for similar customers (default)
-TREND_DAYS = 30  # the window of the trending candidates and the recent-sales feature
+TREND_DAYS = 30  # the window of the trending candidates and of one recent-sales feature
+RECENT_DAYS = 7  # the other recent-sales feature's window
 
 
 def row_positions(indptr: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -342,24 +343,26 @@ class ItemStats:
 
         Reading the window at the request time keeps "trending" honest when
         the moment asked about lies inside the training period (evaluation).
-        The window ends on the hour before ``now``; the whole catalogue's counts
-        are cached per hour, so a request does not search every item's events again.
+        The window ends on the hour before ``now``. Every request after training
+        shares the last window: the whole catalogue is counted for it once and
+        kept. A moment inside the training period (evaluation, training
+        examples) counts the given items only.
         """
         hi = self._window_end(now)
-        if items is None:
-            cached = self._recent.get((hi, days))
-            if cached is not None:
-                return cached
-        idx = np.arange(self.buyers.size, dtype=np.int64) if items is None else items.astype(np.int64)
-        lo = int(hi - days * DAY)
-        base = idx * KEY_SPAN
-        out = (np.searchsorted(self.event_key, base + hi)
-               - np.searchsorted(self.event_key, base + lo)).astype(np.float64)
-        if items is None:
-            if len(self._recent) > 64:
-                self._recent.clear()
-            self._recent[(hi, days)] = out
-        return out
+        if items is None or hi == self._window_end(self.end_time + 1.0):
+            counts = self._recent.get((hi, days))
+            if counts is None:
+                counts = self._count(np.arange(self.buyers.size, dtype=np.int64), hi, days)
+                if len(self._recent) > 64:
+                    self._recent.clear()
+                self._recent[(hi, days)] = counts
+            return counts if items is None else counts[items]
+        return self._count(items.astype(np.int64), hi, days)
+
+    def _count(self, items: np.ndarray, hi: int, days: float) -> np.ndarray:
+        base = items * KEY_SPAN
+        return (np.searchsorted(self.event_key, base + hi)
+                - np.searchsorted(self.event_key, base + int(hi - days * DAY))).astype(np.float64)
 
 
 def _most(items: np.ndarray, counts: np.ndarray, n: int) -> np.ndarray:
