@@ -11,15 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from loyalty.recommender.data import DAY, UserHistory
-from loyalty.recommender.stats import (
-    PROBE_ITEMS,
-    RECENT_DAYS,
-    TREND_DAYS,
-    ItemStats,
-    row_positions,
-    spread,
-    top_items,
-)
+from loyalty.recommender.sales import RECENT_DAYS, TREND_DAYS
+from loyalty.recommender.stats import PROBE_ITEMS, ItemStats, row_positions, spread, top_items
 
 FEATURES = (
     "bought",  # the user bought the item before

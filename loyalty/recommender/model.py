@@ -34,7 +34,8 @@ from loyalty.recommender.ranker import (
     listwise_available,
     quadratic_pairs,
 )
-from loyalty.recommender.stats import RECENT_DAYS, TREND_DAYS, ItemStats, dedupe, item_stats
+from loyalty.recommender.sales import RECENT_DAYS, TREND_DAYS
+from loyalty.recommender.stats import ItemStats, dedupe, item_stats
 
 # Reason kinds; the service turns them into zh/en sentences.
 REPEAT = "repeat"  # 因为你常买…

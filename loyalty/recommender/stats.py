@@ -15,16 +15,14 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from loyalty.recommender.data import DAY
+from loyalty.recommender.sales import count_events, event_keys, most, trend_index
 
 try:  # scipy's compiled CSR loops, called without its matrix API's per-call checks and copies
     from scipy.sparse import _sparsetools
 except ImportError:  # pragma: no cover - a scipy that moved them: the matrix API instead
     _sparsetools = None
 
-KEY_SPAN = 1 << 36  # seconds; keeps (item, time) keys unique for times before year 4000
 PROBE_ITEMS = 16  # at most this many of a member's items look for similar customers (default)
-TREND_DAYS = 30  # the window of the trending candidates and of one recent-sales feature
-RECENT_DAYS = 7  # the other recent-sales feature's window
 
 
 def row_positions(indptr: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -104,7 +102,7 @@ class ItemStats:
 
     buyers: np.ndarray  # distinct buyers per item
     repeat_rate: np.ndarray  # smoothed share of buyers who bought the item in 2+ orders
-    event_key: np.ndarray  # sorted item * KEY_SPAN + second of each purchase event
+    event_key: np.ndarray  # sorted item * KEY_SPAN + second of each purchase event (see sales)
     gap_days: np.ndarray  # typical days between two purchases of the item by one customer
     co_user: sp.csr_matrix  # item -> item, bought by the same customers (cosine, shrunk)
     co_next: sp.csr_matrix  # item -> item, bought in the customer's next order
@@ -270,66 +268,25 @@ class ItemStats:
         elif days != int(days) or days < 1:
             counts = self.recent_counts(now, days)
             pool = np.flatnonzero(counts > 0)
-            top = _most(pool, counts[pool], n)
+            top = most(pool, counts[pool], n)
         else:
             indptr, items, first_day = self.trend_index(int(days), n)
             day = hi // int(DAY) - first_day
             pool = items[indptr[day]:indptr[day + 1]] if 0 <= day < indptr.size - 1 else items[:0]
             counts = self.recent_counts(now, days, pool)
-            top = _most(pool[counts > 0], counts[counts > 0], n)
+            sold = counts > 0
+            top = most(pool[sold], counts[sold], n)
         if len(self._trending) > 64:
             self._trending.clear()
         self._trending[key] = top
         return top
 
     def trend_index(self, days: int, n: int) -> tuple[np.ndarray, np.ndarray, int]:
-        """Per day, the items that can be among the n most bought in a window of ``days`` days
-        ending within that day (CSR-like: day d's items are ``items[indptr[d]:indptr[d + 1]]``,
-        d counted from the returned first day). Built once per model, from the events.
-
-        Any such window holds the ``days - 1`` whole days before day d and lies within the
-        ``days + 1`` days ending with d. An item whose count over the wider span is below the
-        n-th highest count over the narrower one cannot be in that window's top n.
-        """
-        cached = self._trend_index.get((days, n))
-        if cached is not None:
-            return cached
-        n_items = self.buyers.size
-        item = self.event_key // KEY_SPAN
-        day = (self.event_key % KEY_SPAN) // int(DAY)
-        if not day.size:
-            return np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64), 0
-        first = int(day.min())
-        n_days = max(int(day.max()), int(self.end_time + 1.0) // int(DAY)) - first + 1
-        # Events per (item, day): the keys are sorted by item, then time, so runs are pairs.
-        code = item * n_days + (day - first)
-        cut = np.flatnonzero(np.diff(code)) + 1
-        starts = np.concatenate(([0], cut))
-        count = np.diff(np.concatenate((starts, [code.size])))
-        pair_item, pair_day = code[starts] // n_days, code[starts] % n_days
-        by_day = np.argsort(pair_day.astype(np.int16 if n_days < 2**15 else np.int32), kind="stable")  # radix
-        pair_item, count = pair_item[by_day], count[by_day]
-        bounds = np.searchsorted(pair_day[by_day], np.arange(n_days + 1))
-
-        def add(counts: np.ndarray, d: int, sign: int) -> None:
-            if 0 <= d < n_days:
-                lo, hi = bounds[d], bounds[d + 1]
-                counts[pair_item[lo:hi]] += sign * count[lo:hi]
-
-        inner = np.zeros(n_items, dtype=np.int64)  # days d - (days - 1) .. d - 1
-        rank = max(n_items - n, 0)
-        picked = []
-        for d in range(n_days):
-            bar = max(int(np.partition(inner, rank)[rank]) if n_items else 1, 1)
-            outer = inner.copy()
-            add(outer, d - days, 1)
-            add(outer, d, 1)
-            picked.append(np.flatnonzero(outer >= bar))
-            add(inner, d, 1)
-            add(inner, d - (days - 1), -1)
-        indptr = np.concatenate(([0], np.cumsum([p.size for p in picked]))).astype(np.int64)
-        index = (indptr, np.concatenate(picked).astype(np.int64), first)
-        self._trend_index[(days, n)] = index
+        """:func:`sales.trend_index` of this model's events, built once per (days, n)."""
+        index = self._trend_index.get((days, n))
+        if index is None:
+            index = self._trend_index[(days, n)] = trend_index(
+                self.event_key, self.buyers.size, self.end_time + 1.0, days, n)
         return index
 
     def _window_end(self, now: float) -> int:
@@ -352,22 +309,12 @@ class ItemStats:
         if items is None or hi == self._window_end(self.end_time + 1.0):
             counts = self._recent.get((hi, days))
             if counts is None:
-                counts = self._count(np.arange(self.buyers.size, dtype=np.int64), hi, days)
+                counts = count_events(self.event_key, np.arange(self.buyers.size), hi, days)
                 if len(self._recent) > 64:
                     self._recent.clear()
                 self._recent[(hi, days)] = counts
             return counts if items is None else counts[items]
-        return self._count(items.astype(np.int64), hi, days)
-
-    def _count(self, items: np.ndarray, hi: int, days: float) -> np.ndarray:
-        base = items * KEY_SPAN
-        return (np.searchsorted(self.event_key, base + hi)
-                - np.searchsorted(self.event_key, base + int(hi - days * DAY))).astype(np.float64)
-
-
-def _most(items: np.ndarray, counts: np.ndarray, n: int) -> np.ndarray:
-    """The n items with the highest counts, highest first (ties: the lower item first)."""
-    return items[np.lexsort((items, -counts))[:n]]
+        return count_events(self.event_key, items, hi, days)
 
 
 def dedupe(user: np.ndarray, item: np.ndarray, time: np.ndarray, basket: np.ndarray
@@ -706,7 +653,7 @@ def item_stats(u: np.ndarray, i: np.ndarray, t: np.ndarray, b: np.ndarray, n_use
     intervals = np.bincount(ui.indices, weights=np.maximum(ui.data - 1, 0), minlength=n_items)
     base_gap = gaps.sum() / max(intervals.sum(), 1.0)
     gap_days = (gaps + repeat_prior * base_gap) / (intervals + repeat_prior)
-    event_key = np.sort(i.astype(np.int64) * KEY_SPAN + t.astype(np.int64))
+    event_key = event_keys(i, t)
     vectors = _user_vectors(u, i, b, n_users, n_items, rank_decay)
     norms = np.sqrt(np.asarray(vectors.multiply(vectors).sum(axis=1)).ravel())
     unit = (sp.diags((1.0 / np.where(norms > 0, norms, 1.0)).astype(np.float32)) @ vectors).tocsr()

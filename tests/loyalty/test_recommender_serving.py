@@ -145,11 +145,17 @@ def test_prepare_builds_what_the_first_request_would_have_built() -> None:
     m = Recommender(Config(tree_iter=10, tree_min_positives=50)).fit(data, 300, category.size, category=category)
     st = m.stats
     assert st is not None and st.clusters.size and st._by_length is None and not st._group_best
+    last = st._window_end(st.end_time + 1.0)
+    assert (last, 30) not in st._recent and (last, 7) not in st._recent
     m.prepare()
-    built = (st._by_length, dict(st._group_best))
+    built = (st._by_length, dict(st._group_best), dict(st._trend_index), dict(st._recent))
     assert built[0] is not None and len(built[1]) == 2  # the categories' and the learned groups' best items
+    assert (30, m.config.features.trend_candidates) in built[2]
+    assert (last, 30) in built[3] and (last, 7) in built[3]  # the last window's sales, which every request reads
     m.recommend(3, 5, now=float(np.max(data.time)) + DAY)
-    assert st._by_length is built[0] and st._group_best == built[1]  # the request found them ready
+    # The request found them ready.
+    assert st._by_length is built[0] and st._group_best == built[1]
+    assert st._trend_index == built[2] and st._recent == built[3]
     with pytest.raises(RuntimeError, match="not trained"):
         Recommender().prepare()
 
