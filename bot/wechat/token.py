@@ -140,17 +140,25 @@ class AccessTokenManager:
         with self._local:
             deadline = time.monotonic() + self._timeout * 2 + 1
             while True:
-                cached = self._store.load(self.app_id)
-                if cached and cached.value != stale and cached.expires_at - time.time() > self._margin:
-                    return cached.value
+                fresh = self._fresh(stale)
+                if fresh is not None:
+                    return fresh
                 if self._store.try_lock(self.app_id, ttl=self._timeout * 2 + 1):
                     try:
-                        return self._fetch()
+                        # Another process may have refreshed between our look and the lock.
+                        return self._fresh(stale) or self._fetch()
                     finally:
                         self._store.unlock(self.app_id)
                 if time.monotonic() > deadline:
                     raise WeChatApiError(None, "timed out waiting for another access-token refresh")
                 time.sleep(0.05)
+
+    def _fresh(self, stale: str | None) -> str | None:
+        """The stored token if it replaced ``stale`` and outlives the refresh margin."""
+        cached = self._store.load(self.app_id)
+        if cached and cached.value != stale and cached.expires_at - time.time() > self._margin:
+            return cached.value
+        return None
 
     def _fetch(self) -> str:
         params = {"grant_type": "client_credential", "appid": self.app_id, "secret": self._secret}
