@@ -25,6 +25,8 @@ from sklearn.preprocessing import StandardScaler
 
 log = logging.getLogger(__name__)
 
+NOISE_SPREAD = 1e-6  # a feature column whose standard deviation is below this is noise (features are O(1))
+
 
 def quadratic_pairs(columns: Sequence[int]) -> np.ndarray:
     """Every pair (with itself too) of the given feature columns, as an (n, 2) array."""
@@ -84,11 +86,19 @@ def fit_ranker(x: np.ndarray, y: np.ndarray, pairs: np.ndarray | None = None,
     pairs = np.zeros((0, 2), dtype=np.int64) if pairs is None else np.asarray(pairs, dtype=np.int64)
     z = expand(x, pairs)
     scaler = StandardScaler().fit(z)
-    scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
-    lr = LogisticRegression(C=c, max_iter=3000).fit((z - scaler.mean_) / scale, y, sample_weight=weight)
-    # Fold the scaling into the weights so that serving needs no scaler.
-    weights = lr.coef_[0] / scale
-    return LinearRanker(weights, float(lr.intercept_[0] - (scaler.mean_ * weights).sum()), pairs)
+    # A column that only varies by rounding noise (a small shop's latent factors: spread 5e-8)
+    # carries no signal; standardised, its noise would earn a weight in the millions, and the
+    # ranking would follow the last bits of the machine's arithmetic. It gets weight 0.
+    live = scaler.scale_ > NOISE_SPREAD
+    scale, mean = scaler.scale_[live], scaler.mean_[live]
+    weights = np.zeros(z.shape[1])
+    if live.any():
+        lr = LogisticRegression(C=c, max_iter=3000).fit((z[:, live] - mean) / scale, y, sample_weight=weight)
+        weights[live] = lr.coef_[0] / scale  # the scaling folded in: serving needs no scaler
+        bias = float(lr.intercept_[0] - (mean * weights[live]).sum())
+    else:
+        bias = float(np.log(max(y.mean(), 1e-12) / max(1.0 - y.mean(), 1e-12)))
+    return LinearRanker(weights, bias, pairs)
 
 
 @dataclass(frozen=True)

@@ -211,6 +211,24 @@ def test_ranker_learns_an_interaction_only_with_pair_features() -> None:
         fit_ranker(x, np.zeros(len(x), dtype=bool))
 
 
+def test_a_column_of_rounding_noise_gets_no_weight() -> None:
+    """A small shop's latent-factor score is 0 give or take 1e-8, and the bits of that noise
+    differ between CPUs; standardised, it won a weight in the millions and the ranking followed it."""
+    from loyalty.recommender.ranker import fit_ranker
+
+    rng = np.random.default_rng(3)
+    signal = rng.normal(size=3000)
+    y = signal + rng.normal(size=3000) > 1.0
+    noise = rng.normal(scale=5e-8, size=3000)
+    got = fit_ranker(np.column_stack((signal, noise)), y)
+    assert got.weights[1] == 0.0 and got.weights[0] > 0.5
+    # The same rows with the noise drawn again (another machine) rank the same.
+    probe = np.column_stack((np.linspace(-2, 2, 9), rng.normal(scale=5e-8, size=9)))
+    assert (np.diff(got.score(probe)) > 0).all()
+    flat = fit_ranker(np.column_stack((noise, noise)), y)  # nothing to learn from: the base rate
+    assert flat.score(probe[:2]) == pytest.approx([np.log(y.mean() / (1 - y.mean()))] * 2)
+
+
 def test_interaction_ranker_survives_save_and_load(tmp_path) -> None:
     from loyalty.recommender import Config
 
