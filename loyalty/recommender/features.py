@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from loyalty.recommender.data import DAY, UserHistory
+from loyalty.recommender.kernels import feature_rows
 from loyalty.recommender.sales import RECENT_DAYS, TREND_DAYS
 from loyalty.recommender.stats import PROBE_ITEMS, ItemStats, row_positions, spread, top_items
 
@@ -61,9 +62,9 @@ INTERACTING = tuple(FEATURES.index(f) for f in (
 ))
 _EPS = 1e-4
 # The columns the rel_ features restate (in that order).
-_RELATIVE = tuple(FEATURES.index(f) for f in (
+_RELATIVE_COLUMNS = np.array([FEATURES.index(f) for f in (
     "log_cf_user", "log_cf_next", "log_cf_ease", "log_cf_knn", "cf_svd", "log_cf_flat",
-))
+)])
 
 
 @dataclass(frozen=True)
@@ -212,42 +213,14 @@ def candidates(hist: UserHistory, user: int, now: float, stats: ItemStats, cfg: 
     else:
         pos = np.zeros(items.size, dtype=np.int64)
         bought = np.zeros(items.size, dtype=bool)
-    b = bought.astype(np.float64)
-
-    def own(values: np.ndarray) -> np.ndarray:
-        return np.where(bought, values[pos], 0.0) if uniq.size else np.zeros(items.size)
-
-    rr = np.clip(stats.repeat_rate[items], _EPS, 1.0 - _EPS)
-    days_since = np.maximum(now - own(last), 0.0) / DAY
     x = np.empty((items.size, N_FEATURES))
-    x[:, 0] = b
-    x[:, 1] = np.log1p(own(orders))
-    x[:, 2] = own(orders) / max(n_orders, 1.0)
-    x[:, 3] = own(rec) / max(tot_short, _EPS)
-    x[:, 4] = own(steady) / max(tot_long, _EPS)
-    x[:, 5] = b * np.log1p(days_since)
-    x[:, 6] = b * np.log(rr / (1.0 - rr))
-    x[:, 7] = np.log(cf_user[items] + _EPS)
-    x[:, 8] = np.log(cf_next[items] + _EPS)
-    x[:, 9] = np.log1p(stats.recent_counts(now, TREND_DAYS, items))
-    x[:, 10] = np.log1p(stats.buyers[items])
-    x[:, 11] = b * np.log1p(n_orders)
-    x[:, 12] = np.log(cf_ease[items] + _EPS)
-    x[:, 13] = b * user_repeat
-    x[:, 14] = b * x[:, 9]
-    x[:, 15] = own(rank_share)
-    x[:, 16] = b * np.log1p(days_since / stats.gap_days[items])
-    x[:, 17] = np.log1p(stats.recent_counts(now, RECENT_DAYS, items))
-    x[:, 18] = own(in_last)
-    x[:, 19] = np.log(cf_knn[items] + _EPS)
-    x[:, 20] = np.log1p(max(now - float(hist.time.max()), 0.0) / DAY) if uniq.size else 0.0
     x[:, 21], x[:, 22] = by_cat.features(items, stats)
     x[:, 23] = stats.factors[items] @ taste if taste.size else 0.0
-    x[:, 24] = b * np.log1p(days_since / np.maximum(own(own_gap), 1.0))
-    x[:, 25] = b * np.log1p(own(own_gap))
     x[:, 26], x[:, 27] = by_cluster.features(items, stats)
-    x[:, 28] = np.log(cf_flat[items] + _EPS)
-    cols = np.asarray(_RELATIVE)
-    fresh = x[~bought][:, cols] if not bought.all() else x[:, cols]
-    x[:, 29:] = x[:, cols] - (fresh.max(axis=0) if items.size else 0.0)
+    own = np.column_stack((orders, rec, steady, last, rank_share, in_last, own_gap))
+    idle = np.log1p(max(now - float(hist.time.max()), 0.0) / DAY) if uniq.size else 0.0
+    scalars = np.array([now, n_orders, tot_short, tot_long, user_repeat, idle, _EPS])
+    recent = np.vstack((stats.recent_counts(now, TREND_DAYS, items), stats.recent_counts(now, RECENT_DAYS, items)))
+    feature_rows(x, items, pos, bought, own, scalars, *stats.item_terms(), stats.gap_days, recent,
+                 (cf_user, cf_flat, cf_next, cf_ease, cf_knn), _RELATIVE_COLUMNS)
     return Candidates(items, bought, x, uniq, prof)

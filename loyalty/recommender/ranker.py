@@ -23,6 +23,8 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
+from loyalty.recommender.kernels import tree_scores
+
 log = logging.getLogger(__name__)
 
 NOISE_SPREAD = 1e-6  # a feature column whose standard deviation is below this is noise (features are O(1))
@@ -107,7 +109,7 @@ class TreeRanker:
 
     Every node of every tree lives in the same arrays; a leaf points to itself,
     so ``depth`` steps of "go left if x[feature] <= threshold" bring every
-    (row, tree) pair to its leaf in a handful of vectorised NumPy operations,
+    (row, tree) pair to its leaf (a compiled loop, :func:`kernels.tree_scores`),
     without any model object (and without pickle in the model file).
     """
 
@@ -129,6 +131,8 @@ class TreeRanker:
     _children: np.ndarray = field(init=False, repr=False, compare=False)
     _feature: np.ndarray = field(init=False, repr=False, compare=False)
     _roots: np.ndarray = field(init=False, repr=False, compare=False)
+    _threshold: np.ndarray = field(init=False, repr=False, compare=False)
+    _value: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         children = np.empty(2 * self.left.size, dtype=np.intp)
@@ -136,6 +140,9 @@ class TreeRanker:
         object.__setattr__(self, "_children", children)
         object.__setattr__(self, "_feature", self.feature.astype(np.intp))
         object.__setattr__(self, "_roots", self.roots.astype(np.intp))
+        # One type per argument: the compiled walk is compiled once, whatever the model file held.
+        object.__setattr__(self, "_threshold", np.ascontiguousarray(self.threshold, dtype=np.float64))
+        object.__setattr__(self, "_value", np.ascontiguousarray(self.value, dtype=np.float64))
 
     def shortlist(self, x: np.ndarray, keep: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Scores of the kept rows worth ranking for a top-k list, and those rows' mask.
@@ -161,14 +168,8 @@ class TreeRanker:
         """One score per feature row (a logit of "bought")."""
         if x.shape[0] == 0 or self.roots.size == 0:
             return np.full(x.shape[0], self.bias)
-        x = np.ascontiguousarray(x, dtype=np.float64)
-        flat = x.ravel()
-        row_start = (np.arange(x.shape[0]) * x.shape[1])[:, None]
-        node = np.broadcast_to(self._roots, (x.shape[0], self._roots.size))
-        for _ in range(self.depth):
-            go_left = flat[row_start + self._feature[node]] <= self.threshold[node]
-            node = self._children[2 * node + go_left]
-        return self.value[node].sum(axis=1) + self.bias
+        return tree_scores(np.ascontiguousarray(x, dtype=np.float64), self._roots, self._feature,
+                           self._threshold, self._children, self._value, self.depth, float(self.bias))
 
 
 def fit_trees(x: np.ndarray, y: np.ndarray, *, iterations: int = 100, leaves: int = 31,

@@ -7,6 +7,7 @@ counted, so a large order line counts as one purchase event.
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from loyalty.recommender.data import DAY
+from loyalty.recommender.kernels import sparse_spread
 from loyalty.recommender.sales import count_events, event_keys, most, trend_index
 
 try:  # scipy's compiled CSR loops, called without its matrix API's per-call checks and copies
@@ -125,6 +127,25 @@ class ItemStats:
         self._in_category: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._group_best: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._by_length: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._scratch = threading.local()
+        self._item_terms: tuple[np.ndarray, np.ndarray] | None = None
+
+    def item_terms(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per item, log(1 + buyers) and the logit of its re-buy rate: the feature terms that
+        depend on the item only, computed once per model (NumPy's float32 log1p of the counts
+        is the value the ranker was trained on, to the last bit)."""
+        if self._item_terms is None:
+            rr = np.clip(self.repeat_rate, 1e-4, 1.0 - 1e-4)
+            self._item_terms = (np.log1p(self.buyers).astype(np.float64), np.log(rr / (1.0 - rr)))
+        return self._item_terms
+
+    def _slots(self, n: int) -> np.ndarray:
+        """This thread's scratch of n slots for :func:`kernels.sparse_spread` (all -1 between calls)."""
+        mine = self._scratch.__dict__.setdefault("slots", {})
+        slots = mine.get(n)
+        if slots is None:
+            slots = mine[n] = np.full(n, -1, dtype=np.int32)
+        return slots
 
     def in_category(self, category: np.ndarray) -> np.ndarray:
         """Each item's share of its category's buyers (0 for items without a category).
@@ -212,15 +233,13 @@ class ItemStats:
             items, values = items[strong], values[strong]
         if norm == 0.0 or self.item_buyers.nnz == 0:
             return np.zeros(n_items)
-        indptr, users, data = take_rows(self.item_buyers, items)
-        if users.size == 0:
+        m = self.item_buyers
+        weights = (values / norm).astype(np.float64)[None, :]
+        cand, sims = sparse_spread(m.indptr, m.indices, m.data, items.astype(np.int64), weights,
+                                   self._slots(m.shape[1]))
+        if cand.size == 0:
             return np.zeros(n_items)
-        contrib = data * np.repeat(values / norm, np.diff(indptr))
-        # Each item's buyers are sorted (CSR order), so a stable sort only merges the runs.
-        order = np.argsort(users, kind="stable")
-        users = users[order]
-        start = np.flatnonzero(np.concatenate(([True], users[1:] != users[:-1])))
-        cand, sims = users[start], np.add.reduceat(contrib[order], start)
+        sims = sims[0]
         sims[cand == user] = 0.0
         if k < sims.size:
             top = np.argpartition(-sims, k)[:k]

@@ -59,3 +59,71 @@ def test_relative_scores_put_the_best_new_candidate_at_zero() -> None:
         assert np.allclose(raw - rel, (raw - rel)[0])
     best = c.items[fresh][np.argmax(c.x[fresh, FEATURES.index("rel_cf_user")])]
     assert best == WITH_NEW
+
+
+def test_each_feature_is_what_its_definition_says() -> None:
+    """The compiled rows (kernels.feature_rows) against the definitions in FEATURES, written out
+    per item from the member's own lines: every column but the group and latent-factor ones."""
+    rng = np.random.default_rng(21)
+    n_users, n_items = 60, 25
+    u = rng.integers(0, n_users, 1500)
+    i = rng.integers(0, n_items, 1500)
+    b = rng.integers(0, 300, 1500) + 1000 * u  # baskets within a member
+    t = (b % 1000).astype(np.float64) * DAY * 0.3 + u * 7.0  # one moment per basket
+    lines = dedupe(u, i, t, b)
+    stats = item_stats(*lines, n_users, n_items, shrink=5.0, neighbours=10, rank_decay=0.8)
+    member = int(np.bincount(lines[0]).argmax())
+    hist = HistoryStore(n_users, *lines).get(member)
+    now = float(hist.time.max()) + 3.5 * DAY
+    cfg = FeatureConfig()
+    c = candidates(hist, member, now, stats, cfg)
+
+    def col(name: str) -> np.ndarray:
+        return c.x[:, FEATURES.index(name)]
+
+    baskets = np.unique(hist.basket)
+    b_time = np.array([hist.time[hist.basket == k][0] for k in baskets])
+    rank = np.argsort(np.argsort(-b_time, kind="stable"), kind="stable")  # 0: the latest order
+    age = (now - hist.time) / DAY
+    b_age = (now - b_time) / DAY
+    profile = {j: (2 ** (-age[hist.item == j] / 90.0)).sum() for j in np.unique(hist.item)}
+    recent = {j: (2 ** (-age[hist.item == j] / 30.0)).sum() for j in profile}
+    w_total, r_total = sum(profile.values()), sum(recent.values())
+    co_user, co_next, ease = (m.toarray() for m in (stats.co_user, stats.co_next, stats.ease))
+    rr = np.clip(stats.repeat_rate, 1e-4, 1 - 1e-4)
+    assert set(profile) <= set(c.items.tolist())
+    for r, item in enumerate(c.items):
+        mine = hist.item == item
+        cf_user = sum(profile[j] / w_total * co_user[j, item] for j in profile)
+        assert np.isclose(col("log_cf_user")[r], np.log(cf_user + 1e-4))
+        assert np.isclose(col("log_cf_flat")[r], np.log(sum(co_user[j, item] for j in profile) + 1e-4))
+        assert np.isclose(col("log_cf_next")[r],
+                          np.log(sum(recent[j] / r_total * co_next[j, item] for j in profile) + 1e-4))
+        assert np.isclose(col("log_cf_ease")[r],
+                          np.log(sum(profile[j] / w_total * ease[j, item] for j in profile) + 1e-4))
+        assert np.isclose(col("log_buyers")[r], np.log1p(stats.buyers[item]))
+        assert np.isclose(col("log_days_idle")[r], np.log1p(3.5))
+        if not mine.any():
+            for name in ("bought", "log_orders", "order_share", "recent_share", "log_days_since",
+                         "repeat_logit", "rank_share", "in_last_order", "gap_ratio", "own_gap_ratio"):
+                assert col(name)[r] == 0.0, name
+            continue
+        orders = mine.sum()
+        days_since = (now - hist.time[mine].max()) / DAY
+        own_gap = ((hist.time[mine].max() - hist.time[mine].min()) / DAY + stats.gap_days[item]) / orders
+        in_baskets = np.isin(baskets, hist.basket[mine])
+        assert col("bought")[r] == 1.0
+        assert np.isclose(col("log_orders")[r], np.log1p(orders))
+        assert np.isclose(col("order_share")[r], orders / baskets.size)
+        assert np.isclose(col("recent_share")[r], recent[item] / (2 ** (-b_age / 30.0)).sum())
+        assert np.isclose(col("steady_share")[r],
+                          (2 ** (-age[mine] / 180.0)).sum() / (2 ** (-b_age / 180.0)).sum())
+        assert np.isclose(col("log_days_since")[r], np.log1p(days_since))
+        assert np.isclose(col("repeat_logit")[r], np.log(rr[item] / (1 - rr[item])))
+        assert np.isclose(col("log_user_orders")[r], np.log1p(baskets.size))
+        assert np.isclose(col("user_repeat")[r], 1 - len(profile) / hist.item.size)
+        assert np.isclose(col("rank_share")[r], (0.8 ** rank[in_baskets]).sum() / (0.8 ** rank).sum())
+        assert np.isclose(col("gap_ratio")[r], np.log1p(days_since / stats.gap_days[item]))
+        assert col("in_last_order")[r] == float(in_baskets[rank == 0][0])
+        assert np.isclose(col("own_gap_ratio")[r], np.log1p(days_since / max(own_gap, 1.0)))
+        assert np.isclose(col("log_own_gap")[r], np.log1p(own_gap))
