@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from loyalty.recommender.data import DAY, UserHistory
-from loyalty.recommender.kernels import feature_rows
+from loyalty.recommender.data import UserHistory
+from loyalty.recommender.kernels import EPS, feature_rows, member_items
 from loyalty.recommender.sales import RECENT_DAYS, TREND_DAYS
 from loyalty.recommender.stats import PROBE_ITEMS, ItemStats, row_positions, spread, top_items
 
@@ -60,7 +60,6 @@ INTERACTING = tuple(FEATURES.index(f) for f in (
     "log_orders", "order_share", "recent_share", "log_days_since", "repeat_logit", "log_recent_30",
     "log_cf_ease", "user_repeat", "rank_share", "gap_ratio", "log_cf_knn",
 ))
-_EPS = 1e-4
 # The columns the rel_ features restate (in that order).
 _RELATIVE_COLUMNS = np.array([FEATURES.index(f) for f in (
     "log_cf_user", "log_cf_next", "log_cf_ease", "log_cf_knn", "cf_svd", "log_cf_flat",
@@ -107,10 +106,10 @@ class _Affinity:
     def features(self, items: np.ndarray, stats: ItemStats) -> tuple[np.ndarray, np.ndarray]:
         """Share and log(share x in-group share) for the given items."""
         if self.group is None:
-            return np.zeros(items.size), np.full(items.size, np.log(_EPS))
+            return np.zeros(items.size), np.full(items.size, np.log(EPS))
         g = self.group[items]
         share = np.where(g >= 0, self.share[np.maximum(g, 0)], 0.0)
-        return share, np.log(share * stats.in_category(self.group)[items] + _EPS)
+        return share, np.log(share * stats.in_category(self.group)[items] + EPS)
 
 
 def _group_affinity(group: np.ndarray | None, uniq: np.ndarray, prof: np.ndarray, stats: ItemStats,
@@ -132,22 +131,6 @@ def _group_affinity(group: np.ndarray | None, uniq: np.ndarray, prof: np.ndarray
     return _Affinity(group, share, top_items(score, n, pool))
 
 
-def _by_item(hist: UserHistory) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The user's distinct items (sorted), each line's index among them, and the first and last
-    time each was bought (one sort of the lines; ``np.unique`` plus ``ufunc.at`` cost three)."""
-    order = np.argsort(hist.item, kind="stable")
-    item = hist.item[order]
-    new = np.ones(item.size, dtype=bool)
-    new[1:] = item[1:] != item[:-1]
-    start = np.flatnonzero(new)
-    inv = np.empty(item.size, dtype=np.int64)
-    inv[order] = np.cumsum(new) - 1
-    if not item.size:
-        return item, inv, np.zeros(0), np.zeros(0)
-    time = hist.time[order]
-    return item[start], inv, np.minimum.reduceat(time, start), np.maximum.reduceat(time, start)
-
-
 def candidates(hist: UserHistory, user: int, now: float, stats: ItemStats, cfg: FeatureConfig,
                category: np.ndarray | None = None) -> Candidates:
     """Bought items, the best collaborative, in-category and trending items, and a feature row for each.
@@ -155,28 +138,10 @@ def candidates(hist: UserHistory, user: int, now: float, stats: ItemStats, cfg: 
     ``category`` (one integer per item, -1 unknown) adds the user's favourite
     categories' best-sellers to the candidates; without it the category features are 0.
     """
-    uniq, inv, first_t, last = _by_item(hist)
-    age = np.maximum(now - hist.time, 0.0) / DAY
-    orders = np.bincount(inv, minlength=uniq.size).astype(np.float64)
-    rec = np.bincount(inv, weights=np.exp2(-age / cfg.short_half_life_days), minlength=uniq.size)
-    steady = np.bincount(inv, weights=np.exp2(-age / cfg.long_half_life_days), minlength=uniq.size)
-    prof = np.bincount(inv, weights=np.exp2(-age / cfg.profile_half_life_days), minlength=uniq.size)
-    # The user's own interval per item, shrunk towards the item's typical gap (one prior interval).
-    own_gap = (((last - first_t) / DAY + stats.gap_days[uniq]) / orders) if uniq.size else last
-
-    # Order-level totals turn counts into shares comparable across users.
-    _, first, b_inv = np.unique(hist.basket, return_index=True, return_inverse=True)
-    b_age = age[first]
-    n_orders = float(first.size)
-    tot_short = np.exp2(-b_age / cfg.short_half_life_days).sum()
-    tot_long = np.exp2(-b_age / cfg.long_half_life_days).sum()
-    b_rank = np.argsort(np.argsort(b_age, kind="stable"), kind="stable")  # 0 = latest order
-    rank_w = cfg.rank_decay ** b_rank.astype(np.float64)
-    rank_share = np.bincount(inv, weights=rank_w[b_inv], minlength=uniq.size) / max(rank_w.sum(), _EPS)
-    in_last = np.bincount(inv, weights=(b_rank[b_inv] == 0).astype(np.float64), minlength=uniq.size)
-    # Re-buys: lines whose item the user had bought in an earlier order.
-    user_repeat = 1.0 - uniq.size / inv.size if inv.size else 0.0
-
+    half_lives = np.array([cfg.short_half_life_days, cfg.long_half_life_days, cfg.profile_half_life_days])
+    uniq, own, member = member_items(hist.item, hist.time, hist.basket, now, half_lives, cfg.rank_decay,
+                                     stats.gap_days)
+    rec, prof, rank_share = own[:, 1], own[:, 7], own[:, 4]
     n_items = stats.buyers.size
     cf_user = cf_next = cf_ease = cf_knn = cf_flat = np.zeros(n_items)
     taste = np.zeros(stats.factors.shape[1], dtype=np.float32)  # the profile in factor space
@@ -217,10 +182,7 @@ def candidates(hist: UserHistory, user: int, now: float, stats: ItemStats, cfg: 
     x[:, 21], x[:, 22] = by_cat.features(items, stats)
     x[:, 23] = stats.factors[items] @ taste if taste.size else 0.0
     x[:, 26], x[:, 27] = by_cluster.features(items, stats)
-    own = np.column_stack((orders, rec, steady, last, rank_share, in_last, own_gap))
-    idle = np.log1p(max(now - float(hist.time.max()), 0.0) / DAY) if uniq.size else 0.0
-    scalars = np.array([now, n_orders, tot_short, tot_long, user_repeat, idle, _EPS])
     recent = np.vstack((stats.recent_counts(now, TREND_DAYS, items), stats.recent_counts(now, RECENT_DAYS, items)))
-    feature_rows(x, items, pos, bought, own, scalars, *stats.item_terms(), stats.gap_days, recent,
+    feature_rows(x, items, pos, bought, own, member, now, *stats.item_terms(), stats.gap_days, recent,
                  (cf_user, cf_flat, cf_next, cf_ease, cf_knn), _RELATIVE_COLUMNS)
     return Candidates(items, bought, x, uniq, prof)

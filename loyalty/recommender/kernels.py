@@ -13,7 +13,10 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from loyalty.recommender.data import DAY
+
 # error_model "numpy": a division by zero gives inf or nan, as NumPy's would, rather than raising.
+EPS = 1e-4  # keeps logs of zero scores and shares of empty totals finite
 _JIT = {"cache": True, "nogil": True, "nopython": True, "error_model": "numpy"}
 
 
@@ -36,6 +39,46 @@ def tree_scores(x: np.ndarray, roots: np.ndarray, feature: np.ndarray, threshold
         out[r] = total
     return out
 
+
+
+@numba.jit(**_JIT)
+def top_positive(values: np.ndarray, n: int) -> np.ndarray:
+    """Positions of the n highest positive values (fewer if fewer are positive), in no order;
+    of equal values, the first ones. One pass, keeping the best n in a heap whose root is
+    the lowest of them: a value that cannot beat the root costs one comparison."""
+    heap_v = np.empty(max(n, 0))
+    heap_i = np.empty(max(n, 0), dtype=np.int64)
+    size = 0
+    for p in range(values.size):
+        v = values[p]
+        if v <= 0.0 or n <= 0:
+            continue
+        if size < n:  # not full: sift the new value up
+            c = size
+            size += 1
+            while c > 0:
+                parent = (c - 1) // 2
+                if not (v < heap_v[parent] or (v == heap_v[parent] and p > heap_i[parent])):
+                    break
+                heap_v[c], heap_i[c] = heap_v[parent], heap_i[parent]
+                c = parent
+            heap_v[c], heap_i[c] = v, p
+        elif v > heap_v[0]:  # replaces the lowest kept: sift down from the root
+            c = 0
+            while True:
+                child = 2 * c + 1
+                if child >= size:
+                    break
+                right = child + 1
+                if right < size and (heap_v[right] < heap_v[child]
+                                     or (heap_v[right] == heap_v[child] and heap_i[right] > heap_i[child])):
+                    child = right
+                if not (heap_v[child] < v or (heap_v[child] == v and heap_i[child] > p)):
+                    break
+                heap_v[c], heap_i[c] = heap_v[child], heap_i[child]
+                c = child
+            heap_v[c], heap_i[c] = v, p
+    return heap_i[:size].copy()
 
 
 @numba.jit(**_JIT)
@@ -71,23 +114,95 @@ def sparse_spread(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, row
 
 
 @numba.jit(**_JIT)
+def member_items(item: np.ndarray, time: np.ndarray, basket: np.ndarray, now: float,
+                 half_lives: np.ndarray, rank_decay: float, gap_days: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One member's distinct items (ascending) with what the features read of each, from the
+    member's lines (one per order and item, any order).
+
+    Per item, columns: 0 orders, 1 and 2 the orders decayed by ``half_lives[0]`` (short) and
+    ``[1]`` (long), 3 the last purchase's time, 4 the share of rank-decayed orders (the latest
+    order weighs 1, the one before ``rank_decay``...), 5 in the latest order (0/1), 6 the
+    member's own days between purchases of it, shrunk towards the item's typical gap (one
+    prior interval from ``gap_days``), 7 the orders decayed by ``half_lives[2]`` (the profile).
+    Member: the number of orders, the short- and long-decayed order totals, the share of
+    lines that were re-buys, log(1 + days since the latest order). An order's time is its
+    first line's; orders of the same age rank in order of their numbers.
+    """
+    n = item.size
+    by_basket = np.argsort(basket, kind="mergesort")
+    order_of_line = np.empty(n, dtype=np.int64)
+    age = np.empty(n)
+    n_orders = 0
+    for k in range(n):
+        p = by_basket[k]
+        if k == 0 or basket[p] != basket[by_basket[k - 1]]:
+            age[n_orders] = max(now - time[p], 0.0) / DAY
+            n_orders += 1
+        order_of_line[p] = n_orders - 1
+    order_age = age[:n_orders]
+    rank = np.empty(n_orders, dtype=np.int64)
+    by_age = np.argsort(order_age, kind="mergesort")
+    for r in range(n_orders):
+        rank[by_age[r]] = r
+    member = np.zeros(5)
+    member[0] = n_orders
+    rank_total = 0.0
+    for b in range(n_orders):
+        member[1] += np.exp2(-order_age[b] / half_lives[0])
+        member[2] += np.exp2(-order_age[b] / half_lives[1])
+        rank_total += rank_decay ** rank[b]
+    by_item = np.argsort(item, kind="mergesort")
+    uniq = np.empty(n, dtype=np.int64)
+    own = np.zeros((n, 8))
+    first = np.empty(n)
+    latest = -np.inf
+    m = -1
+    for k in range(n):
+        p = by_item[k]
+        if k == 0 or item[p] != item[by_item[k - 1]]:
+            m += 1
+            uniq[m] = item[p]
+            first[m] = time[p]
+            own[m, 3] = time[p]
+        days = max(now - time[p], 0.0) / DAY
+        b = order_of_line[p]
+        own[m, 0] += 1.0
+        own[m, 1] += np.exp2(-days / half_lives[0])
+        own[m, 2] += np.exp2(-days / half_lives[1])
+        own[m, 3] = max(own[m, 3], time[p])
+        own[m, 4] += rank_decay ** rank[b]
+        own[m, 5] += 1.0 if rank[b] == 0 else 0.0
+        own[m, 7] += np.exp2(-days / half_lives[2])
+        first[m] = min(first[m], time[p])
+        latest = max(latest, time[p])
+    n_items = m + 1
+    for j in range(n_items):
+        own[j, 4] /= max(rank_total, EPS)
+        own[j, 6] = ((own[j, 3] - first[j]) / DAY + gap_days[uniq[j]]) / own[j, 0]
+    if n:
+        member[3] = 1.0 - n_items / n
+        member[4] = np.log1p(max(now - latest, 0.0) / DAY)
+    return uniq[:n_items], own[:n_items], member
+
+
+@numba.jit(**_JIT)
 def feature_rows(x: np.ndarray, items: np.ndarray, pos: np.ndarray, bought: np.ndarray,
-                 own: np.ndarray, scalars: np.ndarray, log_buyers: np.ndarray,
+                 own: np.ndarray, member: np.ndarray, now: float, log_buyers: np.ndarray,
                  repeat_logit: np.ndarray, gap_days: np.ndarray, recent: np.ndarray,
                  cf: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
                  relative: np.ndarray) -> None:
     """Fill the candidates' feature rows (see ``features.FEATURES`` for what each column is).
 
-    ``own``: per distinct item of the member, columns orders, rec, steady, last, rank_share,
-    in_last, own_gap (``pos`` finds a bought candidate's row). ``scalars``: now, n_orders,
-    tot_short, tot_long, user_repeat, log1p(idle days), eps. ``log_buyers``, ``repeat_logit``,
+    ``own`` and ``member``: :func:`member_items`'s (``pos`` finds a bought candidate's row in
+    ``own``). ``log_buyers``, ``repeat_logit``,
     ``gap_days``: per item of the catalogue. ``recent``: rows 30- and 7-day sales per candidate; ``cf``:
     cf_user, cf_flat, cf_next, cf_ease, cf_knn, per item of the catalogue. Columns 21-23 and 26-27 are
     filled by the caller beforehand; the relative columns (29 on) restate ``relative``'s
     columns against the best row not bought (all rows when every candidate was bought).
     """
-    now, n_orders, tot_short, tot_long, user_repeat, idle, eps = scalars
-    day = 86400.0
+    n_orders, tot_short, tot_long, user_repeat, idle = member
+    eps = EPS
     cf_user, cf_flat, cf_next, cf_ease, cf_knn = cf
     for r in range(items.size):
         i = items[r]
@@ -97,7 +212,7 @@ def feature_rows(x: np.ndarray, items: np.ndarray, pos: np.ndarray, bought: np.n
             p = pos[r]
             orders, rec, steady, last = own[p, 0], own[p, 1], own[p, 2], own[p, 3]
             rank_share, in_last, own_gap = own[p, 4], own[p, 5], own[p, 6]
-        days_since = max(now - last, 0.0) / day
+        days_since = max(now - last, 0.0) / DAY
         sales_30 = np.log1p(recent[0, r])
         x[r, 0] = b
         x[r, 1] = np.log1p(orders)

@@ -16,7 +16,7 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from loyalty.recommender.data import DAY
-from loyalty.recommender.kernels import sparse_spread
+from loyalty.recommender.kernels import sparse_spread, top_positive
 from loyalty.recommender.sales import count_events, event_keys, most, trend_index
 
 try:  # scipy's compiled CSR loops, called without its matrix API's per-call checks and copies
@@ -72,24 +72,13 @@ def spread(m: sp.csr_matrix, rows: np.ndarray, *weights: np.ndarray) -> list[np.
 
 
 def top_items(values: np.ndarray, n: int, labels: np.ndarray | None = None) -> np.ndarray:
-    """The n items with the highest positive values (partitioning only the non-zero ones).
+    """The n items with the highest positive values, in no particular order (of equal values, the
+    first ones): one compiled pass over the values (:func:`kernels.top_positive`).
 
     ``labels`` names the item of each value (default: its position).
-    A dense score over a large catalogue is first cut at a bar read off a sample of ~16n of its
-    values (about 2n values pass it), so that only those are partitioned; the answer is the same.
     """
-    nz = np.zeros(0, dtype=np.int64)
-    if values.size > 64 * n:
-        sample = values[:: values.size // (16 * n)]
-        rank = sample.size - 2 - 2 * (n // 16)
-        bar = np.partition(sample, rank)[rank]
-        if bar > 0:
-            nz = np.flatnonzero(values > bar)
-    if nz.size < n:  # a short or sparse list: every positive value
-        nz = np.flatnonzero(values > 0)
-    if nz.size > n:
-        nz = nz[np.argpartition(-values[nz], n - 1)[:n]]
-    return nz if labels is None else labels[nz]
+    top = top_positive(np.ascontiguousarray(values), int(n))
+    return top if labels is None else labels[top]
 
 
 @dataclass

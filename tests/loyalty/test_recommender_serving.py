@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from loyalty.recommender.data import UserHistory
-from loyalty.recommender.features import _by_item
+from loyalty.recommender.kernels import member_items
 from loyalty.recommender.ranker import fit_trees
 from loyalty.recommender.stats import top_items
 
 
 @pytest.mark.parametrize("positive", [0.5, 0.02, 0.001])
-def test_the_top_of_a_large_score_is_the_same_with_the_sampled_bar(positive: float) -> None:
+def test_the_top_of_a_large_score_is_its_highest_positive_values(positive: float) -> None:
     rng = np.random.default_rng(7)
     for trial in range(20):
         values = rng.standard_normal(50_000).astype(np.float32)
@@ -24,19 +24,32 @@ def test_the_top_of_a_large_score_is_the_same_with_the_sampled_bar(positive: flo
         want = positive_values[:100]
         assert got.size == want.size
         assert np.array_equal(np.sort(values[got])[::-1], want)
+        if trial % 5 == 0:  # of equal values, the first ones
+            assert np.array_equal(np.sort(got), np.arange(100))
+    assert top_items(np.array([0.0, -1.0, 2.0, 1.0]), 3).tolist() in ([2, 3], [3, 2])  # positive only
+    assert top_items(np.array([3.0, 1.0]), 0).size == 0
+    assert top_items(np.array([1.0, 5.0, 3.0]), 2, np.array([10, 11, 12])).tolist() in ([11, 12], [12, 11])
 
 
-def test_a_members_items_with_their_first_and_last_purchase() -> None:
+def test_a_members_items_with_their_last_purchase_and_own_gap() -> None:
+    day = 86400.0
     hist = UserHistory(item=np.array([7, 3, 7, 9, 3, 7], dtype=np.int64),
-                       time=np.array([50.0, 10.0, 20.0, 30.0, 60.0, 40.0]),
-                       basket=np.arange(6, dtype=np.int64))
-    items, inv, first, last = _by_item(hist)
+                       time=np.array([50.0, 10.0, 20.0, 30.0, 60.0, 40.0]) * day,
+                       basket=np.array([5, 1, 2, 3, 6, 4], dtype=np.int64))
+    gap = np.full(10, 4.0)
+    items, own, member = member_items(hist.item, hist.time, hist.basket, 70 * day,
+                                      np.array([30.0, 180.0, 90.0]), 0.5, gap)
     assert items.tolist() == [3, 7, 9]
-    assert items[inv].tolist() == hist.item.tolist()
-    assert first.tolist() == [10.0, 20.0, 30.0]  # out of time order too (a late-synced till order)
-    assert last.tolist() == [60.0, 50.0, 30.0]
-    empty = _by_item(UserHistory(np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64)))
-    assert [a.size for a in empty] == [0, 0, 0, 0]
+    assert own[:, 0].tolist() == [2, 3, 1]  # orders
+    assert (own[:, 3] / day).tolist() == [60.0, 50.0, 30.0]  # out of time order too (a late till order)
+    assert own[:, 6].tolist() == [(50 + 4) / 2, (30 + 4) / 3, 4.0]  # own days between purchases, shrunk
+    assert own[:, 5].tolist() == [1.0, 0.0, 0.0]  # the latest order held item 3 only
+    assert np.allclose(own[:, 4], np.array([1 + 0.5**5, 0.5 + 0.5**2 + 0.5**4, 0.5**3]) / sum(0.5**r for r in range(6)))
+    assert member.tolist()[:1] == [6] and np.isclose(member[3], 1 - 3 / 6)
+    assert np.isclose(member[4], np.log1p(10.0))  # days since the latest order
+    empty = member_items(np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64), 0.0,
+                         np.array([30.0, 180.0, 90.0]), 0.5, gap)
+    assert [a.size for a in empty[:2]] == [0, 0] and empty[2].tolist() == [0.0] * 5
 
 
 def test_the_flat_tree_walk_scores_like_sklearn_on_ties_and_missing_rows() -> None:
