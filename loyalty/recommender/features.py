@@ -11,9 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from loyalty.recommender.data import UserHistory
-from loyalty.recommender.kernels import EPS, feature_rows, member_items
+from loyalty.recommender.kernels import EPS, feature_rows, group_pool, member_items
 from loyalty.recommender.sales import RECENT_DAYS, TREND_DAYS
-from loyalty.recommender.stats import PROBE_ITEMS, ItemStats, row_positions, spread, top_items
+from loyalty.recommender.stats import PROBE_ITEMS, ItemStats, spread, top_items
 
 FEATURES = (
     "bought",  # the user bought the item before
@@ -121,13 +121,7 @@ def _group_affinity(group: np.ndarray | None, uniq: np.ndarray, prof: np.ndarray
     indptr, best = stats.group_best(group, n)  # cached: no pass over the catalogue per request
     if not best.size:  # no item has a group
         return _Affinity(None, np.zeros(0), np.zeros(0, dtype=np.int64))
-    mine = group[uniq]
-    known = mine >= 0
-    share = np.bincount(mine[known], weights=prof[known], minlength=indptr.size - 1) / prof.sum()
-    mine = np.flatnonzero(share > 0)
-    counts = indptr[mine + 1] - indptr[mine]
-    pool = best[row_positions(indptr, mine)]
-    score = np.repeat(share[mine], counts) * stats.in_category(group)[pool]
+    share, pool, score = group_pool(group, uniq, prof, indptr, best, stats.in_category(group))
     return _Affinity(group, share, top_items(score, n, pool))
 
 

@@ -42,43 +42,67 @@ def tree_scores(x: np.ndarray, roots: np.ndarray, feature: np.ndarray, threshold
 
 
 @numba.jit(**_JIT)
-def top_positive(values: np.ndarray, n: int) -> np.ndarray:
-    """Positions of the n highest positive values (fewer if fewer are positive), in no order;
-    of equal values, the first ones. One pass, keeping the best n in a heap whose root is
-    the lowest of them: a value that cannot beat the root costs one comparison."""
+def _worse(v: float, i: int, w: float, j: int) -> bool:
+    """Whether value v at position i ranks below value w at position j (ties: the later one)."""
+    return v < w or (v == w and i > j)
+
+
+@numba.jit(**_JIT)
+def _heap_add(heap_v: np.ndarray, heap_i: np.ndarray, size: int, v: float, i: int) -> int:
+    """Put (v, i) into a heap whose root is its worst entry; the new size."""
+    c = size
+    while c > 0:
+        parent = (c - 1) // 2
+        if not _worse(v, i, heap_v[parent], heap_i[parent]):
+            break
+        heap_v[c], heap_i[c] = heap_v[parent], heap_i[parent]
+        c = parent
+    heap_v[c], heap_i[c] = v, i
+    return size + 1
+
+
+@numba.jit(**_JIT)
+def _heap_replace_root(heap_v: np.ndarray, heap_i: np.ndarray, size: int, v: float, i: int) -> None:
+    """Drop the heap's worst entry for (v, i)."""
+    c = 0
+    while True:
+        child = 2 * c + 1
+        if child >= size:
+            break
+        if child + 1 < size and _worse(heap_v[child + 1], heap_i[child + 1], heap_v[child], heap_i[child]):
+            child += 1
+        if not _worse(heap_v[child], heap_i[child], v, i):
+            break
+        heap_v[c], heap_i[c] = heap_v[child], heap_i[child]
+        c = child
+    heap_v[c], heap_i[c] = v, i
+
+
+@numba.jit(**_JIT)
+def longest_first_top(rows: np.ndarray, length: np.ndarray, q: np.ndarray, n: int) -> tuple[np.ndarray, int]:
+    """Positions of the n rows with the highest positive product with q (of equal ones, the
+    first), reading the rows in their order, longest first (``length``, descending), and
+    stopping at the first row too short to beat the n-th best found: x . q <= |x| |q|.
+    Also the number of rows read."""
     heap_v = np.empty(max(n, 0))
     heap_i = np.empty(max(n, 0), dtype=np.int64)
     size = 0
-    for p in range(values.size):
-        v = values[p]
-        if v <= 0.0 or n <= 0:
+    read = 0
+    reach = np.sqrt(np.sum(q.astype(np.float64) ** 2)) * (1.0 + 1e-4)  # headroom for float32 rounding
+    for r in range(rows.shape[0] if n > 0 else 0):
+        if size == n and length[r] * reach < heap_v[0]:
+            break
+        read += 1
+        v = 0.0
+        for f in range(rows.shape[1]):
+            v += rows[r, f] * q[f]
+        if v <= 0.0:
             continue
-        if size < n:  # not full: sift the new value up
-            c = size
-            size += 1
-            while c > 0:
-                parent = (c - 1) // 2
-                if not (v < heap_v[parent] or (v == heap_v[parent] and p > heap_i[parent])):
-                    break
-                heap_v[c], heap_i[c] = heap_v[parent], heap_i[parent]
-                c = parent
-            heap_v[c], heap_i[c] = v, p
-        elif v > heap_v[0]:  # replaces the lowest kept: sift down from the root
-            c = 0
-            while True:
-                child = 2 * c + 1
-                if child >= size:
-                    break
-                right = child + 1
-                if right < size and (heap_v[right] < heap_v[child]
-                                     or (heap_v[right] == heap_v[child] and heap_i[right] > heap_i[child])):
-                    child = right
-                if not (heap_v[child] < v or (heap_v[child] == v and heap_i[child] > p)):
-                    break
-                heap_v[c], heap_i[c] = heap_v[child], heap_i[child]
-                c = child
-            heap_v[c], heap_i[c] = v, p
-    return heap_i[:size].copy()
+        if size < n:
+            size = _heap_add(heap_v, heap_i, size, v, r)
+        elif v > heap_v[0]:
+            _heap_replace_root(heap_v, heap_i, size, v, r)
+    return heap_i[:size].copy(), read
 
 
 @numba.jit(**_JIT)
@@ -184,6 +208,39 @@ def member_items(item: np.ndarray, time: np.ndarray, basket: np.ndarray, now: fl
         member[3] = 1.0 - n_items / n
         member[4] = np.log1p(max(now - latest, 0.0) / DAY)
     return uniq[:n_items], own[:n_items], member
+
+
+@numba.jit(**_JIT)
+def group_pool(group: np.ndarray, items: np.ndarray, weights: np.ndarray, indptr: np.ndarray,
+               best: np.ndarray, in_group: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A member's share of weight per group and the items its groups put forward.
+
+    ``group``: each item's group (-1: none); ``items`` and ``weights``: the member's items and
+    their weights. Returns the share per group (over all groups), and the best items of every
+    group with a share (``best[indptr[g]:indptr[g + 1]]``) with each one's share x in-group share.
+    """
+    share = np.zeros(indptr.size - 1)
+    total = 0.0
+    for j in range(items.size):
+        total += weights[j]
+        g = group[items[j]]
+        if g >= 0:
+            share[g] += weights[j]
+    size = 0
+    for g in range(share.size):
+        share[g] /= total
+        if share[g] > 0:
+            size += indptr[g + 1] - indptr[g]
+    pool = np.empty(size, dtype=np.int64)
+    score = np.empty(size)
+    n = 0
+    for g in range(share.size):
+        if share[g] > 0:
+            for p in range(indptr[g], indptr[g + 1]):
+                pool[n] = best[p]
+                score[n] = share[g] * in_group[best[p]]
+                n += 1
+    return share, pool, score
 
 
 @numba.jit(**_JIT)

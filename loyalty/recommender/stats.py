@@ -16,7 +16,7 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from loyalty.recommender.data import DAY
-from loyalty.recommender.kernels import sparse_spread, top_positive
+from loyalty.recommender.kernels import longest_first_top, sparse_spread
 from loyalty.recommender.sales import count_events, event_keys, most, trend_index
 
 try:  # scipy's compiled CSR loops, called without its matrix API's per-call checks and copies
@@ -25,12 +25,6 @@ except ImportError:  # pragma: no cover - a scipy that moved them: the matrix AP
     _sparsetools = None
 
 PROBE_ITEMS = 16  # at most this many of a member's items look for similar customers (default)
-
-
-def row_positions(indptr: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Where the given rows' entries sit in a CSR-like layout's arrays, row after row."""
-    counts = indptr[rows + 1] - indptr[rows]
-    return np.repeat(indptr[rows] - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
 
 
 def take_rows(m: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -72,13 +66,26 @@ def spread(m: sp.csr_matrix, rows: np.ndarray, *weights: np.ndarray) -> list[np.
 
 
 def top_items(values: np.ndarray, n: int, labels: np.ndarray | None = None) -> np.ndarray:
-    """The n items with the highest positive values, in no particular order (of equal values, the
-    first ones): one compiled pass over the values (:func:`kernels.top_positive`).
+    """The n items with the highest positive values (partitioning only the non-zero ones).
 
     ``labels`` names the item of each value (default: its position).
+    A dense score over a large catalogue is first cut at a bar read off a sample of ~16n of its
+    values (about 2n values pass it), so that only those are partitioned; the answer is the same.
     """
-    top = top_positive(np.ascontiguousarray(values), int(n))
-    return top if labels is None else labels[top]
+    nz = np.zeros(0, dtype=np.int64)
+    if n <= 0:
+        return nz if labels is None else labels[nz]
+    if values.size > 64 * n:
+        sample = values[:: values.size // (16 * n)]
+        rank = sample.size - 2 - 2 * (n // 16)
+        bar = np.partition(sample, rank)[rank]
+        if bar > 0:
+            nz = np.flatnonzero(values > bar)
+    if nz.size < n:  # a short or sparse list: every positive value
+        nz = np.flatnonzero(values > 0)
+    if nz.size > n:
+        nz = nz[np.argpartition(-values[nz], n - 1)[:n]]
+    return nz if labels is None else labels[nz]
 
 
 @dataclass
@@ -167,24 +174,12 @@ class ItemStats:
         """The n items whose factors score highest (and above 0) against the vector q.
 
         Exact, yet it reads only the items whose factor length can still beat the n-th best
-        score found so far (x . q <= |x| |q|): rows go longest first, a block at a time. The long
-        tail's factors are near zero, so on the 1M-member chain a few thousand of 48,000 rows
-        settle it.
+        score found so far (x . q <= |x| |q|): rows go longest first, in a compiled loop
+        (:func:`kernels.longest_first_top`). The long tail's factors are near zero, so on the
+        1M-member chain a few thousand of 48,000 rows settle it.
         """
         order, length, rows = self.factors_by_length()
-        reach = float(np.linalg.norm(q)) * (1.0 + 1e-4)  # headroom for float32 rounding
-        scores = np.zeros(0, dtype=np.float32)
-        end, block = 0, 1024
-        while end < order.size:
-            lo, end = end, min(end + block, order.size)
-            scores = np.concatenate([scores, rows[lo:end] @ q])
-            block *= 2
-            positive = int((scores > 0).sum())
-            if end < order.size and positive >= n:
-                nth = np.partition(scores, scores.size - n)[scores.size - n]
-                if length[end] * reach < nth:
-                    break
-        return top_items(scores, n, order[:scores.size])
+        return order[longest_first_top(rows, length, np.ascontiguousarray(q), int(n))[0]]
 
     def group_best(self, group: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Per group value, its n items with the largest share of the group's buyers (CSR-like:
