@@ -4,7 +4,7 @@ A request's time was the sum of some three hundred NumPy calls of a few microsec
 (docs/recommender.md, eleventh pass); these loops do the same work in one call each.
 numba compiles a function on its first use and keeps the machine code beside this file
 (``cache=True``), so a process pays for the compilation once per machine, not per request;
-:func:`warm_up` compiles them all when a model is loaded. ``nogil``: a serving process's
+``Recommender.prepare`` has them compiled (or loaded) when a model is loaded. ``nogil``: a serving process's
 threads run them side by side.
 """
 
@@ -38,7 +38,6 @@ def tree_scores(x: np.ndarray, roots: np.ndarray, feature: np.ndarray, threshold
             total += value[node]
         out[r] = total
     return out
-
 
 
 @numba.jit(**_JIT)

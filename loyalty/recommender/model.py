@@ -477,8 +477,8 @@ class Recommender:
 
     def prepare(self) -> None:
         """Build the indexes requests share (the factors by length, each item group's best items,
-        the trending index, the last window's sales) now, so that the first request after a model
-        is loaded does not pay for them."""
+        the trending index, the last window's sales) and compile the request's loops now, so that
+        the first request after a model is loaded does not pay for them."""
         st = self._require_fit()
         st.factors_by_length()
         st.trend_index(TREND_DAYS, self.config.features.trend_candidates)
@@ -488,6 +488,12 @@ class Recommender:
         for group in (self._category(), st.clusters if st.clusters.size else None):
             if group is not None:
                 st.group_best(group, n)
+        # The request's compiled loops (kernels.py): compiled, or read from numba's cache, here
+        # rather than in a shopper's first request (the first compile on a machine takes seconds).
+        members = np.flatnonzero(np.diff(self.history.indptr))  # type: ignore[union-attr]
+        if members.size:
+            for discovery in (False, True):
+                self.recommend(int(members[0]), 1, now=st.end_time + 1.0, exclude_bought=discovery)
 
     def _candidates(self, hist: UserHistory, user: int, now: float) -> Candidates:
         """The member's candidates and features, from the cache when asked again within the hour."""
