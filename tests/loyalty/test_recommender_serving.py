@@ -145,7 +145,7 @@ def test_the_factor_top_finds_the_items_the_whole_product_finds() -> None:
 
 
 def test_prepare_builds_what_the_first_request_would_have_built() -> None:
-    from loyalty.recommender import Config, Recommender, kernels
+    from loyalty.recommender import Config, Recommender
     from loyalty.recommender.data import DAY
     from tests.loyalty.test_recommender_trees import _chain
 
@@ -160,20 +160,50 @@ def test_prepare_builds_what_the_first_request_would_have_built() -> None:
     assert built[0] is not None and len(built[1]) == 2  # the categories' and the learned groups' best items
     assert (30, m.config.features.trend_candidates) in built[2]
     assert (last, 30) in built[3] and (last, 7) in built[3]  # the last window's sales, which every request reads
-    def compiled() -> dict[str, int]:  # the loops requests call (helpers inside them may come from the cache)
-        return {name: len(f.signatures) for name, f in vars(kernels).items()
-                if hasattr(f, "signatures") and not name.startswith("_")}
-
-    ready = compiled()
-    assert ready and all(ready.values())  # the compiled loops too
     m.recommend(3, 5, now=float(np.max(data.time)) + DAY)
-    m.recommend(4, 5, now=float(np.max(data.time)) + DAY, exclude_bought=True)
-    # The requests found them ready: nothing built, nothing compiled.
-    assert compiled() == ready
+    # The request found them ready.
     assert st._by_length is built[0] and st._group_best == built[1]
     assert st._trend_index == built[2] and st._recent == built[3]
     with pytest.raises(RuntimeError, match="not trained"):
         Recommender().prepare()
+
+
+# A serving process loads a model it did not fit: nothing in it has run the compiled loops yet.
+_SERVING_PROCESS = """
+import json, sys
+from loyalty.recommender import kernels, store
+def compiled():
+    return {n: len(f.signatures) for n, f in vars(kernels).items() if hasattr(f, "signatures") and n[0] != "_"}
+m = store.load(store.newest(sys.argv[1]))
+before = compiled()
+m.prepare()
+ready = compiled()
+m.recommend(3, 5, now=m.stats.end_time + 1.0)
+m.recommend(4, 5, now=m.stats.end_time + 1.0, exclude_bought=True)
+print(json.dumps([before, ready, compiled()]))
+"""
+
+
+def test_a_loaded_model_is_compiled_by_prepare_not_by_the_first_request(tmp_path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from loyalty.recommender import Config, Recommender, store
+    from tests.loyalty.test_recommender_trees import _chain
+
+    data, category = _chain(members=300)
+    m = Recommender(Config(tree_iter=10, tree_min_positives=50)).fit(data, 300, category.size, category=category)
+    store.save(m, tmp_path)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    out = subprocess.run([sys.executable, "-c", _SERVING_PROCESS, str(tmp_path)], cwd=root, check=True,
+                         capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": root}).stdout
+    before, ready, after = json.loads(out.strip().splitlines()[-1])
+    assert not any(before.values())  # a fresh process: nothing compiled or loaded
+    assert ready and all(ready.values())  # prepare had every loop compiled (or read from the cache)
+    assert after == ready  # two requests, one per mode, compiled nothing more
 
 
 @pytest.mark.parametrize(("days", "n"), [(30, 5), (7, 3), (1, 2), (30, 500)])
