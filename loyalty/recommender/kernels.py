@@ -4,8 +4,8 @@ A request's time was the sum of some three hundred NumPy calls of a few microsec
 (docs/recommender.md, eleventh pass); these loops do the same work in one call each.
 numba compiles a function on its first use and keeps the machine code beside this file
 (``cache=True``), so a process pays for the compilation once per machine, not per request;
-``Recommender.prepare`` has them compiled (or loaded) when a model is loaded. ``nogil``: a serving process's
-threads run them side by side.
+``Recommender.prepare`` has them compiled (or loaded) when a model is loaded. ``nogil``: a
+serving process's threads run them side by side.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import numpy as np
 
 from loyalty.recommender.data import DAY
 
-# error_model "numpy": a division by zero gives inf or nan, as NumPy's would, rather than raising.
 EPS = 1e-4  # keeps logs of zero scores and shares of empty totals finite
+# error_model "numpy": a division by zero gives inf or nan, as NumPy's would, rather than raising.
 _JIT = {"cache": True, "nogil": True, "nopython": True, "error_model": "numpy"}
 
 
@@ -107,18 +107,17 @@ def longest_first_top(rows: np.ndarray, length: np.ndarray, q: np.ndarray, n: in
 @numba.jit(**_JIT)
 def sparse_spread(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, rows: np.ndarray,
                   weights: np.ndarray, slot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """weights @ m[rows] for a CSR matrix m given by its arrays, kept sparse: the columns the
-    rows reach, in order of first appearance, and per row of ``weights`` (one weight per taken
-    row) their sums, from a single read of the rows.
+    """weights @ m[rows] for a CSR matrix m given by its arrays (one weight per taken row),
+    kept sparse: the columns the rows reach, in order of first appearance, and their sums.
 
-    ``slot`` (int32, -1 per column) marks where each column's sums are kept meanwhile and is
+    ``slot`` (int32, -1 per column) marks where each column's sum is kept meanwhile and is
     left all -1 again: the cost follows the entries read, not the number of columns.
     """
     n_entries = 0
     for j in range(rows.size):
         n_entries += indptr[rows[j] + 1] - indptr[rows[j]]
     cols = np.empty(n_entries, dtype=np.int64)
-    sums = np.zeros((weights.shape[0], n_entries))
+    sums = np.zeros(n_entries)
     n = 0
     for j in range(rows.size):
         for p in range(indptr[rows[j]], indptr[rows[j] + 1]):
@@ -129,11 +128,10 @@ def sparse_spread(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, row
                 slot[col] = n
                 cols[n] = col
                 n += 1
-            for w in range(weights.shape[0]):
-                sums[w, at] += weights[w, j] * data[p]
+            sums[at] += weights[j] * data[p]
     for j in range(n):
         slot[cols[j]] = -1
-    return cols[:n], sums[:, :n]
+    return cols[:n], sums[:n]
 
 
 @numba.jit(**_JIT)

@@ -490,10 +490,10 @@ class Recommender:
                 st.group_best(group, n)
         # The request's compiled loops (kernels.py): compiled, or read from numba's cache, here
         # rather than in a shopper's first request (the first compile on a machine takes seconds).
+        # Discovery requests call the same loops with the same types: one request compiles them all.
         members = np.flatnonzero(np.diff(self.history.indptr))  # type: ignore[union-attr]
         if members.size:
-            for discovery in (False, True):
-                self.recommend(int(members[0]), 1, now=st.end_time + 1.0, exclude_bought=discovery)
+            self.recommend(int(members[0]), 1, now=st.end_time + 1.0)
 
     def _candidates(self, hist: UserHistory, user: int, now: float) -> Candidates:
         """The member's candidates and features, from the cache when asked again within the hour."""

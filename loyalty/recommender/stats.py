@@ -16,7 +16,7 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from loyalty.recommender.data import DAY
-from loyalty.recommender.kernels import longest_first_top, sparse_spread
+from loyalty.recommender.kernels import EPS, longest_first_top, sparse_spread
 from loyalty.recommender.sales import count_events, event_keys, most, trend_index
 
 try:  # scipy's compiled CSR loops, called without its matrix API's per-call checks and copies
@@ -131,16 +131,16 @@ class ItemStats:
         depend on the item only, computed once per model (NumPy's float32 log1p of the counts
         is the value the ranker was trained on, to the last bit)."""
         if self._item_terms is None:
-            rr = np.clip(self.repeat_rate, 1e-4, 1.0 - 1e-4)
+            rr = np.clip(self.repeat_rate, EPS, 1.0 - EPS)
             self._item_terms = (np.log1p(self.buyers).astype(np.float64), np.log(rr / (1.0 - rr)))
         return self._item_terms
 
-    def _slots(self, n: int) -> np.ndarray:
-        """This thread's scratch of n slots for :func:`kernels.sparse_spread` (all -1 between calls)."""
-        mine = self._scratch.__dict__.setdefault("slots", {})
-        slots = mine.get(n)
+    def _member_slots(self) -> np.ndarray:
+        """This thread's scratch, one slot per member, for :func:`kernels.sparse_spread` (all -1
+        between calls)."""
+        slots = getattr(self._scratch, "members", None)
         if slots is None:
-            slots = mine[n] = np.full(n, -1, dtype=np.int32)
+            slots = self._scratch.members = np.full(self.item_buyers.shape[1], -1, dtype=np.int32)
         return slots
 
     def in_category(self, category: np.ndarray) -> np.ndarray:
@@ -218,12 +218,10 @@ class ItemStats:
         if norm == 0.0 or self.item_buyers.nnz == 0:
             return np.zeros(n_items)
         m = self.item_buyers
-        weights = (values / norm).astype(np.float64)[None, :]
-        cand, sims = sparse_spread(m.indptr, m.indices, m.data, items.astype(np.int64), weights,
-                                   self._slots(m.shape[1]))
+        cand, sims = sparse_spread(m.indptr, m.indices, m.data, items.astype(np.int64),
+                                   (values / norm).astype(np.float64), self._member_slots())
         if cand.size == 0:
             return np.zeros(n_items)
-        sims = sims[0]
         sims[cand == user] = 0.0
         if k < sims.size:
             top = np.argpartition(-sims, k)[:k]
