@@ -13,7 +13,8 @@ import numpy as np
 from loyalty.recommender.data import UserHistory
 from loyalty.recommender.kernels import EPS, feature_rows, group_pool, member_items
 from loyalty.recommender.sales import RECENT_DAYS, TREND_DAYS
-from loyalty.recommender.stats import PROBE_ITEMS, ItemStats, spread, top_items
+from loyalty.recommender.scores import ScoreSheet
+from loyalty.recommender.stats import PROBE_ITEMS, ItemStats, top_items
 
 FEATURES = (
     "bought",  # the user bought the item before
@@ -64,6 +65,10 @@ INTERACTING = tuple(FEATURES.index(f) for f in (
 _RELATIVE_COLUMNS = np.array([FEATURES.index(f) for f in (
     "log_cf_user", "log_cf_next", "log_cf_ease", "log_cf_knn", "cf_svd", "log_cf_flat",
 )])
+
+
+# The collaborative scores a request spreads over the catalogue (rows of the request's ScoreSheet).
+_SCORES = (_USER, _FLAT, _NEXT, _EASE, _KNN) = range(5)
 
 
 @dataclass(frozen=True)
@@ -132,39 +137,40 @@ def candidates(hist: UserHistory, user: int, now: float, stats: ItemStats, cfg: 
     ``category`` (one integer per item, -1 unknown) adds the user's favourite
     categories' best-sellers to the candidates; without it the category features are 0.
     """
+    sheet = stats.score_sheet(len(_SCORES))
+    try:
+        return _candidates(hist, user, now, stats, cfg, category, sheet)
+    finally:
+        sheet.clear()
+
+
+def _candidates(hist: UserHistory, user: int, now: float, stats: ItemStats, cfg: FeatureConfig,
+                category: np.ndarray | None, sheet: ScoreSheet) -> Candidates:
     half_lives = np.array([cfg.short_half_life_days, cfg.long_half_life_days, cfg.profile_half_life_days])
     uniq, own, member = member_items(hist.item, hist.time, hist.basket, now, half_lives, cfg.rank_decay,
                                      stats.gap_days)
     rec, prof, rank_share = own[:, 1], own[:, 7], own[:, 4]
-    n_items = stats.buyers.size
-    cf_user = cf_next = cf_ease = cf_knn = cf_flat = np.zeros(n_items)
     taste = np.zeros(stats.factors.shape[1], dtype=np.float32)  # the profile in factor space
+    tops = []
     if uniq.size:
         w = prof / prof.sum()
         wr = rec / rec.sum() if rec.sum() > 0 else w
         # The decayed profile and, undecayed and summed like item-kNN (on steady tastes it ranks
         # discoveries better), every item bought once: one pass over the same co_user rows.
-        cf_user, cf_flat = spread(stats.co_user, uniq, w, np.ones(uniq.size))
-        (cf_next,) = spread(stats.co_next, uniq, wr)
-        (cf_ease,) = spread(stats.ease, uniq, w)
-        cf_knn = stats.neighbour_scores(uniq, rank_share, user, cfg.user_neighbours,
-                                        cfg.probe_items)
+        sheet.add(stats.co_user, uniq, _USER, w, second=(_FLAT, np.ones(uniq.size)))
+        sheet.add(stats.co_next, uniq, _NEXT, wr)
+        sheet.add(stats.ease, uniq, _EASE, w)
+        similar, weight = stats.neighbours(uniq, rank_share, user, cfg.user_neighbours, cfg.probe_items)
+        sheet.add(stats.user_unit, similar, _KNN, weight)
+        tops = [sheet.top(s, cfg.cf_candidates) for s in (_USER, _NEXT, _EASE, _KNN)]
         if stats.factors.shape[1]:
             taste = w.astype(np.float32) @ stats.factors[uniq]
+            tops.append(stats.factor_top(taste, cfg.svd_candidates))
     by_cat = _group_affinity(category, uniq, prof, stats, cfg.cf_candidates)
     by_cluster = _group_affinity(stats.clusters if stats.clusters.size else None, uniq, prof, stats,
                                  cfg.cf_candidates)
-
     items = np.unique(np.concatenate([
-        uniq,
-        top_items(cf_user, cfg.cf_candidates),
-        top_items(cf_next, cfg.cf_candidates),
-        top_items(cf_ease, cfg.cf_candidates),
-        top_items(cf_knn, cfg.cf_candidates),
-        by_cat.top,
-        stats.factor_top(taste, cfg.svd_candidates) if uniq.size and taste.size else uniq[:0],
-        by_cluster.top,
-        stats.trending(now, TREND_DAYS, cfg.trend_candidates),
+        uniq, *tops, by_cat.top, by_cluster.top, stats.trending(now, TREND_DAYS, cfg.trend_candidates),
     ])).astype(np.int64)
     if uniq.size:
         pos = np.minimum(np.searchsorted(uniq, items), uniq.size - 1)
@@ -177,6 +183,7 @@ def candidates(hist: UserHistory, user: int, now: float, stats: ItemStats, cfg: 
     x[:, 23] = stats.factors[items] @ taste if taste.size else 0.0
     x[:, 26], x[:, 27] = by_cluster.features(items, stats)
     recent = np.vstack((stats.recent_counts(now, TREND_DAYS, items), stats.recent_counts(now, RECENT_DAYS, items)))
+    cf = sheet.values
     feature_rows(x, items, pos, bought, own, member, now, *stats.item_terms(), stats.gap_days, recent,
-                 (cf_user, cf_flat, cf_next, cf_ease, cf_knn), _RELATIVE_COLUMNS)
+                 (cf[_USER], cf[_FLAT], cf[_NEXT], cf[_EASE], cf[_KNN]), _RELATIVE_COLUMNS)
     return Candidates(items, bought, x, uniq, prof)

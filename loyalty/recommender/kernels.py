@@ -105,33 +105,129 @@ def longest_first_top(rows: np.ndarray, length: np.ndarray, q: np.ndarray, n: in
 
 
 @numba.jit(**_JIT)
-def sparse_spread(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, rows: np.ndarray,
-                  weights: np.ndarray, slot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """weights @ m[rows] for a CSR matrix m given by its arrays (one weight per taken row),
-    kept sparse: the columns the rows reach, in order of first appearance, and their sums.
+def similar_members(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, items: np.ndarray,
+                    weights: np.ndarray, user: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k members with the highest positive ``weights @ m[items]``, for a CSR matrix m of
+    items x members given by its arrays, and those sums; ``user`` is never one of them (of equal
+    sums at the k-th place, the first reached).
 
-    ``slot`` (int32, -1 per column) marks where each column's sum is kept meanwhile and is
-    left all -1 again: the cost follows the entries read, not the number of columns.
+    The sums are kept in a hash table sized to the entries read (a few thousand members), which
+    stays in the processor's cache where a slot per member of the chain would not.
     """
     n_entries = 0
-    for j in range(rows.size):
-        n_entries += indptr[rows[j] + 1] - indptr[rows[j]]
-    cols = np.empty(n_entries, dtype=np.int64)
+    for j in range(items.size):
+        n_entries += indptr[items[j] + 1] - indptr[items[j]]
+    bits = 4
+    while (1 << bits) < 2 * n_entries:
+        bits += 1
+    mask = (1 << bits) - 1
+    slot_of = np.full(1 << bits, -1, dtype=np.int32)  # hash slot -> position in members / sums
+    members = np.empty(n_entries, dtype=np.int64)
     sums = np.zeros(n_entries)
     n = 0
-    for j in range(rows.size):
-        for p in range(indptr[rows[j]], indptr[rows[j] + 1]):
-            col = indices[p]
-            at = slot[col]
+    for j in range(items.size):
+        for p in range(indptr[items[j]], indptr[items[j] + 1]):
+            member = np.int64(indices[p])
+            if member == user:
+                continue
+            h = np.int64((np.uint64(member) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(64 - bits))
+            while slot_of[h] >= 0 and members[slot_of[h]] != member:
+                h = (h + 1) & mask
+            at = slot_of[h]
             if at < 0:
-                at = n
-                slot[col] = n
-                cols[n] = col
+                at = slot_of[h] = n
+                members[n] = member
                 n += 1
             sums[at] += weights[j] * data[p]
+    m = 0  # the positive ones, in order
     for j in range(n):
-        slot[cols[j]] = -1
-    return cols[:n], sums[:n]
+        if sums[j] > 0.0:
+            members[m], sums[m] = members[j], sums[j]
+            m += 1
+    if m <= k:
+        return members[:m].copy(), sums[:m].copy()
+    if k <= 0:
+        return members[:0].copy(), sums[:0].copy()
+    bar = np.partition(sums[:m], m - k)[m - k]  # the k-th highest
+    out_m = np.empty(k, dtype=np.int64)
+    out_s = np.empty(k)
+    t = 0
+    for j in range(m):
+        if sums[j] > bar:
+            out_m[t], out_s[t] = members[j], sums[j]
+            t += 1
+    for j in range(m):
+        if t == k:
+            break
+        if sums[j] == bar:
+            out_m[t], out_s[t] = members[j], sums[j]
+            t += 1
+    return out_m, out_s
+
+
+@numba.jit(**_JIT)
+def spread_touched(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, rows: np.ndarray,
+                   w0: np.ndarray, w1: np.ndarray, out0: np.ndarray, out1: np.ndarray,
+                   seen: np.ndarray, touched: np.ndarray, count: int) -> int:
+    """out0 += w0 @ m[rows], and out1 += w1 @ m[rows] unless w1 is empty, for a CSR matrix m
+    given by its arrays (one weight per taken row), added row by row as scipy's product does.
+
+    Each column reached for the first time is set in the bitmap ``seen`` and appended to
+    ``touched`` after its first ``count`` entries; the new count is returned. Writing straight
+    into dense arrays costs no more than scipy's product, and the caller reads and clears the
+    touched cells only.
+    """
+    two = w1.size > 0
+    # Where each row starts and ends, read first in a loop of independent loads the processor
+    # overlaps (the rows are scattered over a large matrix: each read is a cache miss).
+    bounds = np.empty((rows.size, 2), dtype=np.int64)
+    for r in range(rows.size):
+        bounds[r, 0], bounds[r, 1] = indptr[rows[r]], indptr[rows[r] + 1]
+    for r in range(rows.size):
+        a = w0[r]
+        b = w1[r] if two else 0.0
+        for e in range(bounds[r, 0], bounds[r, 1]):
+            col = np.uint32(indices[e])  # unsigned: no negative-index wraparound per entry
+            word, bit = col >> 6, np.uint64(1) << np.uint64(col & 63)
+            if not seen[word] & bit:
+                seen[word] |= bit
+                touched[count] = col
+                count += 1
+            v = np.float64(data[e])
+            out0[col] += a * v
+            if two:
+                out1[col] += b * v
+    return count
+
+
+@numba.jit(**_JIT)
+def top_touched(values: np.ndarray, touched: np.ndarray, n: int) -> np.ndarray:
+    """The n columns of ``touched`` with the highest positive values (of equal ones at the
+    n-th place, the first touched)."""
+    pos_v = np.empty(touched.size)
+    pos_i = np.empty(touched.size, dtype=np.int64)
+    m = 0
+    for j in range(touched.size):
+        v = values[touched[j]]
+        if v > 0.0:
+            pos_v[m], pos_i[m] = v, touched[j]
+            m += 1
+    if m <= n or n <= 0:
+        return pos_i[:m].copy() if n > 0 else pos_i[:0].copy()
+    bar = np.partition(pos_v[:m], m - n)[m - n]  # the n-th highest
+    out = np.empty(n, dtype=np.int64)
+    k = 0
+    for j in range(m):
+        if pos_v[j] > bar:
+            out[k] = pos_i[j]
+            k += 1
+    for j in range(m):
+        if k == n:
+            break
+        if pos_v[j] == bar:
+            out[k] = pos_i[j]
+            k += 1
+    return out
 
 
 @numba.jit(**_JIT)

@@ -16,8 +16,9 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from loyalty.recommender.data import DAY
-from loyalty.recommender.kernels import EPS, longest_first_top, sparse_spread
+from loyalty.recommender.kernels import EPS, longest_first_top, similar_members
 from loyalty.recommender.sales import count_events, event_keys, most, trend_index
+from loyalty.recommender.scores import ScoreSheet
 
 try:  # scipy's compiled CSR loops, called without its matrix API's per-call checks and copies
     from scipy.sparse import _sparsetools
@@ -46,23 +47,6 @@ def take_rows(m: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarra
     data = np.empty(int(indptr[-1]), dtype=m.data.dtype)
     _sparsetools.csr_row_index(rows.size, rows, ip, m.indices, m.data, indices, data)
     return indptr, indices, data
-
-
-def spread(m: sp.csr_matrix, rows: np.ndarray, *weights: np.ndarray) -> list[np.ndarray]:
-    """Per weight vector (one weight per row), the weighted sum of the given rows of ``m``:
-    one float64 score per column, all of them from a single read of the rows."""
-    indptr, indices, data = take_rows(m, rows)
-    data = data.astype(np.float64)
-    out = []
-    for w in weights:
-        w = np.ascontiguousarray(w, dtype=np.float64)
-        if _sparsetools is None:
-            y = np.asarray(sp.csc_matrix((data, indices, indptr), shape=(m.shape[1], len(rows))) @ w)
-        else:  # the rows taken, read as the columns of a CSC matrix: y = sub.T @ w
-            y = np.zeros(m.shape[1])
-            _sparsetools.csc_matvec(m.shape[1], len(rows), indptr, indices, data, w, y)
-        out.append(y)
-    return out
 
 
 def top_items(values: np.ndarray, n: int, labels: np.ndarray | None = None) -> np.ndarray:
@@ -135,13 +119,12 @@ class ItemStats:
             self._item_terms = (np.log1p(self.buyers).astype(np.float64), np.log(rr / (1.0 - rr)))
         return self._item_terms
 
-    def _member_slots(self) -> np.ndarray:
-        """This thread's scratch, one slot per member, for :func:`kernels.sparse_spread` (all -1
-        between calls)."""
-        slots = getattr(self._scratch, "members", None)
-        if slots is None:
-            slots = self._scratch.members = np.full(self.item_buyers.shape[1], -1, dtype=np.int32)
-        return slots
+    def score_sheet(self, n_scores: int) -> ScoreSheet:
+        """This thread's :class:`ScoreSheet` over the catalogue (all zero between requests)."""
+        sheet = getattr(self._scratch, "sheet", None)
+        if sheet is None or sheet.values.shape != (n_scores, self.buyers.size):
+            sheet = self._scratch.sheet = ScoreSheet(self.buyers.size, n_scores)
+        return sheet
 
     def in_category(self, category: np.ndarray) -> np.ndarray:
         """Each item's share of its category's buyers (0 for items without a category).
@@ -202,37 +185,29 @@ class ItemStats:
         self._group_best[key] = (group, indptr, best)
         return indptr, best
 
-    def neighbour_scores(self, items: np.ndarray, values: np.ndarray, user: int, k: int,
-                         probe: int = PROBE_ITEMS) -> np.ndarray:
-        """What the k customers most like this one buy (their vectors, similarity-weighted).
+    def neighbours(self, items: np.ndarray, values: np.ndarray, user: int, k: int,
+                   probe: int = PROBE_ITEMS) -> tuple[np.ndarray, np.ndarray]:
+        """The k customers most like this one, and the weight of each one's ``user_unit`` row in
+        what they buy (their similarity over the sum of the similarities, times the row's length:
+        their purchase vectors, similarity-weighted).
 
         Only customers who share an item with this one can be similar; they
         are found through ``item_buyers``, so the cost does not grow with the
         number of members. The user's own training row is skipped.
         """
-        n_items = self.buyers.size
+        none = (np.zeros(0, dtype=np.int64), np.zeros(0))
         norm = float(np.sqrt((values**2).sum()))
         if items.size > probe:  # a long history: its strongest items find the neighbours
             strong = np.argpartition(-values, probe - 1)[:probe]
             items, values = items[strong], values[strong]
         if norm == 0.0 or self.item_buyers.nnz == 0:
-            return np.zeros(n_items)
+            return none
         m = self.item_buyers
-        cand, sims = sparse_spread(m.indptr, m.indices, m.data, items.astype(np.int64),
-                                   (values / norm).astype(np.float64), self._member_slots())
-        if cand.size == 0:
-            return np.zeros(n_items)
-        sims[cand == user] = 0.0
-        if k < sims.size:
-            top = np.argpartition(-sims, k)[:k]
-        else:
-            top = np.arange(sims.size)
-        top = top[sims[top] > 0]
-        if top.size == 0:
-            return np.zeros(n_items)
-        w = sims[top]
-        rows = cand[top]
-        return spread(self.user_unit, rows, w * self.user_norms[rows] / w.sum())[0]
+        rows, w = similar_members(m.indptr, m.indices, m.data, items.astype(np.int64),
+                                  (values / norm).astype(np.float64), int(user), int(k))
+        if rows.size == 0:
+            return none
+        return rows, w * self.user_norms[rows] / w.sum()
 
     def pull(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """co_user + ease + co_next at rows x cols, dense: how much each past item pulls

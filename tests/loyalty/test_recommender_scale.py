@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from loyalty.recommender.kernels import similar_members
+from loyalty.recommender.scores import ScoreSheet
 from loyalty.recommender.stats import _ease, buyer_index, item_stats, keep_top, top_products
 
 
@@ -39,6 +41,28 @@ def test_keep_top_keeps_the_largest_entries_of_each_row() -> None:
     assert keep_top(m, 2).toarray().tolist() == [[0, 3, 0, 2], [5, 0, 0, 0], [0, 0, 0, 0]]
 
 
+def test_similar_members_are_the_top_of_the_whole_product() -> None:
+    """The hash table's sums against a dense product over a million members: many buyers per
+    item, members spread over the whole id range, ties at the k-th place."""
+    rng = np.random.default_rng(3)
+    n_members = 1_000_000
+    m = sp.random(50, n_members, density=0.0004, format="csr", random_state=6, dtype=np.float32)
+    m.data = np.round(m.data * 4) / 4 + 0.25  # few distinct values: many ties
+    for trial in range(6):
+        items = rng.choice(50, 16, replace=False)
+        weights = rng.integers(1, 4, 16).astype(np.float64)
+        sums = np.asarray(m[items].T @ weights).ravel()
+        user = int(np.argmax(sums)) if trial % 2 else -1  # the asking member is never their own neighbour
+        if user >= 0:
+            sums[user] = 0.0
+        for k in (0, 1, 300, 10**6):
+            rows, got = similar_members(m.indptr, m.indices, m.data, items.astype(np.int64), weights, user, k)
+            positive = np.sort(sums[sums > 0])[::-1]
+            assert np.unique(rows).size == rows.size and user not in rows
+            assert np.array_equal(np.sort(got)[::-1], positive[:k])
+            assert np.array_equal(got, sums[rows])
+
+
 def test_similar_customers_are_found_through_the_buyer_index() -> None:
     rng = np.random.default_rng(2)
     n_users, n_items = 400, 60
@@ -52,7 +76,10 @@ def test_similar_customers_are_found_through_the_buyer_index() -> None:
                     buyers_per_item=n_users)  # cap not binding: must equal a scan of every member
     probe_items = np.array([3, 7, 11])
     values = np.array([0.5, 0.3, 0.2])
-    got = st.neighbour_scores(probe_items, values, user=5, k=10)
+    rows, weights = st.neighbours(probe_items, values, user=5, k=10)
+    sheet = ScoreSheet(n_items, 1)
+    sheet.add(st.user_unit, rows, 0, weights)
+    got = sheet.values[0]
     dense = st.user_unit.toarray().astype(np.float64)
     probe = np.zeros(n_items)
     probe[probe_items] = values / np.sqrt((values**2).sum())

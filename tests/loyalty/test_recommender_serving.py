@@ -85,7 +85,7 @@ def test_the_pull_behind_a_reason_is_the_sum_of_the_three_item_signals() -> None
 
 @pytest.mark.parametrize("compiled", [True, False])
 @pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
-def test_rows_taken_and_spread_match_scipys_matrix_api(compiled: bool, index_dtype: type,
+def test_rows_taken_match_scipys_matrix_api(compiled: bool, index_dtype: type,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     import scipy.sparse as sp
 
@@ -93,7 +93,6 @@ def test_rows_taken_and_spread_match_scipys_matrix_api(compiled: bool, index_dty
 
     if not compiled:  # the fallback for a scipy without its compiled loops where we look for them
         monkeypatch.setattr(stats, "_sparsetools", None)
-    rng = np.random.default_rng(11)
     m = sp.random(300, 500, density=0.05, format="csr", random_state=4, dtype=np.float32)
     m.indptr, m.indices = m.indptr.astype(index_dtype), m.indices.astype(index_dtype)
     rows = np.array([299, 3, 3, 0, 150, 7])  # out of order, repeated, first and last
@@ -103,15 +102,68 @@ def test_rows_taken_and_spread_match_scipys_matrix_api(compiled: bool, index_dty
     want = m[rows]
     assert np.array_equal(indptr, want.indptr)
     assert np.array_equal(indices, want.indices) and np.array_equal(data, want.data)
-    w1, w2 = rng.random(rows.size), np.ones(rows.size)
-    got1, got2 = stats.spread(m, rows, w1, w2)
-    assert got1.dtype == np.float64 and got1.shape == (500,)
-    assert np.allclose(got1, want.T.astype(np.float64) @ w1, rtol=1e-12)
-    assert np.allclose(got2, np.asarray(want.sum(axis=0)).ravel(), rtol=1e-6)
-    assert stats.spread(m, rows[:0], rows[:0].astype(float))[0].tolist() == [0.0] * 500
     for bad in ([300], [-1]):  # never read outside the matrix, even on the compiled path
         with pytest.raises(IndexError):
             stats.take_rows(m, np.array(bad))
+
+
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+def test_the_score_sheet_adds_rows_as_scipy_does_and_is_clean_after_clear(index_dtype: type) -> None:
+    import scipy.sparse as sp
+
+    from loyalty.recommender.scores import ScoreSheet
+
+    rng = np.random.default_rng(11)
+    m = sp.random(300, 500, density=0.05, format="csr", random_state=4, dtype=np.float32)
+    m.data[m.indptr[7]:m.indptr[8]] = 0.0  # an empty row
+    m.eliminate_zeros()
+    m.indptr, m.indices = m.indptr.astype(index_dtype), m.indices.astype(index_dtype)
+    e = sp.random(300, 500, density=0.01, format="csr", random_state=5)
+    e.data -= 0.5  # signed, sparser
+    sheet = ScoreSheet(500, 3)
+    for trial in range(3):  # the same sheet, request after request
+        rows = rng.choice(300, 40) if trial else np.array([299, 3, 3, 0, 150, 7])  # repeated, first, last
+        w1, w2, w3 = rng.random(rows.size), np.ones(rows.size), rng.random(rows.size)
+        sheet.add(m, rows, 0, w1, second=(1, w2))
+        sheet.add(e, rows, 2, w3)
+        sheet.add(e, rows[:5], 2, w3[:5])  # a score added to twice
+        want = m[rows].T.astype(np.float64)
+        assert np.allclose(sheet.values[0], want @ w1, rtol=1e-12, atol=0)
+        assert np.allclose(sheet.values[1], np.asarray(want.sum(axis=1)).ravel(), rtol=1e-12, atol=0)
+        assert np.allclose(sheet.values[2], e[rows].T @ w3 + e[rows[:5]].T @ w3[:5], rtol=1e-12, atol=1e-15)
+        for score, n in ((0, 7), (1, 500), (2, 20), (2, 0)):
+            v = sheet.values[score]
+            got = sheet.top(score, n)
+            assert np.unique(got).size == got.size
+            assert np.array_equal(np.sort(v[got])[::-1], np.sort(v[v > 0])[::-1][:n])  # the n best, positive only
+        sheet.clear()
+        assert not sheet.values.any()
+        assert all(sheet.top(s, 10).size == 0 for s in range(3))
+    sheet.add(m, np.array([1]), 0, np.array([2.0]))
+    v = sheet.values[0].copy()
+    with pytest.raises(ValueError, match="still empty"):  # a second weighting shares the first's cells
+        sheet.add(m, np.array([2]), 0, np.ones(1), second=(1, np.ones(1)))
+    with pytest.raises(ValueError, match="one weight per row"):
+        sheet.add(m, np.array([2, 3]), 2, np.ones(1))
+    for bad in ([300], [-1]):  # never read outside the matrix
+        with pytest.raises(IndexError):
+            sheet.add(m, np.array(bad), 2, np.ones(1))
+    assert np.array_equal(sheet.values[0], v) and not sheet.values[1:].any()  # refused: nothing added
+    sheet.clear()
+    assert not sheet.values.any()
+
+
+def test_the_best_of_the_touched_cells_breaks_ties_by_first_touched() -> None:
+    from loyalty.recommender.kernels import top_touched
+
+    values = np.array([0.0, 3.0, 1.0, 3.0, -2.0, 1.0, 1.0, 0.0])
+    touched = np.array([5, 1, 4, 2, 3, 6, 0], dtype=np.int32)  # 7 never touched
+    assert top_touched(values, touched, 1).tolist() in ([1], [3])
+    assert sorted(top_touched(values, touched, 2).tolist()) == [1, 3]
+    assert sorted(top_touched(values, touched, 3).tolist()) == [1, 3, 5]  # of the three 1.0s, 5 came first
+    assert sorted(top_touched(values, touched, 4).tolist()) == [1, 2, 3, 5]
+    assert sorted(top_touched(values, touched, 9).tolist()) == [1, 2, 3, 5, 6]  # positive only
+    assert top_touched(values, touched, 0).size == 0 and top_touched(values, touched[:0], 3).size == 0
 
 
 def test_the_factor_top_finds_the_items_the_whole_product_finds() -> None:
