@@ -17,6 +17,7 @@ from loyalty.recommender.data import DAY
 
 EPS = 1e-4  # keeps logs of zero scores and shares of empty totals finite
 # error_model "numpy": a division by zero gives inf or nan, as NumPy's would, rather than raising.
+_TREE_BLOCK = 64  # rows walked together through each tree (a request's shortlist is 32)
 _JIT = {"cache": True, "nogil": True, "nopython": True, "error_model": "numpy"}
 
 
@@ -27,16 +28,23 @@ def tree_scores(x: np.ndarray, roots: np.ndarray, feature: np.ndarray, threshold
 
     ``children[2 * node + 1]`` is the left child (taken when x[feature] <= threshold),
     ``children[2 * node]`` the right one; a leaf is its own child.
+
+    Tree by tree, level by level across the rows: a tree's nodes stay in the processor's
+    cache for every row, and the rows' walks, independent of each other, overlap (row by row,
+    each step waited for the one before: twice the time). The trees are added in their order.
     """
-    out = np.empty(x.shape[0])
-    for r in range(x.shape[0]):
-        total = bias
+    out = np.full(x.shape[0], bias)
+    node = np.empty(_TREE_BLOCK, dtype=np.int64)
+    for start in range(0, x.shape[0], _TREE_BLOCK):  # blocks of rows that stay in cache too
+        end = min(start + _TREE_BLOCK, x.shape[0])
         for t in range(roots.size):
-            node = roots[t]
+            node[:] = roots[t]
             for _ in range(depth):
-                node = children[2 * node + (1 if x[r, feature[node]] <= threshold[node] else 0)]
-            total += value[node]
-        out[r] = total
+                for r in range(start, end):
+                    at = node[r - start]
+                    node[r - start] = children[2 * at + (1 if x[r, feature[at]] <= threshold[at] else 0)]
+            for r in range(start, end):
+                out[r] += value[node[r - start]]
     return out
 
 
