@@ -29,6 +29,16 @@ def test_the_top_of_a_large_score_is_the_same_with_the_sampled_bar(positive: flo
     assert top_items(np.array([1.0, 5.0, 3.0]), 2, np.array([10, 11, 12])).tolist() in ([11, 12], [12, 11])
 
 
+def test_the_stable_order_of_a_members_keys_is_numpys() -> None:
+    from loyalty.recommender.kernels import _stable_order
+
+    rng = np.random.default_rng(4)
+    cases = [rng.integers(0, 20, 500), np.sort(rng.integers(0, 20, 500)), rng.integers(-5, 5, 64),
+             np.array([2**62, -(2**62), 7, 7, 2**62]), np.array([3]), np.zeros(0, dtype=np.int64)]
+    for keys in cases:  # many equal keys, already in order, negative, a span that would overflow
+        assert np.array_equal(_stable_order(keys), np.argsort(keys, kind="stable")), keys
+
+
 def test_a_members_items_with_their_last_purchase_and_own_gap() -> None:
     day = 86400.0
     hist = UserHistory(item=np.array([7, 3, 7, 9, 3, 7], dtype=np.int64),
