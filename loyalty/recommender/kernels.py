@@ -209,6 +209,24 @@ def spread_touched(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, ro
 
 
 @numba.jit(**_JIT)
+def add_cells(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, rows: np.ndarray,
+              cols: np.ndarray, out: np.ndarray) -> None:
+    """out[i, j] += m[rows[i], cols[j]] for a CSR matrix m given by its arrays, reading only the
+    given rows; a bitmap of the few columns asked for screens each entry."""
+    wanted = np.zeros((cols.max() if cols.size else 0) // 64 + 1, dtype=np.uint64)
+    for c in cols:
+        wanted[c >> 6] |= np.uint64(1) << np.uint64(c & 63)
+    limit = wanted.size * 64
+    for i in range(rows.size):
+        for e in range(indptr[rows[i]], indptr[rows[i] + 1]):
+            col = np.uint32(indices[e])
+            if col < limit and wanted[col >> 6] & (np.uint64(1) << np.uint64(col & 63)):
+                for j in range(cols.size):
+                    if cols[j] == col:
+                        out[i, j] += np.float64(data[e])
+
+
+@numba.jit(**_JIT)
 def top_touched(values: np.ndarray, touched: np.ndarray, n: int) -> np.ndarray:
     """The n columns of ``touched`` with the highest positive values (of equal ones at the
     n-th place, the first touched)."""

@@ -490,10 +490,12 @@ class Recommender:
                 st.group_best(group, n)
         # The request's compiled loops (kernels.py): compiled, or read from numba's cache, here
         # rather than in a shopper's first request (the first compile on a machine takes seconds).
-        # Discovery requests call the same loops with the same types: one request compiles them all.
+        # One request in each mode: the rankers may differ, and a discovery pick has a "bought
+        # with" reason to find (a re-buy has none).
         members = np.flatnonzero(np.diff(self.history.indptr))  # type: ignore[union-attr]
         if members.size:
-            self.recommend(int(members[0]), 1, now=st.end_time + 1.0)
+            for discovery in (False, True):
+                self.recommend(int(members[0]), 1, now=st.end_time + 1.0, exclude_bought=discovery)
 
     def _candidates(self, hist: UserHistory, user: int, now: float) -> Candidates:
         """The member's candidates and features, from the cache when asked again within the hour."""

@@ -16,37 +16,11 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from loyalty.recommender.data import DAY
-from loyalty.recommender.kernels import EPS, longest_first_top, similar_members
+from loyalty.recommender.kernels import EPS, add_cells, longest_first_top, similar_members
 from loyalty.recommender.sales import count_events, event_keys, most, trend_index
 from loyalty.recommender.scores import ScoreSheet
 
-try:  # scipy's compiled CSR loops, called without its matrix API's per-call checks and copies
-    from scipy.sparse import _sparsetools
-except ImportError:  # pragma: no cover - a scipy that moved them: the matrix API instead
-    _sparsetools = None
-
 PROBE_ITEMS = 16  # at most this many of a member's items look for similar customers (default)
-
-
-def take_rows(m: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The given rows of a CSR matrix, in that order, as (indptr, indices, data) arrays.
-
-    Serving reads a few hundred rows of large matrices per request; scipy's ``m[rows]`` spends
-    most of its time checking and converting around the same compiled loop called here.
-    """
-    ip = m.indptr
-    rows = np.asarray(rows, dtype=ip.dtype)
-    if rows.size and (rows.min() < 0 or rows.max() >= m.shape[0]):  # the compiled loop would not check
-        raise IndexError(f"row out of range for a matrix of {m.shape[0]} rows")
-    indptr = np.zeros(rows.size + 1, dtype=ip.dtype)
-    np.cumsum(ip[rows + 1] - ip[rows], out=indptr[1:])
-    if _sparsetools is None or m.indices.dtype != ip.dtype:
-        sub = m[rows]
-        return indptr, sub.indices, sub.data
-    indices = np.empty(int(indptr[-1]), dtype=m.indices.dtype)
-    data = np.empty(int(indptr[-1]), dtype=m.data.dtype)
-    _sparsetools.csr_row_index(rows.size, rows, ip, m.indices, m.data, indices, data)
-    return indptr, indices, data
 
 
 def top_items(values: np.ndarray, n: int, labels: np.ndarray | None = None) -> np.ndarray:
@@ -212,19 +186,16 @@ class ItemStats:
     def pull(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """co_user + ease + co_next at rows x cols, dense: how much each past item pulls
         each new one. Reads the rows once and keeps the entries in the few columns (a scipy
-        column selection of the same costs several times more)."""
-        slot = np.full(self.buyers.size, -1, dtype=np.int32)
-        slot[cols] = np.arange(cols.size, dtype=np.int32)
-        cells, values = [], []
-        for m in (self.co_user, self.ease, self.co_next):
-            indptr, indices, data = take_rows(m, rows)
-            which = slot[indices]
-            hit = np.flatnonzero(which >= 0)
-            row = np.searchsorted(indptr, hit, side="right") - 1
-            cells.append(row * cols.size + which[hit])
-            values.append(data[hit])
-        out = np.bincount(np.concatenate(cells), weights=np.concatenate(values), minlength=rows.size * cols.size)
-        return out.reshape(rows.size, cols.size)
+        column selection of the same costs several times more; a slot per item, a pass over
+        the catalogue)."""
+        rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
+        for bad in (rows, cols):
+            if bad.size and (bad.min() < 0 or bad.max() >= self.buyers.size):  # the loop would not check
+                raise IndexError(f"item out of range for a catalogue of {self.buyers.size}")
+        out = np.zeros((rows.size, cols.size))
+        for m in (self.co_user, self.ease, self.co_next):  # summed in this order
+            add_cells(m.indptr, m.indices, m.data, rows, cols, out)
+        return out
 
     def trending(self, now: float, days: float, n: int) -> np.ndarray:
         """The n items with the most purchase events in the window (see :meth:`recent_counts`),

@@ -91,30 +91,11 @@ def test_the_pull_behind_a_reason_is_the_sum_of_the_three_item_signals() -> None
     want = sp.csr_matrix(st.co_user + st.ease + st.co_next)[rows][:, cols].toarray()
     assert want.any()
     assert np.allclose(st.pull(rows, cols), want, rtol=1e-6)
-
-
-@pytest.mark.parametrize("compiled", [True, False])
-@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
-def test_rows_taken_match_scipys_matrix_api(compiled: bool, index_dtype: type,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    import scipy.sparse as sp
-
-    from loyalty.recommender import stats
-
-    if not compiled:  # the fallback for a scipy without its compiled loops where we look for them
-        monkeypatch.setattr(stats, "_sparsetools", None)
-    m = sp.random(300, 500, density=0.05, format="csr", random_state=4, dtype=np.float32)
-    m.indptr, m.indices = m.indptr.astype(index_dtype), m.indices.astype(index_dtype)
-    rows = np.array([299, 3, 3, 0, 150, 7])  # out of order, repeated, first and last
-    m.data[m.indptr[7]:m.indptr[8]] = 0.0  # an empty row
-    m.eliminate_zeros()
-    indptr, indices, data = stats.take_rows(m, rows)
-    want = m[rows]
-    assert np.array_equal(indptr, want.indptr)
-    assert np.array_equal(indices, want.indices) and np.array_equal(data, want.data)
-    for bad in ([300], [-1]):  # never read outside the matrix, even on the compiled path
-        with pytest.raises(IndexError):
-            stats.take_rows(m, np.array(bad))
+    assert np.allclose(st.pull(rows[::-1], cols[1:]), want[::-1, 1:], rtol=1e-6)  # any order, fewer columns
+    assert st.pull(rows, cols[:0]).shape == (5, 0)
+    for bad_rows, bad_cols in ((np.array([80]), cols), (rows, np.array([-1]))):
+        with pytest.raises(IndexError):  # never read outside the matrices
+            st.pull(bad_rows, bad_cols)
 
 
 @pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
