@@ -11,10 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from loyalty.recommender.data import UserHistory
-from loyalty.recommender.kernels import EPS, feature_rows, group_pool, member_items
+from loyalty.recommender.kernels import EPS, feature_rows, group_top, member_items, union_with_own
 from loyalty.recommender.sales import RECENT_DAYS, TREND_DAYS
 from loyalty.recommender.scores import ScoreSheet
-from loyalty.recommender.stats import PROBE_ITEMS, ItemStats, top_items
+from loyalty.recommender.stats import PROBE_ITEMS, ItemStats
 
 FEATURES = (
     "bought",  # the user bought the item before
@@ -126,8 +126,8 @@ def _group_affinity(group: np.ndarray | None, uniq: np.ndarray, prof: np.ndarray
     indptr, best = stats.group_best(group, n)  # cached: no pass over the catalogue per request
     if not best.size:  # no item has a group
         return _Affinity(None, np.zeros(0), np.zeros(0, dtype=np.int64))
-    share, pool, score = group_pool(group, uniq, prof, indptr, best, stats.in_category(group))
-    return _Affinity(group, share, top_items(score, n, pool))
+    share, top = group_top(group, uniq, prof, indptr, best, stats.in_category(group), n)
+    return _Affinity(group, share, top)
 
 
 def candidates(hist: UserHistory, user: int, now: float, stats: ItemStats, cfg: FeatureConfig,
@@ -169,15 +169,9 @@ def _candidates(hist: UserHistory, user: int, now: float, stats: ItemStats, cfg:
     by_cat = _group_affinity(category, uniq, prof, stats, cfg.cf_candidates)
     by_cluster = _group_affinity(stats.clusters if stats.clusters.size else None, uniq, prof, stats,
                                  cfg.cf_candidates)
-    items = np.unique(np.concatenate([
-        uniq, *tops, by_cat.top, by_cluster.top, stats.trending(now, TREND_DAYS, cfg.trend_candidates),
-    ])).astype(np.int64)
-    if uniq.size:
-        pos = np.minimum(np.searchsorted(uniq, items), uniq.size - 1)
-        bought = uniq[pos] == items
-    else:
-        pos = np.zeros(items.size, dtype=np.int64)
-        bought = np.zeros(items.size, dtype=bool)
+    items, pos, bought = union_with_own(uniq, np.concatenate([
+        *tops, by_cat.top, by_cluster.top, stats.trending(now, TREND_DAYS, cfg.trend_candidates),
+    ]).astype(np.int64))
     x = np.empty((items.size, N_FEATURES))
     x[:, 21], x[:, 22] = by_cat.features(items, stats)
     x[:, 23] = stats.factors[items] @ taste if taste.size else 0.0

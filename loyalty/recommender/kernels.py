@@ -227,6 +227,32 @@ def add_cells(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, rows: n
 
 
 @numba.jit(**_JIT)
+def union_with_own(own_items: np.ndarray, others: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct items of ``own_items`` (ascending, distinct) and ``others``, ascending;
+    for each, whether it is one of ``own_items`` and where (0 when it is not)."""
+    rest = np.sort(others.astype(np.int64))
+    items = np.empty(own_items.size + rest.size, dtype=np.int64)
+    pos = np.zeros(items.size, dtype=np.int64)
+    bought = np.zeros(items.size, dtype=np.bool_)
+    n = a = b = 0
+    while a < own_items.size or b < rest.size:
+        if b == rest.size or (a < own_items.size and own_items[a] <= rest[b]):
+            v = own_items[a]
+            items[n], pos[n], bought[n] = v, a, True
+            a += 1
+            while b < rest.size and rest[b] == v:
+                b += 1
+        else:
+            v = rest[b]
+            items[n] = v
+            while b < rest.size and rest[b] == v:
+                b += 1
+        n += 1
+    return items[:n], pos[:n], bought[:n]
+
+
+@numba.jit(**_JIT)
 def top_touched(values: np.ndarray, touched: np.ndarray, n: int) -> np.ndarray:
     """The n columns of ``touched`` with the highest positive values (of equal ones at the
     n-th place, the first touched)."""
@@ -363,13 +389,15 @@ def member_items(item: np.ndarray, time: np.ndarray, basket: np.ndarray, now: fl
 
 
 @numba.jit(**_JIT)
-def group_pool(group: np.ndarray, items: np.ndarray, weights: np.ndarray, indptr: np.ndarray,
-               best: np.ndarray, in_group: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A member's share of weight per group and the items its groups put forward.
+def group_top(group: np.ndarray, items: np.ndarray, weights: np.ndarray, indptr: np.ndarray,
+              best: np.ndarray, in_group: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """A member's share of weight per group, and the n items with the highest share of their
+    group x in-group share (positive only) among the best items of the member's groups.
 
     ``group``: each item's group (-1: none); ``items`` and ``weights``: the member's items and
-    their weights. Returns the share per group (over all groups), and the best items of every
-    group with a share (``best[indptr[g]:indptr[g + 1]]``) with each one's share x in-group share.
+    their weights; ``best[indptr[g]:indptr[g + 1]]``: group g's items, highest in-group share
+    first. Each group's list is already in order, so the lists are merged through a heap of
+    their heads and only the n items taken are ever scored.
     """
     share = np.zeros(indptr.size - 1)
     total = 0.0
@@ -378,21 +406,34 @@ def group_pool(group: np.ndarray, items: np.ndarray, weights: np.ndarray, indptr
         g = group[items[j]]
         if g >= 0:
             share[g] += weights[j]
-    size = 0
+    groups = 0
     for g in range(share.size):
         share[g] /= total
-        if share[g] > 0:
-            size += indptr[g + 1] - indptr[g]
-    pool = np.empty(size, dtype=np.int64)
-    score = np.empty(size)
-    n = 0
+        if share[g] > 0 and indptr[g + 1] > indptr[g]:
+            groups += 1
+    # A heap of the groups' heads, the best on top: _heap_add keeps its worst entry on top, so
+    # the scores go in negated (of equal scores, the one further down the lists comes first).
+    heap_v = np.empty(groups)
+    heap_i = np.empty(groups, dtype=np.int64)
+    size = 0
     for g in range(share.size):
-        if share[g] > 0:
-            for p in range(indptr[g], indptr[g + 1]):
-                pool[n] = best[p]
-                score[n] = share[g] * in_group[best[p]]
-                n += 1
-    return share, pool, score
+        if share[g] > 0 and indptr[g + 1] > indptr[g]:
+            size = _heap_add(heap_v, heap_i, size, -share[g] * in_group[best[indptr[g]]], indptr[g])
+    top = np.empty(max(n, 0), dtype=np.int64)
+    k = 0
+    while k < n and size > 0:
+        v, p = -heap_v[0], heap_i[0]
+        if v <= 0.0:  # every head left scores 0
+            break
+        top[k] = best[p]
+        k += 1
+        if p + 1 < indptr[group[best[p]] + 1]:  # the next of the same group's list
+            _heap_replace_root(heap_v, heap_i, size, -share[group[best[p]]] * in_group[best[p + 1]], p + 1)
+        else:
+            size -= 1
+            if size > 0:
+                _heap_replace_root(heap_v, heap_i, size, heap_v[size], heap_i[size])
+    return share, top[:k]
 
 
 @numba.jit(**_JIT)

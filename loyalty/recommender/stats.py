@@ -23,29 +23,6 @@ from loyalty.recommender.scores import ScoreSheet
 PROBE_ITEMS = 16  # at most this many of a member's items look for similar customers (default)
 
 
-def top_items(values: np.ndarray, n: int, labels: np.ndarray | None = None) -> np.ndarray:
-    """The n items with the highest positive values (partitioning only the non-zero ones).
-
-    ``labels`` names the item of each value (default: its position).
-    A dense score over a large catalogue is first cut at a bar read off a sample of ~16n of its
-    values (about 2n values pass it), so that only those are partitioned; the answer is the same.
-    """
-    nz = np.zeros(0, dtype=np.int64)
-    if n <= 0:
-        return nz if labels is None else labels[nz]
-    if values.size > 64 * n:
-        sample = values[:: values.size // (16 * n)]
-        rank = sample.size - 2 - 2 * (n // 16)
-        bar = np.partition(sample, rank)[rank]
-        if bar > 0:
-            nz = np.flatnonzero(values > bar)
-    if nz.size < n:  # a short or sparse list: every positive value
-        nz = np.flatnonzero(values > 0)
-    if nz.size > n:
-        nz = nz[np.argpartition(-values[nz], n - 1)[:n]]
-    return nz if labels is None else labels[nz]
-
-
 @dataclass
 class ItemStats:
     """Everything the features read that does not depend on the requesting user.

@@ -8,25 +8,6 @@ import pytest
 from loyalty.recommender.data import UserHistory
 from loyalty.recommender.kernels import member_items
 from loyalty.recommender.ranker import fit_trees
-from loyalty.recommender.stats import top_items
-
-
-@pytest.mark.parametrize("positive", [0.5, 0.02, 0.001])
-def test_the_top_of_a_large_score_is_the_same_with_the_sampled_bar(positive: float) -> None:
-    rng = np.random.default_rng(7)
-    for trial in range(20):
-        values = rng.standard_normal(50_000).astype(np.float32)
-        values[rng.random(values.size) > positive] = 0.0  # dense, sparse or nearly empty scores
-        if trial % 5 == 0:
-            values[:300] = 9.0  # ties at the top
-        got = top_items(values, 100)
-        positive_values = np.sort(values[values > 0])[::-1]
-        want = positive_values[:100]
-        assert got.size == want.size
-        assert np.array_equal(np.sort(values[got])[::-1], want)
-    assert top_items(np.array([0.0, -1.0, 2.0, 1.0]), 3).tolist() in ([2, 3], [3, 2])  # positive only
-    assert top_items(np.array([3.0, 1.0]), 0).size == 0
-    assert top_items(np.array([1.0, 5.0, 3.0]), 2, np.array([10, 11, 12])).tolist() in ([11, 12], [12, 11])
 
 
 def test_the_stable_order_of_a_members_keys_is_numpys() -> None:
@@ -37,6 +18,48 @@ def test_the_stable_order_of_a_members_keys_is_numpys() -> None:
              np.array([2**62, -(2**62), 7, 7, 2**62]), np.array([3]), np.zeros(0, dtype=np.int64)]
     for keys in cases:  # many equal keys, already in order, negative, a span that would overflow
         assert np.array_equal(_stable_order(keys), np.argsort(keys, kind="stable")), keys
+
+
+def test_the_groups_best_items_are_the_top_of_every_one_scored() -> None:
+    from loyalty.recommender.kernels import group_top
+    from loyalty.recommender.stats import ItemStats
+
+    rng = np.random.default_rng(12)
+    for trial in range(40):
+        n_items = 400
+        group = rng.integers(-1, 12, n_items)  # some items without a group
+        st = ItemStats.__new__(ItemStats)
+        st.buyers = rng.integers(0, 4, n_items).astype(float)  # a quarter never bought, many ties
+        st.__post_init__()
+        per_group = (3, 20, 500)[trial % 3]
+        indptr, best = st.group_best(group, per_group)
+        in_group = st.in_category(group)
+        mine = rng.choice(n_items, trial % 9 * 4 + 1, replace=False)  # the caller never asks for none
+        weights = rng.random(mine.size)
+        n = (1, 10, 100, 1000)[trial % 4]
+        share, top = group_top(group, mine, weights, indptr, best, in_group, n)
+        want_share = np.bincount(group[mine][group[mine] >= 0], weights=weights[group[mine] >= 0],
+                                 minlength=12) / max(weights.sum(), 1e-300)
+        assert np.allclose(share, want_share)
+        pool = best[np.isin(group[best], np.flatnonzero(want_share > 0))]
+        score = want_share[group[pool]] * in_group[pool]
+        want = np.sort(score[score > 0])[::-1][:n]
+        got = want_share[group[top]] * in_group[top]
+        assert np.unique(top).size == top.size and np.isin(top, pool).all()
+        assert np.allclose(np.sort(got)[::-1], want)
+
+
+def test_the_candidates_are_the_union_of_the_members_items_and_the_others() -> None:
+    from loyalty.recommender.kernels import union_with_own
+
+    rng = np.random.default_rng(8)
+    for trial in range(50):
+        own = np.unique(rng.integers(0, 60, trial % 7 * 5))
+        others = rng.integers(0, 60, trial % 5 * 20)  # repeats, overlaps with own, any order
+        items, pos, bought = union_with_own(own, others)
+        assert items.tolist() == np.union1d(own, others).tolist()
+        assert bought.tolist() == np.isin(items, own).tolist()
+        assert np.array_equal(own[pos[bought]], items[bought]) and not pos[~bought].any()
 
 
 def test_a_members_items_with_their_last_purchase_and_own_gap() -> None:
@@ -175,8 +198,9 @@ def test_the_factor_top_finds_the_items_the_whole_product_finds() -> None:
         q = (rng.standard_normal(16) * (0.01 if trial % 10 == 0 else 1.0)).astype(np.float32)
         n = (100, 5, 3000)[trial % 3]
         got = st.factor_top(q, n)
-        want = top_items(factors @ q, n)
-        assert np.array_equal(np.sort(got), np.sort(want))
+        scores = factors @ q
+        want = np.sort(scores[scores > 0])[::-1][:n]  # the n best positive scores
+        assert np.unique(got).size == got.size and np.array_equal(np.sort(scores[got])[::-1], want)
         _, length, rows = st._by_length  # type: ignore[misc]
         read.append(longest_first_top(rows, length, q, n)[1])
     assert min(read) < n_items / 10  # the long tail was never read
