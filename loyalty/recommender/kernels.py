@@ -113,6 +113,31 @@ def longest_first_top(rows: np.ndarray, length: np.ndarray, q: np.ndarray, n: in
 
 
 @numba.jit(**_JIT)
+def _best_n(values: np.ndarray, labels: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The labels and values of the n highest values (of equal ones at the n-th place, the
+    first), in their order."""
+    m = values.size
+    if m <= n or n <= 0:
+        keep = m if n > 0 else 0
+        return labels[:keep].copy(), values[:keep].copy()
+    bar = np.partition(values, m - n)[m - n]  # the n-th highest
+    out_l = np.empty(n, dtype=labels.dtype)
+    out_v = np.empty(n)
+    k = 0
+    for j in range(m):
+        if values[j] > bar:
+            out_l[k], out_v[k] = labels[j], values[j]
+            k += 1
+    for j in range(m):
+        if k == n:
+            break
+        if values[j] == bar:
+            out_l[k], out_v[k] = labels[j], values[j]
+            k += 1
+    return out_l, out_v
+
+
+@numba.jit(**_JIT)
 def similar_members(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, items: np.ndarray,
                     weights: np.ndarray, user: int, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The k members with the highest positive ``weights @ m[items]``, for a CSR matrix m of
@@ -152,25 +177,7 @@ def similar_members(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, i
         if sums[j] > 0.0:
             members[m], sums[m] = members[j], sums[j]
             m += 1
-    if m <= k:
-        return members[:m].copy(), sums[:m].copy()
-    if k <= 0:
-        return members[:0].copy(), sums[:0].copy()
-    bar = np.partition(sums[:m], m - k)[m - k]  # the k-th highest
-    out_m = np.empty(k, dtype=np.int64)
-    out_s = np.empty(k)
-    t = 0
-    for j in range(m):
-        if sums[j] > bar:
-            out_m[t], out_s[t] = members[j], sums[j]
-            t += 1
-    for j in range(m):
-        if t == k:
-            break
-        if sums[j] == bar:
-            out_m[t], out_s[t] = members[j], sums[j]
-            t += 1
-    return out_m, out_s
+    return _best_n(sums[:m], members[:m], k)
 
 
 @numba.jit(**_JIT)
@@ -186,15 +193,10 @@ def spread_touched(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, ro
     touched cells only.
     """
     two = w1.size > 0
-    # Where each row starts and ends, read first in a loop of independent loads the processor
-    # overlaps (the rows are scattered over a large matrix: each read is a cache miss).
-    bounds = np.empty((rows.size, 2), dtype=np.int64)
-    for r in range(rows.size):
-        bounds[r, 0], bounds[r, 1] = indptr[rows[r]], indptr[rows[r] + 1]
     for r in range(rows.size):
         a = w0[r]
         b = w1[r] if two else 0.0
-        for e in range(bounds[r, 0], bounds[r, 1]):
+        for e in range(indptr[rows[r]], indptr[rows[r] + 1]):
             col = np.uint32(indices[e])  # unsigned: no negative-index wraparound per entry
             word, bit = col >> 6, np.uint64(1) << np.uint64(col & 63)
             if not seen[word] & bit:
@@ -264,22 +266,7 @@ def top_touched(values: np.ndarray, touched: np.ndarray, n: int) -> np.ndarray:
         if v > 0.0:
             pos_v[m], pos_i[m] = v, touched[j]
             m += 1
-    if m <= n or n <= 0:
-        return pos_i[:m].copy() if n > 0 else pos_i[:0].copy()
-    bar = np.partition(pos_v[:m], m - n)[m - n]  # the n-th highest
-    out = np.empty(n, dtype=np.int64)
-    k = 0
-    for j in range(m):
-        if pos_v[j] > bar:
-            out[k] = pos_i[j]
-            k += 1
-    for j in range(m):
-        if k == n:
-            break
-        if pos_v[j] == bar:
-            out[k] = pos_i[j]
-            k += 1
-    return out
+    return _best_n(pos_v[:m], pos_i[:m], n)[0]
 
 
 @numba.jit(**_JIT)
