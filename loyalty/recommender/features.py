@@ -67,7 +67,8 @@ _RELATIVE_COLUMNS = np.array([FEATURES.index(f) for f in (
 )])
 
 
-# The collaborative scores a request spreads over the catalogue (rows of the request's ScoreSheet).
+# The collaborative scores a request spreads over the catalogue (rows of the request's ScoreSheet,
+# in the order kernels.feature_rows reads them).
 _SCORES = (_USER, _FLAT, _NEXT, _EASE, _KNN) = range(5)
 
 
@@ -87,6 +88,9 @@ class FeatureConfig:
     # it). UCI validation, three seeds, against 24: within +-1% in every cell but the 30-day "all"
     # one, -1.2% NDCG@10 there; the synthetic chain and the large catalogue: within +-0.5%.
     probe_items: int = PROBE_ITEMS
+    # The decayed signals that read one item-item row per item the member bought (cf_next,
+    # cf_ease) skip the rows weighing less than this share of the member's strongest one.
+    spread_floor: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -158,8 +162,9 @@ def _candidates(hist: UserHistory, user: int, now: float, stats: ItemStats, cfg:
         # The decayed profile and, undecayed and summed like item-kNN (on steady tastes it ranks
         # discoveries better), every item bought once: one pass over the same co_user rows.
         sheet.add(stats.co_user, uniq, _USER, w, second=(_FLAT, np.ones(uniq.size)))
-        sheet.add(stats.co_next, uniq, _NEXT, wr)
-        sheet.add(stats.ease, uniq, _EASE, w)
+        for m, score, weights in ((stats.co_next, _NEXT, wr), (stats.ease, _EASE, w)):
+            strong = weights >= cfg.spread_floor * weights.max()
+            sheet.add(m, uniq[strong], score, weights[strong])
         similar, weight = stats.neighbours(uniq, rank_share, user, cfg.user_neighbours, cfg.probe_items)
         sheet.add(stats.user_unit, similar, _KNN, weight)
         tops = [sheet.top(s, cfg.cf_candidates) for s in (_USER, _NEXT, _EASE, _KNN)]
@@ -177,7 +182,6 @@ def _candidates(hist: UserHistory, user: int, now: float, stats: ItemStats, cfg:
     x[:, 23] = stats.factors[items] @ taste if taste.size else 0.0
     x[:, 26], x[:, 27] = by_cluster.features(items, stats)
     recent = np.vstack((stats.recent_counts(now, TREND_DAYS, items), stats.recent_counts(now, RECENT_DAYS, items)))
-    cf = sheet.values
     feature_rows(x, items, pos, bought, own, member, now, *stats.item_terms(), stats.gap_days, recent,
-                 (cf[_USER], cf[_FLAT], cf[_NEXT], cf[_EASE], cf[_KNN]), _RELATIVE_COLUMNS)
+                 sheet.values, _RELATIVE_COLUMNS)
     return Candidates(items, bought, x, uniq, prof)

@@ -24,6 +24,7 @@ import scipy.sparse as sp
 
 from loyalty.recommender.data import DAY, HistoryStore, Interactions, UserHistory
 from loyalty.recommender.features import INTERACTING, N_FEATURES, Candidates, FeatureConfig, candidates
+from loyalty.recommender.kernels import top_k
 from loyalty.recommender.ranker import (
     LinearRanker,
     TreeRanker,
@@ -603,8 +604,4 @@ def _fallback_score(x: np.ndarray) -> np.ndarray:
 
 def _top_k(scores: np.ndarray, keep: np.ndarray, k: int) -> np.ndarray:
     """Indices of the k best kept scores, best first (ties: lower index first)."""
-    idx = np.flatnonzero(keep)
-    if idx.size > k:
-        part = np.argpartition(-scores[idx], k - 1)[:k]
-        idx = idx[part]
-    return idx[np.lexsort((idx, -scores[idx]))]
+    return top_k(np.ascontiguousarray(scores, dtype=np.float64), np.ascontiguousarray(keep, dtype=np.bool_), int(k))

@@ -167,6 +167,23 @@ def test_the_score_sheet_adds_rows_as_scipy_does_and_is_clean_after_clear(index_
     assert not sheet.values.any()
 
 
+def test_the_top_k_is_the_head_of_a_full_sort_of_the_kept_scores() -> None:
+    from loyalty.recommender.kernels import top_k
+
+    rng = np.random.default_rng(4)
+    for trial in range(200):
+        n = int(rng.integers(0, 60))
+        scores = rng.integers(-3, 4, n).astype(np.float64)  # many ties
+        if trial % 4 == 0:
+            scores = rng.standard_normal(n)
+        keep = rng.random(n) < (0.3, 0.8, 1.0)[trial % 3]
+        k = int(rng.integers(0, 12))
+        kept = np.flatnonzero(keep)
+        want = kept[np.lexsort((kept, -scores[kept]))][:k]  # best first, of equal ones the lower index
+        assert top_k(scores, keep, k).tolist() == want.tolist()
+    assert top_k(np.ones(3), np.ones(3, bool), -1).size == 0
+
+
 def test_the_best_of_the_touched_cells_breaks_ties_by_first_touched() -> None:
     from loyalty.recommender.kernels import top_touched
 
