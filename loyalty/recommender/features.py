@@ -11,7 +11,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from loyalty.recommender.data import UserHistory
-from loyalty.recommender.kernels import EPS, feature_rows, group_top, member_items, union_with_own
+from loyalty.recommender.kernels import (
+    EPS,
+    feature_rows,
+    group_columns,
+    group_top,
+    member_items,
+    union_with_own,
+)
 from loyalty.recommender.sales import RECENT_DAYS, TREND_DAYS
 from loyalty.recommender.scores import ScoreSheet
 from loyalty.recommender.stats import PROBE_ITEMS, ItemStats
@@ -112,13 +119,12 @@ class _Affinity:
     share: np.ndarray  # per group value
     top: np.ndarray  # candidate items: the best of the user's groups by share x in-group share
 
-    def features(self, items: np.ndarray, stats: ItemStats) -> tuple[np.ndarray, np.ndarray]:
-        """Share and log(share x in-group share) for the given items."""
+    def fill(self, x: np.ndarray, col: int, items: np.ndarray, stats: ItemStats) -> None:
+        """x[:, col] = the share, x[:, col + 1] = log(share x in-group share), for the given items."""
         if self.group is None:
-            return np.zeros(items.size), np.full(items.size, np.log(EPS))
-        g = self.group[items]
-        share = np.where(g >= 0, self.share[np.maximum(g, 0)], 0.0)
-        return share, np.log(share * stats.in_category(self.group)[items] + EPS)
+            x[:, col], x[:, col + 1] = 0.0, np.log(EPS)
+        else:
+            group_columns(x, col, items, self.group, self.share, stats.in_category(self.group))
 
 
 def _group_affinity(group: np.ndarray | None, uniq: np.ndarray, prof: np.ndarray, stats: ItemStats,
@@ -178,9 +184,9 @@ def _candidates(hist: UserHistory, user: int, now: float, stats: ItemStats, cfg:
         *tops, by_cat.top, by_cluster.top, stats.trending(now, TREND_DAYS, cfg.trend_candidates),
     ]).astype(np.int64))
     x = np.empty((items.size, N_FEATURES))
-    x[:, 21], x[:, 22] = by_cat.features(items, stats)
+    by_cat.fill(x, 21, items, stats)
     x[:, 23] = stats.factors[items] @ taste if taste.size else 0.0
-    x[:, 26], x[:, 27] = by_cluster.features(items, stats)
+    by_cluster.fill(x, 26, items, stats)
     recent = np.vstack((stats.recent_counts(now, TREND_DAYS, items), stats.recent_counts(now, RECENT_DAYS, items)))
     feature_rows(x, items, pos, bought, own, member, now, *stats.item_terms(), stats.gap_days, recent,
                  sheet.values, _RELATIVE_COLUMNS)

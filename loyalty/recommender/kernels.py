@@ -451,6 +451,18 @@ def group_top(group: np.ndarray, items: np.ndarray, weights: np.ndarray, indptr:
 
 
 @numba.jit(**_JIT)
+def group_columns(x: np.ndarray, col: int, items: np.ndarray, group: np.ndarray, share: np.ndarray,
+                  in_group: np.ndarray) -> None:
+    """x[:, col] = the member's share of the item's group (:func:`group_top`'s ``share``, 0
+    without a group) and x[:, col + 1] = log(that share x the item's in-group share + EPS)."""
+    for r in range(items.size):
+        g = group[items[r]]
+        s = share[g] if g >= 0 else 0.0
+        x[r, col] = s
+        x[r, col + 1] = np.log(s * in_group[items[r]] + EPS)
+
+
+@numba.jit(**_JIT)
 def feature_rows(x: np.ndarray, items: np.ndarray, pos: np.ndarray, bought: np.ndarray,
                  own: np.ndarray, member: np.ndarray, now: float, log_buyers: np.ndarray,
                  repeat_logit: np.ndarray, gap_days: np.ndarray, recent: np.ndarray, cf: np.ndarray,
