@@ -208,6 +208,26 @@ def similar_members(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, i
 
 
 @numba.jit(**_JIT)
+def probe_neighbours(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, items: np.ndarray,
+                     values: np.ndarray, probe: int, user: int, k: int, row_norms: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """:meth:`ItemStats.neighbours` in one call: the ``probe`` items of highest value (of equal
+    values, the first) look for the k most similar members (:func:`similar_members`, the
+    values divided by the length of all of them); each member's weight is their similarity
+    over the sum of the similarities, times ``row_norms`` of their row."""
+    norm = np.sqrt(np.sum(values**2))
+    if norm == 0.0 or indices.size == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    pick = _best_n(values, np.arange(values.size), probe)[0]
+    rows, sims = similar_members(indptr, indices, data, items[pick], values[pick] / norm, user, k)
+    total = np.sum(sims)
+    weights = np.empty(rows.size)
+    for j in range(rows.size):
+        weights[j] = sims[j] * row_norms[rows[j]] / total
+    return rows, weights
+
+
+@numba.jit(**_JIT)
 def spread_touched(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, rows: np.ndarray,
                    w0: np.ndarray, w1: np.ndarray, out0: np.ndarray, out1: np.ndarray,
                    seen: np.ndarray, touched: np.ndarray, count: int) -> int:

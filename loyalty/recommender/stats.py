@@ -16,7 +16,7 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from loyalty.recommender.data import DAY
-from loyalty.recommender.kernels import EPS, add_cells, longest_first_top, similar_members
+from loyalty.recommender.kernels import EPS, add_cells, longest_first_top, probe_neighbours
 from loyalty.recommender.sales import count_events, event_keys, most, trend_index
 from loyalty.recommender.scores import ScoreSheet
 
@@ -144,21 +144,13 @@ class ItemStats:
 
         Only customers who share an item with this one can be similar; they
         are found through ``item_buyers``, so the cost does not grow with the
-        number of members. The user's own training row is skipped.
+        number of members: the member's ``probe`` items of highest value look (of equal values,
+        the first). The user's own training row is skipped.
         """
-        none = (np.zeros(0, dtype=np.int64), np.zeros(0))
-        norm = float(np.sqrt((values**2).sum()))
-        if items.size > probe:  # a long history: its strongest items find the neighbours
-            strong = np.argpartition(-values, probe - 1)[:probe]
-            items, values = items[strong], values[strong]
-        if norm == 0.0 or self.item_buyers.nnz == 0:
-            return none
-        m = self.item_buyers
-        rows, w = similar_members(m.indptr, m.indices, m.data, items.astype(np.int64),
-                                  (values / norm).astype(np.float64), int(user), int(k))
-        if rows.size == 0:
-            return none
-        return rows, w * self.user_norms[rows] / w.sum()
+        return probe_neighbours(self.item_buyers.indptr, self.item_buyers.indices, self.item_buyers.data,
+                                np.ascontiguousarray(items, dtype=np.int64),
+                                np.ascontiguousarray(values, dtype=np.float64),
+                                int(probe), int(user), int(k), self.user_norms)
 
     def pull(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """co_user + ease + co_next at rows x cols, dense: how much each past item pulls

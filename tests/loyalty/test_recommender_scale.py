@@ -95,6 +95,29 @@ def test_similar_customers_are_found_through_the_buyer_index() -> None:
     assert np.diff(capped.indptr).max() <= 3
 
 
+def test_a_long_history_looks_for_neighbours_through_its_strongest_items_only() -> None:
+    rng = np.random.default_rng(12)
+    n_users, n_items = 300, 50
+    u = rng.integers(0, n_users, 6000)
+    i = rng.integers(0, n_items, 6000)
+    t = rng.integers(0, 10**7, 6000).astype(np.float64)
+    st = item_stats(u, i, t, np.arange(u.size), n_users, n_items, shrink=5.0, neighbours=20,
+                    rank_decay=0.8)
+    items = np.arange(0, 40, 2)
+    values = rng.integers(1, 5, items.size) / 4.0  # ties at the probe's last place
+    values[3] = 0.0
+    for probe in (1, 4, 7, 20, 30):
+        rows, weights = st.neighbours(items, values, user=9, k=15, probe=probe)
+        # The same as asking with the chosen items alone (the weights do not depend on the values'
+        # scale): the highest values, of equal ones at the last place the first, in their order.
+        bar = np.sort(values)[::-1][min(probe, items.size) - 1]
+        chosen = np.concatenate([np.flatnonzero(values > bar), np.flatnonzero(values == bar)])[:probe]
+        want_rows, want_weights = st.neighbours(items[chosen], values[chosen], user=9, k=15, probe=probe)
+        assert set(rows.tolist()) == set(want_rows.tolist()) and 9 not in rows
+        assert np.allclose(np.sort(weights), np.sort(want_weights))
+    assert st.neighbours(items, np.zeros(items.size), user=9, k=15)[0].size == 0  # no strength, no one
+
+
 def test_ease_on_a_large_catalogue_is_learned_among_the_best_sellers_only() -> None:
     rng = np.random.default_rng(3)
     x = _random_incidence(rng, 500, 40, 0.1)
