@@ -165,7 +165,7 @@ def _best_n(values: np.ndarray, labels: np.ndarray, n: int) -> tuple[np.ndarray,
 
 
 @numba.jit(**_JIT)
-def similar_members(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, items: np.ndarray,
+def _similar_members(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, items: np.ndarray,
                     weights: np.ndarray, user: int, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The k members with the highest positive ``weights @ m[items]``, for a CSR matrix m of
     items x members given by its arrays, and those sums; ``user`` is never one of them (of equal
@@ -212,14 +212,14 @@ def probe_neighbours(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, 
                      values: np.ndarray, probe: int, user: int, k: int, row_norms: np.ndarray
                      ) -> tuple[np.ndarray, np.ndarray]:
     """:meth:`ItemStats.neighbours` in one call: the ``probe`` items of highest value (of equal
-    values, the first) look for the k most similar members (:func:`similar_members`, the
+    values, the first) look for the k most similar members (:func:`_similar_members`, the
     values divided by the length of all of them); each member's weight is their similarity
     over the sum of the similarities, times ``row_norms`` of their row."""
     norm = np.sqrt(np.sum(values**2))
     if norm == 0.0 or indices.size == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0)
     pick = _best_n(values, np.arange(values.size), probe)[0]
-    rows, sims = similar_members(indptr, indices, data, items[pick], values[pick] / norm, user, k)
+    rows, sims = _similar_members(indptr, indices, data, items[pick], values[pick] / norm, user, k)
     total = np.sum(sims)
     weights = np.empty(rows.size)
     for j in range(rows.size):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from loyalty.recommender.kernels import similar_members
+from loyalty.recommender.kernels import _similar_members
 from loyalty.recommender.scores import ScoreSheet
 from loyalty.recommender.stats import _ease, buyer_index, item_stats, keep_top, top_products
 
@@ -56,7 +56,7 @@ def test_similar_members_are_the_top_of_the_whole_product() -> None:
         if user >= 0:
             sums[user] = 0.0
         for k in (0, 1, 300, 10**6):
-            rows, got = similar_members(m.indptr, m.indices, m.data, items.astype(np.int64), weights, user, k)
+            rows, got = _similar_members(m.indptr, m.indices, m.data, items.astype(np.int64), weights, user, k)
             positive = np.sort(sums[sums > 0])[::-1]
             assert np.unique(rows).size == rows.size and user not in rows
             assert np.array_equal(np.sort(got)[::-1], positive[:k])
