@@ -304,16 +304,24 @@ def union_with_own(own_items: np.ndarray, others: np.ndarray
 @numba.jit(**_JIT)
 def top_touched(values: np.ndarray, touched: np.ndarray, n: int) -> np.ndarray:
     """The n columns of ``touched`` with the highest positive values (of equal ones at the
-    n-th place, the first touched)."""
-    pos_v = np.empty(touched.size)
-    pos_i = np.empty(touched.size, dtype=np.int64)
-    m = 0
-    for j in range(touched.size):
+    n-th place, the first touched), in any order: one pass with a heap of n, in which most
+    cells are turned away by one comparison with its worst (a partition of the values took
+    1.6 times as long)."""
+    heap_v = np.empty(max(n, 0))
+    heap_i = np.empty(max(n, 0), dtype=np.int64)
+    size = 0
+    for j in range(touched.size if n > 0 else 0):
         v = values[touched[j]]
-        if v > 0.0:
-            pos_v[m], pos_i[m] = v, touched[j]
-            m += 1
-    return _best_n(pos_v[:m], pos_i[:m], n)[0]
+        if v <= 0.0:
+            continue
+        if size < n:
+            size = _heap_add(heap_v, heap_i, size, v, j)
+        elif v > heap_v[0]:  # an equal value touched later stays out
+            _heap_replace_root(heap_v, heap_i, size, v, j)
+    out = np.empty(size, dtype=np.int64)
+    for k in range(size):
+        out[k] = touched[heap_i[k]]
+    return out
 
 
 @numba.jit(**_JIT)
