@@ -95,9 +95,14 @@ class FeatureConfig:
     # it). UCI validation, three seeds, against 24: within +-1% in every cell but the 30-day "all"
     # one, -1.2% NDCG@10 there; the synthetic chain and the large catalogue: within +-0.5%.
     probe_items: int = PROBE_ITEMS
-    # The decayed signals that read one item-item row per item the member bought (cf_next,
-    # cf_ease) skip the rows weighing less than this share of the member's strongest one.
-    spread_floor: float = 0.0
+    # The item-item signals (cf_user and cf_flat, cf_next, cf_ease) read one matrix row per item
+    # the member bought, except the items whose decayed weight there is under this share of the
+    # member's strongest (a one-off bought over a year ago, in the profile's 90-day decay). Long
+    # histories read a quarter of the rows (1M-member chain, 500 longest: 17,600 -> 3,600
+    # entries a matrix), a request x0.82. Validation split, NDCG@10 against no floor: large
+    # catalogue +0.4 / -0.1 / 0.0 / -0.6%, UCI -0.4 / -1.5 / -0.5 / +0.3% (last basket all,
+    # new; 30 days all, new).
+    spread_floor: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -167,10 +172,12 @@ def _candidates(hist: UserHistory, user: int, now: float, stats: ItemStats, cfg:
         wr = rec / rec.sum() if rec.sum() > 0 else w
         # The decayed profile and, undecayed and summed like item-kNN (on steady tastes it ranks
         # discoveries better), every item bought once: one pass over the same co_user rows.
-        sheet.add(stats.co_user, uniq, _USER, w, second=(_FLAT, np.ones(uniq.size)))
-        for m, score, weights in ((stats.co_next, _NEXT, wr), (stats.ease, _EASE, w)):
-            strong = weights >= cfg.spread_floor * weights.max()
-            sheet.add(m, uniq[strong], score, weights[strong])
+        # Each signal leaves out the rows under the floor of its own weights.
+        strong = w >= cfg.spread_floor * w.max()
+        sheet.add(stats.co_user, uniq[strong], _USER, w[strong], second=(_FLAT, np.ones(int(strong.sum()))))
+        recent = wr >= cfg.spread_floor * wr.max()
+        sheet.add(stats.co_next, uniq[recent], _NEXT, wr[recent])
+        sheet.add(stats.ease, uniq[strong], _EASE, w[strong])
         similar, weight = stats.neighbours(uniq, rank_share, user, cfg.user_neighbours, cfg.probe_items)
         sheet.add(stats.user_unit, similar, _KNN, weight)
         tops = [sheet.top(s, cfg.cf_candidates) for s in (_USER, _NEXT, _EASE, _KNN)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from loyalty.recommender.data import DAY, HistoryStore
 from loyalty.recommender.features import FEATURES, FeatureConfig, candidates
@@ -61,21 +62,24 @@ def test_relative_scores_put_the_best_new_candidate_at_zero() -> None:
     assert best == WITH_NEW
 
 
-def test_each_feature_is_what_its_definition_says() -> None:
+@pytest.mark.parametrize(("days_apart", "floor"), [(0.3, FeatureConfig().spread_floor), (2.0, 0.0), (2.0, 0.05)])
+def test_each_feature_is_what_its_definition_says(days_apart: float, floor: float) -> None:
     """The compiled rows (kernels.feature_rows) against the definitions in FEATURES, written out
-    per item from the member's own lines: every column but the group and latent-factor ones."""
+    per item from the member's own lines: every column but the group and latent-factor ones.
+    Baskets 2 days apart span 600 days: old purchases weigh little, and with a floor the
+    decayed item-item signals leave their rows out."""
     rng = np.random.default_rng(21)
     n_users, n_items = 60, 25
     u = rng.integers(0, n_users, 1500)
     i = rng.integers(0, n_items, 1500)
     b = rng.integers(0, 300, 1500) + 1000 * u  # baskets within a member
-    t = (b % 1000).astype(np.float64) * DAY * 0.3 + u * 7.0  # one moment per basket
+    t = (b % 1000).astype(np.float64) * DAY * days_apart + u * 7.0  # one moment per basket
     lines = dedupe(u, i, t, b)
     stats = item_stats(*lines, n_users, n_items, shrink=5.0, neighbours=10, rank_decay=0.8)
     member = int(np.bincount(lines[0]).argmax())
     hist = HistoryStore(n_users, *lines).get(member)
     now = float(hist.time.max()) + 3.5 * DAY
-    cfg = FeatureConfig()
+    cfg = FeatureConfig(spread_floor=floor)
     c = candidates(hist, member, now, stats, cfg)
 
     def col(name: str) -> np.ndarray:
@@ -89,18 +93,23 @@ def test_each_feature_is_what_its_definition_says() -> None:
     profile = {j: (2 ** (-age[hist.item == j] / 90.0)).sum() for j in np.unique(hist.item)}
     recent = {j: (2 ** (-age[hist.item == j] / 30.0)).sum() for j in profile}
     w_total, r_total = sum(profile.values()), sum(recent.values())
+    # The rows the floored signals read: weight at least floor x the strongest one's.
+    recent_rows = [j for j in profile if recent[j] >= floor * max(recent.values())]
+    profile_rows = [j for j in profile if profile[j] >= floor * max(profile.values())]
+    if floor and days_apart > 1:
+        assert len(recent_rows) < len(profile_rows) < len(profile)  # the floor leaves rows out here
     co_user, co_next, ease = (m.toarray() for m in (stats.co_user, stats.co_next, stats.ease))
     rr = np.clip(stats.repeat_rate, 1e-4, 1 - 1e-4)
     assert set(profile) <= set(c.items.tolist())
     for r, item in enumerate(c.items):
         mine = hist.item == item
-        cf_user = sum(profile[j] / w_total * co_user[j, item] for j in profile)
+        cf_user = sum(profile[j] / w_total * co_user[j, item] for j in profile_rows)
         assert np.isclose(col("log_cf_user")[r], np.log(cf_user + 1e-4))
-        assert np.isclose(col("log_cf_flat")[r], np.log(sum(co_user[j, item] for j in profile) + 1e-4))
+        assert np.isclose(col("log_cf_flat")[r], np.log(sum(co_user[j, item] for j in profile_rows) + 1e-4))
         assert np.isclose(col("log_cf_next")[r],
-                          np.log(sum(recent[j] / r_total * co_next[j, item] for j in profile) + 1e-4))
+                          np.log(sum(recent[j] / r_total * co_next[j, item] for j in recent_rows) + 1e-4))
         assert np.isclose(col("log_cf_ease")[r],
-                          np.log(sum(profile[j] / w_total * ease[j, item] for j in profile) + 1e-4))
+                          np.log(sum(profile[j] / w_total * ease[j, item] for j in profile_rows) + 1e-4))
         assert np.isclose(col("log_buyers")[r], np.log1p(stats.buyers[item]))
         assert np.isclose(col("log_days_idle")[r], np.log1p(3.5))
         if not mine.any():
