@@ -174,10 +174,17 @@ def load(path: str | os.PathLike[str]) -> Recommender:
         arrays.close()
 
 
+# FeatureConfig settings added after models were first saved, at the value that reproduces how
+# a model saved without them was trained.
+_BEFORE_SETTINGS: dict[str, Any] = {"spread_floor": 0.0}
+
+
 def _build(meta: dict[str, Any], arrays: Any) -> Recommender:
     """Recreate the recommender from metadata and the open .npz archive."""
     cfg = dict(meta["config"])
-    cfg["features"] = FeatureConfig(**cfg["features"])
+    # A setting the file does not name did not exist when it was trained: the model keeps the
+    # behaviour it was trained with (every item-item row read: no floor).
+    cfg["features"] = FeatureConfig(**{**_BEFORE_SETTINGS, **cfg["features"]})
     model = Recommender(Config(**cfg))
     model.n_users, model.n_items = int(meta["n_users"]), int(meta["n_items"])
     model.trained_at = float(meta["trained_until"])

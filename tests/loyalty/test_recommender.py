@@ -165,6 +165,18 @@ def test_save_and_load_give_the_same_answers(tmp_path) -> None:
         assert loaded.recommend(user, 5, now=END, **kw) == m.recommend(user, 5, now=END, **kw)
 
 
+def test_a_model_saved_before_a_setting_existed_serves_as_it_was_trained(tmp_path) -> None:
+    m = trained()
+    assert m.config.features.spread_floor > 0  # the current default
+    path = str(store.save(m, str(tmp_path)))
+    assert store.load(path).config.features.spread_floor == m.config.features.spread_floor
+    meta_path = path[:-4] + ".json"
+    meta = json.loads(open(meta_path, encoding="utf-8").read())
+    del meta["config"]["features"]["spread_floor"]  # as written before the row floor was added
+    open(meta_path, "w", encoding="utf-8").write(json.dumps(meta))
+    assert store.load(path).config.features.spread_floor == 0.0  # every row, as it was trained
+
+
 def test_damaged_or_foreign_model_files_are_refused(tmp_path) -> None:
     path = str(store.save(trained(), str(tmp_path)))
     meta_path = path[:-4] + ".json"
