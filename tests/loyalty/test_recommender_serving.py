@@ -53,9 +53,10 @@ def test_the_candidates_are_the_union_of_the_members_items_and_the_others() -> N
     from loyalty.recommender.kernels import union_with_own
 
     rng = np.random.default_rng(8)
-    for trial in range(50):
-        own = np.unique(rng.integers(0, 60, trial % 7 * 5))
-        others = rng.integers(0, 60, trial % 5 * 20)  # repeats, overlaps with own, any order
+    for trial in range(80):
+        top = (60, 64, 200, 5000)[trial % 4]  # one bitmap word, a word's edge, several, many
+        own = np.unique(rng.integers(0, top, trial % 7 * 5))
+        others = rng.integers(0, top, trial % 5 * 20)  # repeats, overlaps with own, any order
         items, pos, bought = union_with_own(own, others)
         assert items.tolist() == np.union1d(own, others).tolist()
         assert bought.tolist() == np.isin(items, own).tolist()
