@@ -89,6 +89,17 @@ def _heap_replace_root(heap_v: np.ndarray, heap_i: np.ndarray, size: int, v: flo
 
 
 @numba.jit(**_JIT)
+def _heap_offer(heap_v: np.ndarray, heap_i: np.ndarray, size: int, n: int, v: float, i: int) -> int:
+    """Offer (v, i) to a heap that keeps the n best (its root the worst of them); the new size.
+    Most offers, once the heap is full, are turned away by one comparison with the root."""
+    if size < n:
+        return _heap_add(heap_v, heap_i, size, v, i)
+    if size and _worse(heap_v[0], heap_i[0], v, i):
+        _heap_replace_root(heap_v, heap_i, size, v, i)
+    return size
+
+
+@numba.jit(**_JIT)
 def top_k(scores: np.ndarray, keep: np.ndarray, k: int) -> np.ndarray:
     """Positions of the k highest scores where ``keep`` is set, best first (of equal scores,
     the lower position first): one pass with a heap of k, then the heap in order."""
@@ -97,12 +108,8 @@ def top_k(scores: np.ndarray, keep: np.ndarray, k: int) -> np.ndarray:
     heap_i = np.empty(k, dtype=np.int64)
     size = 0
     for j in range(scores.size if k > 0 else 0):
-        if not keep[j]:
-            continue
-        if size < k:
-            size = _heap_add(heap_v, heap_i, size, scores[j], j)
-        elif _worse(heap_v[0], heap_i[0], scores[j], j):
-            _heap_replace_root(heap_v, heap_i, size, scores[j], j)
+        if keep[j]:
+            size = _heap_offer(heap_v, heap_i, size, k, scores[j], j)
     out = np.empty(size, dtype=np.int64)
     for n in range(size - 1, -1, -1):  # the worst comes off the root first
         out[n] = heap_i[0]
@@ -130,12 +137,8 @@ def longest_first_top(rows: np.ndarray, length: np.ndarray, q: np.ndarray, n: in
         v = 0.0
         for f in range(rows.shape[1]):
             v += rows[r, f] * q[f]
-        if v <= 0.0:
-            continue
-        if size < n:
-            size = _heap_add(heap_v, heap_i, size, v, r)
-        elif v > heap_v[0]:
-            _heap_replace_root(heap_v, heap_i, size, v, r)
+        if v > 0.0:
+            size = _heap_offer(heap_v, heap_i, size, n, v, r)
     return heap_i[:size].copy(), read
 
 
@@ -324,12 +327,8 @@ def top_touched(values: np.ndarray, touched: np.ndarray, n: int) -> np.ndarray:
     size = 0
     for j in range(touched.size if n > 0 else 0):
         v = values[touched[j]]
-        if v <= 0.0:
-            continue
-        if size < n:
-            size = _heap_add(heap_v, heap_i, size, v, j)
-        elif v > heap_v[0]:  # an equal value touched later stays out
-            _heap_replace_root(heap_v, heap_i, size, v, j)
+        if v > 0.0:  # of equal values, the one touched later ranks below
+            size = _heap_offer(heap_v, heap_i, size, n, v, j)
     out = np.empty(size, dtype=np.int64)
     for k in range(size):
         out[k] = touched[heap_i[k]]

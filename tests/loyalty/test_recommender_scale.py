@@ -63,17 +63,22 @@ def test_similar_members_are_the_top_of_the_whole_product() -> None:
             assert np.array_equal(got, sums[rows])
 
 
-def test_similar_customers_are_found_through_the_buyer_index() -> None:
-    rng = np.random.default_rng(2)
-    n_users, n_items = 400, 60
-    u = rng.integers(0, n_users, 5000)
-    i = rng.integers(0, n_items, 5000)
-    t = rng.integers(0, 10**7, 5000).astype(np.float64)
+def _random_chain(seed: int, n_users: int, n_items: int, lines: int, **kwargs):
+    """Item statistics of random one-line baskets (members and items uniform), lines in member
+    and time order."""
+    rng = np.random.default_rng(seed)
+    u = rng.integers(0, n_users, lines)
+    i = rng.integers(0, n_items, lines)
+    t = rng.integers(0, 10**7, lines).astype(np.float64)
     order = np.lexsort((t, u))
-    u, i, t = u[order], i[order], t[order]
-    b = np.arange(u.size)
-    st = item_stats(u, i, t, b, n_users, n_items, shrink=5.0, neighbours=20, rank_decay=0.8,
-                    buyers_per_item=n_users)  # cap not binding: must equal a scan of every member
+    return item_stats(u[order], i[order], t[order], np.arange(lines), n_users, n_items, shrink=5.0,
+                      neighbours=20, rank_decay=0.8, **kwargs)
+
+
+def test_similar_customers_are_found_through_the_buyer_index() -> None:
+    n_users, n_items = 400, 60
+    # The cap is not binding: must equal a scan of every member.
+    st = _random_chain(2, n_users, n_items, 5000, buyers_per_item=n_users)
     probe_items = np.array([3, 7, 11])
     values = np.array([0.5, 0.3, 0.2])
     rows, weights = st.neighbours(probe_items, values, user=5, k=10)
@@ -97,12 +102,7 @@ def test_similar_customers_are_found_through_the_buyer_index() -> None:
 
 def test_a_long_history_looks_for_neighbours_through_its_strongest_items_only() -> None:
     rng = np.random.default_rng(12)
-    n_users, n_items = 300, 50
-    u = rng.integers(0, n_users, 6000)
-    i = rng.integers(0, n_items, 6000)
-    t = rng.integers(0, 10**7, 6000).astype(np.float64)
-    st = item_stats(u, i, t, np.arange(u.size), n_users, n_items, shrink=5.0, neighbours=20,
-                    rank_decay=0.8)
+    st = _random_chain(12, 300, 50, 6000)
     items = np.arange(0, 40, 2)
     values = rng.integers(1, 5, items.size) / 4.0  # ties at the probe's last place
     values[3] = 0.0
