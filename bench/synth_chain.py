@@ -44,6 +44,7 @@ HEADER = "member,sku,order_id,paid_at,qty,category\n"
 # Knobs of generate_chunk that bench/synth_oracle.py reads back.
 STAPLE_KEEP = 0.8  # share of staple purchases made in the chain (the rest bought elsewhere)
 STAPLE_JITTER = 0.15  # spread of the k-th staple purchase's time, relative to k cadences
+STAPLE_RUN = 60  # purchases due per staple at most: then the member gives it up
 FROM_FAVOURITE = 0.8  # share of exploration lines from one of the member's favourite categories
 
 
@@ -170,7 +171,7 @@ def generate_chunk(shape: ChainShape, cat: Catalogue, first_member: int, n_membe
     span_lo = (join[st_member] * DAY).astype(np.float64)
     span_lo = np.maximum(span_lo, cat.launch_day[st_item] * DAY)
     first = span_lo + rng.random(st_member.size) * cadence
-    n_ev = np.clip(((days * DAY - first) // cadence).astype(np.int64) + 1, 0, 60)
+    n_ev = np.clip(((days * DAY - first) // cadence).astype(np.int64) + 1, 0, STAPLE_RUN)
     ev_pair = np.repeat(np.arange(st_member.size), n_ev)
     k = np.arange(ev_pair.size) - np.repeat(np.cumsum(n_ev) - n_ev, n_ev)
     ev_t = first[ev_pair] + k * cadence[ev_pair] * rng.normal(1.0, STAPLE_JITTER, ev_pair.size)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from bench import synth_chain, synth_oracle
+from bench.reco_data import CleanRules, ColumnMap, load_numeric, time_split
 
 SHAPE = synth_chain.ChainShape(members=1500, skus=800, lines=40_000, days=200, seed=3)
 ARGS = ["--members", "1500", "--skus", "800", "--lines", "40000", "--days", "200", "--seed", "3"]
@@ -47,6 +48,33 @@ def test_the_oracle_leads_buy_again_and_knows_a_staple(chain: str, capsys: pytes
     cut = first + 60 * synth_chain.DAY  # the staple is in full swing
     p = synth_oracle.oracle_scores(truth, cat, member, cut, cut + 30 * synth_chain.DAY, shape.days)
     assert p[item] > 0.9 and np.median(p) < 0.05
+
+
+def test_staples_cadences_estimated_from_the_lines_follow_the_hidden_ones(
+        chain: str, capsys: pytest.CaptureFixture[str]) -> None:
+    shape = SHAPE
+    truth = synth_oracle.hidden(shape, chain)
+    cat = synth_chain.make_catalogue(shape, np.random.default_rng(shape.seed))
+    columns = ColumnMap(user="member", item="sku", basket="order_id", time="paid_at", qty="qty", price=None,
+                        category=None)
+    data, _ = load_numeric(chain, columns, CleanRules(cancel_prefix=None, exclude_items=None))
+    split = time_split(data)
+    est = synth_oracle.estimated_staples(truth, cat, split, data, shape.days)
+    weight = est["staple_weight"]
+    assert np.allclose(weight.sum(axis=1), 1.0)
+    asked = np.isin(truth["staple_member"], data.user_labels[split.test_users].astype(np.int64))
+    seen = asked & (est["staple_first"] > 0)  # bought before the cut: the lines say something
+    assert seen.sum() > 1000
+    assert not est["staple_events"][~asked].any()  # never scored: nothing estimated
+    log_cadence = weight @ np.log(synth_oracle.CADENCE_GRID * synth_chain.DAY)
+    true = truth["staple_cadence"]
+    by_cadence = [np.median(log_cadence[seen & (true == c * synth_chain.DAY)]) for c in (7, 14, 28, 56)]
+    assert np.all(np.diff(by_cadence) > 0)  # longer cadences are estimated longer
+    error = np.median(np.abs(log_cadence[seen] - np.log(true[seen])))
+    guess = np.median(np.abs(np.log(synth_oracle.CADENCE_GRID[30] * synth_chain.DAY) - np.log(true[seen])))
+    assert error < 0.7 * guess
+    assert synth_oracle.main([chain, *ARGS, "--cadence", "estimated"]) == 0
+    assert "staples' cadence estimated" in capsys.readouterr().out
 
 
 def test_a_file_of_other_options_is_refused(chain: str) -> None:
