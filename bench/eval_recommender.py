@@ -9,6 +9,17 @@ Any other CSV works with a column mapping, e.g.
     .venv/bin/python bench/eval_recommender.py orders.csv --user-col member \\
         --item-col sku --basket-col order_id --time-col paid_at --qty-col none \\
         --price-col none --cancel-prefix none --exclude-items none
+
+Dunnhumby's transaction_data.csv numbers its days; Ta-Feng has no receipt id (a
+customer's lines of one day are one basket) and a comma or semicolon separator
+(found from the header):
+
+    ... transaction_data.csv --user-col household_key --item-col PRODUCT_ID \
+        --basket-col BASKET_ID --time-col DAY --qty-col QUANTITY --price-col none \
+        --cancel-prefix none --exclude-items none
+    ... ta_feng_all_months_merged.csv --user-col CUSTOMER_ID --item-col PRODUCT_ID \
+        --basket-col none --time-col TRANSACTION_DT --qty-col AMOUNT \
+        --price-col SALES_PRICE --cancel-prefix none --exclude-items none
 """
 
 from __future__ import annotations
@@ -47,12 +58,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("csv", nargs="?", default=DEFAULT_DATA, help="transactions CSV (.csv or .csv.gz)")
     p.add_argument("--user-col", default="CustomerID")
     p.add_argument("--item-col", default="StockCode")
-    p.add_argument("--basket-col", default="InvoiceNo")
+    p.add_argument("--basket-col", default="InvoiceNo",
+                   help="the order or receipt id; 'none' when there is none: a customer's lines of one "
+                        "time are one basket")
     p.add_argument("--time-col", default="InvoiceDate")
     p.add_argument("--time-format", default="auto",
                    help="how to read the time column: auto (numbers by their size: Unix seconds or "
                         "milliseconds, YYYYMMDD, day numbers; else ISO 8601 or a common date layout), "
                         "s, ms, day, yyyymmdd, or a strptime layout such as '%%d/%%m/%%Y %%H:%%M'")
+    p.add_argument("--delimiter", default="auto",
+                   help="the field separator; auto: whichever of , ; tab | the header has most of "
+                        "(quantities and prices may then have decimal commas)")
     p.add_argument("--qty-col", default="Quantity", help="'none' if there is no quantity column")
     p.add_argument("--price-col", default="UnitPrice", help="'none' if there is no price column")
     p.add_argument("--category-col", default=None,
@@ -125,9 +141,9 @@ def main(argv: list[str] | None = None) -> int:
         args.qty_col, args.price_col, args.cancel_prefix, args.numeric = "qty", "none", "none", True
         args.category_col = args.category_col or "category"
     columns = ColumnMap(
-        user=args.user_col, item=args.item_col, basket=args.basket_col, time=args.time_col,
+        user=args.user_col, item=args.item_col, basket=_none(args.basket_col), time=args.time_col,
         qty=_none(args.qty_col), price=_none(args.price_col), category=_none(args.category_col),
-        time_format=args.time_format,
+        time_format=args.time_format, delimiter=args.delimiter.replace("\\t", "\t"),
     )
     rules = CleanRules(cancel_prefix=_none(args.cancel_prefix), exclude_items=_none(args.exclude_items))
     t0 = time.perf_counter()

@@ -36,16 +36,18 @@ _ONE_SECOND = datetime(1970, 1, 1, 0, 0, 1) - _EPOCH
 
 @dataclass(frozen=True)
 class ColumnMap:
-    """Which CSV column holds what; quantity and price are optional."""
+    """Which CSV column holds what; quantity and price are optional. Without a basket column
+    (``basket=None``: Ta-Feng, many till exports) a basket is a customer's lines of one time."""
 
     user: str = "CustomerID"
     item: str = "StockCode"
-    basket: str = "InvoiceNo"
+    basket: str | None = "InvoiceNo"
     time: str = "InvoiceDate"
     qty: str | None = "Quantity"
     price: str | None = "UnitPrice"
     category: str | None = None  # the item's catalogue category (read when the file has it)
     time_format: str = "auto"  # "auto", a unit of TIME_UNITS, "yyyymmdd" or a strptime layout
+    delimiter: str = "auto"  # the field separator; "auto": the one of DELIMITERS the header has most of
 
 
 @dataclass(frozen=True)
@@ -251,16 +253,38 @@ def _first_unreadable(raw: list[str], read: Callable[[str], object]) -> str:
     return "unreadable times"
 
 
-def _rows(path: str) -> Iterator[list[str]]:
+DELIMITERS = ",;\t|"
+
+
+def _delimiter(path: str, asked: str) -> str:
+    """``asked``, or for "auto" the one of DELIMITERS the header line has most of (a comma when none)."""
+    if asked != "auto":
+        return asked
     with _open_text(path) as handle:
-        yield from csv.reader(handle)
+        header = handle.readline()
+    return max(DELIMITERS, key=header.count)
+
+
+def _rows(path: str, delimiter: str) -> Iterator[list[str]]:
+    with _open_text(path) as handle:
+        yield from csv.reader(handle, delimiter=delimiter)
+
+
+def _number(text: str, decimal_comma: bool) -> float:
+    """A quantity or price; with ``decimal_comma`` (fields not separated by commas, as in
+    European exports) "2,5" reads as 2.5."""
+    if decimal_comma and text.count(",") == 1 and "." not in text:
+        text = text.replace(",", ".")
+    return float(text)
 
 
 def load_transactions(
     path: str, columns: ColumnMap = ColumnMap(), rules: CleanRules = CleanRules()
 ) -> tuple[Transactions, CleanReport]:
     """Read, clean and index a transactions CSV (plain or .gz)."""
-    rows = _rows(path)
+    delimiter = _delimiter(path, columns.delimiter)
+    decimal_comma = delimiter != ","
+    rows = _rows(path, delimiter)
     try:
         header = next(rows)
     except StopIteration:
@@ -292,8 +316,9 @@ def load_transactions(
         if not user or user.lower() == "nan":
             report.drop("unknown customer")
             continue
-        basket = row[ib].strip()  # type: ignore[index]
-        if rules.cancel_prefix and basket.startswith(rules.cancel_prefix):
+        # No basket column: the customer's lines of one time are one basket (_index keys on both).
+        basket = row[ib if ib is not None else it].strip()  # type: ignore[index]
+        if ib is not None and rules.cancel_prefix and basket.startswith(rules.cancel_prefix):
             report.drop("cancellation")
             continue
         item = row[ii].strip()  # type: ignore[index]
@@ -306,7 +331,7 @@ def load_transactions(
         qty = 1.0
         if iq is not None:
             try:
-                qty = float(row[iq])
+                qty = _number(row[iq], decimal_comma)
             except ValueError:
                 report.drop("bad quantity")
                 continue
@@ -315,7 +340,7 @@ def load_transactions(
                 continue
         if ip is not None:
             try:
-                price = float(row[ip])
+                price = _number(row[ip], decimal_comma)
             except ValueError:
                 report.drop("bad price")
                 continue
@@ -378,8 +403,9 @@ def load_numeric(
     ``rules.exclude_items`` dropped (cancellation prefixes cannot occur).
     """
     opener = gzip.open if path.endswith(".gz") else open
+    sep = _delimiter(path, columns.delimiter).encode()
     with opener(path, "rb") as handle:
-        header = [h.strip().lstrip("\ufeff") for h in handle.readline().decode("utf-8").split(",")]
+        header = [h.strip().lstrip("\ufeff") for h in handle.readline().decode("utf-8").split(sep.decode())]
         cols = [_column_index(header, name, what) for name, what in (
             (columns.user, "user"), (columns.item, "item"), (columns.basket, "basket"),
             (columns.time, "time"), (columns.qty, "quantity"))]
@@ -396,7 +422,7 @@ def load_numeric(
             cut = data.rfind(b"\n") + 1 if chunk else len(data)
             body, rest = data[:cut], data[cut:]
             if body.strip():
-                values = np.array(body.replace(b"\n", b",").rstrip(b",\r ").split(b","), dtype=np.int64)
+                values = np.array(body.replace(b"\n", sep).rstrip(sep + b"\r ").split(sep), dtype=np.int64)
                 if values.size % width:
                     raise ValueError(f"{path}: a row does not have {width} integer fields")
                 rows = values.reshape(-1, width)
@@ -411,6 +437,8 @@ def load_numeric(
     table = [np.concatenate(p) if p else None for p in parts]
     del parts
     user, item, basket, when, qty_col, cat_col = table
+    if basket is None:  # no basket column: a customer's lines of one time are one basket
+        basket = when
     report = CleanReport(rows=int(user.size))  # type: ignore[union-attr]
     keep = np.ones(report.rows, dtype=bool)
     if qty_col is not None:

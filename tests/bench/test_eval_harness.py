@@ -239,3 +239,52 @@ def test_the_integer_reader_takes_day_numbers_and_refuses_a_text_layout(tmp_path
     with pytest.raises(ValueError, match="numeric times only"):
         load_numeric(str(path), ColumnMap("member", "sku", "order_id", "paid_at", "qty", None,
                                           time_format="%d/%m/%Y"), CleanRules(None, None))
+
+
+def test_a_semicolon_export_without_receipt_ids_reads_like_the_comma_one(tmp_path: Path) -> None:
+    """Ta-Feng style: no basket column (a customer's lines of one day are one basket), fields
+    separated by semicolons, decimal commas in the quantities."""
+    comma = ["user,item,receipt,day,qty"]
+    semicolon = ["\ufeffuser;item;day;qty"]
+    for user in range(5):
+        for n, day in enumerate(range(user + 1, 28, 6)):
+            for k in range(2):
+                item, qty = f"i{(user + n + k) % 4}", 1 + k / 2
+                comma.append(f"u{user},{item},r{user}-{n},2001-01-{day:02d},{qty}")
+                semicolon.append(f"u{user};{item};1/{day}/2001;{str(qty).replace('.', ',')}")
+    semicolon.append("u9;i1;1/9/2001;-1,5")  # a return: dropped like the comma file's would be
+    (tmp_path / "a.csv").write_text("\n".join(comma) + "\n", encoding="utf-8")
+    (tmp_path / "b.csv").write_text("\r\n".join(semicolon) + "\r\n", encoding="utf-8")
+    a, _ = load_transactions(str(tmp_path / "a.csv"), ColumnMap("user", "item", "receipt", "day", "qty", None),
+                             CleanRules(None, None))
+    b, report = load_transactions(str(tmp_path / "b.csv"), ColumnMap("user", "item", None, "day", "qty", None),
+                                  CleanRules("C", None))
+    assert report.dropped == {"quantity <= 0": 1} and "%m/%d/%Y" in report.times
+    for field in ("user", "item", "basket", "time", "qty"):
+        assert getattr(a, field).tolist() == getattr(b, field).tolist(), field
+    assert int(b.basket.max()) + 1 == 23 and sorted(set(b.qty.tolist())) == [1.0, 1.5]
+
+
+def test_the_integer_reader_takes_tabs_and_no_basket_column(tmp_path: Path) -> None:
+    path = tmp_path / "n.tsv"
+    path.write_text("member\tsku\tday\n1\t7\t3\n1\t8\t3\n1\t7\t40\n2\t7\t41\n", encoding="utf-8")
+    data, _ = load_numeric(str(path), ColumnMap("member", "sku", None, "day", None, None), CleanRules(None, None))
+    assert data.basket.tolist() == [0, 0, 1, 2]  # member 1's two lines of day 3 are one basket
+    assert data.item_labels[data.item].tolist() == ["7", "8", "7", "7"]
+
+
+def test_cli_reads_a_file_without_receipt_ids(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lines = ["CUSTOMER_ID;PRODUCT_ID;TRANSACTION_DT;AMOUNT"]
+    for user in range(12):
+        for n in range(3):
+            skus = ["x1", "x2"] if user % 2 else ["y1", "y2"]
+            lines += [f"c{user};{sku};3/{1 + user + 9 * n}/2001;1" for sku in skus + [f"z{n}"]]
+    path = tmp_path / "tafeng.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    code = eval_recommender.main([
+        str(path), "--user-col", "CUSTOMER_ID", "--item-col", "PRODUCT_ID", "--basket-col", "none",
+        "--time-col", "TRANSACTION_DT", "--qty-col", "AMOUNT", "--price-col", "none",
+        "--cancel-prefix", "none", "--exclude-items", "none", "--days", "5", "--methods", "buy-again",
+    ])
+    out = capsys.readouterr().out
+    assert code == 0 and "users 12, items 7" in out and "baskets 36" in out
