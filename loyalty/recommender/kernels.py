@@ -263,19 +263,24 @@ def spread_touched(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, ro
 @numba.jit(**_JIT)
 def add_cells(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, rows: np.ndarray,
               cols: np.ndarray, out: np.ndarray) -> None:
-    """out[i, j] += m[rows[i], cols[j]] for a CSR matrix m given by its arrays, reading only the
-    given rows; a bitmap of the few columns asked for screens each entry."""
-    wanted = np.zeros((cols.max() if cols.size else 0) // 64 + 1, dtype=np.uint64)
-    for c in cols:
-        wanted[c >> 6] |= np.uint64(1) << np.uint64(c & 63)
-    limit = wanted.size * 64
+    """out[i, j] += m[rows[i], cols[j]] for a CSR matrix m given by its arrays, in canonical form
+    (each row's columns sorted, none twice): each cell is looked up by bisecting its row, so a
+    popular item's long row costs a few steps per column asked, not a pass over it."""
     for i in range(rows.size):
-        for e in range(indptr[rows[i]], indptr[rows[i] + 1]):
-            col = np.uint32(indices[e])
-            if col < limit and wanted[col >> 6] & (np.uint64(1) << np.uint64(col & 63)):
-                for j in range(cols.size):
-                    if cols[j] == col:
-                        out[i, j] += np.float64(data[e])
+        lo, hi = indptr[rows[i]], indptr[rows[i] + 1]
+        if lo == hi:
+            continue
+        for j in range(cols.size):
+            c = cols[j]
+            a, b = lo, hi
+            while a < b:
+                mid = (a + b) >> 1
+                if indices[mid] < c:
+                    a = mid + 1
+                else:
+                    b = mid
+            if a < hi and indices[a] == c:
+                out[i, j] += np.float64(data[a])
 
 
 @numba.jit(**_JIT)

@@ -52,6 +52,10 @@ class ItemStats:
     clusters: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
 
     def __post_init__(self) -> None:
+        for name in ("co_user", "co_next", "ease"):  # pull() bisects their rows
+            m = getattr(self, name, None)  # (tests build partial statistics)
+            if m is not None and not m.has_canonical_format:
+                m.sum_duplicates()  # sorts each row's columns too
         self._recent: dict[tuple[int, float], np.ndarray] = {}
         self._trending: dict[tuple[int, float, int], np.ndarray] = {}
         self._trend_index: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, int]] = {}
@@ -154,9 +158,9 @@ class ItemStats:
 
     def pull(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """co_user + ease + co_next at rows x cols, dense: how much each past item pulls
-        each new one. Reads the rows once and keeps the entries in the few columns (a scipy
-        column selection of the same costs several times more; a slot per item, a pass over
-        the catalogue)."""
+        each new one. Each cell is looked up in its row by bisection (kernels.add_cells): the
+        anchors are the member's strongest items, often best-sellers with rows of thousands,
+        and a scan of those rows was a discovery request's largest single cost."""
         rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
         for bad in (rows, cols):
             if bad.size and (bad.min() < 0 or bad.max() >= self.buyers.size):  # the loop would not check

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -117,6 +119,16 @@ def test_the_pull_behind_a_reason_is_the_sum_of_the_three_item_signals() -> None
     assert np.allclose(st.pull(rows, cols), want, rtol=1e-6)
     assert np.allclose(st.pull(rows[::-1], cols[1:]), want[::-1, 1:], rtol=1e-6)  # any order, fewer columns
     assert st.pull(rows, cols[:0]).shape == (5, 0)
+    every = np.arange(80)
+    full = sp.csr_matrix(st.co_user + st.ease + st.co_next)[every].toarray()
+    assert np.allclose(st.pull(every, np.r_[every, 0, 0]), np.c_[full, full[:, :1], full[:, :1]], rtol=1e-6)
+    # Cells are looked up by bisecting each row: a matrix whose rows are out of order is put in
+    # order when the statistics are built (or loaded), and pulls the same.
+    m = st.co_user
+    backwards = np.concatenate([np.arange(m.indptr[r + 1] - 1, m.indptr[r] - 1, -1) for r in range(80)])
+    jumbled = sp.csr_matrix((m.data[backwards], m.indices[backwards], m.indptr.copy()), shape=m.shape)
+    jumbled.has_sorted_indices = False
+    assert np.allclose(dataclasses.replace(st, co_user=jumbled).pull(rows, cols), want, rtol=1e-6)
     for bad_rows, bad_cols in ((np.array([80]), cols), (rows, np.array([-1]))):
         with pytest.raises(IndexError):  # never read outside the matrices
             st.pull(bad_rows, bad_cols)
