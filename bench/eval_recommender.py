@@ -14,11 +14,11 @@ Dunnhumby's transaction_data.csv numbers its days; Ta-Feng has no receipt id (a
 customer's lines of one day are one basket) and a comma or semicolon separator
 (found from the header):
 
-    ... transaction_data.csv --user-col household_key --item-col PRODUCT_ID \
-        --basket-col BASKET_ID --time-col DAY --qty-col QUANTITY --price-col none \
+    ... transaction_data.csv --user-col household_key --item-col PRODUCT_ID \\
+        --basket-col BASKET_ID --time-col DAY --qty-col QUANTITY --price-col none \\
         --cancel-prefix none --exclude-items none
-    ... ta_feng_all_months_merged.csv --user-col CUSTOMER_ID --item-col PRODUCT_ID \
-        --basket-col none --time-col TRANSACTION_DT --qty-col AMOUNT \
+    ... ta_feng_all_months_merged.csv --user-col CUSTOMER_ID --item-col PRODUCT_ID \\
+        --basket-col none --time-col TRANSACTION_DT --qty-col AMOUNT \\
         --price-col SALES_PRICE --cancel-prefix none --exclude-items none
 """
 

@@ -16,8 +16,9 @@ categories and the popularity inside each category, the seasons and
 launches. The member's future trips stay unknown: as many as their past rate
 says, on the window's middle day. With ``--cadence estimated`` each staple's
 start and cadence come from the lines instead (``estimated_staples``): how much
-of the lead the lines themselves allow, everything else still known. Printed: NDCG@10 and Recall@10 of that
-ranking and of buy-again on the same members, and the ratio. A ratio well
+of the lead the lines themselves allow, everything else still known. Printed:
+NDCG@10 and Recall@10 of that ranking and of buy-again on the same members, and
+the ratio. A ratio well
 over 1.10 says the file leaves room for a model to lead buy-again by that
 much; ours is in bench/eval_recommender.py's table.
 """
@@ -134,6 +135,7 @@ def estimated_staples(truth: dict[str, np.ndarray], cat: synth_chain.Catalogue, 
     by_trip = np.lexsort((trip_time, trip_member))
     trip_member, trip_time = trip_member[by_trip], trip_time[by_trip]
     lam = KEEP / CADENCE_GRID[:, None]  # kept purchases a day
+    run = synth_chain.STAPLE_RUN * CADENCE_GRID[:, None]  # days until the last purchase is due
     day = (cut - synth_chain.START) / DAY
     out = dict(truth)
     first = np.zeros(truth["staple_member"].size)
@@ -156,7 +158,6 @@ def estimated_staples(truth: dict[str, np.ndarray], cat: synth_chain.Catalogue, 
                 gap = np.diff(np.concatenate([[bought[0]], later])) / DAY
                 held = np.isin(later, bought)
                 mid = (later - gap * DAY / 2.0 - bought[0]) / DAY  # days since the start
-                run = synth_chain.STAPLE_RUN * CADENCE_GRID[:, None]
                 left = ndtr((run - mid[None, :]) / (JITTER * run))
                 p = 1.0 - np.exp(-lam * gap * left) * (1.0 - explore[truth["staple_item"][j]])
                 loglik = np.where(held, np.log(p + 1e-12), np.log1p(-p + 1e-12)).sum(axis=1)

@@ -268,8 +268,6 @@ def add_cells(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, rows: n
     popular item's long row costs a few steps per column asked, not a pass over it."""
     for i in range(rows.size):
         lo, hi = indptr[rows[i]], indptr[rows[i] + 1]
-        if lo == hi:
-            continue
         for j in range(cols.size):
             c = cols[j]
             a, b = lo, hi

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -119,17 +120,23 @@ def test_known_metric_values_for_popularity_and_buy_again(csv_path: str) -> None
     assert "rep@10" in table and "popularity" in table and "buy-again / best other" in table and "mode: new" in table
 
 
-def test_cli_takes_any_csv_with_a_column_mapping(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    lines = ["member,sku,order,paid_at"]
+def _twelve_members(path: Path, header: str, line: Callable[[int, str, int, int], str]) -> str:
+    """Twelve members, three orders each (on day 1 + member + 9 x order), two steady items per
+    member (by parity) and one item per order number; ``line(member, sku, order, day)`` writes a row."""
+    lines = [header]
     for user in range(12):
         for n in range(3):
-            day = 1 + user + 9 * n
             skus = ["x1", "x2"] if user % 2 else ["y1", "y2"]
-            lines += [f"m{user},{sku},o{user}-{n},2024-03-{day:02d}T09:00:00" for sku in skus + [f"z{n}"]]
-    path = tmp_path / "orders.csv"
+            lines += [line(user, sku, n, 1 + user + 9 * n) for sku in skus + [f"z{n}"]]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def test_cli_takes_any_csv_with_a_column_mapping(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _twelve_members(tmp_path / "orders.csv", "member,sku,order,paid_at",
+                           lambda user, sku, n, day: f"m{user},{sku},o{user}-{n},2024-03-{day:02d}T09:00:00")
     code = eval_recommender.main([
-        str(path), "--user-col", "member", "--item-col", "sku", "--basket-col", "order",
+        path, "--user-col", "member", "--item-col", "sku", "--basket-col", "order",
         "--time-col", "paid_at", "--qty-col", "none", "--price-col", "none",
         "--cancel-prefix", "none", "--exclude-items", "none", "--days", "5",
         "--methods", "popularity,buy-again,ours",
@@ -274,15 +281,10 @@ def test_the_integer_reader_takes_tabs_and_no_basket_column(tmp_path: Path) -> N
 
 
 def test_cli_reads_a_file_without_receipt_ids(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    lines = ["CUSTOMER_ID;PRODUCT_ID;TRANSACTION_DT;AMOUNT"]
-    for user in range(12):
-        for n in range(3):
-            skus = ["x1", "x2"] if user % 2 else ["y1", "y2"]
-            lines += [f"c{user};{sku};3/{1 + user + 9 * n}/2001;1" for sku in skus + [f"z{n}"]]
-    path = tmp_path / "tafeng.csv"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path = _twelve_members(tmp_path / "tafeng.csv", "CUSTOMER_ID;PRODUCT_ID;TRANSACTION_DT;AMOUNT",
+                           lambda user, sku, n, day: f"c{user};{sku};3/{day}/2001;1")
     code = eval_recommender.main([
-        str(path), "--user-col", "CUSTOMER_ID", "--item-col", "PRODUCT_ID", "--basket-col", "none",
+        path, "--user-col", "CUSTOMER_ID", "--item-col", "PRODUCT_ID", "--basket-col", "none",
         "--time-col", "TRANSACTION_DT", "--qty-col", "AMOUNT", "--price-col", "none",
         "--cancel-prefix", "none", "--exclude-items", "none", "--days", "5", "--methods", "buy-again",
     ])
