@@ -20,6 +20,8 @@ customer's lines of one day are one basket) and a comma or semicolon separator
     ... ta_feng_all_months_merged.csv --user-col CUSTOMER_ID --item-col PRODUCT_ID \\
         --basket-col none --time-col TRANSACTION_DT --qty-col AMOUNT \\
         --price-col SALES_PRICE --cancel-prefix none --exclude-items none
+
+Instacart has no dates: bench/instacart_csv.py writes its files as one CSV with times.
 """
 
 from __future__ import annotations
