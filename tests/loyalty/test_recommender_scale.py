@@ -8,7 +8,7 @@ import scipy.sparse as sp
 
 from loyalty.recommender.kernels import _similar_members
 from loyalty.recommender.scores import ScoreSheet
-from loyalty.recommender.stats import _ease, buyer_index, item_stats, keep_top, top_products
+from loyalty.recommender.stats import _ease, _spd_inverse, buyer_index, item_stats, keep_top, top_products
 
 
 def _random_incidence(rng: np.random.Generator, rows: int, cols: int, density: float) -> sp.csr_matrix:
@@ -130,6 +130,21 @@ def test_ease_on_a_large_catalogue_is_learned_among_the_best_sellers_only() -> N
     assert set(coo.row.tolist()) | set(coo.col.tolist()) <= best
     assert set(range(5)) <= best
     assert full.nnz > small.nnz > 0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_cholesky_inverse_is_the_inverse_mirrored_across_blocks(dtype: type) -> None:
+    rng = np.random.default_rng(5)
+    x = (rng.random((300, 1100)) < 0.05).astype(dtype)  # 1,100 rows: two full blocks and a part
+    gram = x.T @ x + 10.0 * np.eye(1100, dtype=dtype)
+    want = np.linalg.inv(gram.astype(np.float64))
+    got = _spd_inverse(gram.copy())
+    assert got.dtype == dtype
+    assert np.allclose(got, got.T) and np.allclose(got, want, rtol=1e-3, atol=1e-6)
+    with pytest.raises(np.linalg.LinAlgError):
+        _spd_inverse(np.array([[1.0, 2.0], [2.0, 1.0]], dtype=dtype))  # symmetric, not positive definite
+    with pytest.raises(ValueError, match="positive ridge"):
+        _ease(sp.csr_matrix(x), 0.0, 10, 100)
 
 
 def test_latent_factors_find_the_taste_groups_without_categories() -> None:
