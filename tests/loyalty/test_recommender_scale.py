@@ -138,8 +138,10 @@ def test_the_cholesky_inverse_is_the_inverse_mirrored_across_blocks(dtype: type)
     x = (rng.random((300, 1100)) < 0.05).astype(dtype)  # 1,100 rows: two full blocks and a part
     gram = x.T @ x + 10.0 * np.eye(1100, dtype=dtype)
     want = np.linalg.inv(gram.astype(np.float64))
-    got = _spd_inverse(gram.copy())
-    assert got.dtype == dtype
+    work = gram.copy()
+    got = _spd_inverse(work)
+    assert got.dtype == dtype and np.shares_memory(got, work)  # no second matrix-sized array
+    assert np.allclose(_spd_inverse(np.asfortranarray(gram)), got)  # column order: a copy, the same inverse
     assert np.allclose(got, got.T) and np.allclose(got, want, rtol=1e-3, atol=1e-6)
     with pytest.raises(np.linalg.LinAlgError):
         _spd_inverse(np.array([[1.0, 2.0], [2.0, 1.0]], dtype=dtype))  # symmetric, not positive definite
