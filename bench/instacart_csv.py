@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DAY = 86_400
-END_DAY = 17_287  # 2017-05-01, the month Instacart published the data: every customer's latest order
+END_DAY = 17_287  # 2017-05-01, the month Instacart published the data: each customer's latest order with lines
 ORDER_COLUMNS = ("order_id", "user_id", "order_number", "days_since_prior_order", "order_hour_of_day")
 OUT_COLUMNS = ("user_id", "order_id", "product_id", "time")
 
@@ -94,9 +94,11 @@ def write(out: Path, line_files: list[Path], orders_file: Path | None) -> tuple[
     (lines written, lines skipped because their order was not in the orders)."""
     if orders_file is not None:
         orders = read_orders(_rows(orders_file))
-    else:  # an extract: every line carries its order's columns
+        with_lines = {row["order_id"] for path in line_files for row in _rows(path)}
+    else:  # an extract: every line carries its order's columns, so every order has lines
         orders = read_orders(row for path in line_files for row in _rows(path))
-    times = order_times(orders, {row["order_id"] for path in line_files for row in _rows(path)})
+        with_lines = set(orders)
+    times = order_times(orders, with_lines)
     written = skipped = 0
     with out.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
