@@ -26,13 +26,17 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import sys
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-DAY = 86_400
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench.reco_data import DAY, _open_text  # noqa: E402  (the harness's day; .csv.gz read as text)
+
 END_DAY = 17_287  # 2017-05-01, the month Instacart published the data: each customer's latest order with lines
 ORDER_COLUMNS = ("order_id", "user_id", "order_number", "days_since_prior_order", "order_hour_of_day")
 OUT_COLUMNS = ("user_id", "order_id", "product_id", "time")
@@ -47,12 +51,12 @@ class _Order:
 
 
 def _rows(path: Path) -> Iterator[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8") as f:
+    with _open_text(str(path)) as f:
         yield from csv.DictReader(f)
 
 
 def _columns(path: Path) -> list[str]:
-    with path.open(newline="", encoding="utf-8") as f:
+    with _open_text(str(path)) as f:
         return next(csv.reader(f), [])
 
 

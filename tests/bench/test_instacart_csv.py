@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import csv
+import gzip
 from pathlib import Path
 
 from bench import instacart_csv
 from bench.instacart_csv import DAY, END_DAY
 from bench.reco_data import CleanRules, ColumnMap, load_transactions, time_split
 
-# Customer 7: orders 1, 2 (8 days later), 3 (30 days later); customer 9: one order. Order 40 is
+# Customer 7: orders 1, 2 (8 days later), 3 (30 days later); customer 9: one order with lines. Order 40 is
 # Instacart's "test" set: an order without lines. Rows out of number order on purpose.
 ORDERS = """\
 order_id,user_id,eval_set,order_number,order_dow,order_hour_of_day,days_since_prior_order
@@ -35,9 +36,9 @@ order_id,product_id,add_to_cart_order,reordered
 
 
 def _files(tmp_path: Path) -> tuple[Path, Path, Path]:
-    paths = tmp_path / "orders.csv", tmp_path / "prior.csv", tmp_path / "train.csv"
+    paths = tmp_path / "orders.csv", tmp_path / "prior.csv.gz", tmp_path / "train.csv"  # Kaggle's files may be gzipped
     for path, text in zip(paths, (ORDERS, PRIOR, TRAIN), strict=True):
-        path.write_text(text)
+        path.write_bytes(gzip.compress(text.encode()) if path.suffix == ".gz" else text.encode())
     return paths
 
 
