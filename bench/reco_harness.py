@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
 
 from bench.reco_baselines import Method
 from bench.reco_data import Split
-from bench.reco_metrics import Scores, mean_scores, user_metrics
+from bench.reco_metrics import Scores, mean_scores, ratio_interval, user_metrics
 
 MODES = ("all", "new")
 DEPTH = 20  # longest list any metric reads
@@ -30,6 +30,9 @@ class Row:
     p95_ms: float
     repeat10: float = 0.0  # hits@10 per user on items the user had bought before
     explore10: float = 0.0  # hits@10 per user on items new to the user
+    # HR@10, NDCG@10, R@10, R@20 of each evaluated user (rows in the order of ``users``).
+    per_user: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)), compare=False)
+    users: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64), compare=False)
 
 
 def _user_items(split: Split) -> sp.csr_matrix:
@@ -69,6 +72,7 @@ def evaluate(
             train_s = time.perf_counter() - t0
             for mode in modes:
                 per_user: list[tuple[float, float, float, float]] = []
+                evaluated: list[int] = []
                 latencies: list[float] = []
                 repeat_hits = explore_hits = 0
                 for n in picked:
@@ -86,6 +90,7 @@ def evaluate(
                     latencies.append(time.perf_counter() - t1)
                     ranked = np.asarray(ranked)
                     per_user.append(user_metrics(ranked, target))
+                    evaluated.append(user)
                     hit = ranked[:10][np.isin(ranked[:10], target)]
                     again = int(np.isin(hit, own).sum())
                     repeat_hits += again
@@ -94,7 +99,8 @@ def evaluate(
                 rows.append(
                     Row(split.name, mode, method.name, mean_scores(per_user), train_s,
                         float(np.percentile(lat, 50)), float(np.percentile(lat, 95)),
-                        repeat_hits / max(len(per_user), 1), explore_hits / max(len(per_user), 1))
+                        repeat_hits / max(len(per_user), 1), explore_hits / max(len(per_user), 1),
+                        np.asarray(per_user, dtype=np.float64).reshape(-1, 4), np.asarray(evaluated, dtype=np.int64))
                 )
     return rows
 
@@ -103,7 +109,10 @@ def format_table(rows: Sequence[Row], ours: str | None = None) -> str:
     """A plain-text table; with ``ours`` named, a ratio line against the best other method.
 
     rep@10 / exp@10: hits in the top 10 per evaluated user on items the user
-    had bought before (repeat) and on items new to them (explore).
+    had bought before (repeat) and on items new to them (explore). Each ratio
+    comes with its 95% paired bootstrap interval over the evaluated users
+    (:func:`reco_metrics.ratio_interval`): how far another sample of the same
+    shoppers could move it.
     """
     head = (
         f"{'method':<18} {'users':>6} {'HR@10':>7} {'NDCG@10':>8} {'R@10':>7} {'R@20':>7}"
@@ -133,9 +142,14 @@ def format_table(rows: Sequence[Row], ours: str | None = None) -> str:
 
 def _ratio_line(mine: Row, others: Sequence[Row]) -> str:
     parts = []
-    for label, attr in (("HR@10", "hit10"), ("NDCG@10", "ndcg10"), ("R@10", "recall10"), ("R@20", "recall20")):
+    for col, (label, attr) in enumerate((("HR@10", "hit10"), ("NDCG@10", "ndcg10"), ("R@10", "recall10"),
+                                         ("R@20", "recall20"))):
         best = max(others, key=lambda r: getattr(r.scores, attr))
         value = getattr(best.scores, attr)
         ratio = getattr(mine.scores, attr) / value if value > 0 else float("inf")
-        parts.append(f"{label} x{ratio:.2f} (vs {best.method})")
-    return f"{mine.method} / best other: " + ", ".join(parts)
+        spread = ""
+        if mine.users.size and np.array_equal(mine.users, best.users):
+            low, high = ratio_interval(mine.per_user[:, col], best.per_user[:, col])[:, 0]
+            spread = f" [{low:.3f}-{high:.3f}]"
+        parts.append(f"{label} x{ratio:.3f}{spread} (vs {best.method})")
+    return f"{mine.method} / best other, 95% interval: " + ", ".join(parts)

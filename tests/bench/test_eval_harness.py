@@ -22,7 +22,7 @@ from bench.reco_data import (
     time_split,
 )
 from bench.reco_harness import evaluate, format_table
-from bench.reco_metrics import user_metrics
+from bench.reco_metrics import ratio_interval, user_metrics
 
 HEADER = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
 # Items AA..DD, written A..D below.
@@ -73,6 +73,21 @@ def test_metrics_of_one_list() -> None:
         user_metrics(ranked, np.array([], dtype=np.int64))
 
 
+def test_ratio_interval_resamples_users_in_pairs() -> None:
+    # Every user scores 1.1 times the other method: every draw gives exactly 1.1.
+    other = np.random.default_rng(3).random((50, 2)) + 0.1
+    assert ratio_interval(1.1 * other, other) == pytest.approx(np.full((2, 2), 1.1))
+    # Two users, ours (1, 0) against (0.5, 0.5): a draw of user 0 twice gives 2, of user 1 twice 0,
+    # one of each 1; each pure draw has probability 1/4, so the 95% interval spans 0 to 2.
+    low, high = ratio_interval(np.array([1.0, 0.0]), np.array([0.5, 0.5]))[:, 0]
+    assert (low, high) == (0.0, 2.0)
+    # More users of the same two kinds: the interval narrows around the ratio (1.0).
+    low, high = ratio_interval(np.tile([1.0, 0.0], 500), np.full(1000, 0.5))[:, 0]
+    assert 0.9 < low < 1.0 < high < 1.1
+    with pytest.raises(ValueError):
+        ratio_interval(np.ones(3), np.ones(4))
+
+
 def test_cleaning_drops_what_a_retailer_drops(csv_path: str) -> None:
     data, report = load_transactions(csv_path)
     assert report.rows == 17 and report.kept == 12
@@ -118,6 +133,9 @@ def test_known_metric_values_for_popularity_and_buy_again(csv_path: str) -> None
     assert next(r for r in rows if (r.method, r.mode) == ("buy-again", "new")).repeat10 == 0.0
     table = format_table(rows, ours="buy-again")
     assert "rep@10" in table and "popularity" in table and "buy-again / best other" in table and "mode: new" in table
+    # Against popularity (ahead in NDCG@10 on the "all" rows), with the two users' interval.
+    assert "buy-again / best other, 95% interval: HR@10 x1.000 [1.000-1.000] (vs popularity)" in table
+    assert [r.users.tolist() for r in rows if r.mode == "all"] == [[0, 1], [0, 1]]
 
 
 def _twelve_members(path: Path, header: str, line: Callable[[int, str, int, int], str]) -> str:
