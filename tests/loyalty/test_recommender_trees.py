@@ -78,6 +78,17 @@ def _chain(members: int = 700, seed: int = 3) -> tuple[Interactions, np.ndarray]
     return data, category
 
 
+def _clear_staple(data: Interactions, member: int) -> int | None:
+    """The item in every one of the member's 3+ orders when each other item is in one at most."""
+    mine = data.user == member
+    orders = np.unique(data.basket[mine]).size
+    counts = np.bincount(data.item[mine])
+    top = int(counts.argmax())
+    if orders >= 3 and counts[top] == orders and np.sort(counts)[-2] <= 1:
+        return top
+    return None
+
+
 def test_a_chain_gets_tree_rankers_that_survive_save_and_load(tmp_path) -> None:
     data, category = _chain()
     m = Recommender(Config(tree_iter=20, tree_min_positives=50)).fit(data, 800, category.size, category=category)
@@ -213,9 +224,10 @@ def test_the_main_ranker_is_fit_listwise_and_discovery_pointwise_plus_listwise(m
                                                                          category=category)
     assert without.ranker_new.roots.size == 20  # type: ignore[union-attr]
     end = float(np.max(data.time)) + DAY
-    recs = m.recommend(5, 5, now=end)
-    staple = np.bincount(data.item[data.user == 5]).argmax()
-    assert recs[0].item == staple and recs[0].reason == "repeat"  # the member's staple first
+    # A member with a clear staple: in each of their orders, and every other item in one at most.
+    member = next(u for u in range(100) if _clear_staple(data, u) is not None)
+    recs = m.recommend(member, 5, now=end)
+    assert recs[0].item == _clear_staple(data, member) and recs[0].reason == "repeat"  # the staple first
     # Without LightGBM (no libgomp1 on the machine) the same data gets the pointwise trees.
     calls.clear()
     monkeypatch.setattr(model_module, "listwise_available", lambda: False)
@@ -249,7 +261,7 @@ def test_window_examples_go_back_window_by_window_and_never_see_later_lines(monk
         return out
 
     monkeypatch.setattr(Recommender, "_examples", spy)
-    cfg = Config(tree_iter=5, tree_min_positives=50, window_days=20.0, window_cuts=3)
+    cfg = Config(tree_iter=5, tree_min_positives=50, window_days=20.0, window_cuts=3, order_cuts=1)
     m = Recommender(cfg).fit(data, 800, category.size, category=category)
     end = float(np.max(data.time))
     (last_orders, *windows) = asked
@@ -278,7 +290,7 @@ def test_the_rankers_learn_from_every_request_once_numbered_apart(monkeypatch) -
 
     monkeypatch.setattr(Recommender, "_examples", examples)
     monkeypatch.setattr(Recommender, "_learn", learn)
-    cfg = Config(tree_iter=5, tree_min_positives=50, window_days=20.0, window_cuts=3)
+    cfg = Config(tree_iter=5, tree_min_positives=50, window_days=20.0, window_cuts=3, order_cuts=1)
     Recommender(cfg).fit(data, 800, category.size, category=category)
     (rows_all, query, _), (rows_new, _, y_new) = learned
     assert len(requests) == 4  # the last orders, then three windows
@@ -292,7 +304,7 @@ def test_automatic_windows_go_back_until_the_ranker_has_enough_requests(monkeypa
     from loyalty.recommender import model as model_module
 
     data, category = _chain()
-    base = Config(tree_iter=5, tree_min_positives=50, window_days=20.0, window_cuts=0)
+    base = Config(tree_iter=5, tree_min_positives=50, window_days=20.0, window_cuts=0, order_cuts=1)
     with caplog.at_level("INFO", logger=model_module.__name__):
         Recommender(dataclasses.replace(base, ranker_users=100)).fit(data, 800, category.size, category=category)
         Recommender(dataclasses.replace(base, ranker_users=1000)).fit(data, 800, category.size, category=category)
@@ -308,3 +320,49 @@ def test_automatic_windows_go_back_until_the_ranker_has_enough_requests(monkeypa
     windows, requests = int(found[1]), int(found[2])
     assert 1 < windows <= model_module.MAX_WINDOWS and requests >= 1000
 
+
+
+def test_order_examples_hold_out_earlier_orders_one_by_one_with_later_ones_unseen(monkeypatch) -> None:
+    data, category = _chain()
+    asked: list[tuple[np.ndarray, np.ndarray, np.ndarray, int]] = []
+    rows: list[tuple[int, int]] = []  # per part: its rows, its rows of items the member never bought
+    learned: list[int] = []
+    real, real_learn = Recommender._examples, Recommender._learn
+
+    def spy(self, u, i, t, b, held, now, progress):
+        out = real(self, u, i, t, b, held, now, progress)
+        asked.append((b.copy(), held.copy(), t.copy(), int(out[5].max()) + 1))
+        rows.append((out[2].size, int((~out[2]).sum())))
+        assert now is None  # each member asked at the time of the order held out
+        return out
+
+    def learn(self, x, y, interactions, weight=None, blend=1.0, query=None):
+        learned.append(x.shape[0])
+        return real_learn(self, x, y, interactions, weight, blend, query)
+
+    monkeypatch.setattr(Recommender, "_examples", spy)
+    monkeypatch.setattr(Recommender, "_learn", learn)
+    cfg = Config(tree_iter=5, tree_min_positives=50, window_days=0.0, order_cuts=3)
+    Recommender(cfg).fit(data, 800, category.size, category=category)
+    assert len(asked) == 3
+    # The "all" ranker learns from the three parts, the "new" one from the last orders' only.
+    assert learned == [sum(n for n, _ in rows), rows[0][1]]
+    gone = np.zeros(0, dtype=np.int64)  # orders held out so far: none of them is seen again
+    for baskets, held, _, requests in asked:
+        assert not np.isin(baskets, gone).any()
+        # Every member with two orders or more left gives their latest one, a member a request.
+        assert requests == np.unique(data.user[np.isin(data.basket, baskets[held])]).size > 100
+        gone = np.concatenate([gone, np.unique(baskets[held])])
+    # The third part is each member's third-last order of the chain (those with four orders or more).
+    last_three = {u: sorted(set(data.basket[data.user == u]))[-3] for u in np.unique(data.user)
+                  if len(set(data.basket[data.user == u])) >= 4}
+    assert set(np.unique(asked[2][0][asked[2][1]])) == set(last_three.values())
+
+    # Automatic: back until the requests reach ranker_users, at most MAX_WINDOWS parts.
+    from loyalty.recommender import model as model_module
+
+    for users, parts in ((100, 1), (1500, 3), (10**6, model_module.MAX_WINDOWS)):
+        asked.clear()
+        Recommender(dataclasses.replace(cfg, order_cuts=0, ranker_users=users)).fit(
+            data, 800, category.size, category=category)
+        assert len(asked) == parts
