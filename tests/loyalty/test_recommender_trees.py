@@ -224,10 +224,14 @@ def test_the_main_ranker_is_fit_listwise_and_discovery_pointwise_plus_listwise(m
                                                                          category=category)
     assert without.ranker_new.roots.size == 20  # type: ignore[union-attr]
     end = float(np.max(data.time)) + DAY
-    # A member with a clear staple: in each of their orders, and every other item in one at most.
-    member = next(u for u in range(100) if _clear_staple(data, u) is not None)
-    recs = m.recommend(member, 5, now=end)
-    assert recs[0].item == _clear_staple(data, member) and recs[0].reason == "repeat"  # the staple first
+    # Members with a clear staple: in each of their orders, and every other item in one at most.
+    # The favourite category's best-seller comes next in ~60% of trips (the staple in 70%), so for
+    # one member or another the two swap with the order of a float sum (one BLAS thread or two).
+    staples = {u: s for u in np.unique(data.user).tolist() if (s := _clear_staple(data, u)) is not None}
+    recs = {u: m.recommend(u, 2, now=end) for u in staples}
+    assert len(staples) >= 10 and all(staples[u] in (r.item for r in recs[u]) for u in staples)
+    first = [u for u in staples if recs[u][0].item == staples[u] and recs[u][0].reason == "repeat"]
+    assert len(first) >= 0.8 * len(staples)  # the staple first, nearly always
     # Without LightGBM (no libgomp1 on the machine) the same data gets the pointwise trees.
     calls.clear()
     monkeypatch.setattr(model_module, "listwise_available", lambda: False)
