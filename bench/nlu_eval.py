@@ -191,7 +191,10 @@ def run(model: Path, cases: list[Case], *, clarify: bool = True) -> list[Outcome
     from rasa.core.agent import Agent
     from rasa.utils.log_utils import configure_structlog
 
+    from bot import model_loading
+
     configure_structlog(logging.WARNING)  # no debug line per parsed message
+    model_loading.install()  # as the server loads it: the same weights, no training step traced
     agent = Agent.load(str(model))
     outcomes: list[Outcome] = []
 

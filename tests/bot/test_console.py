@@ -52,7 +52,7 @@ from tests.support.console import agent as agent_account
 from tests.support.console import console_login as login
 from tests.support.console import console_socket as console_ws
 from tests.support.sms import FakeSms, shows_code
-from tests.support.stack import MODEL, require_model
+from tests.support.stack import load_agent, require_model
 
 WEB_SECRET = "console-tests-webchat"
 CONSOLE_SECRET = "console-tests-secret-0123456789"
@@ -74,7 +74,7 @@ def loaded() -> Iterator[Agent]:
 
     Sanic.test_mode = True
     actions = LocalServer(create_action_app("actions")).start()
-    agent = Agent.load(str(MODEL), action_endpoint=EndpointConfig(url=f"{actions.url}/webhook"))
+    agent = load_agent(action_endpoint=EndpointConfig(url=f"{actions.url}/webhook"))
     yield agent
     actions.stop()
 

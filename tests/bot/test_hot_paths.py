@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +12,7 @@ from rasa.shared.core.events import ActionExecuted, Event, SlotSet, UserUttered,
 from rasa.shared.utils.common import all_subclasses
 
 from bot import hot_paths
+from tests.support.stack import load_agent
 
 
 @pytest.fixture(autouse=True)
@@ -64,16 +64,11 @@ def test_the_graph_to_run_is_the_one_rasa_cuts() -> None:
     assert set(other.minimal_graph_schema(["c"]).nodes) == {"c"}  # per schema, not per target alone
 
 
-MODEL = Path(__file__).resolve().parents[2] / "models" / "loyalty.tar.gz"
-
-
-@pytest.mark.skipif(not MODEL.exists(), reason="no trained model (make train)")
 def test_the_nlu_runs_in_its_thread_and_parses_as_rasa_does() -> None:
-    from rasa.core.agent import Agent
     from rasa.core.channels.channel import UserMessage
     from rasa.core.processor import MessageProcessor
 
-    agent = Agent.load(str(MODEL))
+    agent = load_agent()
     processor = agent.processor
     assert processor is not None
     rasa_own = MessageProcessor.parse_message.__wrapped__  # type: ignore[attr-defined]

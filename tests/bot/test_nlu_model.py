@@ -7,22 +7,17 @@ two-button question; clear questions get their own answer. Needs models/loyalty.
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from actions.clarify import choices
-
-MODEL = Path(__file__).resolve().parents[2] / "models" / "loyalty.tar.gz"
-pytestmark = pytest.mark.skipif(not MODEL.exists(), reason="no trained model (make train)")
+from tests.support.stack import load_agent
 
 
 @pytest.fixture(scope="module")
 def parse() -> Any:
-    from rasa.core.agent import Agent
-
-    agent = Agent.load(str(MODEL))
+    agent = load_agent()
     return lambda text: asyncio.run(agent.parse_message(text))
 
 

@@ -63,6 +63,21 @@ def require_model() -> None:
         pytest.skip(msg)
 
 
+def load_agent(**kwargs: Any) -> Any:
+    """The trained model in this process, loaded as ``python -m bot.rasa_run`` loads it.
+
+    DIET and TED read their saved weights without tracing a training step
+    (bot/model_loading.py): a few seconds instead of Rasa's own ~40.
+    """
+    require_model()
+    from rasa.core.agent import Agent
+
+    from bot import model_loading
+
+    model_loading.install()
+    return Agent.load(str(MODEL), **kwargs)
+
+
 def _wait(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 300) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
