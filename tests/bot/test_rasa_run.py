@@ -18,9 +18,7 @@ from pathlib import Path
 import pytest
 
 from bot import launcher, rasa_run
-
-ROOT = Path(__file__).resolve().parents[2]
-MODEL = ROOT / "models" / "loyalty.tar.gz"
+from tests.support.stack import MODEL, ROOT, require_model
 
 
 def args(**over: object) -> argparse.Namespace:
@@ -117,8 +115,8 @@ print(json.dumps(out, ensure_ascii=False, default=str))
 """
 
 
-@pytest.mark.skipif(not MODEL.exists(), reason="no trained model (make train)")
 def test_diet_and_ted_serve_the_saved_weights_without_a_training_step(tmp_path: Path) -> None:
+    require_model()
     with tarfile.open(MODEL) as archive:
         members = [m for m in archive.getmembers() if "DIETClassifier" in m.name or "TEDPolicy" in m.name]
         archive.extractall(tmp_path, members=members)
