@@ -575,12 +575,27 @@ def buyer_index(user_unit: sp.csr_matrix, per_item: int) -> sp.csr_matrix:
     return keep_top(user_unit.T, per_item)
 
 
+def _strongest(rows: sp.csr_matrix, n: int) -> sp.csr_matrix:
+    """Each row's n largest entries (rows that short are kept as they are, and so is the whole
+    matrix when none is longer)."""
+    if n <= 0 or rows.nnz == 0 or int(np.diff(rows.indptr).max()) <= n:
+        return rows
+    out = keep_top(rows, n)
+    out.sort_indices()
+    return out
+
+
 def item_stats(u: np.ndarray, i: np.ndarray, t: np.ndarray, b: np.ndarray, n_users: int,
                n_items: int, *, shrink: float, neighbours: int, rank_decay: float,
                ease_reg: float = 200.0, ease_max_items: int = 6_000,
                repeat_prior: float = 5.0, buyers_per_item: int = 300, factors: int = 0,
-               clusters: int = 0) -> ItemStats:
-    """Compute item statistics from deduplicated lines (see :func:`dedupe`)."""
+               clusters: int = 0, member_row_items: int = 0) -> ItemStats:
+    """Compute item statistics from deduplicated lines (see :func:`dedupe`).
+
+    ``member_row_items`` > 0 keeps that many of each member's strongest items in ``user_unit``
+    (what similar members buy, spread per request); the buyer index that finds them is built
+    from the whole rows first.
+    """
     end = float(t.max()) if t.size else 0.0
     ui = sp.csr_matrix((np.ones(u.size, dtype=np.float32), (u, i)), shape=(n_users, n_items))
     ui.sum_duplicates()  # orders per (user, item)
@@ -621,7 +636,7 @@ def item_stats(u: np.ndarray, i: np.ndarray, t: np.ndarray, b: np.ndarray, n_use
         co_user=_cosine(binary, shrink, neighbours),
         co_next=_next_order(u, i, b, n_items, neighbours),
         ease=_ease(binary, ease_reg, neighbours, ease_max_items),
-        user_unit=unit,
+        user_unit=_strongest(unit, member_row_items),
         user_norms=norms.astype(np.float32),
         item_buyers=buyer_index(unit, buyers_per_item),
         end_time=end,

@@ -177,11 +177,13 @@ def load(path: str | os.PathLike[str]) -> Recommender:
 # FeatureConfig settings added after models were first saved, at the value that reproduces how
 # a model saved without them was trained.
 _BEFORE_SETTINGS: dict[str, Any] = {"spread_floor": 0.0}
+# The same for Config: a model saved before member rows were cut keeps its whole rows.
+_BEFORE_CONFIG: dict[str, Any] = {"member_row_items": 0}
 
 
 def _build(meta: dict[str, Any], arrays: Any) -> Recommender:
     """Recreate the recommender from metadata and the open .npz archive."""
-    cfg = dict(meta["config"])
+    cfg = {**_BEFORE_CONFIG, **meta["config"]}
     # A setting the file does not name did not exist when it was trained: the model keeps the
     # behaviour it was trained with (every item-item row read: no floor).
     cfg["features"] = FeatureConfig(**{**_BEFORE_SETTINGS, **cfg["features"]})

@@ -173,8 +173,11 @@ def test_a_model_saved_before_a_setting_existed_serves_as_it_was_trained(tmp_pat
     meta_path = path[:-4] + ".json"
     meta = json.loads(open(meta_path, encoding="utf-8").read())
     del meta["config"]["features"]["spread_floor"]  # as written before the row floor was added
+    del meta["config"]["member_row_items"]  # and before members' rows were cut
     open(meta_path, "w", encoding="utf-8").write(json.dumps(meta))
-    assert store.load(path).config.features.spread_floor == 0.0  # every row, as it was trained
+    old = store.load(path)
+    assert old.config.features.spread_floor == 0.0  # every row, as it was trained
+    assert old.config.member_row_items == 0  # whole rows, as it was trained
 
 
 def test_damaged_or_foreign_model_files_are_refused(tmp_path) -> None:

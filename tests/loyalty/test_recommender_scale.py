@@ -100,6 +100,30 @@ def test_similar_customers_are_found_through_the_buyer_index() -> None:
     assert np.diff(capped.indptr).max() <= 3
 
 
+def test_similar_members_spread_their_strongest_items_and_are_found_through_whole_rows() -> None:
+    whole = _random_chain(4, 120, 90, 9000)
+    lengths = np.diff(whole.user_unit.indptr)
+    assert lengths.max() > 40  # the cut below binds
+    cut = _random_chain(4, 120, 90, 9000, member_row_items=40)
+    assert np.diff(cut.user_unit.indptr).tolist() == np.minimum(lengths, 40).tolist()
+    for member in range(120):
+        row, kept = whole.user_unit.getrow(member), cut.user_unit.getrow(member)
+        if row.nnz <= 40:
+            assert (row != kept).nnz == 0
+        else:  # the 40 largest entries, unchanged; nothing kept is smaller than anything dropped
+            assert np.isin(kept.indices, row.indices).all()
+            assert np.allclose(kept.toarray()[0, kept.indices], row.toarray()[0, kept.indices])
+            dropped = np.setdiff1d(row.indices, kept.indices)
+            assert kept.data.min() >= row.toarray()[0, dropped].max()
+    assert cut.user_unit.has_sorted_indices
+    # The search space is built from the whole rows: the same buyers, the same neighbours.
+    assert (whole.item_buyers != cut.item_buyers).nnz == 0
+    items, values = np.array([3, 8, 21]), np.array([0.6, 0.3, 0.1])
+    assert np.array_equal(whole.neighbours(items, values, 7, 25)[0], cut.neighbours(items, values, 7, 25)[0])
+    # A cut no row reaches leaves the matrix itself.
+    assert _random_chain(4, 120, 90, 9000, member_row_items=10_000).user_unit.nnz == whole.user_unit.nnz
+
+
 def test_a_long_history_looks_for_neighbours_through_its_strongest_items_only() -> None:
     rng = np.random.default_rng(12)
     st = _random_chain(12, 300, 50, 6000)
