@@ -68,12 +68,12 @@ def category_codes(product_ids: np.ndarray, categories: list[str | None],
     names = sorted({c for c in categories if c})
     number = {name: n for n, name in enumerate(names)}
     codes = np.array([number[c] if c else -1 for c in categories], dtype=np.int64)
+    if not product_ids.size:
+        return np.full(wanted.size, -1, dtype=np.int64)
     order = np.argsort(product_ids, kind="stable")
     ids, codes = product_ids[order], codes[order]
-    pos = np.clip(np.searchsorted(ids, wanted), 0, max(ids.size - 1, 0))
-    known = ids.size > 0
-    hit = (ids[pos] == wanted) if known else np.zeros(wanted.size, dtype=bool)
-    return np.where(hit, codes[pos] if known else -1, -1)
+    pos = np.minimum(np.searchsorted(ids, wanted), ids.size - 1)
+    return np.where(ids[pos] == wanted, codes[pos], -1)
 
 
 def convert(source: Path, out: Path) -> int:

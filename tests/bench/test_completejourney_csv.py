@@ -20,8 +20,8 @@ def _stamp(day: int, hour: int) -> dt.datetime:
     return dt.datetime(2017, 1, 1, hour) + dt.timedelta(days=day)
 
 
-# Household 1: basket 10 (products 501, 502) on day 0, basket 11 (501) on day 40; household 2:
-# basket 20 (503, unknown to the products table, and 502 with quantity 0) on day 41.
+# Household 1: basket ...044 (products 501, 502) on day 0, basket ...099 (501) on day 40; household 2:
+# basket ...001 (503, unknown to the products table, and 502 with quantity 0) on day 41.
 LINES = {
     "household_id": [1, 1, 1, 2, 2],
     "store_id": [7, 7, 7, 8, 8],
@@ -103,3 +103,4 @@ def test_category_numbers_for_products_missing_from_the_table() -> None:
     ids = np.array([30, 10, 20])
     codes = completejourney_csv.category_codes(ids, ["B", None, "A"], np.array([10, 20, 30, 40, 5]))
     assert codes.tolist() == [-1, 0, 1, -1, -1]
+    assert completejourney_csv.category_codes(np.zeros(0, dtype=np.int64), [], np.array([1, 2])).tolist() == [-1, -1]

@@ -2,7 +2,7 @@
 
 Parses all 2,520 messages of tests/nlu_eval with models/loyalty.tar.gz (about
 a minute) and applies the same behaviour mapping as bench/nlu_eval.py,
-confidence gates included. Skipped when no model has been trained, failed so under CI.
+confidence gates included. Without a trained model it is skipped, and fails under CI.
 """
 
 from __future__ import annotations
