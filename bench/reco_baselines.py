@@ -96,13 +96,10 @@ class ItemKNN:
         counts = basket_counts(train)
         x = (counts > 0).astype(np.float32).tocsr()
         norms = np.sqrt(np.asarray(x.sum(axis=0)).ravel())
-
+        inverse = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
         # The diagonal (an item is its own best neighbour) stays: it lets kNN re-suggest
         # what the user bought, which makes it a fair competitor in "all" mode.
-        def cosine(r: np.ndarray, c: np.ndarray, v: np.ndarray) -> np.ndarray:
-            return v / (norms[r] * norms[c])
-
-        self._sim = top_products(x, x, cosine, self.neighbours)
+        self._sim = top_products(x, x, self.neighbours, row_scale=inverse, col_scale=inverse, diagonal=True)
         self._x = x
         self._pop = popularity_tiebreak(counts) * 1e-6  # only orders items with no CF score
 

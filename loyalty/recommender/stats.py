@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +15,7 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from loyalty.recommender.data import DAY
-from loyalty.recommender.kernels import EPS, add_cells, longest_first_top, probe_neighbours
+from loyalty.recommender.kernels import EPS, add_cells, dense_row_top, longest_first_top, probe_neighbours, row_top
 from loyalty.recommender.sales import count_events, event_keys, most, trend_index
 from loyalty.recommender.scores import ScoreSheet
 
@@ -249,30 +248,32 @@ def dedupe(user: np.ndarray, item: np.ndarray, time: np.ndarray, basket: np.ndar
 
 
 def keep_top(m: sp.spmatrix, n: int) -> sp.csr_matrix:
-    """Keep the n largest entries of each row (the item's nearest neighbours), as float32."""
-    m = m.tocoo()
-    order = np.lexsort((-m.data, m.row))
-    row = m.row[order]
-    start = np.searchsorted(row, row, side="left")
-    keep = order[(np.arange(row.size) - start) < n]
-    return sp.csr_matrix((m.data[keep].astype(np.float32), (m.row[keep], m.col[keep])), shape=m.shape)
+    """Keep the n largest positive entries of each row (of equal ones, the lower column), as
+    float32 with each row's columns in order."""
+    m = m.tocsr()
+    rows, cols = m.shape
+    indptr, indices, data = row_top(m.indptr.astype(np.int64), m.indices, m.data, 0, np.ones(rows),
+                                    np.ones(cols), 0.0, True, n)
+    return sp.csr_matrix((data, indices, indptr), shape=m.shape)
 
 
-Score = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+def top_products(left: sp.csr_matrix, right: sp.csr_matrix, neighbours: int, *,
+                 row_scale: np.ndarray | None = None, col_scale: np.ndarray | None = None,
+                 shrink: float = 0.0, diagonal: bool = False, max_pairs: float = 2e7) -> sp.csr_matrix:
+    """Row-wise top ``neighbours`` positive scores of left.T @ right, a block of items at a time.
 
-
-def top_products(left: sp.csr_matrix, right: sp.csr_matrix, score: Score, neighbours: int,
-                 max_pairs: float = 2e7) -> sp.csr_matrix:
-    """Row-wise top ``neighbours`` of score(left.T @ right), computed a block of items at a time.
-
-    ``left`` and ``right`` are events x items. ``score(rows, cols, counts)``
-    turns co-occurrence counts into similarities (0 drops a pair); the full
-    items x items product is never held, only about ``max_pairs`` of it.
+    ``left`` and ``right`` are events x items. A co-occurrence count v of items
+    (r, c) scores v x row_scale[r] x col_scale[c] (each 1 when not given), damped by
+    v / (v + shrink) when ``shrink`` > 0; pairs (r, r) only with ``diagonal``. The
+    full items x items product is never held, only about ``max_pairs`` of it.
     """
     lt = left.T.tocsr()
     n = lt.shape[0]
+    rc = right.tocsr()
+    rows_scale = np.ones(n) if row_scale is None else np.asarray(row_scale, dtype=np.float64)
+    cols_scale = np.ones(rc.shape[1]) if col_scale is None else np.asarray(col_scale, dtype=np.float64)
     # Upper bound of each item's row in the product: its events times their widths.
-    width = np.diff(right.tocsr().indptr).astype(np.float64)
+    width = np.diff(rc.indptr).astype(np.float64)
     work = np.asarray(lt @ width).ravel() if lt.nnz else np.zeros(n)
     bounds = [0]
     acc = 0.0
@@ -282,17 +283,14 @@ def top_products(left: sp.csr_matrix, right: sp.csr_matrix, score: Score, neighb
             bounds.append(r)
             acc = work[r]
     bounds.append(n)
-    rc = right.tocsr()
     parts = []
     for lo, hi in zip(bounds[:-1], bounds[1:], strict=False):
         if hi <= lo:
             continue
-        co = (lt[lo:hi] @ rc).tocoo()
-        rows = co.row.astype(np.int64) + lo
-        vals = score(rows, co.col.astype(np.int64), co.data)
-        ok = vals > 0
-        parts.append(keep_top(sp.coo_matrix((vals[ok], (rows[ok] - lo, co.col[ok])),
-                                            shape=(hi - lo, rc.shape[1])), neighbours))
+        co = lt[lo:hi] @ rc
+        indptr, indices, data = row_top(co.indptr.astype(np.int64), co.indices, co.data, lo, rows_scale,
+                                        cols_scale, float(shrink), diagonal, neighbours)
+        parts.append(sp.csr_matrix((data, indices, indptr), shape=(hi - lo, rc.shape[1])))
     if not parts:
         return sp.csr_matrix((n, rc.shape[1]), dtype=np.float32)
     return sp.vstack(parts, format="csr")
@@ -301,13 +299,9 @@ def top_products(left: sp.csr_matrix, right: sp.csr_matrix, score: Score, neighb
 def _cosine(x: sp.csr_matrix, shrink: float, neighbours: int) -> sp.csr_matrix:
     """Item-item cosine of the columns of x, damped for pairs seen only a few times."""
     norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=0)).ravel())
-
-    def score(r: np.ndarray, c: np.ndarray, v: np.ndarray) -> np.ndarray:
-        # Counting shared buyers (binary x) lets shrink act on co-occurrence support.
-        sim = v / (norms[r] * norms[c]) * (v / (v + shrink))
-        return np.where(r != c, sim, 0.0)
-
-    return top_products(x, x, score, neighbours)
+    inverse = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+    # Counting shared buyers (binary x) lets shrink act on co-occurrence support.
+    return top_products(x, x, neighbours, row_scale=inverse, col_scale=inverse, shrink=shrink)
 
 
 _MIRROR_BLOCK = 512  # rows of an inverse mirrored at a time
@@ -364,14 +358,11 @@ def _ease(binary: sp.csr_matrix, reg: float, neighbours: int, max_items: int) ->
     p /= (-np.diag(p))[None, :]
     p[np.diag_indices(m_items)] = 0.0
     # Keep each row's strongest positive weights; negative ones would only push items down.
-    k = min(neighbours, m_items)
-    top = np.argpartition(-p, k - 1, axis=1)[:, :k]
-    vals = np.take_along_axis(p, top, axis=1)
+    indptr, cols, vals = dense_row_top(p, neighbours)
     del p
-    rows = np.repeat(keep, k)
-    m = sp.csr_matrix((np.maximum(vals, 0.0).ravel(), (rows, keep[top.ravel()])), shape=(n, n))
-    m.eliminate_zeros()
-    return m
+    counts = np.zeros(n + 1, dtype=np.int64)
+    counts[keep + 1] = np.diff(indptr)
+    return sp.csr_matrix((vals, keep[cols].astype(np.int32), np.cumsum(counts)), shape=(n, n))
 
 
 def _next_order(u: np.ndarray, i: np.ndarray, b: np.ndarray, n_items: int, neighbours: int
@@ -393,10 +384,8 @@ def _next_order(u: np.ndarray, i: np.ndarray, b: np.ndarray, n_items: int, neigh
     # Row-normalise with a prior so that rare predecessors do not give certainties.
     scale = 1.0 / (seen + 10.0)
 
-    def score(r: np.ndarray, c: np.ndarray, v: np.ndarray) -> np.ndarray:
-        return np.where(r != c, v * scale[r], 0.0)  # repeats are the other features' job
-
-    return top_products(inc[src], inc[src + 1], score, neighbours)
+    # The diagonal left out: repeats are the other features' job.
+    return top_products(inc[src], inc[src + 1], neighbours, row_scale=scale)
 
 
 def _pair_index(ui: sp.csr_matrix, u: np.ndarray, i: np.ndarray) -> np.ndarray:
@@ -580,9 +569,7 @@ def _strongest(rows: sp.csr_matrix, n: int) -> sp.csr_matrix:
     matrix when none is longer)."""
     if n <= 0 or rows.nnz == 0 or int(np.diff(rows.indptr).max()) <= n:
         return rows
-    out = keep_top(rows, n)
-    out.sort_indices()
-    return out
+    return keep_top(rows, n)
 
 
 def item_stats(u: np.ndarray, i: np.ndarray, t: np.ndarray, b: np.ndarray, n_users: int,

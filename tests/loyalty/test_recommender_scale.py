@@ -24,11 +24,10 @@ def test_block_wise_products_keep_the_same_neighbours_as_the_full_product() -> N
     full = (x.T @ x).toarray()
     np.fill_diagonal(full, 0.0)
 
-    def score(r: np.ndarray, c: np.ndarray, v: np.ndarray) -> np.ndarray:
-        return np.where(r != c, v + 0.001 * c, 0.0)  # a tie-free score
-
-    got = top_products(x, x, score, 5, max_pairs=200).toarray()  # forces many blocks
-    expected = np.where(full > 0, full + 0.001 * np.arange(80)[None, :], 0.0)
+    rows, cols = rng.uniform(0.5, 2.0, 80), rng.uniform(0.5, 2.0, 80)  # scores without ties
+    got = top_products(x, x, 5, row_scale=rows, col_scale=cols, shrink=3.0,
+                       max_pairs=200).toarray()  # forces many blocks
+    expected = np.where(full > 0, full * rows[:, None] * cols[None, :] * full / (full + 3.0), 0.0)
     for r in range(80):
         want = set(np.argsort(-expected[r])[:5][expected[r][np.argsort(-expected[r])[:5]] > 0])
         assert set(np.flatnonzero(got[r])) == want
@@ -39,6 +38,40 @@ def test_block_wise_products_keep_the_same_neighbours_as_the_full_product() -> N
 def test_keep_top_keeps_the_largest_entries_of_each_row() -> None:
     m = sp.csr_matrix(np.array([[0.0, 3.0, 1.0, 2.0], [5.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]))
     assert keep_top(m, 2).toarray().tolist() == [[0, 3, 0, 2], [5, 0, 0, 0], [0, 0, 0, 0]]
+
+
+def test_keep_top_breaks_ties_by_the_lower_column_and_keeps_positive_entries_only() -> None:
+    # A row's columns out of order, as a sparse product leaves them.
+    m = sp.csr_matrix((np.array([2.0, 2.0, 0.0, 2.0, -1.0, 4.0]), np.array([5, 1, 0, 3, 2, 4]),
+                       np.array([0, 5, 6])), shape=(2, 6))
+    top = keep_top(m, 3)
+    assert top.toarray().tolist() == [[0, 2, 0, 2, 0, 2], [0, 0, 0, 0, 4, 0]]
+    assert top.indices.tolist() == [1, 3, 5, 4]  # each row's columns in order
+    assert keep_top(m, 2).toarray().tolist() == [[0, 2, 0, 2, 0, 0], [0, 0, 0, 0, 4, 0]]
+    assert keep_top(m, 10).nnz == 4  # the zero and the negative entry are not kept
+    assert keep_top(m, 0).nnz == 0
+
+
+def test_keep_top_is_the_top_of_each_sorted_row() -> None:
+    m = sp.random(200, 900, density=0.2, format="csr", random_state=4)
+    m.data = np.round(m.data * 8)  # few distinct values, zeros among them: many ties
+    top = keep_top(m, 25)
+    dense = m.toarray()
+    for r in range(200):
+        # Value descending, then column ascending; positive values only.
+        order = np.lexsort((np.arange(900), -dense[r]))
+        want = sorted(c for c in order[:25] if dense[r, c] > 0)
+        assert top[r].indices.tolist() == want
+        assert np.array_equal(top[r].data, dense[r, want].astype(np.float32))
+
+
+def test_products_leave_the_diagonal_out_unless_asked() -> None:
+    x = sp.csr_matrix(np.array([[1.0, 1.0, 0.0], [1.0, 0.0, 1.0], [1.0, 1.0, 1.0]], dtype=np.float32))
+    without = top_products(x, x, 3).toarray()
+    assert without.tolist() == [[0, 2, 2], [2, 0, 1], [2, 1, 0]]
+    assert np.array_equal(top_products(x, x, 3, diagonal=True).toarray(), (x.T @ x).toarray())
+    # Each row's best one; the ties in rows 1 and 2 go to the lower column.
+    assert top_products(x, x, 1, diagonal=True).toarray().tolist() == [[3, 0, 0], [2, 0, 0], [2, 0, 0]]
 
 
 def test_similar_members_are_the_top_of_the_whole_product() -> None:
