@@ -15,7 +15,8 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from loyalty.recommender.data import DAY
-from loyalty.recommender.kernels import EPS, add_cells, dense_row_top, longest_first_top, probe_neighbours, row_top
+from loyalty.recommender.fit_kernels import dense_row_top, row_top
+from loyalty.recommender.kernels import EPS, add_cells, longest_first_top, probe_neighbours
 from loyalty.recommender.sales import count_events, event_keys, most, trend_index
 from loyalty.recommender.scores import ScoreSheet
 
