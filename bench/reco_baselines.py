@@ -91,15 +91,13 @@ class ItemKNN:
         self.neighbours = neighbours
 
     def fit(self, train: Transactions) -> None:
-        from loyalty.recommender.stats import top_products  # block-wise, so chain-sized data fits
+        from loyalty.recommender.stats import cosine_neighbours  # block-wise, so chain-sized data fits
 
         counts = basket_counts(train)
         x = (counts > 0).astype(np.float32).tocsr()
-        norms = np.sqrt(np.asarray(x.sum(axis=0)).ravel())
-        inverse = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
         # The diagonal (an item is its own best neighbour) stays: it lets kNN re-suggest
         # what the user bought, which makes it a fair competitor in "all" mode.
-        self._sim = top_products(x, x, self.neighbours, row_scale=inverse, col_scale=inverse, diagonal=True)
+        self._sim = cosine_neighbours(x, self.neighbours, diagonal=True)
         self._x = x
         self._pop = popularity_tiebreak(counts) * 1e-6  # only orders items with no CF score
 

@@ -297,12 +297,15 @@ def top_products(left: sp.csr_matrix, right: sp.csr_matrix, neighbours: int, *,
     return sp.vstack(parts, format="csr")
 
 
-def _cosine(x: sp.csr_matrix, shrink: float, neighbours: int) -> sp.csr_matrix:
-    """Item-item cosine of the columns of x, damped for pairs seen only a few times."""
+def cosine_neighbours(x: sp.csr_matrix, neighbours: int, *, shrink: float = 0.0,
+                      diagonal: bool = False) -> sp.csr_matrix:
+    """Each item's ``neighbours`` nearest by the cosine of the columns of x, damped for pairs seen
+    only a few times when ``shrink`` > 0; the item itself only with ``diagonal``."""
     norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=0)).ravel())
     inverse = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
     # Counting shared buyers (binary x) lets shrink act on co-occurrence support.
-    return top_products(x, x, neighbours, row_scale=inverse, col_scale=inverse, shrink=shrink)
+    return top_products(x, x, neighbours, row_scale=inverse, col_scale=inverse, shrink=shrink,
+                        diagonal=diagonal)
 
 
 _MIRROR_BLOCK = 512  # rows of an inverse mirrored at a time
@@ -621,7 +624,7 @@ def item_stats(u: np.ndarray, i: np.ndarray, t: np.ndarray, b: np.ndarray, n_use
         repeat_rate=repeat_rate,
         event_key=event_key,
         gap_days=np.maximum(gap_days, 1.0),
-        co_user=_cosine(binary, shrink, neighbours),
+        co_user=cosine_neighbours(binary, neighbours, shrink=shrink),
         co_next=_next_order(u, i, b, n_items, neighbours),
         ease=_ease(binary, ease_reg, neighbours, ease_max_items),
         user_unit=_strongest(unit, member_row_items),
