@@ -41,6 +41,8 @@ from bench.reco_data import (  # noqa: E402
     DEFAULT_EXCLUDE_ITEMS,
     CleanRules,
     ColumnMap,
+    Split,
+    Transactions,
     leave_last_basket_out,
     load_numeric,
     load_transactions,
@@ -100,6 +102,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="comma-separated subset of popularity,buy-again,itemknn,als,ours")
     p.add_argument("--threads", type=int, default=2, help="threads for ALS")
     return p.parse_args(argv)
+
+
+def _split(data: Transactions, kind: str, days: int, validation: bool) -> Split:
+    """The leave-last-basket-out ("loo") or time split, or on validation the same kind cut again
+    from that split's training part."""
+    def cut(d: Transactions) -> Split:
+        return leave_last_basket_out(d) if kind == "loo" else time_split(d, days)
+
+    split = cut(data)
+    return cut(split.train) if validation else split
 
 
 def _ours(settings: list[str]) -> Method:
@@ -163,15 +175,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"item categories: {int(data.item_category.max()) + 1} (used by ours only)")
     print(f"users {data.n_users}, items {data.n_items}, basket lines {data.user.size}, "
           f"baskets {int(data.basket.max()) + 1} (loaded in {time.perf_counter() - t0:.1f}s)")
-    splits = []
-    if args.split in ("loo", "both"):
-        splits.append(leave_last_basket_out(data))
-    if args.split in ("time", "both"):
-        splits.append(time_split(data, args.days))
+    kinds = [k for k in ("loo", "time") if args.split in (k, "both")]
     if args.validation:
-        splits = [leave_last_basket_out(s.train) if s.name.startswith("leave") else time_split(s.train, args.days)
-                  for s in splits]
         print("VALIDATION: evaluated on a split cut from each training part (for tuning)")
+    # One split at a time: each is cut when the harness reaches it (a chain's split is gigabytes).
+    splits = (_split(data, kind, args.days, args.validation) for kind in kinds)
     modes = MODES if args.mode == "both" else (args.mode,)
     names = [m.strip() for m in args.methods.split(",") if m.strip()]
     methods = build_methods(names, args.threads, args.ours)

@@ -26,6 +26,19 @@ class Method(Protocol):
     def recommend(self, user: int, k: int, exclude: np.ndarray | None, now: int) -> np.ndarray:
         """Item indices, best first; ``now`` is the request time in Unix seconds."""
 
+    def release(self) -> None:
+        """Forget the fit (the harness calls it once a split is scored)."""
+
+
+class Fitted:
+    """A method whose fit lives in attributes named with a leading underscore."""
+
+    def release(self) -> None:
+        """Drop the fit, so that the next split's is not learned while this one is still held
+        (a chain-sized model's history and statistics run to gigabytes)."""
+        for name in [n for n in vars(self) if n.startswith("_")]:
+            delattr(self, name)
+
 
 def basket_counts(train: Transactions) -> sp.csr_matrix:
     """Users x items, the number of baskets in which the user bought the item."""
@@ -54,7 +67,7 @@ def popularity_tiebreak(counts: sp.csr_matrix) -> np.ndarray:
     return buyers / (buyers.max() + 1.0)
 
 
-class Popularity:
+class Popularity(Fitted):
     """Items with the most distinct buyers, the same list for everyone."""
 
     name = "popularity"
@@ -66,7 +79,7 @@ class Popularity:
         return top_k(self._pop, k, exclude)
 
 
-class BuyAgain:
+class BuyAgain(Fitted):
     """The user's own most often bought items, popularity to fill the list."""
 
     name = "buy-again"
@@ -82,7 +95,7 @@ class BuyAgain:
         return top_k(scores, k, exclude)
 
 
-class ItemKNN:
+class ItemKNN(Fitted):
     """Item-item cosine on the binary user x item matrix, top neighbours per item."""
 
     name = "item-kNN cosine"
@@ -107,7 +120,7 @@ class ItemKNN:
         return top_k(scores, k, exclude)
 
 
-class ImplicitALS:
+class ImplicitALS(Fitted):
     """implicit's ALS on basket counts (a benchmark-only dependency)."""
 
     name = "implicit ALS"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,13 +44,16 @@ def _user_items(split: Split) -> sp.csr_matrix:
 
 def evaluate(
     methods: Sequence[Method],
-    splits: Sequence[Split],
+    splits: Iterable[Split],
     modes: Sequence[str] = MODES,
     limit_users: int | None = None,
     seed: int = 0,
     log: Callable[[str], None] = lambda _: None,
 ) -> list[Row]:
     """Fit every method on every split and score it in every mode.
+
+    Splits are taken one at a time and each method's fit is released once it is scored, so
+    memory holds one split and one fit at a time.
 
     In "new" mode the target keeps only items the user never bought in the
     training part, and those bought items are excluded from the list; users
@@ -102,6 +105,7 @@ def evaluate(
                         repeat_hits / max(len(per_user), 1), explore_hits / max(len(per_user), 1),
                         np.asarray(per_user, dtype=np.float64).reshape(-1, 4), np.asarray(evaluated, dtype=np.int64))
                 )
+            method.release()
     return rows
 
 

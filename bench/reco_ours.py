@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from bench.reco_baselines import Fitted
 from bench.reco_data import Transactions
 from loyalty.recommender.data import Interactions
 from loyalty.recommender.model import Config, Recommender
 
 
-class OursMethod:
+class OursMethod(Fitted):
     """loyalty.recommender.Recommender, fit on the split's training lines."""
 
     name = "loyalty (ours)"

@@ -14,6 +14,7 @@ from bench.reco_baselines import BuyAgain, Popularity
 from bench.reco_data import (
     CleanRules,
     ColumnMap,
+    Transactions,
     leave_last_basket_out,
     load_numeric,
     load_transactions,
@@ -308,3 +309,31 @@ def test_cli_reads_a_file_without_receipt_ids(tmp_path: Path, capsys: pytest.Cap
     ])
     out = capsys.readouterr().out
     assert code == 0 and "users 12, items 7" in out and "baskets 36" in out
+
+
+def test_one_split_and_one_fit_in_memory_at_a_time(csv_path: str) -> None:
+    """Each split is cut when the harness reaches it, and a method's fit is dropped once that
+    split is scored: a chain's model is not held while the next one is learned."""
+    data, _ = load_transactions(csv_path)
+    events: list[str] = []
+
+    class Watched(BuyAgain):
+        def fit(self, train: Transactions) -> None:
+            assert not hasattr(self, "_counts")  # the previous split's fit is gone
+            events.append("fit")
+            super().fit(train)
+
+        def release(self) -> None:
+            events.append("release")
+            super().release()
+
+    def splits():
+        for cut in (leave_last_basket_out, lambda d: time_split(d, days=30)):
+            events.append("split")
+            yield cut(data)
+
+    method = Watched()
+    rows = evaluate([method], splits())
+    assert events == ["split", "fit", "release", "split", "fit", "release"]
+    assert not hasattr(method, "_counts") and not hasattr(method, "_pop")
+    assert len(rows) == 4 and all(r.scores.users == 2 for r in rows)
