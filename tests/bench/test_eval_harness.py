@@ -14,6 +14,7 @@ from bench.reco_baselines import BuyAgain, Popularity
 from bench.reco_data import (
     CleanRules,
     ColumnMap,
+    Split,
     Transactions,
     leave_last_basket_out,
     load_numeric,
@@ -337,3 +338,29 @@ def test_one_split_and_one_fit_in_memory_at_a_time(csv_path: str) -> None:
     assert events == ["split", "fit", "release", "split", "fit", "release"]
     assert not hasattr(method, "_counts") and not hasattr(method, "_pop")
     assert len(rows) == 4 and all(r.scores.users == 2 for r in rows)
+
+
+def test_the_command_line_cuts_each_split_when_the_harness_reaches_it(
+        csv_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    events: list[str] = []
+    def noted(name: str) -> Callable[..., Split]:
+        real = getattr(eval_recommender, name)
+
+        def cut(*args: object) -> Split:
+            events.append(name)
+            return real(*args)
+        return cut
+
+    for name in ("leave_last_basket_out", "time_split"):
+        monkeypatch.setattr(eval_recommender, name, noted(name))
+
+    def scored_one_by_one(methods, splits, *args, **kwargs):
+        for split in splits:
+            events.append(f"scored {split.name.split()[0]}")
+        return []
+
+    monkeypatch.setattr(eval_recommender, "evaluate", scored_one_by_one)
+    assert eval_recommender.main([csv_path, "--methods", "popularity", "--validation"]) == 0
+    # On validation each kind is cut twice (again from its training part), just before it is used.
+    assert events == ["leave_last_basket_out", "leave_last_basket_out", "scored leave-last-basket-out",
+                      "time_split", "time_split", "scored time"]
